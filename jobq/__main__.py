@@ -1,0 +1,5 @@
+"""`python -m jobq` runs the CLI."""
+
+from jobq.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""Checks made before SQLite touches a queue file, so a refused file gets zero bytes written."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from .errors import CorruptFile, NetworkFilesystem, NewerSchema, NotAJobqFile, QueueFileError
+from .schema import APPLICATION_ID, SCHEMA_VERSION
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+# Filesystems where POSIX/SQLite locking is unreliable. Matched on the mountinfo fstype.
+NETWORK_FSTYPES = frozenset(
+    {
+        "nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph",
+        "glusterfs", "lustre", "gpfs", "ocfs2", "gfs2", "davfs", "coda", "beegfs", "orangefs",
+        "virtiofs", "vboxsf", "prl_fs", "vmhgfs",
+    }
+)  # fmt: skip
+NETWORK_FUSE = ("sshfs", "s3fs", "gcsfuse", "rclone", "davfs", "glusterfs", "juicefs", "goofys")
+
+MOUNTINFO = "/proc/self/mountinfo"
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal \040 etc.
+    out = []
+    i = 0
+    while i < len(field):
+        if field[i] == "\\" and i + 3 < len(field) + 0 and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def filesystem_of(path: str, mountinfo: str = MOUNTINFO) -> tuple[str, str] | None:
+    """Return (mount point, fstype) of the mount holding `path`, or None if unknown."""
+    try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    target = os.path.realpath(path)
+    best: tuple[str, str] | None = None
+    for line in lines:
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields = left.split()
+        rfields = right.split()
+        if len(fields) < 5 or not rfields:
+            continue
+        mount_point = _unescape(fields[4])
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        # later lines are mounted over earlier ones: keep the last longest match
+        if inside and (best is None or len(mount_point) >= len(best[0])):
+            best = (mount_point, rfields[0])
+    return best
+
+
+def is_network_fstype(fstype: str) -> bool:
+    """Whether `fstype` (as in mountinfo) is a network or shared filesystem."""
+    base = fstype.lower()
+    if base in NETWORK_FSTYPES:
+        return True
+    if base.startswith("fuse."):
+        return any(name in base for name in NETWORK_FUSE)
+    return False
+
+
+def check_not_network(path: str, mountinfo: str = MOUNTINFO) -> None:
+    """Raise NetworkFilesystem if the directory holding `path` is on a network filesystem."""
+    where = filesystem_of(os.path.dirname(os.path.abspath(path)) or ".", mountinfo)
+    if where is not None and is_network_fstype(where[1]):
+        raise NetworkFilesystem(
+            f"{path} is on a {where[1]} filesystem ({where[0]}): SQLite locking is not safe there; "
+            "use a local disk, or set JOBQ_ALLOW_NETWORK_FS=1 if you are sure only one host uses it"
+        )
+
+
+def check_existing(path: str) -> bool:
+    """Validate an existing file's header without writing. Return False if there is no file.
+
+    Raises a QueueFileError subclass for a directory, an empty or foreign file, a damaged header
+    or a schema newer than this jobq.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        raise QueueFileError(f"cannot access {path}: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise QueueFileError(f"{path} is a directory, not a queue file")
+    if not stat.S_ISREG(st.st_mode):
+        raise QueueFileError(f"{path} is not a regular file")
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except PermissionError:
+        raise QueueFileError(f"cannot read {path}: permission denied") from None
+    except OSError as e:
+        raise QueueFileError(f"cannot read {path}: {e.strerror}") from None
+    if len(header) == 0:
+        raise NotAJobqFile(f"{path} is an empty file, not a jobq queue file")
+    if not header.startswith(SQLITE_MAGIC):
+        raise NotAJobqFile(f"{path} is not a jobq queue file (not a SQLite database)")
+    if len(header) < 100:
+        raise CorruptFile(f"{path} is damaged: its SQLite header is truncated")
+    user_version = int.from_bytes(header[60:64], "big")
+    app_id = int.from_bytes(header[68:72], "big")
+    page_size = int.from_bytes(header[16:18], "big")
+    if page_size == 1:
+        page_size = 65536
+    if page_size < 512 or page_size & (page_size - 1) or header[21:24] != b"\x40\x20\x20":
+        raise CorruptFile(f"{path} is damaged: its SQLite header is invalid")
+    if app_id != APPLICATION_ID:
+        raise NotAJobqFile(f"{path} is a SQLite database but not a jobq queue file")
+    if user_version > SCHEMA_VERSION:
+        raise NewerSchema(
+            f"{path} was written by a newer jobq (schema {user_version}, this jobq knows up to "
+            f"{SCHEMA_VERSION}): upgrade jobq"
+        )
+    if not os.access(path, os.W_OK):
+        raise QueueFileError(f"cannot write {path}: permission denied")
+    return True

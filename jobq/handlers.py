@@ -1,0 +1,47 @@
+"""The handler registry: `@jobq.handler("type")` on a function makes it the handler of that type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from .errors import HandlerError
+from .values import validate_type
+
+if TYPE_CHECKING:
+    from .model import Job, JSONValue
+
+HandlerFunc = Callable[["JSONValue", "Job"], object]
+F = TypeVar("F", bound=Callable[..., object])
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """A registered handler: a Python function or a command line, with per-type overrides."""
+
+    type: str
+    func: HandlerFunc | None = None
+    command: tuple[str, ...] | None = None
+    max_attempts: int | None = None
+    timeout: float | None = None
+
+
+REGISTRY: dict[str, Handler] = {}
+
+
+def handler(
+    type: str, *, max_attempts: int | None = None, timeout: float | None = None
+) -> Callable[[F], F]:
+    """Register the decorated `func(payload, job)` as the handler of jobs of `type`."""
+    validate_type(type)
+    if max_attempts is not None and max_attempts < 1:
+        raise HandlerError(f"handler {type!r}: max_attempts must be >= 1")
+    if timeout is not None and timeout < 0:
+        raise HandlerError(f"handler {type!r}: timeout must be >= 0")
+
+    def register(func: F) -> F:
+        REGISTRY[type] = Handler(type, func=func, max_attempts=max_attempts, timeout=timeout)
+        return func
+
+    return register

@@ -1,0 +1,268 @@
+"""Values of jobq: job states, attempt outcomes, and the frozen records read from a queue file."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Union
+
+# A JSON document as Python values.
+JSONValue = Union[None, bool, int, float, str, list["JSONValue"], dict[str, "JSONValue"]]
+
+
+class JobState(str, enum.Enum):
+    """Where a job is. The schema's CHECK constraint holds the same words."""
+
+    PENDING = "pending"
+    """Waiting for `run_at`; a worker's claim moves it to running, `cancel` to cancelled."""
+    RUNNING = "running"
+    """Leased by a worker; that worker (complete, fail, release), its supervisor (crash, timeout,
+    cancel) or any pool's rescuer (expired lease) moves it on."""
+    SUCCEEDED = "succeeded"
+    """Terminal; only `prune` removes it."""
+    FAILED = "failed"
+    """Attempts used up; `retry` moves it back to pending."""
+    CANCELLED = "cancelled"
+    """Cancelled by an operator; `retry` moves it back to pending."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINISHED_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+ACTIVE_STATES = (JobState.PENDING, JobState.RUNNING)
+
+# Views derived from state and time (DESIGN.md §2), accepted wherever a state filter is.
+VIEWS = ("scheduled", "retrying")
+
+
+class Outcome(str, enum.Enum):
+    """How one attempt ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CRASHED = "crashed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+PRIORITY_NAMES: dict[str, int] = {"low": -10, "normal": 0, "high": 10, "critical": 20}
+
+DEFAULT_QUEUE = "default"
+DEFAULT_MAX_ATTEMPTS = 4
+DEFAULT_TIMEOUT = 300.0
+DEFAULT_PAYLOAD_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One job as stored; `payload` and `result` are parsed from their JSON text on access."""
+
+    id: int
+    type: str
+    queue: str
+    payload_json: str
+    priority: int
+    state: JobState
+    run_at: float
+    attempts: int
+    max_attempts: int | None
+    timeout: float | None
+    unique_key: str | None
+    result_json: str | None
+    last_error: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    worker_id: str | None
+    lease_token: str | None
+    lease_until: float | None
+    cancel_requested: bool
+
+    @property
+    def payload(self) -> JSONValue:
+        """The payload, parsed."""
+        value: JSONValue = json.loads(self.payload_json)
+        return value
+
+    @property
+    def result(self) -> JSONValue:
+        """The handler's return value, parsed (None when there is none)."""
+        if self.result_json is None:
+            return None
+        value: JSONValue = json.loads(self.result_json)
+        return value
+
+    def effective_max_attempts(self, handler_default: int | None = None) -> int:
+        """The job's own max_attempts, else the handler's, else the default (4)."""
+        if self.max_attempts is not None:
+            return self.max_attempts
+        return handler_default if handler_default is not None else DEFAULT_MAX_ATTEMPTS
+
+    def effective_timeout(self, handler_default: float | None = None) -> float:
+        """The job's own timeout, else the handler's, else the default (300 s); 0 = none."""
+        if self.timeout is not None:
+            return self.timeout
+        return handler_default if handler_default is not None else DEFAULT_TIMEOUT
+
+    def view(self, now: float) -> str:
+        """The state, or the derived view `scheduled` / `retrying` for a pending job not yet due."""
+        if self.state is JobState.PENDING and self.run_at > now:
+            return "retrying" if self.attempts > 0 else "scheduled"
+        return self.state.value
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """The JSON shape used by `--json` output (field names of DESIGN.md §2)."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "queue": self.queue,
+            "payload": self.payload,
+            "priority": self.priority,
+            "state": self.state.value,
+            "run_at": self.run_at,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "timeout": self.timeout,
+            "unique_key": self.unique_key,
+            "result": self.result,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "worker_id": self.worker_id,
+            "lease_until": self.lease_until,
+            "cancel_requested": self.cancel_requested,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One finished attempt of a job, from the history table."""
+
+    id: int
+    job_id: int
+    attempt: int
+    worker_id: str | None
+    started_at: float
+    finished_at: float
+    outcome: Outcome
+    error: str | None
+    traceback: str | None
+    output: str | None
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """The JSON shape used in `attempts_history`."""
+        return {
+            "id": self.id,
+            "job_id": self.job_id,
+            "attempt": self.attempt,
+            "worker_id": self.worker_id,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "outcome": self.outcome.value,
+            "error": self.error,
+            "traceback": self.traceback,
+            "output": self.output,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FailedAttempt:
+    """A failed attempt joined with its job's type and queue, for `jobq errors`."""
+
+    attempt: Attempt
+    type: str
+    queue: str
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """The JSON shape used by `jobq errors --json`."""
+        d = self.attempt.to_dict()
+        d["type"] = self.type
+        d["queue"] = self.queue
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """One worker pool as registered in the workers table."""
+
+    id: str
+    name: str
+    host: str
+    pid: int
+    started_at: float
+    heartbeat_at: float
+    concurrency: int
+    queues: tuple[str, ...]
+    types: tuple[str, ...]
+    jobs_done: int
+    status: str
+    current_jobs: tuple[int, ...]
+
+    def alive(self, now: float, stale_after: float) -> bool:
+        """Whether the pool heartbeated within `stale_after` seconds."""
+        return self.status != "stopped" and now - self.heartbeat_at <= stale_after
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """The JSON shape used by `jobq workers --json`."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "host": self.host,
+            "pid": self.pid,
+            "started_at": self.started_at,
+            "heartbeat_at": self.heartbeat_at,
+            "concurrency": self.concurrency,
+            "queues": list(self.queues),
+            "types": list(self.types),
+            "jobs_done": self.jobs_done,
+            "status": self.status,
+            "current_jobs": list(self.current_jobs),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Counts per state (and views), per queue and per type, plus recent throughput."""
+
+    by_state: dict[str, int]
+    scheduled: int
+    retrying: int
+    by_queue: dict[str, dict[str, int]]
+    by_type: dict[str, dict[str, int]]
+    paused_queues: tuple[str, ...]
+    finished_last_minute: int
+    failed_last_minute: int
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """The JSON shape used by `jobq stats --json`."""
+        return {
+            "by_state": dict(self.by_state),
+            "scheduled": self.scheduled,
+            "retrying": self.retrying,
+            "by_queue": {k: dict(v) for k, v in self.by_queue.items()},
+            "by_type": {k: dict(v) for k, v in self.by_type.items()},
+            "paused_queues": list(self.paused_queues),
+            "finished_last_minute": self.finished_last_minute,
+            "failed_last_minute": self.failed_last_minute,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated job ready to insert (what `enqueue` builds from its arguments)."""
+
+    type: str
+    payload_json: str
+    queue: str = DEFAULT_QUEUE
+    priority: int = 0
+    run_at: float | None = None
+    max_attempts: int | None = None
+    timeout: float | None = None
+    unique_key: str | None = None

@@ -1,0 +1,257 @@
+"""Validation of user-supplied values: job types, priorities, durations, times and JSON payloads.
+
+Everything here raises `InvalidInput` with a one-line message; nothing touches the queue file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime, timezone
+from typing import NoReturn
+
+from .errors import InvalidInput
+from .model import DEFAULT_PAYLOAD_LIMIT, PRIORITY_NAMES, JSONValue
+
+MAX_TYPE_LENGTH = 200
+MAX_QUEUE_LENGTH = 200
+# Python refuses int() of more than 4300 digits by default (CVE-2020-10735); apply the same
+# limit on every version so a payload means the same thing everywhere.
+MAX_INT_DIGITS = 4300
+MAX_DEPTH = 500
+
+_NAME_OK = re.compile(r"^[\x21-\x7e\u00a1-\U0010ffff]+$")
+_BIDI_OR_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+
+
+def _name(kind: str, value: object, max_len: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{kind} must be a string, not {type(value).__name__}")
+    if not value:
+        raise InvalidInput(f"{kind} must not be empty")
+    if len(value) > max_len:
+        raise InvalidInput(f"{kind} is {len(value)} characters long; the limit is {max_len}")
+    if not _NAME_OK.match(value) or _BIDI_OR_INVISIBLE.search(value):
+        raise InvalidInput(
+            f"{kind} {value!r} contains whitespace or control characters; use printable characters"
+        )
+    return value
+
+
+def validate_type(value: object) -> str:
+    """Return `value` if it is a valid job type: 1–200 printable characters, no whitespace."""
+    return _name("job type", value, MAX_TYPE_LENGTH)
+
+
+def validate_queue(value: object) -> str:
+    """Return `value` if it is a valid queue name (same rules as a job type)."""
+    return _name("queue name", value, MAX_QUEUE_LENGTH)
+
+
+def parse_priority(value: object) -> int:
+    """Turn an integer, a digit string or a name (low, normal, high, critical) into a priority."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"priority must be an integer or one of {_names()}, not {value!r}")
+    if isinstance(value, int):
+        if not -(2**31) <= value < 2**31:
+            raise InvalidInput(f"priority {value} is out of range (±2147483647)")
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in PRIORITY_NAMES:
+            return PRIORITY_NAMES[text]
+        if re.fullmatch(r"[+-]?\d{1,10}", text):
+            return parse_priority(int(text))
+        raise InvalidInput(f"unknown priority {value!r}: use an integer or one of {_names()}")
+    raise InvalidInput(f"priority must be an integer or one of {_names()}, not {value!r}")
+
+
+def _names() -> str:
+    return ", ".join(f"{k} ({v})" for k, v in PRIORITY_NAMES.items())
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration(value: object, what: str = "duration") -> float:
+    """Parse `30`, `30s`, `5m`, `2h`, `7d`, `1h30m` or a number of seconds into seconds (>= 0)."""
+    if isinstance(value, bool):
+        raise InvalidInput(f"{what} must be a number of seconds or like 30s, 5m, 2h, 7d")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            seconds = float(text)
+        elif text and re.fullmatch(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+", text):
+            seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text))
+        else:
+            raise InvalidInput(f"cannot parse {what} {value!r}: use e.g. 30s, 5m, 2h, 7d")
+    else:
+        raise InvalidInput(f"{what} must be a number of seconds or like 30s, 5m, 2h, 7d")
+    if not math.isfinite(seconds) or seconds < 0 or seconds > 100 * 365 * 86400:
+        raise InvalidInput(f"{what} {value!r} is out of range")
+    return seconds
+
+
+def parse_at(value: object) -> float:
+    """Parse an ISO 8601 time (naive means UTC) or a Unix timestamp into a Unix timestamp."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        ts = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            ts = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise InvalidInput(
+                    f"cannot parse time {value!r}: use ISO 8601, e.g. 2026-01-31T14:00:00Z"
+                ) from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            ts = parsed.timestamp()
+    else:
+        raise InvalidInput(f"time must be an ISO 8601 string or a Unix timestamp, not {value!r}")
+    if not math.isfinite(ts) or not 0 <= ts < 253402300800:
+        raise InvalidInput(f"time {value!r} is out of range")
+    return ts
+
+
+def validate_positive_int(value: object, what: str, minimum: int = 1) -> int:
+    """Return `value` as an int >= `minimum` or raise InvalidInput."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and re.fullmatch(r"\d{1,9}", value.strip()):
+            value = int(value.strip())
+        else:
+            raise InvalidInput(f"{what} must be an integer >= {minimum}, not {value!r}")
+    if not minimum <= value <= 1_000_000_000:
+        raise InvalidInput(f"{what} must be an integer >= {minimum}, not {value}")
+    return value
+
+
+# ---- JSON -------------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise InvalidInput(f"invalid JSON: {name} is not allowed (JSON has no NaN or Infinity)")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidInput(f"invalid JSON: number {text[:40]} is out of range for a float")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise InvalidInput(
+            f"invalid JSON: integer with {digits} digits (the limit is {MAX_INT_DIGITS})"
+        )
+    return int(text)
+
+
+def _no_duplicates(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
+    obj: dict[str, JSONValue] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise InvalidInput(f"invalid JSON: duplicate key {key!r} in an object")
+        obj[key] = value
+    return obj
+
+
+_DECODER = json.JSONDecoder(
+    parse_float=_parse_float,
+    parse_int=_parse_int,
+    parse_constant=_reject_constant,
+    object_pairs_hook=_no_duplicates,
+)
+
+
+def _depth_ok(text: str) -> bool:
+    # Cheap pre-check: nesting can only be as deep as the number of brackets.
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return True
+    depth = 0
+    in_string = False
+    escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
+
+
+def parse_json(text: str, what: str = "payload") -> JSONValue:
+    """Parse strict JSON: no NaN/Infinity, no duplicate keys, bounded depth and integer size."""
+    if not _depth_ok(text):
+        raise InvalidInput(f"invalid JSON {what}: nested deeper than {MAX_DEPTH} levels")
+    try:
+        value: JSONValue = _DECODER.decode(text)
+    except json.JSONDecodeError as e:
+        raise InvalidInput(f"invalid JSON {what}: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise InvalidInput(f"invalid JSON {what}: nested too deeply") from None
+    except ValueError as e:  # int() digit limit on Python >= 3.11, etc.
+        if isinstance(e, InvalidInput):
+            raise
+        raise InvalidInput(f"invalid JSON {what}: {e}") from None
+    return value
+
+
+def dump_json(value: object, what: str = "payload", limit: int | None = None) -> str:
+    """Serialise `value` as compact JSON text, refusing NaN, lone surrogates and oversize values."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError as e:
+        raise InvalidInput(f"{what} is not valid JSON: {e}") from None
+    except TypeError as e:
+        raise InvalidInput(f"{what} is not JSON-serialisable: {e}") from None
+    except RecursionError:
+        raise InvalidInput(f"{what} is nested too deeply") from None
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} contains a lone surrogate, which is not valid UTF-8") from None
+    if limit is not None and size > limit:
+        raise InvalidInput(f"{what} is {size:,} bytes; the limit is {limit:,} bytes")
+    return text
+
+
+def payload_from_text(text: str, limit: int = DEFAULT_PAYLOAD_LIMIT) -> str:
+    """Validate payload JSON text and return its canonical compact form."""
+    if len(text) > 4 * limit:  # decoding would be wasted work
+        raise InvalidInput(f"payload is over {limit:,} bytes (the limit)")
+    return dump_json(parse_json(text), "payload", limit)
+
+
+def decode_utf8(data: bytes, what: str = "input") -> str:
+    """Decode UTF-8 bytes (stdin, @FILE) or raise InvalidInput naming the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"{what} is not valid UTF-8 (bad byte at offset {e.start})") from None
+
+
+def now_iso(ts: float | None) -> str:
+    """Format a Unix timestamp as ISO 8601 UTC with seconds, or '-' for None."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

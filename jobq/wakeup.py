@@ -1,0 +1,138 @@
+"""Wake-ups on changes to a queue file, without busy polling.
+
+Every commit by any process appends to the file's `-wal`. On Linux we watch the directory with
+inotify (armed synchronously, so no change after construction is missed, and an idle waiter costs
+no CPU at all); elsewhere watchfiles' notify backend does the same job. Callers always re-check
+their condition after `wait()` returns: a wake-up is a hint, and a slow fallback timeout covers
+anything a watcher cannot see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import struct
+import sys
+import time
+from types import TracebackType
+
+_IN_MODIFY = 0x00000002
+_IN_CREATE = 0x00000100
+_IN_MOVED_TO = 0x00000080
+_IN_NONBLOCK = 0o4000
+_IN_CLOEXEC = 0o2000000
+_EVENT = struct.Struct("iIII")
+
+
+class Waker:
+    """Wait until the queue file (or its WAL) changes, or a timeout passes."""
+
+    def __init__(self, db_path: str) -> None:
+        path = os.path.abspath(db_path)
+        self._dir = os.path.dirname(path)
+        base = os.path.basename(path)
+        self._names = {base.encode(), (base + "-wal").encode()}
+        self._fd = -1
+        self._rust: object | None = None
+        if sys.platform.startswith("linux"):
+            self._fd = _inotify_watch(self._dir)
+        if self._fd < 0:
+            self._rust = _rust_notify(self._dir)
+
+    def __enter__(self) -> Waker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def fileno(self) -> int:
+        """The inotify descriptor (for select), or -1 when another backend is in use."""
+        return self._fd
+
+    def close(self) -> None:
+        """Stop watching."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._rust is not None:
+            self._rust.close()  # type: ignore[attr-defined]
+            self._rust = None
+
+    def wait(self, timeout: float) -> bool:
+        """Block until the queue file changes or `timeout` seconds pass; True on a change."""
+        if self._fd >= 0:
+            return self._wait_inotify(timeout)
+        if self._rust is not None:
+            result = self._rust.watch(0, 5, max(1, int(timeout * 1000)), None)  # type: ignore[attr-defined]
+            if isinstance(result, set):
+                return any(os.path.basename(p).encode() in self._names for _c, p in result)
+            return False
+        time.sleep(timeout)
+        return False
+
+    def drain(self) -> bool:
+        """Consume pending events without blocking; True if one concerned the queue file."""
+        return self._read_events() if self._fd >= 0 else False
+
+    def _wait_inotify(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                ready, _, _ = select.select([self._fd], [], [], left)
+            except InterruptedError:  # pragma: no cover - PEP 475 retries select itself
+                continue
+            if ready and self._read_events():
+                return True
+
+    def _read_events(self) -> bool:
+        hit = False
+        while True:
+            try:
+                data = os.read(self._fd, 65536)
+            except BlockingIOError:
+                return hit
+            offset = 0
+            while offset + _EVENT.size <= len(data):
+                _wd, _mask, _cookie, length = _EVENT.unpack_from(data, offset)
+                name = data[offset + _EVENT.size : offset + _EVENT.size + length].rstrip(b"\0")
+                offset += _EVENT.size + length
+                if name in self._names:
+                    hit = True
+
+
+def _inotify_watch(directory: str) -> int:
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        fd = int(libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
+        if fd < 0:
+            return -1
+        wd = libc.inotify_add_watch(
+            fd, os.fsencode(directory), _IN_MODIFY | _IN_CREATE | _IN_MOVED_TO
+        )
+        if wd < 0:
+            os.close(fd)
+            return -1
+        return fd
+    except (OSError, AttributeError):
+        return -1
+
+
+def _rust_notify(directory: str) -> object | None:
+    try:
+        from watchfiles._rust_notify import RustNotify
+
+        return RustNotify([directory], False, False, 300, False, True)
+    except Exception:  # noqa: BLE001 - no watcher: callers fall back to timed polling
+        return None

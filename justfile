@@ -1,0 +1,35 @@
+# jobq tasks. Every recipe is a plain command, so CI does not need `just` itself.
+
+py := if path_exists(".venv/bin/python") == "true" { ".venv/bin/python" } else { "python3" }
+
+# install into .venv with the dev extra
+setup:
+    python3 -m venv .venv
+    .venv/bin/pip install -q -e '.[dev]'
+
+# the test suite (CI runs this; JOBQ_SLOW=1 for the full-size chaos tests)
+test *ARGS:
+    {{py}} -m pytest -q {{ARGS}}
+
+# ruff + mypy --strict
+lint:
+    {{py}} -m ruff check jobq tui tests
+    {{py}} -m ruff format --check jobq tui tests
+    {{py}} -m mypy
+
+# format the code
+fmt:
+    {{py}} -m ruff format jobq tui tests
+    {{py}} -m ruff check --fix jobq tui tests
+
+# seeded queue, 4 workers and the dashboard
+demo:
+    {{py}} -m jobq demo
+
+# benchmarks against SQLite's floor and huey (--quick for a one-minute run)
+bench *ARGS:
+    {{py}} bench/run.py {{ARGS}}
+
+# regenerate screenshots/*.svg from seeded data with a frozen clock
+screenshots:
+    {{py}} -m tui.screenshots

@@ -1,0 +1,60 @@
+"""Shared fixtures: a fresh queue file per test, a fake clock, and wait_until()."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from jobq.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+SLOW = os.environ.get("JOBQ_SLOW") == "1"
+
+
+def wait_until(
+    condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.01, what: str = ""
+) -> object:
+    """Poll `condition` until it returns a truthy value; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s: {what or condition}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    """Path of a queue file that does not exist yet."""
+    return str(tmp_path / "queue.db")
+
+
+@pytest.fixture
+def store(db_path: str) -> Iterator[Store]:
+    """A Store on a fresh queue file."""
+    s = Store(db_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def jobq_env(db_path: str) -> dict[str, str]:
+    """Environment for subprocesses: JOBQ_DB set, the repo importable."""
+    env = dict(os.environ)
+    env["JOBQ_DB"] = db_path
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("NOTIFY_SOCKET", None)
+    return env
+
+
+@pytest.fixture
+def jobq_cmd() -> list[str]:
+    """argv prefix that runs the jobq CLI with this interpreter."""
+    return [sys.executable, "-m", "jobq"]
