@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Union
 
 # A JSON document as Python values.
-JSONValue = Union[None, bool, int, float, str, list["JSONValue"], dict[str, "JSONValue"]]
+JSONValue = Union[None, bool, int, float, str, list["JSONValue"], dict[str, "JSONValue"]]  # noqa: UP007
 
 
 class JobState(str, enum.Enum):

@@ -49,6 +49,14 @@ def validate_state(state: str | None) -> str | None:
     raise InvalidInput(f"unknown state {state!r}: use one of {names}")
 
 
+_Ids = list[int]
+_Jobs = list[Job]
+_Attempts = list[Attempt]
+_Names = list[str]
+_Errors = list[FailedAttempt]
+_Workers = list[WorkerInfo]
+
+
 class Queue:
     """A queue file: enqueue jobs, inspect them, and act on them as an operator."""
 
@@ -146,7 +154,7 @@ class Queue:
 
     def enqueue_many(
         self, jobs: Iterable[tuple[str, JSONValue] | Mapping[str, object] | NewJob]
-    ) -> list[int]:
+    ) -> _Ids:
         """Add many jobs in one transaction, all or nothing; return their ids in order.
 
         Each item is a (type, payload) pair, a mapping with the keys of `enqueue`, or a NewJob.
@@ -174,7 +182,7 @@ class Queue:
             if "type" not in item:
                 raise InvalidInput("missing field 'type'")
             kwargs = {k: v for k, v in item.items() if k not in ("type", "payload")}
-            return self.new_job(item["type"], item.get("payload"), now=now, **kwargs)  # type: ignore[arg-type]
+            return self.new_job(item["type"], item.get("payload"), now=now, **kwargs)
         raise InvalidInput("each job must be a (type, payload) pair or a mapping")
 
     # ---- reads --------------------------------------------------------------------------------
@@ -186,7 +194,7 @@ class Queue:
             raise JobNotFound(f"no job {job_id} in {self.path}")
         return job
 
-    def attempts(self, job_id: int) -> list[Attempt]:
+    def attempts(self, job_id: int) -> _Attempts:
         """The finished attempts of a job, oldest first."""
         return self.store.attempts(job_id)
 
@@ -200,7 +208,7 @@ class Queue:
         limit: int = 50,
         order: str = "newest",
         after: tuple[int, float, int] | int | None = None,
-    ) -> list[Job]:
+    ) -> _Jobs:
         """One page of jobs matching the filters (keyset pagination: pass the last row as after).
 
         `type` is a glob (`email:*`); `search` matches text in payload, type and last error.
@@ -228,7 +236,7 @@ class Queue:
         type: str | None = None,
         queue: str | None = None,
         search: str | None = None,
-    ) -> list[int]:
+    ) -> _Ids:
         """Ids of every job matching the filters (for bulk actions)."""
         return self.store.matching_ids(time.time(), state=validate_state(state), type_glob=type,
                                        queue=queue, search=search)  # fmt: skip
@@ -241,19 +249,19 @@ class Queue:
         """Jobs per state."""
         return self.store.counts()
 
-    def errors(self, *, after: int = 0, limit: int = 20) -> list[FailedAttempt]:
+    def errors(self, *, after: int = 0, limit: int = 20) -> _Errors:
         """The latest failed attempts, newest first."""
         return self.store.errors(after=after, limit=limit)
 
-    def workers(self) -> list[WorkerInfo]:
+    def workers(self) -> _Workers:
         """Registered worker pools."""
         return self.store.workers()
 
-    def paused_queues(self) -> list[str]:
+    def paused_queues(self) -> _Names:
         """Names of paused queues."""
         return self.store.paused_queues()
 
-    def throughput(self, buckets: int = 30, width: float = 2.0) -> list[int]:
+    def throughput(self, buckets: int = 30, width: float = 2.0) -> _Ids:
         """Jobs finished per bucket of `width` seconds, oldest bucket first."""
         return self.store.throughput(time.time(), buckets, width)
 
@@ -310,11 +318,13 @@ class Queue:
         """Delete finished jobs older than `older_than` (seconds or e.g. "7d"); return how many."""
         for s in states:
             if s not in {x.value for x in FINISHED_STATES}:
-                raise InvalidInput(f"prune deletes finished jobs only; {s!r} is not a finished state")
+                raise InvalidInput(
+                    f"prune deletes finished jobs only; {s!r} is not a finished state"
+                )
         seconds = parse_duration(older_than, "age")
         return self.store.prune(time.time() - seconds, states)
 
-    def wait(self, job_ids: int | Sequence[int], timeout: float | None = None) -> list[Job]:
+    def wait(self, job_ids: int | Sequence[int], timeout: float | None = None) -> _Jobs:
         """Block until every job is finished; return them. Raises WaitTimeout, JobNotFound."""
         ids = [job_ids] if isinstance(job_ids, int) else list(job_ids)
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -22,7 +22,9 @@ MAX_INT_DIGITS = 4300
 MAX_DEPTH = 500
 
 _NAME_OK = re.compile(r"^[\x21-\x7e\u00a1-\U0010ffff]+$")
-_BIDI_OR_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+_BIDI_OR_INVISIBLE = re.compile(
+    "[\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+)
 
 
 def _name(kind: str, value: object, max_len: int) -> str:
@@ -206,7 +208,9 @@ def parse_json(text: str, what: str = "payload") -> JSONValue:
     try:
         value: JSONValue = _DECODER.decode(text)
     except json.JSONDecodeError as e:
-        raise InvalidInput(f"invalid JSON {what}: {e.msg} at line {e.lineno} column {e.colno}") from None
+        raise InvalidInput(
+            f"invalid JSON {what}: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from None
     except RecursionError:
         raise InvalidInput(f"invalid JSON {what}: nested too deeply") from None
     except ValueError as e:  # int() digit limit on Python >= 3.11, etc.

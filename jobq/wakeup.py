@@ -9,7 +9,6 @@ anything a watcher cannot see.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import struct
@@ -134,5 +133,5 @@ def _rust_notify(directory: str) -> object | None:
         from watchfiles._rust_notify import RustNotify
 
         return RustNotify([directory], False, False, 300, False, True)
-    except Exception:  # noqa: BLE001 - no watcher: callers fall back to timed polling
+    except Exception:
         return None

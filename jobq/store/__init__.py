@@ -1,0 +1,16 @@
+"""The store: every SQL statement of jobq, and the only module that imports sqlite3.
+
+Each public method is one transaction. Writes begin with BEGIN IMMEDIATE: a deferred transaction
+that upgrades to a write fails at once with SQLITE_BUSY whatever the busy timeout. Time (`now`) is
+always an argument, so tests drive the state machine with a plain number.
+
+A running attempt is a lease: (worker_id, lease_token, lease_until). Every write that ends or
+renews an attempt names its token, and a stale token changes 0 rows ("fencing").
+"""
+
+from __future__ import annotations
+
+from .sql import DEFAULT_BUSY_TIMEOUT
+from .writes import Store
+
+__all__ = ["DEFAULT_BUSY_TIMEOUT", "Store"]

@@ -1,0 +1,318 @@
+"""Opening a queue file safely, transactions, error translation, and admin operations."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+
+from ..errors import CorruptFile, DatabaseBusy, DiskFull, JobqError, QueueFileError
+from ..filecheck import check_existing, check_not_network
+from ..model import (
+    Attempt,
+    Job,
+    JobState,
+    Outcome,
+)
+from ..schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from .sql import (
+    DEFAULT_BUSY_TIMEOUT,
+)
+
+# SQLite primary result codes (sqlite3 exposes them only from Python 3.11)
+SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 3, 5, 6, 8
+SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 10, 11, 13, 14, 26
+
+
+def _translate(e: sqlite3.Error, path: str) -> JobqError:
+    """Turn a sqlite3 error into the jobq error a person can act on."""
+    code = getattr(e, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    msg = str(e)
+    if primary in (SQLITE_BUSY, SQLITE_LOCKED) or "locked" in msg:
+        return DatabaseBusy(f"{path} stayed locked by another process past the busy timeout")
+    if primary == SQLITE_FULL or "disk is full" in msg:
+        return DiskFull(f"no space left for {path}: free some disk space and retry")
+    if primary in (SQLITE_CORRUPT, SQLITE_NOTADB) or "malformed" in msg:
+        return CorruptFile(f"{path} is damaged ({msg}); run `jobq doctor`, restore a backup")
+    if primary in (SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PERM):
+        return QueueFileError(f"cannot write {path}: {msg}")
+    if primary == SQLITE_IOERR or "disk I/O" in msg:
+        return QueueFileError(f"I/O error on {path}: {msg}")
+    return JobqError(f"{path}: {msg}")
+
+
+def _row_to_job(r: Sequence[object]) -> Job:
+    return Job(
+        id=r[0],  # type: ignore[arg-type]
+        type=r[1],  # type: ignore[arg-type]
+        queue=r[2],  # type: ignore[arg-type]
+        payload_json=r[3],  # type: ignore[arg-type]
+        priority=r[4],  # type: ignore[arg-type]
+        state=JobState(r[5]),
+        run_at=r[6],  # type: ignore[arg-type]
+        attempts=r[7],  # type: ignore[arg-type]
+        max_attempts=r[8],  # type: ignore[arg-type]
+        timeout=r[9],  # type: ignore[arg-type]
+        unique_key=r[10],  # type: ignore[arg-type]
+        result_json=r[11],  # type: ignore[arg-type]
+        last_error=r[12],  # type: ignore[arg-type]
+        created_at=r[13],  # type: ignore[arg-type]
+        started_at=r[14],  # type: ignore[arg-type]
+        finished_at=r[15],  # type: ignore[arg-type]
+        worker_id=r[16],  # type: ignore[arg-type]
+        lease_token=r[17],  # type: ignore[arg-type]
+        lease_until=r[18],  # type: ignore[arg-type]
+        cancel_requested=bool(r[19]),
+    )
+
+
+def _row_to_attempt(r: Sequence[object]) -> Attempt:
+    return Attempt(
+        id=r[0],  # type: ignore[arg-type]
+        job_id=r[1],  # type: ignore[arg-type]
+        attempt=r[2],  # type: ignore[arg-type]
+        worker_id=r[3],  # type: ignore[arg-type]
+        started_at=r[4],  # type: ignore[arg-type]
+        finished_at=r[5],  # type: ignore[arg-type]
+        outcome=Outcome(r[6]),
+        error=r[7],  # type: ignore[arg-type]
+        traceback=r[8],  # type: ignore[arg-type]
+        output=r[9],  # type: ignore[arg-type]
+    )
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply missing migrations inside one IMMEDIATE transaction (safe under concurrent opens)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # re-read under the write lock: another process may have migrated meanwhile
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for statements in MIGRATIONS[version:]:
+            for sql in statements:
+                conn.execute(sql)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _create_file(path: str, busy_timeout: float) -> None:
+    """Create a fully migrated queue file at `path` atomically (link a finished temp file).
+
+    Several processes may race here; exactly one link succeeds and the others open its file,
+    so no process ever sees a half-initialised queue file.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".jobq-new-", suffix=".db", dir=directory)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o600 & ~_umask())
+        conn = sqlite3.connect(tmp, isolation_level=None, timeout=busy_timeout)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            _migrate(conn)
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process won the race; its file is complete
+        except OSError:
+            # filesystems without hard links: rename is atomic but may replace a racing winner's
+            # empty file only if it does not exist yet
+            if not os.path.exists(path):
+                os.replace(tmp, path)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            with suppress(FileNotFoundError):
+                os.unlink(tmp + suffix)
+
+
+class Connection:
+    """A connection to one queue file: validation, creation, migrations, transactions."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        allow_network_fs: bool = False,
+        mountinfo: str | None = None,
+        create: bool = True,
+    ) -> None:
+        self.path = path
+        if not allow_network_fs:
+            if mountinfo is None:
+                check_not_network(path)
+            else:
+                check_not_network(path, mountinfo)
+        exists = check_existing(path)
+        if not exists:
+            if not create:
+                raise QueueFileError(f"no queue file at {path}")
+            _create_file(path, busy_timeout)
+            check_existing(path)
+        try:
+            self._conn = sqlite3.connect(
+                path, isolation_level=None, timeout=busy_timeout, check_same_thread=False
+            )
+            _configure(self._conn)
+            self._sync = "NORMAL"
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                _migrate(self._conn)
+            mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                self._conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.Error as e:
+            raise _translate(e, path) from None
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def _set_sync(self, mode: str) -> None:
+        if self._sync != mode:
+            self._conn.execute(f"PRAGMA synchronous = {mode}")
+            self._sync = mode
+
+    @contextmanager
+    def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction; `durable` commits with synchronous=FULL (fsync of the WAL)."""
+        conn = self._conn
+        try:
+            self._set_sync("FULL" if durable else "NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _translate(e, self.path) from None
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction, ended at once so the WAL can always be checkpointed."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
+
+    @property
+    def synchronous(self) -> int:
+        """The connection's current `PRAGMA synchronous` (2 = FULL), for tests."""
+        value: int = self._conn.execute("PRAGMA synchronous").fetchone()[0]
+        return value
+
+    def data_version(self) -> int:
+        """`PRAGMA data_version`: changes whenever another connection commits."""
+        try:
+            value: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
+        return value
+
+    def backup(self, out_path: str) -> None:
+        """Write a consistent copy of the queue file to `out_path`, appearing atomically."""
+        directory = os.path.dirname(os.path.abspath(out_path))
+        fd, tmp = tempfile.mkstemp(prefix=".jobq-backup-", suffix=".db", dir=directory)
+        os.close(fd)
+        try:
+            os.chmod(tmp, 0o600 & ~_umask())
+            dest = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                self._conn.backup(dest)
+                dest.execute("PRAGMA journal_mode = WAL")
+            finally:
+                dest.close()
+            os.replace(tmp, out_path)
+        except sqlite3.Error as e:
+            raise _translate(e, out_path) from None
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                with suppress(FileNotFoundError):
+                    os.unlink(tmp + suffix)
+
+    def doctor(self) -> dict[str, object]:
+        """Integrity check and schema report."""
+        try:
+            conn = self._conn
+            integrity = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            fk = conn.execute("PRAGMA foreign_key_check").fetchall()
+            report: dict[str, object] = {
+                "path": self.path,
+                "integrity": "ok" if integrity == ["ok"] else integrity[:20],
+                "foreign_key_violations": len(fk),
+                "schema_version": conn.execute("PRAGMA user_version").fetchone()[0],
+                "supported_schema_version": SCHEMA_VERSION,
+                "application_id": conn.execute("PRAGMA application_id").fetchone()[0],
+                "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+                "page_size": conn.execute("PRAGMA page_size").fetchone()[0],
+                "page_count": conn.execute("PRAGMA page_count").fetchone()[0],
+                "freelist_count": conn.execute("PRAGMA freelist_count").fetchone()[0],
+                "sqlite_version": sqlite3.sqlite_version,
+            }
+            tables: dict[str, int] = {}
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                " ORDER BY name"
+            ).fetchall():
+                tables[name] = conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+            report["tables"] = tables
+            indexes = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'jobs_%'"
+                    " ORDER BY name"
+                )
+            ]
+            report["indexes"] = indexes
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
+        try:
+            report["wal_bytes"] = os.path.getsize(self.path + "-wal")
+        except OSError:
+            report["wal_bytes"] = 0
+        return report
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """Run a PASSIVE WAL checkpoint: (busy, wal frames, frames checkpointed)."""
+        try:
+            row = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
+        return (row[0], row[1], row[2])

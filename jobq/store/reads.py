@@ -1,0 +1,261 @@
+"""The store's read operations: jobs, attempts, lists with keyset pagination, stats."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from ..model import (
+    Attempt,
+    FailedAttempt,
+    Job,
+    JobState,
+    QueueStats,
+    WorkerInfo,
+)
+from .connection import Connection, _like_escape, _row_to_attempt, _row_to_job
+from .sql import (
+    ATTEMPT_COLUMNS,
+    ERRORS,
+    JOB_COLUMNS,
+    PAUSED,
+)
+
+
+class Reads(Connection):
+    """Read-only queries; each runs in one short read transaction."""
+
+    def paused_queues(self) -> list[str]:
+        """Names of paused queues."""
+        with self._read() as conn:
+            return [r[0] for r in conn.execute(PAUSED).fetchall()]
+
+    def get(self, job_id: int) -> Job | None:
+        """The job with that id, or None."""
+        with self._read() as conn:
+            row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _row_to_job(row)
+
+    def get_many(self, ids: Sequence[int]) -> list[Job]:
+        """The jobs with these ids that exist, in id order."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
+                " ORDER BY id",
+                (json.dumps(list(ids)),),
+            ).fetchall()
+        return [_row_to_job(r) for r in rows]
+
+    def attempts(self, job_id: int) -> list[Attempt]:
+        """The finished attempts of a job, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = ? ORDER BY id", (job_id,)
+            ).fetchall()
+        return [_row_to_attempt(r) for r in rows]
+
+    def list_jobs(
+        self,
+        now: float,
+        *,
+        state: str | None = None,
+        type_glob: str | None = None,
+        queue: str | None = None,
+        search: str | None = None,
+        limit: int = 50,
+        order: str = "newest",
+        after: tuple[int, float, int] | int | None = None,
+        ids_only: bool = False,
+    ) -> list[Job]:
+        """Jobs matching the filters, one page of at most `limit`.
+
+        `order="newest"` pages by id descending (`after` = last id seen); `order="claim"` pages in
+        claim order (`after` = (priority, run_at, id) of the last row seen). Keyset pagination
+        keeps every page as cheap as the first, even at millions of rows.
+        """
+        where, params = self._filters(now, state, type_glob, queue, search)
+        if order == "claim":
+            if after is not None:
+                assert isinstance(after, tuple)
+                where.append(
+                    "(priority < :p OR (priority = :p AND"
+                    " (run_at > :r OR (run_at = :r AND id > :i))))"
+                )
+                params.update({"p": after[0], "r": after[1], "i": after[2]})
+            order_by = "priority DESC, run_at, id"
+        elif order == "oldest":
+            if after is not None:
+                where.append("id > :after")
+                params["after"] = after
+            order_by = "id"
+        else:
+            if after is not None:
+                where.append("id < :after")
+                params["after"] = after
+            order_by = "id DESC"
+        sql = (
+            f"SELECT {JOB_COLUMNS} FROM jobs"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + f" ORDER BY {order_by} LIMIT :limit"
+        )
+        params["limit"] = limit
+        with self._read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [_row_to_job(r) for r in rows]
+
+    def count_jobs(
+        self,
+        now: float,
+        *,
+        state: str | None = None,
+        type_glob: str | None = None,
+        queue: str | None = None,
+        search: str | None = None,
+    ) -> int:
+        """How many jobs match the filters (for bulk-action previews)."""
+        where, params = self._filters(now, state, type_glob, queue, search)
+        sql = "SELECT count(*) FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._read() as conn:
+            n: int = conn.execute(sql, params).fetchone()[0]
+        return n
+
+    def matching_ids(
+        self,
+        now: float,
+        *,
+        state: str | None = None,
+        type_glob: str | None = None,
+        queue: str | None = None,
+        search: str | None = None,
+    ) -> list[int]:
+        """Ids of every job matching the filters (for bulk actions)."""
+        where, params = self._filters(now, state, type_glob, queue, search)
+        sql = "SELECT id FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._read() as conn:
+            return [r[0] for r in conn.execute(sql + " ORDER BY id", params).fetchall()]
+
+    @staticmethod
+    def _filters(
+        now: float,
+        state: str | None,
+        type_glob: str | None,
+        queue: str | None,
+        search: str | None,
+    ) -> tuple[list[str], dict[str, object]]:
+        # Only fixed SQL fragments; every user value travels as a parameter.
+        where: list[str] = []
+        params: dict[str, object] = {"now": now}
+        if state == "scheduled":
+            where.append("state = 'pending' AND run_at > :now AND attempts = 0")
+        elif state == "retrying":
+            where.append("state = 'pending' AND run_at > :now AND attempts > 0")
+        elif state is not None:
+            where.append("state = :state")
+            params["state"] = state
+        if type_glob is not None:
+            where.append("type GLOB :type_glob")
+            params["type_glob"] = type_glob
+        if queue is not None:
+            where.append("queue = :queue")
+            params["queue"] = queue
+        if search:
+            where.append(
+                "(payload LIKE :search ESCAPE '\\' OR last_error LIKE :search ESCAPE '\\'"
+                " OR type LIKE :search ESCAPE '\\')"
+            )
+            params["search"] = "%" + _like_escape(search) + "%"
+        return where, params
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per state (every state present, zeros included)."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
+        out = {s.value: 0 for s in JobState}
+        out.update({r[0]: r[1] for r in rows})
+        return out
+
+    def stats(self, now: float) -> QueueStats:
+        """Counts per state, queue and type, the scheduled/retrying views, recent throughput."""
+        with self._read() as conn:
+            by_state = {s.value: 0 for s in JobState}
+            by_queue: dict[str, dict[str, int]] = {}
+            by_type: dict[str, dict[str, int]] = {}
+            for q, t, s, n in conn.execute(
+                "SELECT queue, type, state, count(*) FROM jobs GROUP BY queue, type, state"
+            ):
+                by_state[s] += n
+                by_queue.setdefault(q, {}).setdefault(s, 0)
+                by_queue[q][s] += n
+                by_type.setdefault(t, {}).setdefault(s, 0)
+                by_type[t][s] += n
+            scheduled, retrying = conn.execute(
+                "SELECT coalesce(sum(attempts = 0), 0), coalesce(sum(attempts > 0), 0) FROM jobs"
+                " WHERE state = 'pending' AND run_at > :now",
+                {"now": now},
+            ).fetchone()
+            finished, failed = conn.execute(
+                "SELECT count(*), coalesce(sum(state = 'failed'), 0) FROM jobs"
+                " WHERE finished_at IS NOT NULL AND finished_at >= :since",
+                {"since": now - 60},
+            ).fetchone()
+            paused = [r[0] for r in conn.execute(PAUSED).fetchall()]
+        return QueueStats(
+            by_state=by_state,
+            scheduled=scheduled,
+            retrying=retrying,
+            by_queue=by_queue,
+            by_type=by_type,
+            paused_queues=tuple(paused),
+            finished_last_minute=finished,
+            failed_last_minute=failed,
+        )
+
+    def throughput(self, now: float, buckets: int, width: float) -> list[int]:
+        """Jobs finished per bucket of `width` seconds over the last `buckets` buckets."""
+        since = now - buckets * width
+        out = [0] * buckets
+        with self._read() as conn:
+            for b, n in conn.execute(
+                "SELECT CAST((finished_at - :since) / :width AS INTEGER) AS b, count(*)"
+                " FROM jobs WHERE finished_at IS NOT NULL AND finished_at >= :since GROUP BY b",
+                {"since": since, "width": width},
+            ):
+                if 0 <= b < buckets:
+                    out[b] += n
+        return out
+
+    def errors(self, *, after: int = 0, limit: int = 20) -> list[FailedAttempt]:
+        """The latest failed attempts (failed, timeout, crashed), newest first, ids > `after`."""
+        with self._read() as conn:
+            rows = conn.execute(ERRORS, {"after": after, "limit": limit}).fetchall()
+        return [FailedAttempt(_row_to_attempt(r[:10]), r[10], r[11]) for r in rows]
+
+    def workers(self) -> list[WorkerInfo]:
+        """Every registered pool with the jobs it is running now, newest first."""
+        with self._read() as conn:
+            running: dict[str, list[int]] = {}
+            for job_id, wid in conn.execute(
+                "SELECT id, worker_id FROM jobs WHERE state = 'running' ORDER BY id"
+            ):
+                running.setdefault(str(wid).split("/", 1)[0], []).append(job_id)
+            rows = conn.execute(
+                "SELECT id, name, host, pid, started_at, heartbeat_at, concurrency, queues, types,"
+                " jobs_done, status FROM workers ORDER BY started_at DESC"
+            ).fetchall()
+        return [
+            WorkerInfo(
+                id=r[0],
+                name=r[1],
+                host=r[2],
+                pid=r[3],
+                started_at=r[4],
+                heartbeat_at=r[5],
+                concurrency=r[6],
+                queues=tuple(json.loads(r[7])),
+                types=tuple(json.loads(r[8])),
+                jobs_done=r[9],
+                status=r[10],
+                current_jobs=tuple(running.get(r[0], ())),
+            )
+            for r in rows
+        ]

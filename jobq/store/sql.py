@@ -1,0 +1,144 @@
+"""Every SQL statement of jobq, as named constants with named parameters."""
+
+from __future__ import annotations
+
+DEFAULT_BUSY_TIMEOUT = 30.0
+
+JOB_COLUMNS = (
+    "id, type, queue, payload, priority, state, run_at, attempts, max_attempts, timeout, "
+    "unique_key, result, last_error, created_at, started_at, finished_at, worker_id, "
+    "lease_token, lease_until, cancel_requested"
+)
+ATTEMPT_COLUMNS = (
+    "id, job_id, attempt, worker_id, started_at, finished_at, outcome, error, traceback, output"
+)
+
+INSERT_JOB = """
+INSERT INTO jobs (type, queue, payload, priority, state, run_at, max_attempts, timeout,
+                  unique_key, created_at)
+VALUES (:type, :queue, :payload, :priority, 'pending', :run_at, :max_attempts, :timeout,
+        :unique_key, :now)
+"""
+
+FIND_UNIQUE = """
+SELECT id FROM jobs WHERE unique_key = :unique_key AND state IN ('pending', 'running')
+"""
+
+# The claim: one UPDATE over the first due rows of the partial index, in claim order.
+CLAIM = f"""
+UPDATE jobs
+SET state = 'running', attempts = attempts + 1, worker_id = :worker, lease_token = :token,
+    lease_until = :lease_until, started_at = :now, cancel_requested = 0
+WHERE id IN (
+    SELECT id FROM jobs INDEXED BY jobs_pending
+    WHERE state = 'pending' AND run_at <= :now
+      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+      AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+      AND (:globs IS NULL OR EXISTS (SELECT 1 FROM json_each(:globs) AS g
+                                     WHERE jobs.type GLOB g.value))
+      AND queue NOT IN (SELECT name FROM queues WHERE paused)
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit
+)
+RETURNING {JOB_COLUMNS}
+"""
+
+RENEW = """
+UPDATE jobs SET lease_until = :lease_until
+WHERE id = :id AND lease_token = :token AND state = 'running'
+"""
+
+COMPLETE = """
+UPDATE jobs
+SET state = 'succeeded', result = :result, finished_at = :now, lease_token = NULL,
+    lease_until = NULL
+WHERE id = :id AND lease_token = :token AND state = 'running'
+RETURNING attempts, worker_id, started_at
+"""
+
+LEASED = """
+SELECT attempts, max_attempts, worker_id, started_at, cancel_requested
+FROM jobs WHERE id = :id AND lease_token = :token AND state = 'running'
+"""
+
+END_ATTEMPT = """
+UPDATE jobs
+SET state = :state, attempts = :attempts, finished_at = :finished_at,
+    run_at = COALESCE(:run_at, run_at), last_error = COALESCE(:error, last_error),
+    lease_token = NULL, lease_until = NULL,
+    cancel_requested = 0
+WHERE id = :id AND lease_token = :token AND state = 'running'
+"""
+
+INSERT_ATTEMPT = """
+INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outcome, error,
+                      traceback, output)
+VALUES (:job_id, :attempt, :worker_id, :started_at, :now, :outcome, :error, :traceback, :output)
+"""
+
+EXPIRED = """
+SELECT id, lease_token, worker_id FROM jobs
+WHERE state = 'running' AND lease_until < :now
+ORDER BY lease_until
+"""
+
+RUNNING_OF = """
+SELECT id, lease_token, worker_id, started_at, timeout, cancel_requested, attempts
+FROM jobs WHERE state = 'running' AND worker_id >= :prefix AND worker_id < :prefix_end
+"""
+
+CANCEL_PENDING = """
+UPDATE jobs SET state = 'cancelled', finished_at = :now, last_error = 'cancelled'
+WHERE id = :id AND state = 'pending'
+"""
+
+REQUEST_CANCEL = """
+UPDATE jobs SET cancel_requested = 1 WHERE id = :id AND state = 'running'
+"""
+
+RETRY = """
+UPDATE OR IGNORE jobs
+SET state = 'pending', attempts = 0, run_at = :now, finished_at = NULL, started_at = NULL,
+    result = NULL, cancel_requested = 0
+WHERE id = :id AND state IN ('failed', 'cancelled')
+"""
+
+SET_PRIORITY = "UPDATE jobs SET priority = :priority WHERE id = :id"
+
+STATE_OF = "SELECT state FROM jobs WHERE id = :id"
+
+PRUNE = """
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE finished_at < :before AND state IN (SELECT value FROM json_each(:states))
+    LIMIT :batch
+)
+"""
+
+PRUNE_WORKERS = """
+DELETE FROM workers WHERE heartbeat_at < :before
+"""
+
+SET_PAUSED = """
+INSERT INTO queues (name, paused, paused_at) VALUES (:name, :paused, :now)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, paused_at = excluded.paused_at
+"""
+
+PAUSED = "SELECT name FROM queues WHERE paused ORDER BY name"
+
+ERRORS = f"""
+SELECT {", ".join("a." + c.strip() for c in ATTEMPT_COLUMNS.split(","))}, j.type, j.queue
+FROM attempts AS a JOIN jobs AS j ON j.id = a.job_id
+WHERE a.outcome IN ('failed', 'timeout', 'crashed') AND a.id > :after
+ORDER BY a.id DESC LIMIT :limit
+"""
+
+REGISTER_WORKER = """
+INSERT OR REPLACE INTO workers (id, name, host, pid, started_at, heartbeat_at, concurrency,
+                                queues, types, jobs_done, status)
+VALUES (:id, :name, :host, :pid, :now, :now, :concurrency, :queues, :types, 0, 'running')
+"""
+
+WORKER_HEARTBEAT = """
+UPDATE workers SET heartbeat_at = :now, jobs_done = :jobs_done, status = :status WHERE id = :id
+"""

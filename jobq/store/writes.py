@@ -1,0 +1,462 @@
+"""The job state machine: every write a producer, worker or operator makes."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Callable, Sequence
+
+from .. import retry
+from ..model import (
+    DEFAULT_MAX_ATTEMPTS,
+    Job,
+    JobState,
+    NewJob,
+    Outcome,
+)
+from .connection import _row_to_job, _translate
+from .reads import Reads
+from .sql import (
+    CANCEL_PENDING,
+    CLAIM,
+    COMPLETE,
+    END_ATTEMPT,
+    EXPIRED,
+    FIND_UNIQUE,
+    INSERT_ATTEMPT,
+    INSERT_JOB,
+    LEASED,
+    PRUNE,
+    PRUNE_WORKERS,
+    REGISTER_WORKER,
+    RENEW,
+    REQUEST_CANCEL,
+    RETRY,
+    RUNNING_OF,
+    SET_PAUSED,
+    SET_PRIORITY,
+    STATE_OF,
+    WORKER_HEARTBEAT,
+)
+
+OutcomeLike = Outcome | str
+
+
+class Store(Reads):
+    """A connection to one queue file, with every operation of the job state machine."""
+
+    def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[int]:
+        """Insert jobs in one durable transaction; return their ids.
+
+        A job whose unique key matches a pending or running job is not inserted: the existing
+        job's id is returned in its place.
+        """
+        with self._write(durable=True) as conn:
+            if all(j.unique_key is None for j in jobs):
+                # AUTOINCREMENT under the write lock: the new ids are seq+1 ... seq+n
+                seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
+                start = (seq[0] if seq else 0) + 1
+                conn.executemany(INSERT_JOB, [self._job_params(j, now) for j in jobs])
+                return list(range(start, start + len(jobs)))
+            ids: list[int] = []
+            for j in jobs:
+                if j.unique_key is not None:
+                    row = conn.execute(FIND_UNIQUE, {"unique_key": j.unique_key}).fetchone()
+                    if row is not None:
+                        ids.append(row[0])
+                        continue
+                cur = conn.execute(INSERT_JOB, self._job_params(j, now))
+                ids.append(cur.lastrowid)  # type: ignore[arg-type]
+            return ids
+
+    @staticmethod
+    def _job_params(j: NewJob, now: float) -> dict[str, object]:
+        return {
+            "type": j.type,
+            "queue": j.queue,
+            "payload": j.payload_json,
+            "priority": j.priority,
+            "run_at": now if j.run_at is None else j.run_at,
+            "max_attempts": j.max_attempts,
+            "timeout": j.timeout,
+            "unique_key": j.unique_key,
+            "now": now,
+        }
+
+    def claim(
+        self,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        *,
+        limit: int = 1,
+        types: Sequence[str] | None = None,
+        type_globs: Sequence[str] | None = None,
+        queues: Sequence[str] | None = None,
+    ) -> list[Job]:
+        """Lease up to `limit` due jobs in claim order (priority DESC, run_at, id).
+
+        `types` restricts to exact type names, `type_globs` to GLOB patterns, `queues` to queue
+        names; paused queues are skipped. Each claimed job gets one attempt counted.
+        """
+        token = secrets.token_hex(8)
+        params = {
+            "worker": worker_id,
+            "token": token,
+            "lease_until": now + lease_seconds,
+            "now": now,
+            "limit": limit,
+            "types": None if types is None else json.dumps(list(types)),
+            "globs": None if type_globs is None else json.dumps(list(type_globs)),
+            "queues": None if queues is None else json.dumps(list(queues)),
+        }
+        with self._write() as conn:
+            rows = conn.execute(CLAIM, params).fetchall()
+        jobs = [_row_to_job(r) for r in rows]
+        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+        return jobs
+
+    def claim_plan(self) -> list[str]:
+        """The query plan of the claim's inner SELECT (for the test that forbids a table scan)."""
+        sql = (
+            "EXPLAIN QUERY PLAN "
+            + CLAIM[CLAIM.index("SELECT id FROM jobs INDEXED") :].rsplit(")", 1)[0]
+        )
+        params = {"now": 0.0, "limit": 1, "types": '["a"]', "globs": None, "queues": None}
+        return [str(r[3]) for r in self._conn.execute(sql, params).fetchall()]
+
+    def renew(self, leases: Sequence[tuple[int, str]], lease_until: float) -> int:
+        """Extend the leases (job id, token) that are still held; return how many were."""
+        if not leases:
+            return 0
+        with self._write() as conn:
+            n = 0
+            for job_id, token in leases:
+                n += conn.execute(
+                    RENEW, {"id": job_id, "token": token, "lease_until": lease_until}
+                ).rowcount
+        return n
+
+    def complete(
+        self, job_id: int, token: str, now: float, result_json: str | None, output: str | None
+    ) -> bool:
+        """Mark a leased job succeeded with its result; False if the lease was lost."""
+        with self._write() as conn:
+            return self._complete(conn, job_id, token, now, result_json, output)
+
+    def complete_many(
+        self, done: Sequence[tuple[int, str, str | None, str | None]], now: float
+    ) -> list[bool]:
+        """Complete several leased jobs (id, token, result, output) in one transaction."""
+        with self._write() as conn:
+            return [self._complete(conn, i, t, now, r, o) for i, t, r, o in done]
+
+    @staticmethod
+    def _complete(
+        conn: sqlite3.Connection,
+        job_id: int,
+        token: str,
+        now: float,
+        result_json: str | None,
+        output: str | None,
+    ) -> bool:
+        row = conn.execute(
+            COMPLETE, {"id": job_id, "token": token, "now": now, "result": result_json}
+        ).fetchone()
+        if row is None:
+            return False
+        conn.execute(
+            INSERT_ATTEMPT,
+            {
+                "job_id": job_id,
+                "attempt": row[0],
+                "worker_id": row[1],
+                "started_at": row[2],
+                "now": now,
+                "outcome": "succeeded",
+                "error": None,
+                "traceback": None,
+                "output": output,
+            },
+        )
+        return True
+
+    def fail(
+        self,
+        job_id: int,
+        token: str,
+        now: float,
+        error: str,
+        *,
+        traceback: str | None = None,
+        output: str | None = None,
+        outcome: OutcomeLike = Outcome.FAILED,
+        retryable: bool = True,
+        rand: float | None = None,
+        default_max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> JobState | None:
+        """End a failed attempt: back to pending after backoff, or `failed` when attempts are
+        used up (or `cancelled` if a cancel was requested). None if the lease was lost."""
+
+        def retry_at(attempts: int) -> float:
+            return now + retry.backoff(attempts, rand)
+
+        return self._end(job_id, token, now, Outcome(outcome), error, traceback, output,
+                         retry_at if retryable else None, count=True,
+                         default_max=default_max_attempts)  # fmt: skip
+
+    def crash(
+        self,
+        job_id: int,
+        token: str,
+        now: float,
+        error: str,
+        output: str | None = None,
+        *,
+        outcome: OutcomeLike = Outcome.CRASHED,
+        default_max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> JobState | None:
+        """End an attempt whose worker died or was killed: counted, and the job is due again at
+        once (or `failed` when attempts are used up). None if the lease was lost."""
+        return self._end(job_id, token, now, Outcome(outcome), error, None, output,
+                         lambda _attempts: now, count=True,
+                         default_max=default_max_attempts)  # fmt: skip
+
+    def release(
+        self, job_id: int, token: str, now: float, reason: str = "interrupted by shutdown"
+    ) -> JobState | None:
+        """Give back a leased job without using up its attempt (graceful shutdown)."""
+        return self._end(job_id, token, now, Outcome.INTERRUPTED, reason, None, None,
+                         lambda _attempts: now, count=False)  # fmt: skip
+
+    def finish_cancelled(
+        self, job_id: int, token: str, now: float, output: str | None = None
+    ) -> JobState | None:
+        """End a leased job as cancelled (its worker was stopped on an operator's request)."""
+        with self._write() as conn:
+            return self._end_in(conn, job_id, token, now, Outcome.CANCELLED,
+                                "cancelled while running", None, output, None, True,
+                                force_state=JobState.CANCELLED)  # fmt: skip
+
+    def _end(
+        self,
+        job_id: int,
+        token: str,
+        now: float,
+        outcome: Outcome,
+        error: str | None,
+        traceback: str | None,
+        output: str | None,
+        retry_at: Callable[[int], float] | None,
+        *,
+        count: bool,
+        default_max: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> JobState | None:
+        with self._write() as conn:
+            return self._end_in(
+                conn,
+                job_id,
+                token,
+                now,
+                outcome,
+                error,
+                traceback,
+                output,
+                retry_at,
+                count,
+                default_max=default_max,
+            )
+
+    @staticmethod
+    def _end_in(
+        conn: sqlite3.Connection,
+        job_id: int,
+        token: str,
+        now: float,
+        outcome: Outcome,
+        error: str | None,
+        traceback: str | None,
+        output: str | None,
+        retry_at: Callable[[int], float] | None,
+        count: bool,
+        force_state: JobState | None = None,
+        default_max: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> JobState | None:
+        row = conn.execute(LEASED, {"id": job_id, "token": token}).fetchone()
+        if row is None:
+            return None
+        attempts, max_attempts, worker_id, started_at, cancel_requested = row
+        if max_attempts is None:
+            max_attempts = default_max
+        new_attempts = attempts if count else attempts - 1
+        run_at: float | None = None
+        finished_at: float | None = now
+        if force_state is not None:
+            state = force_state
+        elif cancel_requested:
+            state, outcome = JobState.CANCELLED, Outcome.CANCELLED
+        elif retry_at is not None and (new_attempts < max_attempts or not count):
+            state, run_at, finished_at = JobState.PENDING, retry_at(new_attempts), None
+        else:
+            state = JobState.FAILED
+        conn.execute(
+            END_ATTEMPT,
+            {
+                "id": job_id,
+                "token": token,
+                "state": state.value,
+                "attempts": new_attempts,
+                "run_at": run_at,  # None keeps the old value
+                "finished_at": finished_at,
+                "error": error,
+            },
+        )
+        conn.execute(
+            INSERT_ATTEMPT,
+            {
+                "job_id": job_id,
+                "attempt": attempts,
+                "worker_id": worker_id,
+                "started_at": started_at,
+                "now": now,
+                "outcome": outcome.value,
+                "error": error,
+                "traceback": traceback,
+                "output": output,
+            },
+        )
+        return state
+
+    def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:
+        """Running jobs leased by workers whose id starts with `worker_prefix`:
+        (id, token, worker_id, started_at, timeout, cancel_requested, attempts)."""
+        try:
+            rows = self._conn.execute(
+                RUNNING_OF, {"prefix": worker_prefix, "prefix_end": worker_prefix + "\U0010ffff"}
+            ).fetchall()
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
+        return [(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
+
+    def rescue_expired(self, now: float) -> list[tuple[int, JobState]]:
+        """End every attempt whose lease expired before `now` as crashed (attempt counted)."""
+        with self._write() as conn:
+            expired = conn.execute(EXPIRED, {"now": now}).fetchall()
+            out: list[tuple[int, JobState]] = []
+            for job_id, token, worker_id in expired:
+                state = self._end_in(
+                    conn, job_id, token, now, Outcome.CRASHED,
+                    f"lease expired: worker {worker_id} stopped renewing it",
+                    None, None, lambda _a: now, True,
+                )  # fmt: skip
+                if state is not None:
+                    out.append((job_id, state))
+        return out
+
+    def cancel(self, ids: Sequence[int], now: float) -> dict[int, str]:
+        """Cancel pending jobs; ask the supervisor to stop running ones.
+
+        Returns per id: 'cancelled', 'cancel requested', 'not found', or the finished state.
+        """
+        out: dict[int, str] = {}
+        with self._write() as conn:
+            for job_id in ids:
+                if conn.execute(CANCEL_PENDING, {"id": job_id, "now": now}).rowcount:
+                    out[job_id] = "cancelled"
+                elif conn.execute(REQUEST_CANCEL, {"id": job_id}).rowcount:
+                    out[job_id] = "cancel requested"
+                else:
+                    row = conn.execute(STATE_OF, {"id": job_id}).fetchone()
+                    out[job_id] = "not found" if row is None else row[0]
+        return out
+
+    def retry(self, ids: Sequence[int], now: float) -> dict[int, str]:
+        """Move failed or cancelled jobs back to pending with attempts reset.
+
+        Returns per id: 'retried', 'not found', 'duplicate unique key', or the current state.
+        """
+        out: dict[int, str] = {}
+        with self._write() as conn:
+            for job_id in ids:
+                if conn.execute(RETRY, {"id": job_id, "now": now}).rowcount:
+                    out[job_id] = "retried"
+                    continue
+                row = conn.execute(STATE_OF, {"id": job_id}).fetchone()
+                if row is None:
+                    out[job_id] = "not found"
+                elif row[0] in ("failed", "cancelled"):
+                    out[job_id] = "duplicate unique key"
+                else:
+                    out[job_id] = row[0]
+        return out
+
+    def set_priority(self, ids: Sequence[int], priority: int) -> dict[int, str]:
+        """Set the priority of jobs; returns per id 'ok' or 'not found'."""
+        out: dict[int, str] = {}
+        with self._write() as conn:
+            for job_id in ids:
+                n = conn.execute(SET_PRIORITY, {"id": job_id, "priority": priority}).rowcount
+                out[job_id] = "ok" if n else "not found"
+        return out
+
+    def prune(self, before: float, states: Sequence[str], batch: int = 5000) -> int:
+        """Delete finished jobs (and their attempts) that finished before `before`.
+
+        Works in batches so that workers are never kept waiting behind one huge delete.
+        """
+        total = 0
+        states_json = json.dumps([s for s in states if s in ("succeeded", "failed", "cancelled")])
+        while True:
+            with self._write() as conn:
+                n = conn.execute(
+                    PRUNE, {"before": before, "states": states_json, "batch": batch}
+                ).rowcount
+                if n < batch:
+                    conn.execute(PRUNE_WORKERS, {"before": before})
+            total += n
+            if n < batch:
+                return total
+
+    def set_paused(self, queue: str, paused: bool, now: float) -> None:
+        """Pause or resume claiming from a queue."""
+        with self._write() as conn:
+            conn.execute(SET_PAUSED, {"name": queue, "paused": int(paused), "now": now})
+
+    def register_worker(
+        self,
+        worker_id: str,
+        *,
+        name: str,
+        host: str,
+        pid: int,
+        concurrency: int,
+        queues: Sequence[str],
+        types: Sequence[str],
+        now: float,
+    ) -> None:
+        """Record a worker pool in the workers table."""
+        with self._write() as conn:
+            conn.execute(
+                REGISTER_WORKER,
+                {
+                    "id": worker_id,
+                    "name": name,
+                    "host": host,
+                    "pid": pid,
+                    "now": now,
+                    "concurrency": concurrency,
+                    "queues": json.dumps(list(queues)),
+                    "types": json.dumps(list(types)),
+                },
+            )
+
+    def worker_heartbeat(
+        self, worker_id: str, now: float, jobs_done: int, status: str = "running"
+    ) -> None:
+        """Refresh a pool's heartbeat, job count and status ('running', 'stopping', 'stopped')."""
+        with self._write() as conn:
+            conn.execute(
+                WORKER_HEARTBEAT,
+                {"id": worker_id, "now": now, "jobs_done": jobs_done, "status": status},
+            )
