@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
 
 # A JSON document as Python values.
 JSONValue = Union[None, bool, int, float, str, list["JSONValue"], dict[str, "JSONValue"]]  # noqa: UP007
@@ -254,15 +254,18 @@ class QueueStats:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """A validated job ready to insert (what `enqueue` builds from its arguments)."""
+class NewJob(NamedTuple):
+    """A validated job ready to insert (what `enqueue` builds from its arguments).
+
+    A NamedTuple rather than a frozen dataclass: enqueue_many builds one per job, and a tuple is
+    created ~5x faster; the first six fields are the "same batch" key of a bulk insert.
+    """
 
     type: str
-    payload_json: str
     queue: str = DEFAULT_QUEUE
     priority: int = 0
     run_at: float | None = None
     max_attempts: int | None = None
     timeout: float | None = None
     unique_key: str | None = None
+    payload_json: str = "{}"

@@ -77,6 +77,20 @@ class Queue:
         if allow_network_fs is None:
             allow_network_fs = config.env_flag(config.ENV_ALLOW_NETWORK_FS)
         self.store = Store(self.path, busy_timeout=busy_timeout, allow_network_fs=allow_network_fs)
+        self._valid_types: set[str] = set()
+        self._valid_queues: set[str] = set()
+
+    def _remember(self, type: str) -> str:
+        # validated names are cached: enqueue_many of 100k jobs of one type validates it once
+        if len(self._valid_types) < 10_000:
+            self._valid_types.add(type)
+        return type
+
+    def _remember_queue(self, queue: object) -> str:
+        name = validate_queue(queue)
+        if len(self._valid_queues) < 10_000:
+            self._valid_queues.add(name)
+        return name
 
     def close(self) -> None:
         """Close the connection to the queue file."""
@@ -121,9 +135,9 @@ class Queue:
         if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
             raise InvalidInput("unique key must be a non-empty string")
         return NewJob(
-            type=validate_type(type),
+            type=type if type in self._valid_types else self._remember(validate_type(type)),
             payload_json=payload_json,
-            queue=validate_queue(queue),
+            queue=queue if queue in self._valid_queues else self._remember_queue(queue),
             priority=parse_priority(priority),
             run_at=when,
             max_attempts=None if max_attempts is None
@@ -174,7 +188,12 @@ class Queue:
         if isinstance(item, NewJob):
             return item
         if isinstance(item, tuple) and len(item) == 2:
-            return self.new_job(item[0], item[1], now=now)
+            # the common bulk case, kept lean: (type, payload) with every default
+            type_, payload = item
+            if type_ not in self._valid_types:
+                self._remember(validate_type(type_))
+            text = dump_json({} if payload is None else payload, "payload", self.payload_limit)
+            return NewJob(type_, payload_json=text)
         if isinstance(item, Mapping):
             unknown = set(item) - ENQUEUE_FIELDS
             if unknown:
@@ -261,9 +280,11 @@ class Queue:
         """Names of paused queues."""
         return self.store.paused_queues()
 
-    def throughput(self, buckets: int = 30, width: float = 2.0) -> _Ids:
-        """Jobs finished per bucket of `width` seconds, oldest bucket first."""
-        return self.store.throughput(time.time(), buckets, width)
+    def throughput(
+        self, buckets: int = 30, width: float = 2.0, *, now: float | None = None
+    ) -> _Ids:
+        """Jobs finished per bucket of `width` seconds up to `now`, oldest bucket first."""
+        return self.store.throughput(time.time() if now is None else now, buckets, width)
 
     def data_version(self) -> int:
         """A number that changes whenever another process commits to the file."""

@@ -26,6 +26,7 @@ from .sql import (
     FIND_UNIQUE,
     INSERT_ATTEMPT,
     INSERT_JOB,
+    INSERT_JOBS_BULK,
     LEASED,
     PRUNE,
     PRUNE_WORKERS,
@@ -57,7 +58,10 @@ class Store(Reads):
                 # AUTOINCREMENT under the write lock: the new ids are seq+1 ... seq+n
                 seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
                 start = (seq[0] if seq else 0) + 1
-                conn.executemany(INSERT_JOB, [self._job_params(j, now) for j in jobs])
+                if len(jobs) == 1:
+                    conn.execute(INSERT_JOB, self._job_params(jobs[0], now))
+                else:
+                    self._insert_bulk(conn, jobs, now)
                 return list(range(start, start + len(jobs)))
             ids: list[int] = []
             for j in jobs:
@@ -69,6 +73,22 @@ class Store(Reads):
                 cur = conn.execute(INSERT_JOB, self._job_params(j, now))
                 ids.append(cur.lastrowid)  # type: ignore[arg-type]
             return ids
+
+    @staticmethod
+    def _insert_bulk(conn: sqlite3.Connection, jobs: Sequence[NewJob], now: float) -> None:
+        """Insert runs of consecutive jobs that differ only in payload with one statement each."""
+        i = 0
+        while i < len(jobs):
+            first = jobs[i]
+            key = first[:6]  # type, queue, priority, run_at, max_attempts, timeout
+            k = i + 1
+            while k < len(jobs) and jobs[k][:6] == key:
+                k += 1
+            params = Store._job_params(first, now)
+            del params["unique_key"]
+            params["payloads"] = "[" + ",".join(j.payload_json for j in jobs[i:k]) + "]"
+            conn.execute(INSERT_JOBS_BULK, params)
+            i = k
 
     @staticmethod
     def _job_params(j: NewJob, now: float) -> dict[str, object]:
