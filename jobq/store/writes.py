@@ -54,14 +54,14 @@ class Store(Reads):
         job's id is returned in its place.
         """
         with self._write(durable=True) as conn:
+            if len(jobs) == 1 and jobs[0].unique_key is None:
+                cur = conn.execute(INSERT_JOB, self._job_params(jobs[0], now))
+                return [cur.lastrowid]  # type: ignore[list-item]
             if all(j.unique_key is None for j in jobs):
                 # AUTOINCREMENT under the write lock: the new ids are seq+1 ... seq+n
                 seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
                 start = (seq[0] if seq else 0) + 1
-                if len(jobs) == 1:
-                    conn.execute(INSERT_JOB, self._job_params(jobs[0], now))
-                else:
-                    self._insert_bulk(conn, jobs, now)
+                self._insert_bulk(conn, jobs, now)
                 return list(range(start, start + len(jobs)))
             ids: list[int] = []
             for j in jobs:
