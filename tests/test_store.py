@@ -1,0 +1,327 @@
+"""Store behaviour beyond single transitions: fencing, claim order and filters, unique keys,
+retry policy, attempt history and the claim's query plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobq import retry
+from jobq.model import JobState
+from jobq.store import Store
+from tests.factories import (
+    LEASE,
+    T0,
+    claim_one,
+    enqueue,
+    history,
+    ids,
+    make_job,
+    new_job,
+    raw_row,
+)
+
+NOW = T0
+
+# ---- fencing ----------------------------------------------------------------------------------
+
+STALE_WRITES = {
+    "renew": lambda s, i, t: s.renew([(i, t)], NOW + 500),
+    "complete": lambda s, i, t: s.complete(i, t, NOW + 5, '"late"', "out"),
+    "complete_many": lambda s, i, t: s.complete_many([(i, t, '"late"', None)], NOW + 5),
+    "fail": lambda s, i, t: s.fail(i, t, NOW + 5, "late failure"),
+    "crash": lambda s, i, t: s.crash(i, t, NOW + 5, "late crash"),
+    "release": lambda s, i, t: s.release(i, t, NOW + 5),
+    "finish_cancelled": lambda s, i, t: s.finish_cancelled(i, t, NOW + 5),
+}
+NOTHING = {"renew": 0, "complete": False, "complete_many": [False]}
+
+
+@pytest.mark.parametrize("write", STALE_WRITES)
+@pytest.mark.parametrize("then", ["reclaimed", "reclaimed-and-finished", "rescued-only"])
+def test_a_stale_token_changes_nothing(store: Store, write: str, then: str) -> None:
+    # worker A's lease expires, a rescuer ends its attempt, worker B may claim the job again
+    a = make_job(store, "running", now=NOW, lease_until=NOW - 1, worker="pool-a/1")
+    assert store.rescue_expired(NOW) == [(a.id, JobState.PENDING)]
+    if then != "rescued-only":
+        b = claim_one(store, a.id, NOW + 1, worker="pool-b/1")
+        assert b.lease_token != a.lease_token
+        if then == "reclaimed-and-finished":
+            assert store.complete(b.id, b.lease_token or "", NOW + 2, '"b"', None)
+    before_row = raw_row(store.path, a.id)
+    before_history = store.attempts(a.id)
+
+    returned = STALE_WRITES[write](store, a.id, a.lease_token)
+
+    assert returned == NOTHING.get(write)
+    assert raw_row(store.path, a.id) == before_row
+    assert store.attempts(a.id) == before_history
+
+
+def test_complete_many_fences_each_job_on_its_own(store: Store) -> None:
+    live = make_job(store, "running", now=NOW)
+    lost = make_job(store, "running", now=NOW, lease_until=NOW - 1)
+    store.rescue_expired(NOW)
+    done = store.complete_many(
+        [
+            (live.id, live.lease_token or "", '"a"', None),
+            (lost.id, lost.lease_token or "", None, None),
+        ],
+        NOW,
+    )
+    assert done == [True, False]
+    assert store.get(live.id).state is JobState.SUCCEEDED  # type: ignore[union-attr]
+    assert store.get(lost.id).state is JobState.PENDING  # type: ignore[union-attr]
+
+
+# ---- claim order and filters -----------------------------------------------------------------
+
+
+def test_claim_order_is_priority_desc_then_run_at_then_id(store: Store) -> None:
+    spec = [  # (priority, run_at offset)
+        (0, -10), (10, -5), (0, -20), (10, -5), (-10, -30), (20, -1), (0, -20),
+    ]  # fmt: skip
+    made = [enqueue(store, NOW - 100, priority=p, run_at=NOW + dt) for p, dt in spec]
+    expected = [
+        made[i] for i in sorted(range(len(spec)), key=lambda i: (-spec[i][0], spec[i][1], made[i]))
+    ]
+    one_by_one = [store.claim("w", NOW, LEASE)[0].id for _ in made]
+    assert one_by_one == expected
+    assert store.claim("w", NOW, LEASE) == []
+
+
+def test_claim_batch_returns_jobs_in_claim_order(store: Store) -> None:
+    made = [enqueue(store, NOW - 100, priority=p) for p in (0, 5, 0, 5, 1)]
+    batch = store.claim("w", NOW, LEASE, limit=3)
+    assert ids(batch) == [made[1], made[3], made[4]]
+    assert all(j.state is JobState.RUNNING and j.attempts == 1 for j in batch)
+    assert len({j.lease_token for j in batch}) == 1, "one claim, one token"
+    assert ids(store.claim("w", NOW, LEASE, limit=10)) == [made[0], made[2]]
+
+
+def test_run_at_in_the_future_is_not_claimed_until_due(store: Store) -> None:
+    later = enqueue(store, NOW, run_at=NOW + 30)
+    assert store.claim("w", NOW + 29.999, LEASE) == []
+    assert ids(store.claim("w", NOW + 30, LEASE)) == [later]
+
+
+def test_paused_queue_is_skipped_until_resumed(store: Store) -> None:
+    paused = enqueue(store, NOW, queue="images", priority=20)
+    other = enqueue(store, NOW, queue="default")
+    store.set_paused("images", True, NOW)
+    assert store.paused_queues() == ["images"]
+    assert ids(store.claim("w", NOW, LEASE, limit=5)) == [other]
+    assert store.claim("w", NOW, LEASE, queues=["images"]) == []
+    store.set_paused("images", False, NOW + 1)
+    assert store.paused_queues() == []
+    assert ids(store.claim("w", NOW + 1, LEASE)) == [paused]
+
+
+def test_pausing_does_not_touch_running_jobs(store: Store) -> None:
+    job = make_job(store, "running", now=NOW, queue="images")
+    store.set_paused("images", True, NOW)
+    assert store.complete(job.id, job.lease_token or "", NOW, None, None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "claimed"),
+    [
+        ({}, ["email.send", "email.bounce", "resize", "resize@img"]),
+        ({"types": ["resize"]}, ["resize", "resize@img"]),
+        ({"types": ["resize", "email.send"]}, ["email.send", "resize", "resize@img"]),
+        ({"types": []}, []),
+        ({"type_globs": ["email.*"]}, ["email.send", "email.bounce"]),
+        ({"type_globs": ["*.bounce", "resize"]}, ["email.bounce", "resize", "resize@img"]),
+        ({"type_globs": ["Email.*"]}, []),  # GLOB is case-sensitive
+        ({"queues": ["img"]}, ["resize@img"]),
+        ({"queues": ["default", "img"]}, ["email.send", "email.bounce", "resize", "resize@img"]),
+        ({"queues": ["nope"]}, []),
+        ({"types": ["resize"], "queues": ["img"]}, ["resize@img"]),
+        ({"type_globs": ["email.*"], "queues": ["img"]}, []),
+    ],
+)
+def test_claim_restrictions(store: Store, kwargs: dict[str, list[str]], claimed: list[str]) -> None:
+    for label in ["email.send", "email.bounce", "resize", "resize@img"]:
+        type_, _, queue = label.partition("@")
+        enqueue(store, NOW, type=type_, queue=queue or "default")
+    jobs = store.claim("w", NOW, LEASE, limit=10, **kwargs)  # type: ignore[arg-type]
+    assert [j.type + ("@img" if j.queue == "img" else "") for j in jobs] == claimed
+
+
+def test_claim_takes_a_glob_literally_only_where_it_has_no_metacharacters(store: Store) -> None:
+    enqueue(store, NOW, type="a[1]")
+    enqueue(store, NOW, type="a1")
+    assert [j.type for j in store.claim("w", NOW, LEASE, limit=5, types=["a[1]"])] == ["a[1]"]
+
+
+# ---- unique keys ------------------------------------------------------------------------------
+
+
+def test_unique_key_returns_the_active_job(store: Store) -> None:
+    first = enqueue(store, NOW, type="u", unique_key="k")
+    assert enqueue(store, NOW + 1, type="u", unique_key="k") == first  # pending
+    claim_one(store, first, NOW + 2)
+    assert enqueue(store, NOW + 3, type="u", unique_key="k") == first  # running
+    assert store.counts()["pending"] + store.counts()["running"] == 1
+    other = enqueue(store, NOW + 3, type="u", unique_key="other")
+    assert other != first
+
+
+def test_unique_key_is_free_again_once_the_job_finished(store: Store) -> None:
+    done = make_job(store, "succeeded", now=NOW, unique_key="k")
+    again = enqueue(store, NOW, unique_key="k")
+    assert again != done.id
+
+
+def test_unique_key_within_one_batch(store: Store) -> None:
+    got = store.enqueue([new_job(unique_key="k"), new_job(), new_job(unique_key="k")], NOW)
+    assert got[0] == got[2] != got[1]
+    assert store.count_jobs(NOW) == 2
+
+
+def test_retry_reports_a_duplicate_unique_key(store: Store) -> None:
+    failed = make_job(store, "failed", now=NOW, unique_key="k")
+    active = enqueue(store, NOW, unique_key="k")
+    assert active != failed.id
+    before = raw_row(store.path, failed.id)
+    assert store.retry([failed.id], NOW) == {failed.id: "duplicate unique key"}
+    assert raw_row(store.path, failed.id) == before
+    store.cancel([active], NOW)
+    assert store.retry([failed.id], NOW) == {failed.id: "retried"}
+
+
+def test_batch_ids_are_in_order_and_never_reused_after_prune(store: Store) -> None:
+    first = store.enqueue([new_job() for _ in range(3)], NOW)
+    assert first == sorted(first) and len(set(first)) == 3
+    for job_id in first:
+        store.cancel([job_id], NOW)
+    assert store.prune(NOW + 1, ["cancelled"]) == 3
+    second = store.enqueue([new_job() for _ in range(3)], NOW + 2)
+    assert min(second) > max(first)
+    assert [j.id for j in store.get_many(second)] == second
+
+
+# ---- retry policy -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("attempt", "base"),
+    [(0, 5.0), (1, 5.0), (2, 25.0), (3, 125.0), (4, 625.0), (5, 3125.0), (6, 3600.0),
+     (7, 3600.0), (1000, 3600.0), (10**9, 3600.0)],
+)  # fmt: skip
+def test_backoff(attempt: int, base: float) -> None:
+    assert retry.backoff(attempt, 0.5) == pytest.approx(base)
+    assert retry.backoff(attempt, 0.0) == pytest.approx(base * 0.9)
+    assert retry.backoff(attempt, 0.999999) == pytest.approx(base * 1.1, rel=1e-5)
+    assert retry.backoff(attempt, 0.999999) <= base * 1.1
+    for _ in range(50):
+        assert base * 0.9 <= retry.backoff(attempt) <= base * 1.1
+
+
+@pytest.mark.parametrize("rand", [0.0, 0.5, 0.999999])
+def test_fail_schedules_the_backoff(store: Store, rand: float) -> None:
+    job = make_job(store, "running", now=NOW, attempts=2)
+    assert store.fail(job.id, job.lease_token or "", NOW, "e", rand=rand) is JobState.PENDING
+    after = store.get(job.id)
+    assert after is not None
+    assert after.run_at == pytest.approx(NOW + retry.backoff(2, rand))
+    assert after.view(NOW) == "retrying"
+    assert after.view(after.run_at) == "pending"
+
+
+def test_not_retryable_fails_at_once(store: Store) -> None:
+    job = make_job(store, "running", now=NOW)
+    assert store.fail(job.id, job.lease_token or "", NOW, "bad", retryable=False) is JobState.FAILED
+
+
+@pytest.mark.parametrize(
+    ("job_max", "default_max", "attempts", "end"),
+    [
+        (None, 4, 3, JobState.PENDING),
+        (None, 4, 4, JobState.FAILED),
+        (None, 2, 2, JobState.FAILED),  # the handler's default applies to jobs without their own
+        (None, 6, 4, JobState.PENDING),
+        (6, 2, 2, JobState.PENDING),  # the job's own max_attempts wins over the default
+        (6, 2, 6, JobState.FAILED),
+        (1, 4, 1, JobState.FAILED),
+    ],
+)
+def test_max_attempts_per_job_and_default(
+    store: Store, job_max: int | None, default_max: int, attempts: int, end: JobState
+) -> None:
+    job = make_job(store, "running", now=NOW, attempts=attempts, max_attempts=job_max)
+    got = store.fail(job.id, job.lease_token or "", NOW, "e", default_max_attempts=default_max)
+    assert got is end
+    assert job.effective_max_attempts(default_max) == (job_max or default_max)
+
+
+# ---- history ----------------------------------------------------------------------------------
+
+
+def test_attempt_history_over_a_whole_life(store: Store) -> None:
+    job_id = enqueue(store, NOW)
+    t = NOW
+    lease = claim_one(store, job_id, t, worker="p/1")
+    store.fail(job_id, lease.lease_token or "", t + 1, "ValueError: x", traceback="Traceback…",
+               output="printed", rand=0.0)  # fmt: skip
+    t = store.get(job_id).run_at  # type: ignore[union-attr]
+    lease = claim_one(store, job_id, t, worker="p/2")
+    store.crash(job_id, lease.lease_token or "", t + 2, "worker exited: signal 9", "tail")
+    lease = claim_one(store, job_id, t + 2, worker="p/3")
+    store.release(job_id, lease.lease_token or "", t + 3)
+    lease = claim_one(store, job_id, t + 3, worker="p/4")
+    store.complete(job_id, lease.lease_token or "", t + 4, '{"n":1}', "done")
+
+    rows = store.attempts(job_id)
+    assert [(a.attempt, a.outcome.value, a.worker_id) for a in rows] == [
+        (1, "failed", "p/1"),
+        (2, "crashed", "p/2"),
+        (3, "interrupted", "p/3"),
+        (3, "succeeded", "p/4"),
+    ]
+    assert (rows[0].error, rows[0].traceback, rows[0].output) == (
+        "ValueError: x",
+        "Traceback…",
+        "printed",
+    )
+    assert (rows[0].started_at, rows[0].finished_at) == (NOW, NOW + 1)
+    assert rows[1].output == "tail"
+    assert rows[3].output == "done"
+    final = store.get(job_id)
+    assert final is not None
+    assert (final.state, final.attempts, final.result) == (JobState.SUCCEEDED, 3, {"n": 1})
+    assert final.last_error == "interrupted by shutdown"
+    assert history(store, job_id)[-1] == "succeeded"
+    errors = store.errors()
+    assert [(e.attempt.outcome.value, e.type) for e in errors] == [
+        ("crashed", "t"),
+        ("failed", "t"),
+    ]
+    assert store.errors(after=errors[0].attempt.id) == []
+
+
+# ---- the claim's query plan -------------------------------------------------------------------
+
+
+def _assert_indexed(plan: list[str]) -> None:
+    assert any("jobs_pending" in line for line in plan), plan
+    for line in plan:
+        assert not (line.startswith("SCAN jobs") and "USING INDEX" not in line), plan
+        assert "TEMP B-TREE" not in line, plan
+
+
+def test_claim_plan_uses_the_partial_index(store: Store) -> None:
+    _assert_indexed(store.claim_plan())
+
+
+def test_claim_plan_is_the_same_with_100k_finished_rows(store: Store) -> None:
+    empty_plan = store.claim_plan()
+    n = 100_000
+    store.enqueue([new_job("old") for _ in range(n)], NOW - 100)
+    batch = store.claim("w", NOW - 50, LEASE, limit=n)
+    store.complete_many([(j.id, j.lease_token or "", None, None) for j in batch], NOW - 40)
+    store.enqueue([new_job("new") for _ in range(10)], NOW)
+    store._conn.execute("ANALYZE")  # planner statistics must not change the plan either
+    full_plan = store.claim_plan()
+    _assert_indexed(full_plan)
+    assert full_plan == empty_plan
+    assert [j.type for j in store.claim("w", NOW, LEASE, limit=20)] == ["new"] * 10
