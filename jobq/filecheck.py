@@ -116,6 +116,10 @@ def check_existing(path: str) -> bool:
     page_size = int.from_bytes(header[16:18], "big")
     if page_size == 1:
         page_size = 65536
+    # bytes 18/19: file format write/read versions (1 legacy, 2 WAL); anything else makes SQLite
+    # open the file read-only or not at all
+    if header[18] not in (1, 2) or header[19] not in (1, 2):
+        raise CorruptFile(f"{path} is damaged: its SQLite header is invalid")
     if page_size < 512 or page_size & (page_size - 1) or header[21:24] != b"\x40\x20\x20":
         raise CorruptFile(f"{path} is damaged: its SQLite header is invalid")
     if app_id != APPLICATION_ID:

@@ -67,7 +67,9 @@ class Queue:
         busy_timeout: float | None = None,
         payload_limit: int | None = None,
         allow_network_fs: bool | None = None,
+        mountinfo: str | None = None,
     ) -> None:
+        """Open (creating if needed) the queue file; `mountinfo` replaces /proc/self/mountinfo."""
         self.path = config.resolve_db_path(os.fspath(path) if path is not None else None)
         if busy_timeout is None:
             busy_timeout = float(os.environ.get(config.ENV_BUSY_TIMEOUT) or DEFAULT_BUSY_TIMEOUT)
@@ -76,7 +78,8 @@ class Queue:
         self.payload_limit = payload_limit
         if allow_network_fs is None:
             allow_network_fs = config.env_flag(config.ENV_ALLOW_NETWORK_FS)
-        self.store = Store(self.path, busy_timeout=busy_timeout, allow_network_fs=allow_network_fs)
+        self.store = Store(self.path, busy_timeout=busy_timeout, allow_network_fs=allow_network_fs,
+                           mountinfo=mountinfo)  # fmt: skip
         self._valid_types: set[str] = set()
         self._valid_queues: set[str] = set()
 

@@ -271,7 +271,11 @@ class Connection:
         """Integrity check and schema report."""
         try:
             conn = self._conn
-            integrity = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            try:
+                integrity = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            except sqlite3.DatabaseError as e:
+                # a page too damaged to walk is the doctor's finding, not a failure of the doctor
+                integrity = [str(e)]
             fk = conn.execute("PRAGMA foreign_key_check").fetchall()
             report: dict[str, object] = {
                 "path": self.path,
