@@ -7,9 +7,9 @@ the WAL. Each slow test has a reduced form that runs by default; `JOBQ_SLOW=1` r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import random
 import signal
 import sqlite3
 import subprocess
@@ -24,7 +24,6 @@ import pytest
 
 from jobq.model import JobState
 from jobq.store import Store
-from tests.conftest import ROOT, SLOW, wait_until
 from tests.factories import T0, make_job, new_job, raw_row
 
 # ---------------------------------------------------------------------------------------------
@@ -50,10 +49,8 @@ def kill_all(procs: list[subprocess.Popen[bytes]]) -> None:
             except (ProcessLookupError, PermissionError):
                 p.kill()
     for p in procs:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
-import sqlite3
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,9 +138,10 @@ class SqlAudit:
             elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
                 if node.target.id == name and node.value is not None:
                     values.append(node.value)
-            elif isinstance(node, (ast.For, ast.comprehension)):
-                if any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node.target)):
-                    values.append(node.iter)  # an element of a constant sequence is constant
+            elif isinstance(node, (ast.For, ast.comprehension)) and any(
+                isinstance(n, ast.Name) and n.id == name for n in ast.walk(node.target)
+            ):
+                values.append(node.iter)  # an element of a constant sequence is constant
         return values or None
 
     def list_elements(self, func: ast.AST, name: str) -> list[ast.expr]:
@@ -243,9 +241,13 @@ class SqlAudit:
     def check_formatting(self) -> None:
         """No SQL-looking text is formatted with % or .format()."""
         for node in ast.walk(self.tree):
-            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
-                if isinstance(node.left, ast.Constant) and _looks_like_sql(node.left.value):
-                    self.problems.append(f"{self.where(node)}: SQL formatted with %")
+            if (
+                isinstance(node, ast.BinOp)
+                and isinstance(node.op, ast.Mod)
+                and isinstance(node.left, ast.Constant)
+                and _looks_like_sql(node.left.value)
+            ):
+                self.problems.append(f"{self.where(node)}: SQL formatted with %")
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
@@ -365,11 +367,12 @@ def test_no_shell_is_ever_used():
                         f"{path.relative_to(ROOT)}:{node.lineno}: shell={ast.unparse(kw.value)}"
                     )
             f = node.func
-            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
-                if (f.value.id, f.attr) in SHELL_CALLS:
-                    problems.append(
-                        f"{path.relative_to(ROOT)}:{node.lineno}: {f.value.id}.{f.attr}"
-                    )
+            if (
+                isinstance(f, ast.Attribute)
+                and isinstance(f.value, ast.Name)
+                and (f.value.id, f.attr) in SHELL_CALLS
+            ):
+                problems.append(f"{path.relative_to(ROOT)}:{node.lineno}: {f.value.id}.{f.attr}")
             if isinstance(f, ast.Name) and f.id in ("system", "popen", "getoutput"):
                 problems.append(f"{path.relative_to(ROOT)}:{node.lineno}: {f.id}()")
     assert problems == []
