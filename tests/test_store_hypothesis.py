@@ -1,0 +1,251 @@
+"""A model-based test: hypothesis drives the Store with a fake clock and checks it against a
+plain-Python model of the state machine after every step."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from jobq import retry
+from jobq.model import DEFAULT_MAX_ATTEMPTS, FINISHED_STATES, JobState
+from jobq.store import Store
+from tests.factories import T0, new_job
+
+LEASE = 30.0
+RAND = 0.5  # fixed jitter, so the model knows each run_at exactly
+S = JobState
+
+
+@dataclass
+class ModelJob:
+    id: int
+    priority: int
+    max_attempts: int | None
+    run_at: float
+    state: JobState = S.PENDING
+    attempts: int = 0
+    token: str | None = None
+    lease_until: float | None = None
+    cancel_requested: bool = False
+    ended: int = 0  # attempts that ended (history rows)
+
+    @property
+    def limit(self) -> int:
+        return self.max_attempts if self.max_attempts is not None else DEFAULT_MAX_ATTEMPTS
+
+
+class StoreMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = tempfile.mkdtemp(prefix="jobq-hyp-")
+        self.store = Store(f"{self.dir}/q.db")
+        self.now = T0
+        self.jobs: dict[int, ModelJob] = {}
+        self.old_tokens: dict[int, list[str]] = {}
+
+    def teardown(self) -> None:
+        self.store.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    def _pick(self, n: int, states: tuple[JobState, ...] | None = None) -> ModelJob | None:
+        pool = [j for j in self.jobs.values() if states is None or j.state in states]
+        return pool[n % len(pool)] if pool else None
+
+    def _end(self, job: ModelJob, *, count: bool, retry_at: float | None) -> JobState:
+        """What the store does when an attempt ends (fail, crash, release, rescue)."""
+        job.ended += 1
+        if not count:
+            job.attempts -= 1
+        if job.cancel_requested:
+            job.state = S.CANCELLED
+        elif retry_at is not None and (job.attempts < job.limit or not count):
+            job.state, job.run_at = S.PENDING, retry_at
+        else:
+            job.state = S.FAILED
+        self._drop_lease(job)
+        return job.state
+
+    def _drop_lease(self, job: ModelJob) -> None:
+        assert job.token is not None
+        self.old_tokens.setdefault(job.id, []).append(job.token)
+        job.token, job.lease_until, job.cancel_requested = None, None, False
+
+    def _lease(self, n: int, stale: bool) -> tuple[ModelJob | None, int, str]:
+        """(running job, its id, its token); when `stale`: (None, id, a token that job lost).
+
+        The id is 0 when there is no such job."""
+        if stale:
+            lost = [self.jobs[i] for i, tokens in self.old_tokens.items() if tokens]
+            if not lost:
+                return None, 0, ""
+            job = lost[n % len(lost)]
+            return None, job.id, self.old_tokens[job.id][-1]
+        running = self._pick(n, (S.RUNNING,))
+        if running is None:
+            return None, 0, ""
+        return running, running.id, running.token or ""
+
+    # ---- rules --------------------------------------------------------------------------------
+
+    @rule(
+        priority=st.sampled_from([-10, 0, 0, 10]),
+        max_attempts=st.sampled_from([None, None, 1, 2, 3]),
+        delay=st.sampled_from([0.0, 0.0, 20.0]),
+    )
+    def enqueue(self, priority: int, max_attempts: int | None, delay: float) -> None:
+        run_at = self.now + delay
+        [job_id] = self.store.enqueue(
+            [new_job(priority=priority, max_attempts=max_attempts, run_at=run_at)], self.now
+        )
+        assert job_id not in self.jobs
+        self.jobs[job_id] = ModelJob(job_id, priority, max_attempts, run_at)
+
+    @rule(limit=st.integers(1, 3))
+    def claim(self, limit: int) -> None:
+        due = [j for j in self.jobs.values() if j.state is S.PENDING and j.run_at <= self.now]
+        due.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+        claimed = self.store.claim("w/1", self.now, LEASE, limit=limit)
+        assert [c.id for c in claimed] == [j.id for j in due[:limit]]
+        for c in claimed:
+            job = self.jobs[c.id]
+            job.state, job.attempts = S.RUNNING, job.attempts + 1
+            job.token, job.lease_until, job.cancel_requested = c.lease_token, c.lease_until, False
+
+    @rule(n=st.integers(0, 50), stale=st.booleans())
+    def complete(self, n: int, stale: bool) -> None:
+        job, job_id, token = self._lease(n, stale)
+        if not job_id:
+            return
+        ok = self.store.complete(job_id, token, self.now, "1", None)
+        assert ok == (job is not None)
+        if job is not None:
+            job.state, job.ended = S.SUCCEEDED, job.ended + 1
+            self._drop_lease(job)
+
+    @rule(n=st.integers(0, 50), stale=st.booleans())
+    def fail(self, n: int, stale: bool) -> None:
+        job, job_id, token = self._lease(n, stale)
+        if not job_id:
+            return
+        got = self.store.fail(job_id, token, self.now, "boom", rand=RAND)
+        if job is None:
+            assert got is None
+            return
+        retry_at = self.now + retry.backoff(job.attempts, RAND)
+        assert got is self._end(job, count=True, retry_at=retry_at)
+
+    @rule(n=st.integers(0, 50))
+    def crash(self, n: int) -> None:
+        job, _, token = self._lease(n, False)
+        if job is not None:
+            got = self.store.crash(job.id, token, self.now, "worker exited: signal 9")
+            assert got is self._end(job, count=True, retry_at=self.now)
+
+    @rule(n=st.integers(0, 50))
+    def release(self, n: int) -> None:
+        job, _, token = self._lease(n, False)
+        if job is not None:
+            got = self.store.release(job.id, token, self.now)
+            assert got is self._end(job, count=False, retry_at=self.now)
+
+    @rule(n=st.integers(0, 50))
+    def cancel(self, n: int) -> None:
+        job = self._pick(n)
+        if job is None:
+            return
+        got = self.store.cancel([job.id], self.now)[job.id]
+        if job.state is S.PENDING:
+            assert got == "cancelled"
+            job.state = S.CANCELLED
+        elif job.state is S.RUNNING:
+            assert got == "cancel requested"
+            job.cancel_requested = True
+        else:
+            assert got == job.state.value
+
+    @rule(n=st.integers(0, 50))
+    def retry(self, n: int) -> None:
+        job = self._pick(n)
+        if job is None:
+            return
+        got = self.store.retry([job.id], self.now)[job.id]
+        if job.state in (S.FAILED, S.CANCELLED):
+            assert got == "retried"
+            job.state, job.attempts, job.run_at = S.PENDING, 0, self.now
+        else:
+            assert got == job.state.value
+
+    @rule(n=st.integers(0, 50), priority=st.sampled_from([-10, 0, 20]))
+    def set_priority(self, n: int, priority: int) -> None:
+        job = self._pick(n)
+        if job is not None:
+            assert self.store.set_priority([job.id], priority) == {job.id: "ok"}
+            job.priority = priority
+
+    @rule()
+    def rescue(self) -> None:
+        expired = [
+            j
+            for j in self.jobs.values()
+            if j.state is S.RUNNING and j.lease_until is not None and j.lease_until < self.now
+        ]
+        expired.sort(key=lambda j: (j.lease_until, j.id))
+        got = self.store.rescue_expired(self.now)
+        assert sorted(got) == sorted(
+            (j.id, self._end(j, count=True, retry_at=self.now)) for j in expired
+        )
+
+    @rule(n=st.integers(0, 50))
+    def renew(self, n: int) -> None:
+        job, _, token = self._lease(n, False)
+        if job is not None:
+            assert self.store.renew([(job.id, token)], self.now + LEASE) == 1
+            job.lease_until = self.now + LEASE
+
+    @rule(dt=st.sampled_from([0.5, 5.0, 31.0, 200.0, 4000.0]))
+    def advance_clock(self, dt: float) -> None:
+        self.now += dt
+
+    # ---- invariants ---------------------------------------------------------------------------
+
+    @precondition(lambda self: bool(self.jobs))
+    @invariant()
+    def store_matches_model(self) -> None:
+        stored = {j.id: j for j in self.store.get_many(list(self.jobs))}
+        assert set(stored) == set(self.jobs)
+        history: dict[int, int] = {}
+        for job_id in self.jobs:
+            history[job_id] = len(self.store.attempts(job_id))
+        for job_id, model in self.jobs.items():
+            job = stored[job_id]
+            assert job.state is model.state, (job, model)
+            assert job.attempts == model.attempts, (job, model)
+            assert (job.state is S.RUNNING) == (job.lease_token is not None)
+            assert job.lease_token == model.token
+            assert 0 <= job.attempts <= job.effective_max_attempts()
+            assert job.cancel_requested == model.cancel_requested
+            assert history[job_id] == model.ended
+            if job.state in FINISHED_STATES:
+                assert job.finished_at is not None and job.lease_until is None
+            if job.state is S.PENDING:
+                assert job.run_at == model.run_at
+                assert job.attempts < job.effective_max_attempts()
+        assert self.store.counts() == {
+            s.value: sum(1 for m in self.jobs.values() if m.state is s) for s in JobState
+        }
+
+
+StoreMachine.TestCase.settings = settings(
+    max_examples=50,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_store_state_machine = StoreMachine.TestCase
