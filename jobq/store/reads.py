@@ -16,6 +16,7 @@ from ..model import (
 from .connection import Connection, _like_escape, _row_to_attempt, _row_to_job
 from .sql import (
     ATTEMPT_COLUMNS,
+    CLAIMABLE,
     ERRORS,
     JOB_COLUMNS,
     PAUSED,
@@ -259,3 +260,21 @@ class Reads(Connection):
             )
             for r in rows
         ]
+
+    def has_claimable(
+        self,
+        now: float,
+        *,
+        types: Sequence[str] | None = None,
+        type_globs: Sequence[str] | None = None,
+        queues: Sequence[str] | None = None,
+    ) -> bool:
+        """Whether a job that `claim` with these filters would lease is due now (`--burst`)."""
+        params = {
+            "now": now,
+            "types": None if types is None else json.dumps(list(types)),
+            "globs": None if type_globs is None else json.dumps(list(type_globs)),
+            "queues": None if queues is None else json.dumps(list(queues)),
+        }
+        with self._read() as conn:
+            return bool(conn.execute(CLAIMABLE, params).fetchone()[0])

@@ -156,3 +156,16 @@ VALUES (:id, :name, :host, :pid, :now, :now, :concurrency, :queues, :types, 0, '
 WORKER_HEARTBEAT = """
 UPDATE workers SET heartbeat_at = :now, jobs_done = :jobs_done, status = :status WHERE id = :id
 """
+
+# Whether any job a worker could claim now exists (the claim's filter, read-only): `--burst`.
+CLAIMABLE = """
+SELECT EXISTS (
+    SELECT 1 FROM jobs INDEXED BY jobs_pending
+    WHERE state = 'pending' AND run_at <= :now
+      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+      AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+      AND (:globs IS NULL OR EXISTS (SELECT 1 FROM json_each(:globs) AS g
+                                     WHERE jobs.type GLOB g.value))
+      AND queue NOT IN (SELECT name FROM queues WHERE paused)
+)
+"""

@@ -1,0 +1,139 @@
+"""Run one job of a Python handler: call it, capture its output, turn its value into a result.
+
+The timeout of an attempt is not enforced here: the supervisor kills the whole child process
+when a job overruns (a Python thread cannot be interrupted safely in the middle of C code).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+import traceback
+from dataclasses import dataclass
+
+from .handlers import HandlerFunc
+from .model import Job
+
+OUTPUT_LIMIT = 64 * 1024  # characters of captured output kept per attempt (the last ones)
+RESULT_LIMIT = 64 * 1024  # characters of result JSON kept; above it, a truncation marker
+TRACEBACK_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """How one attempt ended, as the worker records it."""
+
+    ok: bool
+    result_json: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    output: str | None = None
+
+
+class TailBuffer(io.TextIOBase):
+    """A text stream that keeps only the last `limit` characters written to it."""
+
+    def __init__(self, limit: int = OUTPUT_LIMIT) -> None:
+        super().__init__()
+        self.limit = limit
+        self._parts: list[str] = []
+        self._size = 0
+        self._dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        self._parts.append(s)
+        self._size += len(s)
+        if self._size > 2 * self.limit:
+            self._compact()
+        return len(s)
+
+    def _compact(self) -> None:
+        text = "".join(self._parts)
+        cut = len(text) - self.limit
+        if cut > 0:
+            self._dropped += cut
+            text = text[cut:]
+        self._parts = [text]
+        self._size = len(text)
+
+    def reset(self) -> None:
+        """Forget everything written so far."""
+        self._parts.clear()
+        self._size = 0
+        self._dropped = 0
+
+    def getvalue(self) -> str | None:
+        """The kept text (None when nothing was written), saying how much was dropped."""
+        if not self._size:
+            return None
+        self._compact()
+        text = self._parts[0] if self._parts else ""
+        if self._dropped:
+            return f"[… {self._dropped:,} earlier characters dropped]\n{text}"
+        return text
+
+
+def result_to_json(value: object, limit: int = RESULT_LIMIT) -> str | None:
+    """The result JSON of a return value; None stays None. Raises TypeError/ValueError when the
+    value is not JSON (an object, NaN...). A result over `limit` characters is replaced by a
+    marker object holding its size and first characters."""
+    if value is None:
+        return None
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    if len(text) > limit:
+        text = json.dumps(
+            {"truncated": True, "chars": len(text), "head": text[:1024]}, ensure_ascii=False
+        )
+    return text
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """The last non-empty line of `text`, cut to `limit` characters."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    line = lines[-1] if lines else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class Executor:
+    """Runs Python handlers in this process with stdout, stderr and logging captured."""
+
+    def __init__(self) -> None:
+        self._buffer = TailBuffer()
+        self._log_handler = logging.StreamHandler(self._buffer)
+        self._log_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def run(self, func: HandlerFunc, job: Job) -> Result:
+        """Call `func(payload, job)` and say how it went."""
+        buf = self._buffer
+        buf.reset()
+        root = logging.getLogger()
+        root.addHandler(self._log_handler)
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = buf
+        try:
+            value = func(job.payload, job)
+        except (Exception, SystemExit) as e:
+            tb = traceback.format_exc()
+            if len(tb) > TRACEBACK_LIMIT:
+                tb = "[… traceback cut]\n" + tb[-TRACEBACK_LIMIT:]
+            summary = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            return Result(False, error=one_line(summary), traceback=tb, output=buf.getvalue())
+        finally:
+            sys.stdout, sys.stderr = saved
+            root.removeHandler(self._log_handler)
+        try:
+            result_json = result_to_json(value)
+        except (TypeError, ValueError) as e:
+            return Result(
+                False,
+                error=f"handler returned a value that is not JSON-serialisable: {e}",
+                output=buf.getvalue(),
+            )
+        return Result(True, result_json=result_json, output=buf.getvalue())

@@ -1,0 +1,144 @@
+"""Find the handlers a pool runs: `--app` modules, a `--handlers` TOML file, `--exec` pairs.
+
+A handlers file names one table per type:
+
+    [handlers.resize]
+    command = "convert -resize 50% - -"
+    timeout = "60s"          # or a number of seconds; 0 = none
+    max_attempts = 3
+
+Precedence when a type is defined twice: `--exec` over the handlers file over Python handlers
+(the most explicit source wins).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+import sys
+from collections.abc import Iterable, Mapping
+
+from .errors import HandlerError, InvalidInput
+from .handlers import REGISTRY, Handler
+from .values import parse_duration, validate_type
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[import-not-found, no-redef, unused-ignore]
+
+
+def import_apps(modules: Iterable[str]) -> None:
+    """Import `--app` modules (importable from the current directory, like other task runners)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise HandlerError(f"cannot import --app {name}: {e}") from None
+        except Exception as e:  # a handler module that raises on import is a usage error
+            raise HandlerError(f"importing --app {name} failed: {type(e).__name__}: {e}") from None
+
+
+def split_command(type_name: str, command: str) -> tuple[str, ...]:
+    """Split a command line shell-style (no shell ever runs it)."""
+    try:
+        argv = tuple(shlex.split(command))
+    except ValueError as e:
+        raise HandlerError(
+            f"handler {type_name!r}: cannot parse command {command!r}: {e}"
+        ) from None
+    if not argv:
+        raise HandlerError(f"handler {type_name!r}: empty command")
+    return argv
+
+
+def parse_exec(spec: str) -> tuple[str, str]:
+    """Split `TYPE=COMMAND` (the value of `--exec`)."""
+    type_name, sep, command = spec.partition("=")
+    if not sep or not type_name.strip() or not command.strip():
+        raise HandlerError(f"--exec needs TYPE=COMMAND, got {spec!r}")
+    return type_name.strip(), command
+
+
+def _checked_type(type_name: str) -> str:
+    try:
+        return validate_type(type_name)
+    except InvalidInput as e:
+        raise HandlerError(str(e)) from None
+
+
+def handlers_from_toml(path: str) -> dict[str, Handler]:
+    """Parse a handlers file into command handlers."""
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as e:
+        raise HandlerError(f"cannot read handlers file {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise HandlerError(f"handlers file {path} is not valid TOML: {e}") from None
+    table = doc.get("handlers")
+    if not isinstance(table, dict) or not table:
+        raise HandlerError(f"handlers file {path} has no [handlers.TYPE] table")
+    out: dict[str, Handler] = {}
+    for type_name, spec in table.items():
+        out[_checked_type(type_name)] = _toml_handler(path, type_name, spec)
+    return out
+
+
+def _toml_handler(path: str, type_name: str, spec: object) -> Handler:
+    where = f"{path}: [handlers.{type_name}]"
+    if not isinstance(spec, dict):
+        raise HandlerError(f"{where} must be a table")
+    unknown = set(spec) - {"command", "timeout", "max_attempts"}
+    if unknown:
+        raise HandlerError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+    command = spec.get("command")
+    if isinstance(command, list) and command and all(isinstance(a, str) for a in command):
+        argv: tuple[str, ...] = tuple(command)
+    elif isinstance(command, str):
+        argv = split_command(type_name, command)
+    else:
+        raise HandlerError(f'{where} needs command = "..."')
+    timeout: float | None = None
+    if "timeout" in spec:
+        try:
+            timeout = parse_duration(spec["timeout"], "timeout")
+        except InvalidInput as e:
+            raise HandlerError(f"{where}: {e}") from None
+    max_attempts = spec.get("max_attempts")
+    if max_attempts is not None and (
+        not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1
+    ):
+        raise HandlerError(f"{where}: max_attempts must be an integer >= 1")
+    return Handler(type_name, command=argv, max_attempts=max_attempts, timeout=timeout)
+
+
+def load_handlers(
+    apps: Iterable[str] = (),
+    execs: Iterable[tuple[str, str]] = (),
+    handlers_file: str | None = None,
+) -> dict[str, Handler]:
+    """Every handler the pool can run, by type. Raises HandlerError when there is none."""
+    import_apps(apps)
+    found: dict[str, Handler] = dict(REGISTRY)
+    if handlers_file:
+        found.update(handlers_from_toml(handlers_file))
+    for type_name, command in execs:
+        t = _checked_type(type_name)
+        found[t] = Handler(t, command=split_command(t, command))
+    if not found:
+        raise HandlerError("no handlers: give --app MODULE, --exec TYPE=COMMAND or --handlers FILE")
+    return found
+
+
+def describe(handlers: Mapping[str, Handler]) -> str:
+    """One line listing the handlers, for the start-up log."""
+    parts = []
+    for t in sorted(handlers):
+        h = handlers[t]
+        parts.append(f"{t} (command)" if h.command is not None else t)
+    return ", ".join(parts)

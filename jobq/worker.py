@@ -1,0 +1,313 @@
+"""A worker child: claims jobs, runs them, records how they ended.
+
+A child is started by the supervisor (`jobq.pool`) through `child_main`, a top-level function
+that takes plain picklable values, so every multiprocessing start method works; it opens its own
+connection to the queue file. It reports to the supervisor through one row of a shared array of
+doubles (see `Slot`): the job it is running, when it started, its deadline, the process group of
+a command handler, and how many jobs it finished. The supervisor uses that row to enforce
+timeouts and cancellations by killing the child, and to renew only leases of live children.
+
+Speed comes from batching: a child claims up to `k` jobs in one transaction and records their
+successes in one transaction. `k` adapts to the jobs' duration (1 for slow jobs, up to
+`MAX_BATCH` for tiny ones) so that a batch never holds jobs another child could run for long.
+A claimed job that has not started when the child must stop is released (not counted).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+
+from .commands import command_env, run_command, set_parent_death_signal
+from .errors import JobqError
+from .executor import Executor, Result
+from .handlers import Handler
+from .loader import load_handlers
+from .model import DEFAULT_MAX_ATTEMPTS, Job
+from .settings import PoolSettings
+from .store import Store
+from .wakeup import Waker
+
+log = logging.getLogger("jobq.worker")
+
+MAX_BATCH = 64
+# A batch should take about this long: long enough to amortise a transaction over many tiny
+# jobs, short enough that claimed-but-waiting jobs are not starved.
+BATCH_TARGET = 0.010
+# Successes are recorded at the latest this long after the first of them finished.
+FLUSH_AFTER = 0.020
+
+# Fields of a child's row in the shared array.
+JOB, STARTED, DEADLINE, PGID, DONE, BEAT, READY, PID = range(8)
+SLOT_SIZE = 8
+
+SharedArray = ctypes.Array[ctypes.c_double]
+
+
+class Slot:
+    """One child's row of the shared array. Written by the child only (one writer per field)."""
+
+    def __init__(self, shared: SharedArray, index: int) -> None:
+        self.shared = shared
+        self.base = index * SLOT_SIZE
+
+    def get(self, field: int) -> float:
+        """Read a field."""
+        value: float = self.shared[self.base + field]
+        return value
+
+    def set(self, field: int, value: float) -> None:
+        """Write a field."""
+        self.shared[self.base + field] = value
+
+    def begin(self, job_id: int, started: float, deadline: float) -> None:
+        """Say that `job_id` runs now (the job id last, so a reader never pairs it with the
+        previous job's deadline)."""
+        self.shared[self.base + JOB] = 0.0
+        self.shared[self.base + STARTED] = started
+        self.shared[self.base + DEADLINE] = deadline
+        self.shared[self.base + PGID] = 0.0
+        self.shared[self.base + JOB] = float(job_id)
+
+    def end(self) -> None:
+        """Say that no job runs now."""
+        self.shared[self.base + JOB] = 0.0
+        self.shared[self.base + PGID] = 0.0
+
+    def reset(self) -> None:
+        """Clear the row for a new child."""
+        for i in range(SLOT_SIZE):
+            self.shared[self.base + i] = 0.0
+
+
+def setup_logging(level: str) -> None:
+    """Log jobq's events to stderr, one line each."""
+    logger = logging.getLogger("jobq")
+    if not any(getattr(h, "_jobq", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(processName)s: %(message)s")
+        )
+        handler._jobq = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False  # handlers' own logging is captured per job, ours is not
+
+
+def child_main(
+    db_path: str,
+    worker_id: str,
+    shared: SharedArray,
+    index: int,
+    stop_conn: Connection,
+    parent_pid: int,
+    settings: PoolSettings,
+) -> None:
+    """Entry point of a worker child process."""
+    # die with the supervisor; it may already be gone before prctl took effect
+    set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    # Ctrl-C reaches the whole process group: the supervisor decides how to stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    setup_logging(settings.log_level)
+    logging.getLogger().setLevel(settings.log_level.upper())  # handlers' logging, captured
+    try:
+        child = Child(db_path, worker_id, Slot(shared, index), stop_conn, parent_pid, settings)
+    except JobqError as e:
+        log.error("worker %s cannot start: %s", worker_id, e)
+        sys.exit(e.exit_code)
+    signal.signal(signal.SIGTERM, child.on_sigterm)
+    try:
+        child.run()
+    finally:
+        child.close()
+
+
+class Child:
+    """The claim-run-record loop of one worker child."""
+
+    def __init__(
+        self,
+        db_path: str,
+        worker_id: str,
+        slot: Slot,
+        stop_conn: Connection,
+        parent_pid: int,
+        settings: PoolSettings,
+    ) -> None:
+        self.db_path = os.path.abspath(db_path)
+        self.worker_id = worker_id
+        self.slot = slot
+        self.stop_conn = stop_conn
+        self.parent_pid = parent_pid
+        self.settings = settings
+        self.handlers: dict[str, Handler] = load_handlers(
+            settings.apps, settings.execs, settings.handlers_file
+        )
+        self.types = sorted(self.handlers)
+        self.globs = list(settings.type_globs) or None
+        self.queues = list(settings.queues) or None
+        self.store = Store(db_path)
+        # armed before the first claim: no commit after this point can be missed
+        self.waker = Waker(db_path)
+        self.executor = Executor()
+        self.batch = 1
+        self.done = 0
+        self.successes: list[tuple[int, str, str | None, str | None]] = []
+        self.first_success = 0.0
+        self.sigterm = False
+        slot.set(PID, os.getpid())
+        slot.set(BEAT, time.time())
+        slot.set(READY, 1.0)
+
+    def on_sigterm(self, signum: int, frame: object) -> None:
+        """SIGTERM sent to the child itself: finish the running job, then exit."""
+        self.sigterm = True
+
+    def close(self) -> None:
+        """Release what the child holds."""
+        self.waker.close()
+        self.store.close()
+
+    def should_stop(self) -> bool:
+        """Whether the supervisor asked us to stop, or died."""
+        return self.sigterm or self.stop_conn.poll() or os.getppid() != self.parent_pid
+
+    def run(self) -> None:
+        """Claim and run jobs until told to stop (or, with --burst, until nothing is due)."""
+        limit = self.settings.max_jobs_per_child
+        while not self.should_stop():
+            jobs = self.store.claim(
+                self.worker_id,
+                time.time(),
+                self.settings.lease_seconds,
+                limit=self.batch if not limit else min(self.batch, limit - self.done),
+                types=self.types,
+                type_globs=self.globs,
+                queues=self.queues,
+            )
+            self.slot.set(BEAT, time.time())
+            if not jobs:
+                if self.settings.burst:
+                    return
+                self.idle_wait()
+                continue
+            self.run_batch(jobs)
+            if limit and self.done >= limit:
+                log.info("worker %s recycles after %d jobs", self.worker_id, self.done)
+                return
+
+    def idle_wait(self) -> None:
+        """Sleep until the queue file changes, the supervisor speaks, or the fallback poll."""
+        fd = self.waker.fileno()
+        if fd < 0:
+            self.waker.wait(min(self.settings.poll_interval, 0.5))
+            return
+        ready, _, _ = select.select(
+            [fd, self.stop_conn.fileno()], [], [], self.settings.poll_interval
+        )
+        if fd in ready:
+            self.waker.drain()
+
+    def run_batch(self, jobs: Sequence[Job]) -> None:
+        """Run claimed jobs one after the other, then record the successes together."""
+        t0 = time.monotonic()
+        ran = 0
+        for i, job in enumerate(jobs):
+            if i and self.should_stop():
+                self.flush()
+                self.release(jobs[i:])
+                return
+            if self.successes and time.monotonic() - self.first_success > FLUSH_AFTER:
+                self.flush()
+            self.run_one(job)
+            ran += 1
+        self.flush()
+        per_job = (time.monotonic() - t0) / max(ran, 1)
+        fit = max(1, min(MAX_BATCH, int(BATCH_TARGET / max(per_job, 1e-6))))
+        # grow gradually while batches come back full and fast; shrink at once
+        self.batch = min(fit, self.batch * 2) if ran == self.batch else min(fit, self.batch)
+
+    def run_one(self, job: Job) -> None:
+        """Run one job and record a failure at once (successes are batched)."""
+        handler = self.handlers[job.type]
+        timeout = job.effective_timeout(handler.timeout)
+        started = time.time()
+        self.slot.begin(job.id, started, started + timeout if timeout > 0 else 0.0)
+        try:
+            if handler.command is not None:
+                result = run_command(
+                    handler.command,
+                    payload_json=job.payload_json,
+                    env=command_env(job.id, job.type, job.attempts, self.db_path),
+                    on_start=lambda pgid: self.slot.set(PGID, pgid),
+                )
+            else:
+                assert handler.func is not None
+                result = self.executor.run(handler.func, job)
+        finally:
+            self.slot.end()
+        assert job.lease_token is not None
+        if result.ok:
+            if not self.successes:
+                self.first_success = time.monotonic()
+            self.successes.append((job.id, job.lease_token, result.result_json, result.output))
+            return
+        self.flush()
+        self.record_failure(job, handler, result)
+
+    def record_failure(self, job: Job, handler: Handler, result: Result) -> None:
+        """Record a failed attempt: retried after backoff, or failed for good."""
+        assert job.lease_token is not None
+        state = self.store.fail(
+            job.id,
+            job.lease_token,
+            time.time(),
+            result.error or "failed",
+            traceback=result.traceback,
+            output=result.output,
+            default_max_attempts=handler.max_attempts or DEFAULT_MAX_ATTEMPTS,
+        )
+        self.count_done(1)
+        if state is None:
+            log.warning("lease lost: job %d (%s) failed but another worker owns it now",
+                        job.id, job.type)  # fmt: skip
+        else:
+            log.info("job %d (%s) attempt %d failed: %s -> %s",
+                     job.id, job.type, job.attempts, result.error, state.value)  # fmt: skip
+
+    def flush(self) -> None:
+        """Record the batched successes in one transaction."""
+        if not self.successes:
+            return
+        done, self.successes = self.successes, []
+        oks = self.store.complete_many(done, time.time())
+        self.count_done(len(done))
+        for (job_id, _t, _r, _o), ok in zip(done, oks, strict=True):
+            if not ok:
+                log.warning("lease lost: job %d finished but another worker owns it now; "
+                            "its result was not recorded", job_id)  # fmt: skip
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("recorded %d successes", len(done))
+
+    def count_done(self, n: int) -> None:
+        """Count finished attempts where the supervisor can read them."""
+        self.done += n
+        self.slot.set(DONE, float(self.done))
+
+    def release(self, jobs: Sequence[Job]) -> None:
+        """Give back claimed jobs that never started (their attempt is not used up)."""
+        now = time.time()
+        for job in jobs:
+            assert job.lease_token is not None
+            if self.store.release(job.id, job.lease_token, now, "not started: worker stopping"):
+                log.info("released job %d (%s): not started before stop", job.id, job.type)

@@ -1,0 +1,228 @@
+"""Handlers used by the worker tests (`--app tests.workerapp`), and a helper that runs a pool.
+
+Handlers that must prove how often they ran append one line per run to a ledger file named in
+the payload ("ledger"): `job_id pid attempt`. Appends of one short line with O_APPEND are atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import jobq
+from jobq.model import JSONValue
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _ledger(payload: JSONValue, job: jobq.Job, tag: str = "") -> None:
+    if isinstance(payload, dict) and isinstance(payload.get("ledger"), str):
+        line = f"{job.id} {os.getpid()} {job.attempts} {tag}".rstrip() + "\n"
+        fd = os.open(str(payload["ledger"]), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+
+@jobq.handler("noop")
+def noop(payload: JSONValue, job: jobq.Job) -> None:
+    """Do nothing (drain benchmarks)."""
+
+
+@jobq.handler("record")
+def record(payload: JSONValue, job: jobq.Job) -> dict[str, int]:
+    """Append to the ledger; return the pid that ran the job."""
+    _ledger(payload, job)
+    return {"pid": os.getpid(), "attempt": job.attempts}
+
+
+@jobq.handler("echo")
+def echo(payload: JSONValue, job: jobq.Job) -> JSONValue:
+    """Return the payload."""
+    return payload
+
+
+@jobq.handler("chatty")
+def chatty(payload: JSONValue, job: jobq.Job) -> int:
+    """Print and log, to test output capture."""
+    print("hello from print")
+    print("to stderr", file=sys.stderr)
+    logging.getLogger("chatty").warning("a warning from logging")
+    return 42
+
+
+@jobq.handler("boom", max_attempts=3)
+def boom(payload: JSONValue, job: jobq.Job) -> None:
+    """Always fail, after saying so."""
+    _ledger(payload, job)
+    print(f"attempt {job.attempts} about to fail")
+    raise ValueError(f"boom on attempt {job.attempts}")
+
+
+@jobq.handler("unserialisable")
+def unserialisable(payload: JSONValue, job: jobq.Job) -> object:
+    """Return something JSON cannot hold."""
+    return {"when": object()}
+
+
+@jobq.handler("sleep")
+def sleep(payload: JSONValue, job: jobq.Job) -> dict[str, int]:
+    """Mark the start in the ledger, sleep payload["seconds"], mark the end."""
+    assert isinstance(payload, dict)
+    _ledger(payload, job, "start")
+    seconds = payload.get("seconds", 1)
+    assert isinstance(seconds, (int, float))
+    time.sleep(float(seconds))
+    _ledger(payload, job, "end")
+    return {"pid": os.getpid()}
+
+
+@jobq.handler("short_timeout", timeout=0.5, max_attempts=1)
+def short_timeout(payload: JSONValue, job: jobq.Job) -> None:
+    """Overrun the handler's 0.5 s timeout."""
+    _ledger(payload, job, "start")
+    time.sleep(30)
+
+
+@jobq.handler("suicide", max_attempts=3)
+def suicide(payload: JSONValue, job: jobq.Job) -> None:
+    """Kill the worker running it (a poison pill)."""
+    _ledger(payload, job)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ---- running a pool in a test ---------------------------------------------------------------------
+
+POOL_SCRIPT = """
+import json, sys
+from jobq.pool import run_pool
+from jobq.settings import PoolSettings
+kw = json.loads(sys.argv[1])
+for key in ("apps", "execs", "queues", "type_globs"):
+    if key in kw:
+        kw[key] = tuple(tuple(x) if isinstance(x, list) else x for x in kw[key])
+raise SystemExit(run_pool(PoolSettings(**kw)))
+"""
+
+
+class PoolProcess:
+    """A pool supervisor running as a subprocess in its own process group; stderr to a file."""
+
+    def __init__(
+        self,
+        db_path: str,
+        log_path: Path,
+        *,
+        env: dict[str, str] | None = None,
+        argv: list[str] | None = None,
+        **settings: object,
+    ) -> None:
+        kw: dict[str, object] = {"db_path": db_path, "concurrency": 2, "apps": ["tests.workerapp"]}
+        kw.update(settings)
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        full_env = dict(os.environ if env is None else env)
+        full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+        if env is None:
+            full_env.pop("NOTIFY_SOCKET", None)
+        cmd = argv or [sys.executable, "-c", POOL_SCRIPT, json.dumps(kw)]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=full_env, stderr=self._log, start_new_session=True
+        )
+        self.pid = self.proc.pid
+
+    def log(self) -> str:
+        """Everything the pool logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def children(self) -> list[int]:
+        """Pids of the supervisor's live children."""
+        return children_of(self.pid)
+
+    def signal(self, sig: int) -> None:
+        """Send a signal to the supervisor only."""
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Wait for the supervisor to exit; its exit code."""
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        """Kill whatever is left of the pool (the supervisor's process group and children)."""
+        pids = [self.pid, *descendants(self.pid)]
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            self.proc.wait(10)
+        finally:
+            self._log.close()
+
+
+def children_of(pid: int) -> list[int]:
+    """Pids whose parent is `pid` (from /proc), excluding zombies."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue
+        rest = stat[stat.rfind(b")") + 2 :].split()
+        if int(rest[1]) == pid and rest[0] != b"Z":
+            out.append(int(entry))
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    """All live descendants of `pid`."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        kids = children_of(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"
+
+
+def ledger_lines(path: Path) -> list[list[str]]:
+    """The ledger's lines, split."""
+    try:
+        return [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    except FileNotFoundError:
+        return []
+
+
+@contextmanager
+def running_pool(db_path: str, log_path: Path, **settings: object) -> Iterator[PoolProcess]:
+    """A pool for the duration of a with block; killed (with its children) afterwards."""
+    pool = PoolProcess(db_path, log_path, **settings)
+    try:
+        yield pool
+    finally:
+        pool.stop()
