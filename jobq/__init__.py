@@ -36,6 +36,7 @@ from .model import (
     WorkerInfo,
 )
 from .queue import Queue
+from .safetext import safe_block, safe_line, safe_text, truncate
 from .wakeup import Waker
 
 __version__ = "0.1.0"
@@ -70,4 +71,8 @@ __all__ = [
     "WorkerInfo",
     "__version__",
     "handler",
+    "safe_block",
+    "safe_line",
+    "safe_text",
+    "truncate",
 ]

@@ -1,0 +1,303 @@
+"""Pilot tests: every key of the dashboard does what it says to the queue file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from jobq import JobState, Queue
+from tui.app import JobqApp
+from tui.screens.detail import DetailScreen
+from tui.screens.dialogs import ConfirmScreen, HelpScreen, PromptScreen
+from tui.screens.tail import TailScreen
+from tui.screenshots import SIZE, first_load, seeded_app, settle
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+# ids in the showcase data (jobq.demo.seed_showcase)
+FAILED_WEBHOOK = 1
+FAILED_IMAGE = 4
+RETRYING = 5
+RETRYING_EMAIL = 6  # its failure is the newest
+RUNNING_REPORT = 19
+CANCELLED = 21
+TOP_PENDING = 43  # critical, queue "thumbs" (paused)
+SECOND_PENDING = 23  # high, queue "mail"
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> JobqApp:
+    return seeded_app(str(tmp_path / "q.db"))
+
+
+@pytest.fixture
+def q(app: JobqApp) -> Queue:
+    return Queue(app.db_path)
+
+
+async def until(pilot: object, condition: Callable[[], object], what: str = "") -> None:
+    """Let the app run until `condition` holds (fail after ~5 s)."""
+    for _ in range(500):
+        if condition():
+            return
+        await pilot.pause(0.01)  # type: ignore[attr-defined]
+    pytest.fail(f"condition not met: {what or condition}")
+
+
+def selected(app: JobqApp) -> str | None:
+    return app.main.table.selected_key
+
+
+async def test_first_paint_shows_pending_in_claim_order(app: JobqApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        assert selected(app) == str(TOP_PENDING)
+        await pilot.press("down")
+        assert selected(app) == str(SECOND_PENDING)
+
+
+async def test_tabs_switch_with_numbers_and_arrows(app: JobqApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("3")
+        await until(pilot, lambda: app.main.snapshot and app.main.snapshot.request.tab == "failed")
+        keys = {j.id for j in app.main.snapshot.jobs}  # type: ignore[union-attr]
+        assert keys == {1, 2, 3, 4}
+        await pilot.press("right")
+        await until(pilot, lambda: app.main.snapshot.request.tab == "succeeded")  # type: ignore[union-attr]
+        await pilot.press("left", "left")
+        await until(pilot, lambda: app.main.snapshot.request.tab == "running")  # type: ignore[union-attr]
+        await pilot.press("6")
+        await until(pilot, lambda: app.main.table.row_count == 1)
+        assert selected(app) == "pool-a1"
+
+
+async def test_retry_failed_job(app: JobqApp, q: Queue) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("3")
+        await until(pilot, lambda: selected(app) == str(FAILED_IMAGE))
+        await pilot.press("r")
+        await until(pilot, lambda: q.get(FAILED_IMAGE).state is JobState.PENDING, "retried")
+        # the list follows: the job left Failed
+        await until(pilot, lambda: str(FAILED_IMAGE) not in
+                    {str(j.id) for j in app.main.snapshot.jobs})  # type: ignore[union-attr]
+
+
+async def test_cancel_asks_first_and_n_keeps_the_job(app: JobqApp, q: Queue) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == "Cancel 1 job?"
+        await pilot.press("n")
+        await pilot.pause()
+        assert q.get(TOP_PENDING).state is JobState.PENDING
+        await pilot.press("c", "y")
+        await until(pilot, lambda: q.get(TOP_PENDING).state is JobState.CANCELLED, "cancelled")
+
+
+async def test_cancel_running_job_requests_a_stop(app: JobqApp, q: Queue) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("2")
+        await until(pilot, lambda: app.main.snapshot.request.tab == "running")  # type: ignore[union-attr]
+        await until(pilot, lambda: selected(app) is not None)
+        job_id = int(selected(app) or 0)
+        await pilot.press("c", "y")
+        await until(pilot, lambda: q.get(job_id).cancel_requested, "cancel requested")
+
+
+async def test_priority_plus_minus_and_p(app: JobqApp, q: Queue) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("down")  # job 23, high (10)
+        await pilot.press("plus")
+        await until(pilot, lambda: q.get(SECOND_PENDING).priority == 20, "+10")
+        await pilot.press("minus")
+        await until(pilot, lambda: q.get(SECOND_PENDING).priority == 10, "-10")
+        await until(pilot, lambda: selected(app) == str(SECOND_PENDING))
+        await pilot.press("p")
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press(*"low", "enter")
+        await until(pilot, lambda: q.get(SECOND_PENDING).priority == -10, "p low")
+        await until(pilot, lambda: isinstance(app.screen, type(app.main)))
+        await pilot.press("p", *"37", "enter")
+        await until(pilot, lambda: q.get(TOP_PENDING).priority == 37 or
+                    q.get(SECOND_PENDING).priority == 37, "p 37")
+
+
+async def test_bad_priority_is_refused(app: JobqApp, q: Queue) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("p", *"urgent", "enter")
+        await pilot.pause(0.1)
+        assert q.get(TOP_PENDING).priority == 20
+
+
+async def test_pause_and_resume_queue(app: JobqApp, q: Queue) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("down")  # job 23 in "mail"
+        await pilot.press("P")
+        await until(pilot, lambda: "mail" in q.paused_queues(), "paused")
+        await until(pilot, lambda: "mail" in app.main.snapshot.header.paused)  # type: ignore[union-attr]
+        await pilot.press("P")
+        await until(pilot, lambda: "mail" not in q.paused_queues(), "resumed")
+
+
+async def test_mark_then_bulk_cancel_with_count(app: JobqApp, q: Queue) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("space", "space", "space")  # marks 43, 23, 26
+        assert app.main.marked == {43, 23, 26}
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.question == "Cancel 3 jobs?"
+        await pilot.press("y")
+        await until(pilot, lambda: all(q.get(i).state is JobState.CANCELLED for i in (43, 23, 26)))
+        assert app.main.marked == set()
+
+
+async def test_filter_then_retry_all_matching(app: JobqApp, q: Queue) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("3", "slash", *"type:webhook.*", "enter")
+        await until(pilot, lambda: app.main.snapshot.request.filter.type_glob == "webhook.*"  # type: ignore[union-attr]
+                    and app.main.snapshot.request.tab == "failed")  # type: ignore[union-attr]
+        assert {j.id for j in app.main.snapshot.jobs} == {1, 2}  # type: ignore[union-attr]
+        await pilot.press("a")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirmation")
+        assert app.screen.question == "Retry 2 jobs?"  # type: ignore[attr-defined]
+        await pilot.press("y")
+        await until(pilot, lambda: q.get(1).state is JobState.PENDING and
+                    q.get(2).state is JobState.PENDING)
+        assert q.get(3).state is JobState.FAILED  # not matched by the filter
+        await pilot.press("escape")  # clears the filter
+        await until(pilot, lambda: not app.main.snapshot.request.filter)  # type: ignore[union-attr]
+
+
+async def test_filter_by_text_and_queue(app: JobqApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("slash", *"queue:mail grace", "enter")
+        await until(pilot, lambda: app.main.snapshot.request.filter.queue == "mail")  # type: ignore[union-attr]
+        assert [j.id for j in app.main.snapshot.jobs] == [23]  # type: ignore[union-attr]
+
+
+async def test_error_groups_retry_a_group(app: JobqApp, q: Queue) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("7")
+        await until(pilot, lambda: app.main.snapshot.request.tab == "errors")  # type: ignore[union-attr]
+        groups = app.main.snapshot.groups  # type: ignore[union-attr]
+        assert groups[0].type == "webhook.deliver" and groups[0].count == 9
+        assert set(groups[0].job_ids) == {1, 2, 5}
+        await pilot.press("r")
+        assert app.screen.question == "Retry 3 jobs?"  # type: ignore[attr-defined]
+        await pilot.press("y")
+        await until(pilot, lambda: q.get(1).state is JobState.PENDING)
+
+
+async def test_detail_and_its_keys(app: JobqApp, q: Queue) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.job)
+        text = str(app.screen.query_one("#detail").render())
+        assert "queue 'thumbs' is paused" in text
+        await pilot.press("plus")
+        await until(pilot, lambda: q.get(TOP_PENDING).priority == 30)
+        await pilot.press("c", "y")
+        await until(pilot, lambda: q.get(TOP_PENDING).state is JobState.CANCELLED)
+        await pilot.press("r")
+        await until(pilot, lambda: q.get(TOP_PENDING).state is JobState.PENDING)
+        await pilot.press("escape")
+        assert app.screen is app.main
+
+
+async def test_error_tail_follows_and_opens_job(app: JobqApp, q: Queue) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, TailScreen) and app.screen.snapshot)
+        assert app.screen.query_one("#tail").row_count == 13  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.job)
+        assert app.screen.job_id == RETRYING_EMAIL  # type: ignore[attr-defined]
+        await pilot.press("escape", "escape")
+        assert app.screen is app.main
+
+
+async def test_paging_past_the_last_row_loads_the_next_page(app: JobqApp, q: Queue) -> None:
+    q.enqueue_many([("bulk.noop", {"n": i}) for i in range(250)])
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await until(pilot, lambda: app.main.snapshot and app.main.snapshot.total == 273)
+        assert app.main.table.row_count == 100
+        await pilot.press("end")
+        await pilot.press("ctrl+end")
+        await pilot.press("down")
+        await until(pilot, lambda: app.main.prev_pages and app.main.table.row_count == 100)
+        assert app.main.table.cursor_row == 0
+        await pilot.press("up")
+        await until(pilot, lambda: not app.main.prev_pages)
+        assert app.main.table.cursor_row == 99
+        await pilot.press("pagedown")
+        await pilot.press("ctrl+end", "pagedown", "ctrl+end", "down")
+        await until(pilot, lambda: len(app.main.prev_pages) == 2)
+        await until(pilot, lambda: app.main.table.row_count == 73)
+        await pilot.press("home")
+        await until(pilot, lambda: not app.main.prev_pages)
+
+
+async def test_help_lists_keys(app: JobqApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert ("r", "Retry") in app.screen.keys
+        await pilot.press("escape")
+        assert app.screen is app.main
+
+
+async def test_q_quits(app: JobqApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        assert app._exit  # type: ignore[attr-defined]
+
+
+async def test_read_only_hides_and_refuses_every_action(tmp_path: Path) -> None:
+    app = seeded_app(str(tmp_path / "q.db"), read_only=True)
+    q = Queue(app.db_path)
+    before = [j.to_dict() for j in q.list(limit=100)]
+    paused = q.paused_queues()
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        shown = app.screen.active_bindings.items()
+        footer_keys = {k for k, b in shown if b.enabled and b.binding.show}
+        assert "q" in footer_keys
+        assert not footer_keys & {"r", "c", "p", "P", "a", "space"}
+        for keys in (["r"], ["c", "y"], ["plus"], ["minus"], ["p"], ["P"], ["a", "r", "y"],
+                     ["space"], ["3", "r"], ["7", "r", "y"]):
+            await pilot.press(*keys)
+            await pilot.pause()
+        await pilot.press("1", "enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.job)
+        await pilot.press("r", "c", "y", "plus", "P")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, (ConfirmScreen, PromptScreen))
+        assert any("read-only" in str(n.message) for n in app._notifications)
+    assert [j.to_dict() for j in q.list(limit=100)] == before
+    assert q.paused_queues() == paused

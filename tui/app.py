@@ -1,0 +1,303 @@
+"""The dashboard app and its one factory, `make_app`, used by `jobq tui`, the tests and the
+screenshot script alike."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+
+from jobq import PRIORITY_NAMES, InvalidInput, JobqError, Queue
+
+from .data import Filter, Request, Snapshot
+from .loader import Loader
+from .screens.detail import DetailScreen
+from .screens.dialogs import ConfirmScreen
+from .screens.main import MainScreen
+from .screens.tail import TailScreen
+
+# keys that change the file; in read-only mode the screens disable them and the app refuses
+ACTION_KEYS = "r,c,plus,equals_sign,minus,p,P,a,space"
+
+
+@dataclass
+class Loaded(Message):
+    """The loader read a new snapshot."""
+
+    snapshot: Snapshot
+
+
+@dataclass
+class LoadFailed(Message):
+    """The loader could not read the file."""
+
+    error: str
+
+
+@dataclass
+class ActionDone(Message):
+    """An action finished in its thread: a one-line summary, and whether it failed."""
+
+    summary: str
+    error: bool = False
+
+
+class JobqApp(App[None]):
+    """The jobq dashboard over one queue file."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "jobq"
+    BINDINGS = [Binding(ACTION_KEYS, "refuse", "read-only", show=False)]
+
+    def __init__(
+        self,
+        db_path: str,
+        *,
+        read_only: bool = False,
+        clock: Callable[[], float] = time.time,
+        display_path: str | None = None,
+        watch: bool = True,
+        fallback: float = 2.0,
+    ) -> None:
+        super().__init__()
+        self.db_path = db_path
+        self.read_only = read_only
+        self.clock = clock
+        self.display_path = display_path or db_path
+        self.loader = Loader(db_path, self._post_load, clock, watch=watch, fallback=fallback)
+        self._writer: Queue | None = None
+        self._write_lock = threading.Lock()
+        self.main = MainScreen()
+        self.loads = 0
+
+    # ---- loading --------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(self.main)
+        self.loader.start(self.current_request())
+
+    def on_unmount(self) -> None:
+        self.loader.stop()
+        if self._writer is not None:
+            self._writer.close()
+
+    def _post_load(self, result: Snapshot | str) -> None:
+        self.post_message(LoadFailed(result) if isinstance(result, str) else Loaded(result))
+
+    def current_request(self) -> Request:
+        """What the screens show now: the main list, plus an open detail or error tail."""
+        detail_id = None
+        tail = False
+        for screen in self.screen_stack:
+            if isinstance(screen, DetailScreen):
+                detail_id = screen.job_id
+            elif isinstance(screen, TailScreen):
+                tail = True
+        return self.main.request(detail_id, tail)
+
+    def reload(self) -> None:
+        """Ask the loader for what the screens show now."""
+        self.loader.request(self.current_request())
+
+    def on_loaded(self, message: Loaded) -> None:
+        self.loads += 1
+        snap = message.snapshot
+        self.main.show(snap)
+        for screen in self.screen_stack:
+            if isinstance(screen, (DetailScreen, TailScreen)):
+                screen.show(snap)
+
+    def on_load_failed(self, message: LoadFailed) -> None:
+        self.notify(message.error, title="cannot read the queue file", severity="error")
+
+    # ---- actions --------------------------------------------------------------------------
+
+    def action_refuse(self) -> None:
+        """What every action key does in read-only mode."""
+        self.notify("read-only: actions are disabled (started with --read-only)",
+                    severity="warning")  # fmt: skip
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "refuse":
+            return self.read_only
+        return True
+
+    def allowed(self) -> bool:
+        """False (and say so) in read-only mode."""
+        if self.read_only:
+            self.action_refuse()
+            return False
+        return True
+
+    def act(self, what: str, work: Callable[[Queue], str], confirm: str | None = None) -> None:
+        """Run `work` on the writer connection in a thread, after an optional confirmation."""
+        if not self.allowed():
+            return
+
+        def run() -> None:
+            with self._write_lock:
+                try:
+                    if self._writer is None:
+                        self._writer = Queue(self.db_path)
+                    msg = ActionDone(work(self._writer))
+                except JobqError as e:
+                    msg = ActionDone(f"{what}: {e}", error=True)
+            self.post_message(msg)
+
+        def go(yes: bool | None = True) -> None:
+            if yes:
+                self.run_worker(run, thread=True, group="actions", exit_on_error=False)
+
+        if confirm is None:
+            go()
+        else:
+            self.push_screen(ConfirmScreen(confirm), go)
+
+    def on_action_done(self, message: ActionDone) -> None:
+        self.notify(message.summary, severity="error" if message.error else "information",
+                    timeout=4)  # fmt: skip
+        self.loader.refresh()
+
+    def retry(self, ids: Sequence[int], confirm: bool | None = None) -> None:
+        """Retry failed or cancelled jobs (asking first when there are several)."""
+        ids = list(ids)
+        ask = (len(ids) > 1) if confirm is None else confirm
+        self.act("retry", lambda q: summarize("retried", q.retry_many(ids)),
+                 f"Retry {_jobs(len(ids))}?" if ask else None)  # fmt: skip
+
+    def cancel(self, ids: Sequence[int]) -> None:
+        """Cancel jobs, after confirmation."""
+        ids = list(ids)
+        self.act("cancel", lambda q: summarize("cancelled", q.cancel_many(ids)),
+                 f"Cancel {_jobs(len(ids))}?")  # fmt: skip
+
+    def set_priority(self, ids: Sequence[int], value: int | str, confirm: bool = False) -> None:
+        """Set the priority of jobs (a number or a name)."""
+        ids = list(ids)
+        try:
+            p = parse_priority(value)
+        except InvalidInput as e:
+            self.notify(str(e), severity="error")
+            return
+        self.act("priority", lambda q: summarize(f"priority {p}", q.set_priority_many(ids, p)),
+                 f"Set the priority of {_jobs(len(ids))} to {p}?" if confirm else None)
+
+    def bump_priority(self, jobs: Sequence[tuple[int, int]], delta: int) -> None:
+        """Move each job's priority by `delta` (one named level is 10)."""
+        items = list(jobs)
+
+        def work(q: Queue) -> str:
+            by_value: dict[int, list[int]] = {}
+            for job_id, prio in items:
+                by_value.setdefault(prio + delta, []).append(job_id)
+            for p, ids in by_value.items():
+                q.set_priority_many(ids, p)
+            if len(items) == 1:
+                return f"job {items[0][0]}: priority {items[0][1] + delta}"
+            return f"priority {delta:+d} on {_jobs(len(items))}"
+
+        self.act("priority", work)
+
+    def toggle_pause(self, queue: str, paused: bool) -> None:
+        """Pause a running queue, or resume a paused one."""
+
+        def work(q: Queue) -> str:
+            if paused:
+                q.resume(queue)
+                return f"queue {queue!r} resumed"
+            q.pause(queue)
+            return f"queue {queue!r} paused: workers claim nothing from it"
+
+        self.act("pause", work)
+
+    def bulk(self, kind: str, tab: str, f: Filter, priority: str | None = None) -> None:
+        """Count the jobs matching `tab` and `f`, confirm with the count, then act on them."""
+        if not self.allowed():
+            return
+
+        def count() -> None:
+            with self._write_lock:
+                if self._writer is None:
+                    self._writer = Queue(self.db_path)
+                n = self._writer.count(tab, type=f.type_glob, queue=f.queue, search=f.search)
+            self.call_from_thread(ask, n)
+
+        def ask(n: int) -> None:
+            if n == 0:
+                self.notify("no job matches", severity="warning")
+                return
+            verb = {"retry": "Retry", "cancel": "Cancel", "priority": "Reprioritise"}[kind]
+            extra = f" to {priority}" if priority is not None else ""
+            self.act(kind, work, f"{verb} {_jobs(n)}{extra}?")
+
+        def work(q: Queue) -> str:
+            ids = q.matching_ids(tab, type=f.type_glob, queue=f.queue, search=f.search)
+            if kind == "retry":
+                return summarize("retried", q.retry_many(ids))
+            if kind == "cancel":
+                return summarize("cancelled", q.cancel_many(ids))
+            return summarize(f"priority {priority}", q.set_priority_many(ids, priority or 0))
+
+        self.run_worker(count, thread=True, group="actions", exit_on_error=False)
+
+
+def parse_priority(value: int | str) -> int:
+    """An integer, or a name: low, normal, high, critical (raises InvalidInput)."""
+    if isinstance(value, int):
+        return value
+    text = value.strip().lower()
+    if text in PRIORITY_NAMES:
+        return PRIORITY_NAMES[text]
+    try:
+        return int(text)
+    except ValueError:
+        names = ", ".join(PRIORITY_NAMES)
+        raise InvalidInput(f"priority must be an integer or one of {names}") from None
+
+
+def _jobs(n: int) -> str:
+    return "1 job" if n == 1 else f"{n:,} jobs"
+
+
+def summarize(ok: str, outcomes: dict[int, str]) -> str:
+    """`retried 3 jobs; 2 skipped (running: 2)` from per-id outcomes."""
+    good = {"retried", "cancelled", "cancel requested", "ok"}
+    done = [i for i, o in outcomes.items() if o in good]
+    requested = sum(1 for o in outcomes.values() if o == "cancel requested")
+    other: dict[str, int] = {}
+    for o in outcomes.values():
+        if o not in good:
+            other[o] = other.get(o, 0) + 1
+    if len(outcomes) == 1 and done:
+        job_id = done[0]
+        return f"job {job_id}: " + ("cancel requested" if requested else ok)
+    text = f"{ok} {_jobs(len(done))}"
+    if requested:
+        text += f" ({requested:,} running: asked their workers to stop)"
+    if other:
+        text += "; skipped " + ", ".join(f"{n:,} {o}" for o, n in sorted(other.items()))
+    return text
+
+
+def make_app(
+    db_path: str | os.PathLike[str],
+    *,
+    read_only: bool = False,
+    clock: Callable[[], float] = time.time,
+    display_path: str | None = None,
+    watch: bool = True,
+) -> JobqApp:
+    """Build the dashboard for the queue file at `db_path`.
+
+    `clock` gives "now" for countdowns and ages (tests freeze it); `display_path` is shown in
+    the header instead of the real path (tests and screenshots use a fixed one).
+    """
+    path = os.fspath(db_path)
+    return JobqApp(path, read_only=read_only, clock=clock, display_path=display_path,
+                   watch=watch)  # fmt: skip

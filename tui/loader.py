@@ -1,0 +1,147 @@
+"""The loader thread: reads what the dashboard shows whenever the queue file changes.
+
+It owns its own `jobq.Queue` (one connection, used by this thread only) and wakes on
+- a request from the UI (tab, page, filter or detail changed): answered at once;
+- a change to the file (inotify on the WAL via `jobq.Waker`, confirmed by `PRAGMA data_version`):
+  coalesced to at most one load per `min_interval` (10 a second);
+- a slow fallback timer, so countdowns and "alive" states move even when nothing is written.
+Each query is one short read transaction: nothing stays open between loads, so the WAL can be
+checkpointed while the dashboard runs.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+from collections.abc import Callable
+
+from jobq import JobqError, Queue, Waker
+
+from .data import Counts, Request, Snapshot, load
+
+Post = Callable[[Snapshot | str], None]
+
+
+class Loader:
+    """Load `Request`s in a background thread and hand each `Snapshot` (or an error) to `post`."""
+
+    def __init__(
+        self,
+        db_path: str,
+        post: Post,
+        clock: Callable[[], float],
+        *,
+        min_interval: float = 0.1,
+        fallback: float = 2.0,
+        watch: bool = True,
+    ) -> None:
+        self.db_path = db_path
+        self._post = post
+        self._clock = clock
+        self._min_interval = min_interval
+        self._fallback = fallback
+        self._watch = watch
+        self._lock = threading.Lock()
+        self._request = Request()
+        self._forced = True
+        self._stopping = False
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        self._thread = threading.Thread(target=self._run, name="jobq-tui-loader", daemon=True)
+
+    def start(self, request: Request) -> None:
+        """Start the thread with a first request."""
+        self._request = request
+        self._thread.start()
+
+    def request(self, request: Request) -> None:
+        """Load `request` now (the latest one wins if several arrive during a load)."""
+        with self._lock:
+            self._request = request
+            self._forced = True
+        self._kick()
+
+    def refresh(self) -> None:
+        """Load the current request again now (after an action of ours)."""
+        with self._lock:
+            self._forced = True
+        self._kick()
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it (at most one load)."""
+        self._stopping = True
+        self._kick()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        for fd in (self._r, self._w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _kick(self) -> None:
+        try:
+            os.write(self._w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # a wake-up is already pending, or we are closing
+
+    def _run(self) -> None:
+        try:
+            q = Queue(self.db_path)
+        except JobqError as e:
+            self._post(str(e))
+            return
+        waker = Waker(self.db_path) if self._watch else None
+        try:
+            self._loop(q, waker)
+        finally:
+            if waker is not None:
+                waker.close()
+            q.close()
+
+    def _loop(self, q: Queue, waker: Waker | None) -> None:
+        version: int | None = None
+        counts = Counts()
+        last_load = 0.0
+        fds = [self._r]
+        if waker is not None and waker.fileno() >= 0:
+            fds.append(waker.fileno())
+        # without inotify, poll data_version (one cheap pragma) a few times a second
+        tick = self._fallback if len(fds) > 1 else min(self._fallback, 0.25)
+        while not self._stopping:
+            with self._lock:
+                forced, self._forced = self._forced, False
+                req = self._request
+            try:
+                changed = q.data_version() != version
+                due = time.monotonic() - last_load >= self._fallback
+                if forced or changed or due:
+                    if not forced and changed:
+                        # coalesce bursts of commits (workers draining) into <= 10 loads/s
+                        wait = self._min_interval - (time.monotonic() - last_load)
+                        if wait > 0 and self._sleep(wait):
+                            continue  # a request arrived: loop round and load it at once
+                    version = q.data_version()
+                    last_load = time.monotonic()
+                    self._post(load(q, req, self._clock(), counts))
+            except JobqError as e:
+                self._post(str(e))
+            timeout = max(0.0, self._fallback - (time.monotonic() - last_load))
+            ready, _, _ = select.select(fds, [], [], min(timeout, tick))
+            if waker is not None:
+                waker.drain()
+            self._drain_pipe()
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep, but wake early (True) when the UI asks for something."""
+        ready, _, _ = select.select([self._r], [], [], seconds)
+        return bool(ready)
+
+    def _drain_pipe(self) -> None:
+        try:
+            while os.read(self._r, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass

@@ -1,0 +1,181 @@
+"""The detail view of one job: why it waits, payload, result, every attempt."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from jobq import Job
+
+from ..data import Detail, Snapshot
+from ..widgets.render import STATE_STYLES, ago, block, plain, pretty_json, priority
+from .main import JOB_BINDINGS, PRIORITY_STEP, WRITE_ACTIONS
+
+if TYPE_CHECKING:
+    from ..app import JobqApp
+
+PAYLOAD_CHARS = 16 * 1024  # a 1 MiB payload is cut here, with the byte count of the rest
+
+
+def when(ts: float | None) -> str:
+    """A UTC timestamp as ISO text."""
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def render_detail(d: Detail, now: float) -> Text:
+    """The whole detail view as one literal Text."""
+    job = d.job
+    t = Text()
+    t.append(f"Job {job.id}  ", style="bold")
+    t.append_text(plain(job.type, 200, style="bold"))
+    view = job.view(now)
+    t.append(f"  {view}\n", style=f"bold {STATE_STYLES.get(view, '')}")
+    if d.why:
+        t.append("\nWhy it is waiting\n", style="bold underline")
+        for reason in d.why:
+            t.append("  • ")
+            t.append_text(plain(reason, 300, style="yellow"))
+            t.append("\n")
+    t.append("\n")
+    fields: list[tuple[str, Text]] = [
+        ("queue", plain(job.queue)),
+        ("priority", priority(job.priority)),
+        ("attempts", Text(f"{job.attempts} of {job.max_attempts or 'the default (4)'}")),
+        ("run at", Text(f"{when(job.run_at)} ({ago(now, job.run_at)})")),
+        ("created", Text(f"{when(job.created_at)} ({ago(now, job.created_at)})")),
+        ("started", Text(when(job.started_at))),
+        ("finished", Text(when(job.finished_at))),
+        ("worker", plain(job.worker_id or "—")),
+        ("unique key", plain(job.unique_key or "—")),
+        ("last error", plain(job.last_error or "—", 500, style="red" if job.last_error else "")),
+    ]
+    if job.cancel_requested:
+        fields.append(("cancel", Text("requested: the worker will stop it", style="yellow")))
+    for name, value in fields:
+        t.append(f"{name:>11}  ", style="dim")
+        t.append_text(value)
+        t.append("\n")
+    _section(t, "Payload", block(pretty_json(job.payload_json), PAYLOAD_CHARS))
+    if job.result_json is not None:
+        _section(t, "Result", block(pretty_json(job.result_json), PAYLOAD_CHARS))
+    t.append(f"\nAttempts ({len(d.attempts)})\n", style="bold underline")
+    if not d.attempts:
+        t.append("  none finished yet\n", style="dim")
+    for a in d.attempts:
+        style = "green" if a.outcome.value == "succeeded" else "red"
+        t.append(f"\n#{a.attempt} ", style="bold")
+        t.append(a.outcome.value, style=f"bold {style}")
+        t.append(f"  {when(a.started_at)}, took {a.finished_at - a.started_at:.1f}s  on ")
+        t.append_text(plain(a.worker_id or "?", 60))
+        t.append("\n")
+        if a.error:
+            t.append_text(plain(a.error, 500, style="red"))
+            t.append("\n")
+        if a.traceback:
+            t.append_text(block(a.traceback, style="dim red"))
+            t.append("\n")
+        if a.output:
+            t.append("output:\n", style="dim")
+            t.append_text(block(a.output))
+            t.append("\n")
+    return t
+
+
+def _section(t: Text, title: str, body: Text) -> None:
+    t.append(f"\n{title}\n", style="bold underline")
+    t.append_text(body)
+    t.append("\n")
+
+
+class DetailScreen(Screen[None]):
+    """Everything about one job, kept live by the loader."""
+
+    BINDINGS = [Binding("escape,q", "close", "Back"), *JOB_BINDINGS]
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.job: Job | None = None
+
+    @property
+    def jobq_app(self) -> JobqApp:
+        """The app, typed."""
+        from ..app import JobqApp
+
+        assert isinstance(self.app, JobqApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="detail-scroll"):
+            yield Static(Text(f"Job {self.job_id}: loading…"), id="detail")
+        yield Footer()
+
+    def show(self, snap: Snapshot) -> None:
+        """Draw the job if the snapshot carries it."""
+        if snap.request.detail_id != self.job_id:
+            return
+        body = self.query_one("#detail", Static)
+        if snap.detail is None:
+            self.job = None
+            body.update(Text(f"Job {self.job_id} no longer exists (pruned?)", style="bold red"))
+            return
+        self.job = snap.detail.job
+        body.update(render_detail(snap.detail, self.jobq_app.clock()))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in WRITE_ACTIONS and self.jobq_app.read_only:
+            return False
+        return True
+
+    def action_close(self) -> None:
+        """Back to the list."""
+        self.app.pop_screen()
+        self.jobq_app.reload()
+
+    def action_retry(self) -> None:
+        """Retry this job."""
+        self.jobq_app.retry([self.job_id])
+
+    def action_cancel(self) -> None:
+        """Cancel this job (asks first)."""
+        self.jobq_app.cancel([self.job_id])
+
+    def action_priority_up(self) -> None:
+        """Raise this job's priority by one level."""
+        if self.job is not None:
+            self.jobq_app.bump_priority([(self.job.id, self.job.priority)], PRIORITY_STEP)
+
+    def action_priority_down(self) -> None:
+        """Lower this job's priority by one level."""
+        if self.job is not None:
+            self.jobq_app.bump_priority([(self.job.id, self.job.priority)], -PRIORITY_STEP)
+
+    def action_set_priority(self) -> None:
+        """Ask for this job's priority."""
+        from .dialogs import PromptScreen
+
+        def done(text: str | None) -> None:
+            if text:
+                self.jobq_app.set_priority([self.job_id], text)
+
+        self.app.push_screen(
+            PromptScreen(f"Priority of job {self.job_id}", "a number, or low/normal/high/critical"),
+            done,
+        )
+
+    def action_pause(self) -> None:
+        """Pause or resume this job's queue."""
+        if self.job is None:
+            return
+        snap = self.jobq_app.main.snapshot
+        paused = snap is not None and self.job.queue in snap.header.paused
+        self.jobq_app.toggle_pause(self.job.queue, paused)

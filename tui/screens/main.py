@@ -1,0 +1,381 @@
+"""The main screen: header, tabs, one page of the selected list, footer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from jobq import Job
+
+from ..data import JOB_TABS, TAB_TITLES, TABS, Cursor, Filter, Request, Snapshot, cursor_of
+from ..data import parse_filter as parse_filter_text
+from ..widgets.render import header_lines
+from ..widgets.table import (
+    GROUP_COLUMNS,
+    JOB_COLUMNS,
+    WORKER_COLUMNS,
+    PagedTable,
+    group_row,
+    job_row,
+    worker_row,
+)
+from .dialogs import BulkScreen, HelpScreen, PromptScreen
+
+if TYPE_CHECKING:
+    from ..app import JobqApp
+
+PRIORITY_STEP = 10  # one named level: low -10, normal 0, high 10, critical 20
+# actions that change the file: hidden and refused in read-only mode
+WRITE_ACTIONS = {"retry", "cancel", "priority_up", "priority_down", "set_priority", "pause",
+                 "bulk", "mark"}  # fmt: skip
+
+JOB_BINDINGS = [
+    Binding("r", "retry", "Retry"),
+    Binding("c", "cancel", "Cancel"),
+    Binding("plus,equals_sign", "priority_up", "Prio+", key_display="+"),
+    Binding("minus", "priority_down", "Prio-", key_display="-"),
+    Binding("p", "set_priority", "Priority…"),
+    Binding("P", "pause", "Pause queue", key_display="P"),
+]
+
+
+class MainScreen(Screen[None]):
+    """Lists of jobs by state, workers and error groups, one page at a time."""
+
+    BINDINGS = [
+        Binding("enter", "detail", "Detail", priority=True),
+        Binding("space", "mark", "Mark"),
+        *JOB_BINDINGS,
+        Binding("a", "bulk", "All matching…"),
+        Binding("e", "errors", "Error tail"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("escape", "clear", "Clear filter/marks", show=False),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "app.quit", "Quit"),
+        Binding("right", "next_tab", "Next tab", show=False, priority=True),
+        Binding("left", "prev_tab", "Previous tab", show=False, priority=True),
+        *[Binding(str(i + 1), f"tab({i})", TAB_TITLES[t], show=False)
+          for i, t in enumerate(TABS)],
+    ]  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tab = "pending"
+        self.filter = Filter()
+        self.after: Cursor | None = None
+        self.prev_pages: list[Cursor | None] = []
+        self.marked: set[int] = set()
+        self.snapshot: Snapshot | None = None
+        self._land: str | None = None
+        self._keep: dict[str, str | None] = {}
+
+    @property
+    def jobq_app(self) -> JobqApp:
+        """The app, typed."""
+        from ..app import JobqApp
+
+        assert isinstance(self.app, JobqApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="header")
+        yield Static(id="tabs")
+        yield Static(id="status")
+        yield PagedTable(id="list")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._draw_tabs()
+
+    @property
+    def table(self) -> PagedTable:
+        """The list widget."""
+        return self.query_one("#list", PagedTable)
+
+    def request(self, detail_id: int | None, tail: bool) -> Request:
+        """What to load for this screen (plus a detail or tail shown above it)."""
+        return Request(self.tab, self.filter, self.after, detail_id=detail_id, tail=tail)
+
+    # ---- drawing --------------------------------------------------------------------------
+
+    def show(self, snap: Snapshot) -> None:
+        """Draw a snapshot, if it is still the one we are looking at."""
+        req = snap.request
+        if (req.tab, req.filter, req.after) != (self.tab, self.filter, self.after):
+            return  # an answer to an older request: the loader is already on the new one
+        self.snapshot = snap
+        app = self.jobq_app
+        now = app.clock()
+        self.query_one("#header", Static).update(header_lines(app.display_path, snap.header))
+        table = self.table
+        keep = table.selected_key if table.row_count else self._keep.get(self.tab)
+        if self.tab in JOB_TABS:
+            rows = [job_row(self.tab, j, now, j.id in self.marked) for j in snap.jobs]
+            table.show_rows(JOB_COLUMNS[self.tab], rows, keep, self._land)
+        elif self.tab == "workers":
+            table.show_rows(WORKER_COLUMNS, [worker_row(w, now) for w in snap.workers], keep)
+        else:
+            rows = [group_row(i, g, now) for i, g in enumerate(snap.groups)]
+            table.show_rows(GROUP_COLUMNS, rows, keep)
+        self._land = None
+        table.has_more = snap.has_more
+        table.has_prev = bool(self.prev_pages)
+        self._draw_tabs()
+        self._draw_status()
+
+    def _draw_tabs(self) -> None:
+        counts = self.snapshot.header.counts if self.snapshot else {}
+        t = Text(no_wrap=True, overflow="ellipsis")
+        for i, tab in enumerate(TABS):
+            label = f" {i + 1} {TAB_TITLES[tab]}"
+            if tab in counts:
+                label += f" {counts[tab]:,}"
+            t.append(label + " ", style="reverse bold" if tab == self.tab else "")
+            t.append(" ")
+        self.query_one("#tabs", Static).update(t)
+
+    def _draw_status(self) -> None:
+        snap = self.snapshot
+        t = Text(no_wrap=True, overflow="ellipsis")
+        if snap is not None and self.tab in JOB_TABS:
+            first = len(self.prev_pages) * snap.request.page_size
+            if snap.jobs:
+                t.append(f"{first + 1:,}–{first + len(snap.jobs):,} of {snap.total:,}")
+            else:
+                t.append(f"no {self.tab} jobs" + (" match" if self.filter else ""))
+            if snap.has_more:
+                t.append("  ↓ more", style="dim")
+        elif snap is not None and self.tab == "errors":
+            t.append(f"{snap.total:,} groups in the latest {sum(g.count for g in snap.groups):,}"
+                     " failed attempts · r retries a group · enter opens its latest job")
+        elif snap is not None:
+            t.append(f"{snap.total:,} pools")
+        if self.filter:
+            t.append("   filter: ", style="bold yellow")
+            t.append(self.filter.describe(), style="yellow")
+        if self.marked:
+            t.append(f"   {len(self.marked):,} marked", style="bold magenta")
+        if self.jobq_app.read_only:
+            t.append("   read-only", style="bold red")
+        self.query_one("#status", Static).update(t)
+
+    # ---- selection ------------------------------------------------------------------------
+
+    def selected_job(self) -> Job | None:
+        """The job under the cursor, if the list shows jobs."""
+        key = self.table.selected_key
+        if self.snapshot is None or key is None or self.tab not in JOB_TABS:
+            return None
+        return next((j for j in self.snapshot.jobs if str(j.id) == key), None)
+
+    def targets(self) -> list[Job]:
+        """The marked jobs on this page, or else the selected one."""
+        if self.snapshot is None:
+            return []
+        if self.marked:
+            return [j for j in self.snapshot.jobs if j.id in self.marked]
+        job = self.selected_job()
+        return [job] if job else []
+
+    def target_ids(self) -> list[int]:
+        """Marked job ids (on any page), or else the selected job's."""
+        if self.marked:
+            return sorted(self.marked)
+        job = self.selected_job()
+        return [job.id] if job else []
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in WRITE_ACTIONS and self.jobq_app.read_only:
+            return False
+        return True
+
+    # ---- navigation -----------------------------------------------------------------------
+
+    def _go(self, tab: str | None = None, after: Cursor | None = None) -> None:
+        if tab is not None and tab != self.tab:
+            self._keep[self.tab] = self.table.selected_key
+            self.tab = tab
+            self.prev_pages = []
+            self.table.clear()
+            self.table.has_prev = self.table.has_more = False
+        self.after = after
+        self._draw_tabs()
+        self.jobq_app.reload()
+
+    def action_tab(self, index: int) -> None:
+        """Show the tab with that index."""
+        self._go(TABS[index])
+
+    def action_next_tab(self) -> None:
+        """Show the next tab."""
+        self._go(TABS[(TABS.index(self.tab) + 1) % len(TABS)])
+
+    def action_prev_tab(self) -> None:
+        """Show the previous tab."""
+        self._go(TABS[(TABS.index(self.tab) - 1) % len(TABS)])
+
+    def on_paged_table_page_request(self, message: PagedTable.PageRequest) -> None:
+        snap = self.snapshot
+        if snap is None or not snap.jobs:
+            return
+        if message.direction > 0 and snap.has_more:
+            self.prev_pages.append(self.after)
+            self._land = "top"
+            self._go(after=cursor_of(self.tab, snap.jobs[-1]))
+        elif message.direction < 0 and self.prev_pages:
+            self._land = "bottom"
+            self._go(after=self.prev_pages.pop())
+        elif message.direction == 0:
+            self.prev_pages = []
+            self._land = "top"
+            self._go(after=None)
+
+    def action_detail(self) -> None:
+        """Open the selected job (in Errors: the group's latest job)."""
+        from .detail import DetailScreen
+
+        job_id: int | None = None
+        if self.tab == "errors" and self.snapshot is not None:
+            key = self.table.selected_key
+            if key is not None and int(key) < len(self.snapshot.groups):
+                job_id = self.snapshot.groups[int(key)].job_ids[0]
+        elif self.tab == "workers":
+            return
+        else:
+            job = self.selected_job()
+            job_id = job.id if job else None
+        if job_id is not None:
+            self.app.push_screen(DetailScreen(job_id))
+            self.jobq_app.reload()
+
+    def action_errors(self) -> None:
+        """Open the live error tail."""
+        from .tail import TailScreen
+
+        self.app.push_screen(TailScreen())
+        self.jobq_app.reload()
+
+    def action_help(self) -> None:
+        """Show every key."""
+        keys = [(b.key_display or b.key, b.description) for b in self.BINDINGS
+                if isinstance(b, Binding) and b.description]  # fmt: skip
+        self.app.push_screen(HelpScreen(keys))
+
+    def action_filter(self) -> None:
+        """Ask for a filter: type glob, queue, text."""
+        hint = "type:GLOB queue:NAME text   e.g.  type:email.* queue:mail refused"
+
+        def done(text: str | None) -> None:
+            if text is not None:
+                self.filter = parse_filter_text(text)
+                self.prev_pages = []
+                self._land = "top"
+                self._go(after=None)
+
+        self.app.push_screen(PromptScreen("Filter", hint, self.filter.describe()), done)
+
+    def action_clear(self) -> None:
+        """Clear the marks, else the filter."""
+        if self.marked:
+            self.marked.clear()
+            self._go(after=self.after)
+        elif self.filter:
+            self.filter = Filter()
+            self.prev_pages = []
+            self._go(after=None)
+
+    # ---- acting ---------------------------------------------------------------------------
+
+    def action_mark(self) -> None:
+        """Mark or unmark the selected job, and move down."""
+        job = self.selected_job()
+        if job is None:
+            return
+        self.marked.symmetric_difference_update({job.id})
+        if self.snapshot is not None:
+            self.show(self.snapshot)
+        self.table.action_cursor_down()
+
+    def _need_job(self) -> bool:
+        if self.tab in JOB_TABS and self.target_ids():
+            return True
+        self.app.notify("select a job first (or use Errors: r retries a group)",
+                        severity="warning")  # fmt: skip
+        return False
+
+    def action_retry(self) -> None:
+        """Retry the marked or selected jobs (or, in Errors, the selected group)."""
+        if self.tab == "errors" and self.snapshot is not None:
+            key = self.table.selected_key
+            if key is not None and int(key) < len(self.snapshot.groups):
+                self.jobq_app.retry(self.snapshot.groups[int(key)].job_ids, confirm=True)
+            return
+        if self._need_job():
+            self.jobq_app.retry(self.target_ids())
+            self.marked.clear()
+
+    def action_cancel(self) -> None:
+        """Cancel the marked or selected jobs (asks first)."""
+        if self._need_job():
+            self.jobq_app.cancel(self.target_ids())
+            self.marked.clear()
+
+    def action_priority_up(self) -> None:
+        """Raise the priority of the marked or selected jobs by one level."""
+        if self._need_job():
+            self.jobq_app.bump_priority([(j.id, j.priority) for j in self.targets()],
+                                        PRIORITY_STEP)  # fmt: skip
+
+    def action_priority_down(self) -> None:
+        """Lower the priority of the marked or selected jobs by one level."""
+        if self._need_job():
+            self.jobq_app.bump_priority([(j.id, j.priority) for j in self.targets()],
+                                        -PRIORITY_STEP)  # fmt: skip
+
+    def action_set_priority(self) -> None:
+        """Ask for a priority (number or name) for the marked or selected jobs."""
+        if not self._need_job():
+            return
+        ids = self.target_ids()
+
+        def done(text: str | None) -> None:
+            if text:
+                self.jobq_app.set_priority(ids, text, confirm=len(ids) > 1)
+
+        title = f"Priority of {'job ' + str(ids[0]) if len(ids) == 1 else f'{len(ids):,} jobs'}"
+        self.app.push_screen(PromptScreen(title, "a number, or low / normal / high / critical"),
+                             done)  # fmt: skip
+
+    def action_pause(self) -> None:
+        """Pause or resume the selected job's queue."""
+        job = self.selected_job()
+        if job is None:
+            self.app.notify("select a job: P pauses or resumes its queue", severity="warning")
+            return
+        paused = self.snapshot is not None and job.queue in self.snapshot.header.paused
+        self.jobq_app.toggle_pause(job.queue, paused)
+
+    def action_bulk(self) -> None:
+        """Act on every job of this tab matching the filter (retry, cancel, priority)."""
+        if self.tab not in JOB_TABS:
+            self.app.notify("bulk actions work on job lists", severity="warning")
+            return
+        tab, f = self.tab, self.filter
+        what = Text(f"Every {tab} job", style="bold")
+        what.append(f" matching {f.describe()}" if f else " (no filter: ALL of them)")
+
+        def chosen(kind: str | None) -> None:
+            if kind == "priority":
+                self.app.push_screen(
+                    PromptScreen("Priority of every matching job", "a number or a name"),
+                    lambda text: text and self.jobq_app.bulk("priority", tab, f, text),
+                )
+            elif kind is not None:
+                self.jobq_app.bulk(kind, tab, f)
+
+        self.app.push_screen(BulkScreen(what), chosen)

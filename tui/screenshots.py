@@ -1,0 +1,130 @@
+"""Write screenshots/*.svg from seeded data with a frozen clock: `python -m tui.screenshots`.
+
+The same scenes drive the snapshot tests (tests/test_tui_snapshots.py), so what the README
+shows is what the tests check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+
+from textual.pilot import Pilot
+
+from .app import JobqApp, make_app
+
+SIZE = (140, 40)
+DISPLAY_PATH = "/srv/app/queue.db"
+
+
+def frozen_clock() -> Callable[[], float]:
+    """The screenshots' "now" (the time the showcase data was seeded around)."""
+    from jobq.demo import SHOWCASE_NOW  # the seeding lives with the demo, in the core
+
+    return lambda: SHOWCASE_NOW
+
+
+def seeded_app(db_path: str, *, read_only: bool = False) -> JobqApp:
+    """The showcase file at `db_path` (created), in an app with a frozen clock."""
+    from jobq.demo import seed_showcase
+
+    seed_showcase(db_path).close()
+    return make_app(db_path, read_only=read_only, clock=frozen_clock(),
+                    display_path=DISPLAY_PATH, watch=False)  # fmt: skip
+
+
+async def settle(pilot: Pilot[None], condition: Callable[[], bool] | None = None) -> None:
+    """Wait until the app has drawn a load (and `condition` holds), then let it repaint."""
+    app = pilot.app
+    assert isinstance(app, JobqApp)
+    start = app.loads
+    for _ in range(400):
+        await pilot.pause(0.01)
+        if app.loads > start and (condition is None or condition()):
+            break
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+
+
+async def first_load(pilot: Pilot[None]) -> None:
+    """Wait for the first load to be drawn."""
+    app = pilot.app
+    assert isinstance(app, JobqApp)
+    for _ in range(400):
+        if app.loads:
+            break
+        await pilot.pause(0.01)
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+
+
+async def main_scene(pilot: Pilot[None]) -> None:
+    """The main screen on Pending."""
+    await first_load(pilot)
+
+
+async def detail_scene(pilot: Pilot[None]) -> None:
+    """The detail of a job that failed and is backing off (row 'retry in 1m46s')."""
+    await first_load(pilot)
+    await pilot.press("3")  # Failed
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+
+
+async def tail_scene(pilot: Pilot[None]) -> None:
+    """The live error tail."""
+    await first_load(pilot)
+    await pilot.press("e")
+    await settle(pilot)
+
+
+async def filter_scene(pilot: Pilot[None]) -> None:
+    """The pending list filtered to mail, with the filter prompt open again."""
+    await first_load(pilot)
+    await pilot.press("slash", *"queue:mail", "enter")
+    await settle(pilot)
+    await pilot.press("slash")
+    await pilot.pause()
+
+
+async def errors_scene(pilot: Pilot[None]) -> None:
+    """Failures grouped by fingerprint."""
+    await first_load(pilot)
+    await pilot.press("7")
+    await settle(pilot)
+
+
+SCENES: dict[str, Callable[[Pilot[None]], object]] = {
+    "main": main_scene,
+    "detail": detail_scene,
+    "errors-tail": tail_scene,
+    "filter": filter_scene,
+    "error-groups": errors_scene,
+}
+
+
+async def shoot(name: str, out_dir: str, work_dir: str) -> str:
+    """Run one scene and save its SVG; return the path."""
+    app = seeded_app(os.path.join(work_dir, f"{name}.db"))
+    async with app.run_test(size=SIZE) as pilot:
+        await SCENES[name](pilot)  # type: ignore[misc]
+        return app.save_screenshot(f"{name}.svg", out_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write every scene to screenshots/ (or the directory given)."""
+    args = sys.argv[1:] if argv is None else argv
+    out_dir = args[0] if args else "screenshots"
+    os.makedirs(out_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work_dir:
+        for name in SCENES:
+            print(asyncio.run(shoot(name, out_dir, work_dir)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

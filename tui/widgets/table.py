@@ -1,0 +1,187 @@
+"""The list widget: a DataTable that holds one page of rows and asks for the next at its edges.
+
+A DataTable costs ~125 µs per row, so it never holds more than one page (100 rows); moving past
+the last row (down, PageDown) or above the first asks the screen for the adjacent page.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable
+
+from jobq import FailedAttempt, Job, WorkerInfo
+
+from ..data import STALE_AFTER, ErrorGroup, duration
+from .render import STATE_STYLES, ago, due, plain, priority
+
+Row = tuple[str, list[Text]]
+Columns = tuple[tuple[str, int | None], ...]
+
+MARK = Text("●", style="bold magenta")
+NO_MARK = Text(" ")
+
+JOB_COLUMNS: dict[str, Columns] = {
+    "pending": (("", 1), ("id", 9), ("type", 18), ("queue", 10), ("prio", 8), ("due", 20),
+                ("try", 5), ("payload", None)),
+    "running": (("", 1), ("id", 9), ("type", 18), ("queue", 10), ("elapsed", 9),
+                ("worker", 16), ("try", 5), ("payload", None)),
+    "failed": (("", 1), ("id", 9), ("type", 18), ("queue", 10), ("tries", 5), ("failed", 12),
+               ("last error", None)),
+    "succeeded": (("", 1), ("id", 9), ("type", 18), ("queue", 10), ("finished", 12),
+                  ("took", 7), ("result", None)),
+    "cancelled": (("", 1), ("id", 9), ("type", 18), ("queue", 10), ("cancelled", 12),
+                  ("payload", None)),
+}  # fmt: skip
+WORKER_COLUMNS: Columns = (("pool", 14), ("host", 16), ("pid", 7), ("status", 9), ("busy", 7),
+                           ("done", 8), ("heartbeat", 10), ("types", None))  # fmt: skip
+GROUP_COLUMNS: Columns = (("count", 6), ("type", 18), ("exception", 60), ("first frame", 24),
+                          ("last", None))  # fmt: skip
+TAIL_COLUMNS: Columns = (("when", 10), ("job", 9), ("type", 18), ("try", 4), ("outcome", 8),
+                         ("error", None))  # fmt: skip
+
+
+def _tries(job: Job) -> Text:
+    return Text(f"{job.attempts}/{job.max_attempts}" if job.max_attempts else str(job.attempts))
+
+
+def job_row(tab: str, job: Job, now: float, marked: bool) -> Row:
+    """The cells of one job in the given tab."""
+    head = [MARK if marked else NO_MARK, Text(str(job.id), justify="right"),
+            plain(job.type, 60), plain(job.queue, 40)]  # fmt: skip
+    if tab == "pending":
+        cells = [priority(job.priority), due(job, now), _tries(job), plain(job.payload_json, 300)]
+    elif tab == "running":
+        cells = [Text(duration(now - (job.started_at or now)), style="yellow"),
+                 plain(job.worker_id, 40), _tries(job), plain(job.payload_json, 300)]  # fmt: skip
+    elif tab == "failed":
+        cells = [_tries(job), Text(ago(now, job.finished_at)),
+                 plain(job.last_error, 300, style="red")]  # fmt: skip
+    elif tab == "succeeded":
+        took = (job.finished_at or now) - (job.started_at or job.finished_at or now)
+        cells = [Text(ago(now, job.finished_at)), Text(f"{took:.1f}s"),
+                 plain(job.result_json, 300)]  # fmt: skip
+    else:
+        cells = [Text(ago(now, job.finished_at)), plain(job.payload_json, 300)]
+    return str(job.id), head + cells
+
+
+def worker_row(w: WorkerInfo, now: float) -> Row:
+    """The cells of one worker pool."""
+    alive = w.alive(now, STALE_AFTER)
+    status = Text(w.status if alive else "dead", style="green" if alive else "red")
+    return w.id, [plain(w.name, 40), plain(w.host, 40), Text(str(w.pid)), status,
+                  Text(f"{len(w.current_jobs)}/{w.concurrency}"), Text(f"{w.jobs_done:,}"),
+                  Text(ago(now, w.heartbeat_at)),
+                  plain(", ".join(w.types) + (f"  queues: {', '.join(w.queues)}"
+                                              if w.queues else ""), 300)]  # fmt: skip
+
+
+def group_row(i: int, g: ErrorGroup, now: float) -> Row:
+    """The cells of one error group."""
+    return str(i), [Text(f"{g.count:,}", style="bold red", justify="right"), plain(g.type, 60),
+                    plain(g.error, 300, style="red"), plain(g.frame, 80),
+                    Text(ago(now, g.last_at))]  # fmt: skip
+
+
+def tail_row(e: FailedAttempt, now: float) -> Row:
+    """The cells of one failed attempt in the error tail."""
+    a = e.attempt
+    return str(a.id), [Text(ago(now, a.finished_at)), Text(str(a.job_id), justify="right"),
+                       plain(e.type, 60), Text(str(a.attempt)),
+                       Text(a.outcome.value, style=STATE_STYLES["failed"]),
+                       plain(a.error, 300, style="red")]  # fmt: skip
+
+
+class PagedTable(DataTable[Text]):
+    """A row-cursor DataTable showing one page; asks for the neighbouring page at its edges."""
+
+    BINDINGS = [
+        Binding("home", "first_page", "First page", show=False),
+        Binding("ctrl+home", "first_page", "First page", show=False),
+    ]
+
+    class PageRequest(Message):
+        """The user moved past an edge of the page: +1 next page, -1 previous, 0 first."""
+
+        def __init__(self, direction: int) -> None:
+            super().__init__()
+            self.direction = direction
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.has_more = False
+        self.has_prev = False
+        self._columns: Columns = ()
+
+    def show_rows(self, columns: Columns, rows: list[Row], keep: str | None,
+                  land: str | None = None) -> None:  # fmt: skip
+        """Replace the rows, keeping the selected key (or row index) and the scroll offset."""
+        old_row = self.cursor_row
+        scroll_y = self.scroll_y
+        if columns != self._columns:
+            self.clear(columns=True)
+            for label, width in columns:
+                self.add_column(label, width=width)
+            self._columns = columns
+            scroll_y = 0
+        else:
+            self.clear()
+        keys = [k for k, _ in rows]
+        for key, cells in rows:
+            self.add_row(*cells, key=key)
+        if not rows:
+            return
+        if land == "top":
+            target = 0
+        elif land == "bottom":
+            target = len(rows) - 1
+        elif keep is not None and keep in keys:
+            target = keys.index(keep)
+        else:
+            target = min(old_row, len(rows) - 1)
+        self.move_cursor(row=target, animate=False, scroll=land is not None)
+        if land is None:
+            self.scroll_to(y=scroll_y, animate=False, immediate=True)
+
+    @property
+    def selected_key(self) -> str | None:
+        """The key of the row under the cursor."""
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except LookupError:  # pragma: no cover - the cursor is always on a row here
+            return None
+
+    def action_cursor_down(self) -> None:
+        if self.has_more and self.cursor_row >= self.row_count - 1:
+            self.post_message(self.PageRequest(+1))
+        else:
+            super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if self.has_prev and self.cursor_row <= 0:
+            self.post_message(self.PageRequest(-1))
+        else:
+            super().action_cursor_up()
+
+    def action_page_down(self) -> None:
+        if self.has_more and self.cursor_row >= self.row_count - 1:
+            self.post_message(self.PageRequest(+1))
+        else:
+            super().action_page_down()
+
+    def action_page_up(self) -> None:
+        if self.has_prev and self.cursor_row <= 0:
+            self.post_message(self.PageRequest(-1))
+        else:
+            super().action_page_up()
+
+    def action_first_page(self) -> None:
+        """Go back to the first page of the list."""
+        if self.has_prev:
+            self.post_message(self.PageRequest(0))
+        elif self.row_count:
+            self.move_cursor(row=0)
