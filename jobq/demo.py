@@ -8,6 +8,7 @@ attempts and tracebacks without any worker.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -77,10 +78,8 @@ def stop_workers(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -
     pgid = proc.pid  # start_new_session: the pool leads its own group
     if proc.poll() is None:
         _killpg(pgid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
     # children of the pool (and their command handlers) share its group: leave none behind
     _killpg(pgid, signal.SIGKILL)
     try:
@@ -90,10 +89,8 @@ def stop_workers(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -
 
 
 def _killpg(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run_demo(db_path: str | None = None, *, read_only: bool = False) -> int:
@@ -181,8 +178,13 @@ def seed_showcase(path: str, now: float = SHOWCASE_NOW) -> Store:
     history(new("images.resize", {"path": "uploads/huge.png", "width": 12000, "height": 9000},
                 "images", max_attempts=1), [now - 350], size_err, size_tb, None)  # fmt: skip
     # retrying: backing off after failed attempts
-    history(new("webhook.deliver", {"url": "https://hooks.example.net/billing", "n": 7},
-                "webhooks"), [now - 200, now - 150, now - 20], hook_err, hook_tb, None)
+    history(
+        new("webhook.deliver", {"url": "https://hooks.example.net/billing", "n": 7}, "webhooks"),
+        [now - 200, now - 150, now - 20],
+        hook_err,
+        hook_tb,
+        None,
+    )
     history(new("email.send", {"to": "ops@example.com", "template": "invoice"}, "mail"),
             [now - 60, now - 20], smtp_err, smtp_tb, None)  # fmt: skip
     # succeeded over the last minute (the sparkline), with captured output
@@ -233,18 +235,29 @@ def seed_bulk(path: str, n: int = 1_000_000, *, batch: int = 5000) -> None:
         done = 0
         while done < n:
             k = min(batch, n - done)
-            jobs = [NewJob(type=rng.choice(types), queue=rng.choice(["mail", "images", "default"]),
-                           payload_json=json.dumps({"n": done + i, "user": f"u{rng.randint(1, 9999)}"}),
-                           priority=rng.choice([-10, 0, 0, 10]))
-                    for i in range(k)]  # fmt: skip
+            jobs = [
+                NewJob(
+                    type=rng.choice(types),
+                    queue=rng.choice(["mail", "images", "default"]),
+                    payload_json=json.dumps({"n": done + i, "user": f"u{rng.randint(1, 9999)}"}),
+                    priority=rng.choice([-10, 0, 0, 10]),
+                )
+                for i in range(k)
+            ]
             s.enqueue(jobs, now)
             if done + k <= n * 0.9:
                 claimed = s.claim("bench/1", now, 60, limit=k)
                 s.complete_many([(j.id, j.lease_token or "", "true", None) for j in claimed], now)
             elif done + k <= n * 0.95:
                 for j in s.claim("bench/1", now, 60, limit=k // 10):
-                    s.fail(j.id, j.lease_token or "", now, "ValueError: bad input",
-                           traceback="Traceback…\nValueError: bad input", retryable=False)
+                    s.fail(
+                        j.id,
+                        j.lease_token or "",
+                        now,
+                        "ValueError: bad input",
+                        traceback="Traceback…\nValueError: bad input",
+                        retryable=False,
+                    )
             done += k
             now += k * 0.001
     finally:

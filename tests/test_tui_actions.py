@@ -12,7 +12,7 @@ from tui.app import JobqApp
 from tui.screens.detail import DetailScreen
 from tui.screens.dialogs import ConfirmScreen, HelpScreen, PromptScreen
 from tui.screens.tail import TailScreen
-from tui.screenshots import SIZE, first_load, seeded_app, settle
+from tui.screenshots import SIZE, first_load, seeded_app
 
 pytestmark = pytest.mark.anyio
 
@@ -88,8 +88,9 @@ async def test_retry_failed_job(app: JobqApp, q: Queue) -> None:
         await pilot.press("r")
         await until(pilot, lambda: q.get(FAILED_IMAGE).state is JobState.PENDING, "retried")
         # the list follows: the job left Failed
-        await until(pilot, lambda: str(FAILED_IMAGE) not in
-                    {str(j.id) for j in app.main.snapshot.jobs})  # type: ignore[union-attr]
+        await until(
+            pilot, lambda: str(FAILED_IMAGE) not in {str(j.id) for j in app.main.snapshot.jobs}
+        )  # type: ignore[union-attr]
 
 
 async def test_cancel_asks_first_and_n_keeps_the_job(app: JobqApp, q: Queue) -> None:
@@ -131,8 +132,11 @@ async def test_priority_plus_minus_and_p(app: JobqApp, q: Queue) -> None:
         await until(pilot, lambda: q.get(SECOND_PENDING).priority == -10, "p low")
         await until(pilot, lambda: isinstance(app.screen, type(app.main)))
         await pilot.press("p", *"37", "enter")
-        await until(pilot, lambda: q.get(TOP_PENDING).priority == 37 or
-                    q.get(SECOND_PENDING).priority == 37, "p 37")
+        await until(
+            pilot,
+            lambda: q.get(TOP_PENDING).priority == 37 or q.get(SECOND_PENDING).priority == 37,
+            "p 37",
+        )
 
 
 async def test_bad_priority_is_refused(app: JobqApp, q: Queue) -> None:
@@ -171,16 +175,22 @@ async def test_filter_then_retry_all_matching(app: JobqApp, q: Queue) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await first_load(pilot)
         await pilot.press("3", "slash", *"type:webhook.*", "enter")
-        await until(pilot, lambda: app.main.snapshot.request.filter.type_glob == "webhook.*"  # type: ignore[union-attr]
-                    and app.main.snapshot.request.tab == "failed")  # type: ignore[union-attr]
+        await until(
+            pilot,
+            lambda: (
+                app.main.snapshot.request.filter.type_glob == "webhook.*"  # type: ignore[union-attr]
+                and app.main.snapshot.request.tab == "failed"
+            ),
+        )  # type: ignore[union-attr]
         assert {j.id for j in app.main.snapshot.jobs} == {1, 2}  # type: ignore[union-attr]
         await pilot.press("a")
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirmation")
         assert app.screen.question == "Retry 2 jobs?"  # type: ignore[attr-defined]
         await pilot.press("y")
-        await until(pilot, lambda: q.get(1).state is JobState.PENDING and
-                    q.get(2).state is JobState.PENDING)
+        await until(
+            pilot, lambda: q.get(1).state is JobState.PENDING and q.get(2).state is JobState.PENDING
+        )
         assert q.get(3).state is JobState.FAILED  # not matched by the filter
         await pilot.press("escape")  # clears the filter
         await until(pilot, lambda: not app.main.snapshot.request.filter)  # type: ignore[union-attr]
@@ -289,8 +299,18 @@ async def test_read_only_hides_and_refuses_every_action(tmp_path: Path) -> None:
         footer_keys = {k for k, b in shown if b.enabled and b.binding.show}
         assert "q" in footer_keys
         assert not footer_keys & {"r", "c", "p", "P", "a", "space"}
-        for keys in (["r"], ["c", "y"], ["plus"], ["minus"], ["p"], ["P"], ["a", "r", "y"],
-                     ["space"], ["3", "r"], ["7", "r", "y"]):
+        for keys in (
+            ["r"],
+            ["c", "y"],
+            ["plus"],
+            ["minus"],
+            ["p"],
+            ["P"],
+            ["a", "r", "y"],
+            ["space"],
+            ["3", "r"],
+            ["7", "r", "y"],
+        ):
             await pilot.press(*keys)
             await pilot.pause()
         await pilot.press("1", "enter")

@@ -8,9 +8,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 
 from jobq import PRIORITY_NAMES, InvalidInput, JobqError, Queue
@@ -53,7 +54,9 @@ class JobqApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "jobq"
-    BINDINGS = [Binding(ACTION_KEYS, "refuse", "read-only", show=False)]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(ACTION_KEYS, "refuse", "read-only", show=False)
+    ]
 
     def __init__(
         self,
@@ -185,8 +188,11 @@ class JobqApp(App[None]):
         except InvalidInput as e:
             self.notify(str(e), severity="error")
             return
-        self.act("priority", lambda q: summarize(f"priority {p}", q.set_priority_many(ids, p)),
-                 f"Set the priority of {_jobs(len(ids))} to {p}?" if confirm else None)
+        self.act(
+            "priority",
+            lambda q: summarize(f"priority {p}", q.set_priority_many(ids, p)),
+            f"Set the priority of {_jobs(len(ids))} to {p}?" if confirm else None,
+        )
 
     def bump_priority(self, jobs: Sequence[tuple[int, int]], delta: int) -> None:
         """Move each job's priority by `delta` (one named level is 10)."""

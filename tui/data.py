@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from fnmatch import fnmatchcase
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 from jobq import Attempt, FailedAttempt, Job, JobNotFound, JobState, Queue, WorkerInfo
 

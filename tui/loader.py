@@ -11,6 +11,7 @@ checkpointed while the dashboard runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import threading
@@ -76,16 +77,13 @@ class Loader:
         if self._thread.is_alive():
             self._thread.join(5)
         for fd in (self._r, self._w):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def _kick(self) -> None:
-        try:
+        # OSError: a wake-up is already pending (pipe full), or we are closing
+        with contextlib.suppress(OSError):
             os.write(self._w, b"x")
-        except (BlockingIOError, OSError):
-            pass  # a wake-up is already pending, or we are closing
 
     def _run(self) -> None:
         try:
@@ -129,7 +127,7 @@ class Loader:
             except JobqError as e:
                 self._post(str(e))
             timeout = max(0.0, self._fallback - (time.monotonic() - last_load))
-            ready, _, _ = select.select(fds, [], [], min(timeout, tick))
+            select.select(fds, [], [], min(timeout, tick))
             if waker is not None:
                 waker.drain()
             self._drain_pipe()

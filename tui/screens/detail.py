@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -99,7 +99,7 @@ def _section(t: Text, title: str, body: Text) -> None:
 class DetailScreen(Screen[None]):
     """Everything about one job, kept live by the loader."""
 
-    BINDINGS = [Binding("escape,q", "close", "Back"), *JOB_BINDINGS]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "close", "Back"), *JOB_BINDINGS]
 
     def __init__(self, job_id: int) -> None:
         super().__init__()
@@ -132,9 +132,7 @@ class DetailScreen(Screen[None]):
         body.update(render_detail(snap.detail, self.jobq_app.clock()))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in WRITE_ACTIONS and self.jobq_app.read_only:
-            return False
-        return True
+        return not (action in WRITE_ACTIONS and self.jobq_app.read_only)
 
     def action_close(self) -> None:
         """Back to the list."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
@@ -13,7 +15,7 @@ from textual.widgets import Input, Static
 class ConfirmScreen(ModalScreen[bool]):
     """Ask a yes/no question; `y`/enter confirms, `n`/escape declines."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y,enter", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
     ]
@@ -35,7 +37,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class PromptScreen(ModalScreen[str | None]):
     """Ask for one line of text; enter submits, escape cancels (None)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, hint: str, value: str = "") -> None:
         super().__init__()
@@ -60,7 +62,7 @@ class PromptScreen(ModalScreen[str | None]):
 class BulkScreen(ModalScreen[str | None]):
     """Choose a bulk action over every job matching the current tab and filter."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "choose('retry')", "Retry all"),
         Binding("c", "choose('cancel')", "Cancel all"),
         Binding("p", "choose('priority')", "Set priority of all"),
@@ -104,7 +106,7 @@ Read-only mode ([b]--read-only[/b]) refuses every action.
 class HelpScreen(ModalScreen[None]):
     """Every key and what it does."""
 
-    BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "Close")]
 
     def __init__(self, keys: list[tuple[str, str]]) -> None:
         super().__init__()

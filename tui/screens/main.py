@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -47,7 +47,7 @@ JOB_BINDINGS = [
 class MainScreen(Screen[None]):
     """Lists of jobs by state, workers and error groups, one page at a time."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "detail", "Detail", priority=True),
         Binding("space", "mark", "Mark"),
         *JOB_BINDINGS,
@@ -151,8 +151,10 @@ class MainScreen(Screen[None]):
             if snap.has_more:
                 t.append("  ↓ more", style="dim")
         elif snap is not None and self.tab == "errors":
-            t.append(f"{snap.total:,} groups in the latest {sum(g.count for g in snap.groups):,}"
-                     " failed attempts · r retries a group · enter opens its latest job")
+            t.append(
+                f"{snap.total:,} groups in the latest {sum(g.count for g in snap.groups):,}"
+                " failed attempts · r retries a group · enter opens its latest job"
+            )
         elif snap is not None:
             t.append(f"{snap.total:,} pools")
         if self.filter:
@@ -190,9 +192,7 @@ class MainScreen(Screen[None]):
         return [job.id] if job else []
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in WRITE_ACTIONS and self.jobq_app.read_only:
-            return False
-        return True
+        return not (action in WRITE_ACTIONS and self.jobq_app.read_only)
 
     # ---- navigation -----------------------------------------------------------------------
 
@@ -371,9 +371,13 @@ class MainScreen(Screen[None]):
 
         def chosen(kind: str | None) -> None:
             if kind == "priority":
+
+                def prio(text: str | None) -> None:
+                    if text:
+                        self.jobq_app.bulk("priority", tab, f, text)
+
                 self.app.push_screen(
-                    PromptScreen("Priority of every matching job", "a number or a name"),
-                    lambda text: text and self.jobq_app.bulk("priority", tab, f, text),
+                    PromptScreen("Priority of every matching job", "a number or a name"), prio
                 )
             elif kind is not None:
                 self.jobq_app.bulk(kind, tab, f)

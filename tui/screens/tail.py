@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 class TailScreen(Screen[None]):
     """Newest failure on top; while the cursor is on the top row, it follows new ones."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,e", "close", "Back"),
         Binding("enter", "open", "Open job", priority=True),
         Binding("r", "retry", "Retry job"),
@@ -67,9 +67,7 @@ class TailScreen(Screen[None]):
                     None)  # fmt: skip
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "retry" and self.jobq_app.read_only:
-            return False
-        return True
+        return not (action == "retry" and self.jobq_app.read_only)
 
     def action_close(self) -> None:
         """Back to the lists."""

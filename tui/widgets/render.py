@@ -13,8 +13,15 @@ from ..data import HeaderData, duration
 
 SPARKS = " ▁▂▃▄▅▆▇█"
 _NAMES = {v: k for k, v in PRIORITY_NAMES.items()}
-STATE_STYLES = {"pending": "cyan", "running": "yellow", "failed": "red", "succeeded": "green",
-                "cancelled": "bright_black", "scheduled": "blue", "retrying": "magenta"}  # fmt: skip
+STATE_STYLES = {
+    "pending": "cyan",
+    "running": "yellow",
+    "failed": "red",
+    "succeeded": "green",
+    "cancelled": "bright_black",
+    "scheduled": "blue",
+    "retrying": "magenta",
+}
 
 
 def plain(text: str | None, max_chars: int = 200, style: str = "") -> Text:

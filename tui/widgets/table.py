@@ -6,8 +6,10 @@ the last row (down, PageDown) or above the first asks the screen for the adjacen
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -97,7 +99,7 @@ def tail_row(e: FailedAttempt, now: float) -> Row:
 class PagedTable(DataTable[Text]):
     """A row-cursor DataTable showing one page; asks for the neighbouring page at its edges."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("home", "first_page", "First page", show=False),
         Binding("ctrl+home", "first_page", "First page", show=False),
     ]
@@ -120,6 +122,12 @@ class PagedTable(DataTable[Text]):
         """Replace the rows, keeping the selected key (or row index) and the scroll offset."""
         old_row = self.cursor_row
         scroll_y = self.scroll_y
+        if columns and columns[-1][1] is None:
+            # size the open last column ourselves: an auto-width column is measured lazily
+            # (on idle), so a repaint could catch it half-measured
+            label = columns[-1][0]
+            widest = max((cells[-1].cell_len for _, cells in rows), default=0)
+            columns = (*columns[:-1], (label, max(len(label), min(widest, 300))))
         if columns != self._columns:
             self.clear(columns=True)
             for label, width in columns:

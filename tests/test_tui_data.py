@@ -1,0 +1,97 @@
+"""The dashboard's loaders: filters, fingerprints, why a job waits, cheap counts, paging."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jobq import Queue, WorkerInfo
+from jobq.demo import SHOWCASE_NOW, seed_showcase
+from tui.data import (
+    Counts,
+    Filter,
+    Request,
+    cursor_of,
+    fingerprint,
+    load,
+    parse_filter,
+    why_waiting,
+)
+from tui.widgets.render import sparkline
+
+NOW = SHOWCASE_NOW
+
+
+def test_parse_filter() -> None:
+    assert parse_filter("type:email.* queue:mail refused") == Filter("email.*", "mail", "refused")
+    assert parse_filter("webhook.* timeout") == Filter("webhook.*", None, "timeout")
+    assert parse_filter('"two words"') == Filter(None, None, "two words")
+    assert parse_filter("") == Filter()
+    assert not Filter()
+    assert Filter("a*", "q", "t").describe() == "type:a* queue:q t"
+
+
+def test_fingerprint_masks_numbers_and_uses_first_frame_outside_jobq() -> None:
+    tb = ('Traceback (most recent call last):\n  File "/x/jobq/executor.py", line 9, in run\n'
+          '  File "/srv/app/hooks.py", line 42, in deliver\n    post()\n'
+          "ConnectionError: POST /orders/123: refused\n")  # fmt: skip
+    assert fingerprint("hook", "ignored", tb) == (
+        "hook",
+        "ConnectionError: POST /orders/N: refused",
+        "hooks.py:deliver",
+    )
+    # a command handler's stderr tail has no frames: the error line decides
+    assert fingerprint("cmd", "exit status 3", None) == ("cmd", "exit status N", "")
+
+
+def worker(types: tuple[str, ...], busy: int = 0, beat: float = NOW) -> WorkerInfo:
+    return WorkerInfo("p", "p", "h", 1, NOW - 100, beat, 2, (), types, 0, "running",
+                      tuple(range(busy)))  # fmt: skip
+
+
+def test_why_waiting(tmp_path: Path) -> None:
+    seed_showcase(str(tmp_path / "q.db")).close()
+    q = Queue(str(tmp_path / "q.db"))
+    scheduled, retrying, no_handler, paused = q.get(40), q.get(5), q.get(42), q.get(43)
+    ws = [worker(("email.send", "webhook.*", "images.resize"))]
+    assert why_waiting(scheduled, NOW, (), ws)[0] == "scheduled: due in 1h00m"
+    assert why_waiting(retrying, NOW, (), ws)[0].startswith("backing off")
+    assert why_waiting(no_handler, NOW, (), ws) == ["no live worker handles type 'pdf.render'"]
+    assert "queue 'thumbs' is paused (P resumes it)" in why_waiting(paused, NOW, ("thumbs",), ws)
+    busy = [worker(("email.send",), busy=2)]
+    assert why_waiting(q.get(23), NOW, (), busy) == ["every worker that handles it is busy"]
+    dead = [worker(("email.send",), beat=NOW - 600)]
+    assert why_waiting(q.get(23), NOW, (), dead) == ["no worker pool is running"]
+    assert why_waiting(q.get(1), NOW, (), ws) == []  # failed: not waiting
+
+
+def test_load_pages_with_keyset_cursors(tmp_path: Path) -> None:
+    path = str(tmp_path / "q.db")
+    with Queue(path) as q:
+        q.enqueue_many([{"type": "t", "payload": {"n": i}, "priority": i % 3} for i in range(25)])
+        seen: list[int] = []
+        req = Request("pending", page_size=10)
+        while True:
+            snap = load(q, req, NOW)
+            seen += [j.id for j in snap.jobs]
+            assert snap.total == 25
+            if not snap.has_more:
+                break
+            req = Request("pending", after=cursor_of("pending", snap.jobs[-1]), page_size=10)
+        claim_order = [j.id for j in q.list("pending", order="claim", limit=100)]
+        assert seen == claim_order
+        filtered = load(q, Request("pending", Filter(search='"n":2}')), NOW)
+        assert filtered.total == len(filtered.jobs) == 1
+
+
+def test_counts_recount_slow_states_less_often(tmp_path: Path) -> None:
+    with Queue(str(tmp_path / "q.db")) as q:
+        counts = Counts(slow_ms=-1, slow_every=3600)  # every state counts as slow
+        assert counts.get(q)["pending"] == 0
+        q.enqueue("t")
+        assert counts.get(q)["pending"] == 0  # cached
+        assert Counts().get(q)["pending"] == 1
+
+
+def test_sparkline() -> None:
+    assert sparkline([0, 0]) == "▁▁"
+    assert sparkline([0, 5, 10]) == "▁▅█"
