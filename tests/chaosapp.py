@@ -6,6 +6,7 @@ Each handler takes what it needs from its payload, so one pool serves every test
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -87,3 +88,10 @@ def bigtrace(payload: dict[str, object], job: jobq.Job) -> None:
     """Fail with a huge multi-line error (a 50,000-line traceback)."""
     lines = int(payload.get("lines", 50_000))  # type: ignore[call-overload]
     raise RuntimeError("\n".join(f"line {i} of a very long error" for i in range(lines)))
+
+
+@jobq.handler("chaos.suicide")
+def suicide(payload: dict[str, object], job: jobq.Job) -> None:
+    """SIGKILL the worker child running this job on its first attempt (a poison pill once)."""
+    if job.attempts == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
