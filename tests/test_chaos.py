@@ -187,8 +187,8 @@ def test_1_chaos_kills_lose_nothing(
                 t0 = time.monotonic()
                 # PDEATHSIG: every child dies with its supervisor, within 2 s
                 what = f"children {kids} of killed supervisor {pool.pid} exit"
-                what = f"children {kids} of killed supervisor {pool.pid} exit"
                 wait_until(lambda k=kids: all(_gone(p) for p in k), 2.0, 0.01, what=what)
+                orphan_waits.append(time.monotonic() - t0)
                 pool = start()
                 pool.ready(4)
                 kills += 1
@@ -250,6 +250,7 @@ def test_1_chaos_kills_lose_nothing(
             told = [(h.attempt, h.outcome.value, h.error) for h in history]
             told = [(h.attempt, h.outcome.value, h.error) for h in history]
             unexplained.append((job_id, attempt, pid, pid in doomed, told))
+    assert unexplained == [], f"{len(unexplained)} duplicate runs not explained by a kill: " + (
         "; ".join(map(str, unexplained[:10]))
     )
     assert _integrity(db_path) == [("ok",)]
