@@ -1,0 +1,134 @@
+"""Drain: pre-filled no-op jobs run by `jobq work -c N --burst`, against huey and SQLite's floor."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+
+import floor
+import peers_huey
+from common import Config, Row, alternate, paired_ratio, run_burst, stat, work_available, workdir
+
+import jobq
+
+
+def prefill(path: str, n: int) -> None:
+    with jobq.Queue(path) as q:
+        q.enqueue_many([("noop", {"i": i}) for i in range(n)])
+
+
+def in_file_span(path: str, n: int) -> float:
+    """Seconds from the first job's start to the last job's end, as the file records them."""
+    conn = sqlite3.connect(path)
+    row = conn.execute(
+        "SELECT count(*), min(started_at), max(finished_at) FROM jobs WHERE state = 'succeeded'"
+    ).fetchone()
+    conn.close()
+    if row[0] != n:
+        raise RuntimeError(f"only {row[0]} of {n} jobs succeeded")
+    return float(row[2] - row[1])
+
+
+class JobqDrain:
+    """One `--burst` drain per call, plus an empty-queue run for the start-up cost."""
+
+    def __init__(self, wd: str, n: int, concurrency: int) -> None:
+        self.wd, self.n, self.c = wd, n, concurrency
+        self.wall: list[float] = []
+        self.startup: list[float] = []
+        self.span: list[float] = []
+        self.excl: list[float] = []
+
+    def __call__(self) -> float:
+        path = os.path.join(self.wd, f"drain-{time.monotonic_ns()}.db")
+        prefill(path, self.n)
+        wall = run_burst(path, self.c, self.wd)
+        self.span.append(self.n / in_file_span(path, self.n))
+        empty = os.path.join(self.wd, f"empty-{time.monotonic_ns()}.db")
+        jobq.Queue(empty).close()
+        startup = run_burst(empty, self.c, self.wd)
+        self.wall.append(self.n / wall)
+        self.startup.append(startup)
+        self.excl.append(self.n / max(wall - startup, 1e-3))
+        return self.excl[-1]
+
+
+def run(cfg: Config) -> list[Row]:
+    work_available()
+    n = cfg.pick(5000, 20_000)
+    repeats = cfg.pick(2, 3)
+    with workdir(cfg, "drain") as wd:
+        jd = JobqDrain(wd, n, 4)
+        subjects = {"jobq": jd, "floor": lambda: floor.claim_complete(wd, n, "NORMAL")}
+        huey_missing = peers_huey.available()
+        if huey_missing is None:
+
+            def huey() -> float:
+                sub = os.path.join(wd, f"huey-{time.monotonic_ns()}")
+                os.mkdir(sub)
+                return peers_huey.drain(sub, n, 4)
+
+            subjects["huey"] = huey
+        r = alternate(subjects, repeats)
+        scaling = {}
+        for c in (1, 2, 4, 8):
+            sd = JobqDrain(wd, cfg.pick(3000, 10_000), c)
+            for _ in range(cfg.pick(1, 2)):
+                sd()
+            scaling[c] = sd
+    excl = stat(r["jobq"])
+    note = (
+        f"{n:,} jobs × {repeats}; incl. start-up {stat(jd.wall)['median']:,.0f} jobs/s, "
+        f"start-up {stat(jd.startup)['median']:.2f} s, first start→last end "
+        f"{stat(jd.span)['median']:,.0f} jobs/s"
+    )
+    rows = [
+        Row(
+            "drain, work -c 4, excl. start-up",
+            excl,
+            "jobs/s",
+            "SQLite 1-at-a-time claim+complete, 1 proc",
+            stat(r["floor"]),
+            paired_ratio(r["jobq"], r["floor"]),
+            "≥ 10k jobs/s",
+            met=excl["median"] >= 10_000,
+            note=note,
+            extra={
+                "incl_startup": stat(jd.wall),
+                "startup_s": stat(jd.startup),
+                "in_file_span": stat(jd.span),
+            },
+        ),
+    ]
+    if huey_missing is None:
+        ratio = paired_ratio(r["jobq"], r["huey"])
+        rows.append(
+            Row(
+                "drain vs huey (4 process workers)",
+                excl,
+                "jobs/s",
+                "huey consumer, 4 processes",
+                stat(r["huey"]),
+                ratio,
+                "≥ 3× huey",
+                met=ratio is not None and ratio >= 3.0,
+                note=f"incl. start-up: {paired_ratio(jd.wall, r['huey']):.2f}×",
+            )
+        )
+    else:
+        rows.append(Row("drain vs huey", None, "jobs/s", note=f"skipped: {huey_missing}"))
+    base = scaling[1]
+    for c, sd in scaling.items():
+        rows.append(
+            Row(
+                f"drain -c {c}, first start→last end",
+                stat(sd.span),
+                "jobs/s",
+                "-c 1" if c != 1 else "",
+                stat(base.span) if c != 1 else None,
+                paired_ratio(sd.span, base.span) if c != 1 else None,
+                note=f"{sd.n:,} jobs; empty-queue start-up {stat(sd.startup)['median']:.2f} s",
+            )
+        )
+    return rows
