@@ -9,6 +9,7 @@ import pytest
 
 from jobq import JobState, Queue
 from tui.app import JobqApp
+from tui.data import PAGE_SIZE
 from tui.screens.detail import DetailScreen
 from tui.screens.dialogs import ConfirmScreen, HelpScreen, PromptScreen
 from tui.screens.tail import TailScreen
@@ -253,19 +254,26 @@ async def test_paging_past_the_last_row_loads_the_next_page(app: JobqApp, q: Que
     async with app.run_test(size=SIZE) as pilot:
         await first_load(pilot)
         await until(pilot, lambda: app.main.snapshot and app.main.snapshot.total == 273)
-        assert app.main.table.row_count == 100
+        assert app.main.table.row_count == PAGE_SIZE
         await pilot.press("end")
         await pilot.press("ctrl+end")
         await pilot.press("down")
-        await until(pilot, lambda: app.main.prev_pages and app.main.table.row_count == 100)
+        await until(pilot, lambda: app.main.prev_pages and app.main.table.row_count == PAGE_SIZE)
         assert app.main.table.cursor_row == 0
         await pilot.press("up")
         await until(pilot, lambda: not app.main.prev_pages)
-        assert app.main.table.cursor_row == 99
+        assert app.main.table.cursor_row == PAGE_SIZE - 1
         await pilot.press("pagedown")
         await pilot.press("ctrl+end", "pagedown", "ctrl+end", "down")
-        await until(pilot, lambda: len(app.main.prev_pages) == 2)
-        await until(pilot, lambda: app.main.table.row_count == 73)
+        await until(pilot, lambda: len(app.main.prev_pages) == 3)
+        await pilot.press("ctrl+end", "down")
+        last = 273 - 4 * PAGE_SIZE  # 23 showcase jobs + 250
+        await until(
+            pilot, lambda: len(app.main.prev_pages) == 4 and app.main.table.row_count == last
+        )
+        await pilot.press("ctrl+end", "down")  # the end: nothing more to load
+        await pilot.pause(0.1)
+        assert len(app.main.prev_pages) == 4
         await pilot.press("home")
         await until(pilot, lambda: not app.main.prev_pages)
 

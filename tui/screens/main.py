@@ -91,6 +91,8 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._draw_tabs()
+        if self.snapshot is not None:
+            self.show(self.snapshot)
 
     @property
     def table(self) -> PagedTable:
@@ -109,6 +111,8 @@ class MainScreen(Screen[None]):
         if (req.tab, req.filter, req.after) != (self.tab, self.filter, self.after):
             return  # an answer to an older request: the loader is already on the new one
         self.snapshot = snap
+        if not self.is_mounted or not self.query("#header"):
+            return  # not composed yet (drawn by on_mount), or already torn down at exit
         app = self.jobq_app
         now = app.clock()
         self.query_one("#header", Static).update(header_lines(app.display_path, snap.header))

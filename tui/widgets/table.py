@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
+from typing_extensions import Self
 
 from jobq import FailedAttempt, Job, WorkerInfo
 
@@ -116,6 +117,8 @@ class PagedTable(DataTable[Text]):
         self.has_more = False
         self.has_prev = False
         self._columns: Columns = ()
+        self._keys: list[str] = []
+        self._cells: list[list[Text]] = []
 
     def show_rows(self, columns: Columns, rows: list[Row], keep: str | None,
                   land: str | None = None) -> None:  # fmt: skip
@@ -128,6 +131,14 @@ class PagedTable(DataTable[Text]):
             label = columns[-1][0]
             widest = max((cells[-1].cell_len for _, cells in rows), default=0)
             columns = (*columns[:-1], (label, max(len(label), min(widest, 300))))
+        keys = [k for k, _ in rows]
+        if columns == self._columns and keys == self._keys:
+            self._update_in_place(rows)  # the common refresh: same rows, a few cells changed
+            if land is not None and rows:
+                self.move_cursor(row=0 if land == "top" else len(rows) - 1, animate=False)
+            return
+        self._keys = keys
+        self._cells = [cells for _, cells in rows]
         if columns != self._columns:
             self.clear(columns=True)
             for label, width in columns:
@@ -136,7 +147,6 @@ class PagedTable(DataTable[Text]):
             scroll_y = 0
         else:
             self.clear()
-        keys = [k for k, _ in rows]
         for key, cells in rows:
             self.add_row(*cells, key=key)
         if not rows:
@@ -152,6 +162,21 @@ class PagedTable(DataTable[Text]):
         self.move_cursor(row=target, animate=False, scroll=land is not None)
         if land is None:
             self.scroll_to(y=scroll_y, animate=False, immediate=True)
+
+    def clear(self, columns: bool = False) -> Self:
+        """Remove every row (and the columns too, if asked)."""
+        self._keys, self._cells = [], []
+        if columns:
+            self._columns = ()
+        return super().clear(columns)
+
+    def _update_in_place(self, rows: list[Row]) -> None:
+        column_keys = [c.key for c in self.ordered_columns]
+        for (key, cells), old in zip(rows, self._cells, strict=False):
+            for i, (cell, was) in enumerate(zip(cells, old, strict=False)):
+                if cell != was:
+                    self.update_cell(key, column_keys[i], cell)
+        self._cells = [cells for _, cells in rows]
 
     @property
     def selected_key(self) -> str | None:

@@ -1,0 +1,151 @@
+"""Measure the dashboard on a big queue file: `python -m tui.bench [--jobs N] [--file PATH]`.
+
+Goals (issue 4): first paint <= 1 s, a refresh <= 50 ms, RSS <= 200 MiB, a key press answered in
+<= 100 ms while 4 workers drain the queue. Not a test: it prints figures and the goals.
+
+The file (1,000,000 jobs: 90 % succeeded, 5 % failed, 5 % pending by default) is built once and
+cached; each run works on a copy. This module is also the workers' `--app`: the handlers below
+do nothing, so that the pool drains as fast as it can while the dashboard is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+from jobq import Job, JSONValue, Queue, handler
+
+TYPES = ("email.send", "images.resize", "webhook.deliver", "report.build")
+
+
+def _noop(payload: JSONValue, job: Job) -> None:
+    return None
+
+
+for _type in TYPES:
+    handler(_type)(_noop)
+
+
+def rss_mib() -> tuple[float, float]:
+    """(current, peak) resident set size of this process in MiB (Linux)."""
+    now = peak = 0.0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                now = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) / 1024
+    return now, peak
+
+
+def build(path: str, jobs: int) -> None:
+    """Create the cached big file if it is not there yet."""
+    if os.path.exists(path):
+        return
+    from jobq.demo import seed_bulk
+
+    print(f"building {path} with {jobs:,} jobs (once)…", flush=True)
+    t0 = time.perf_counter()
+    seed_bulk(path + ".tmp", jobs)
+    os.replace(path + ".tmp", path)
+    print(f"  built in {time.perf_counter() - t0:.0f} s")
+
+
+async def measure(path: str, with_workers: bool) -> dict[str, float]:
+    """Run the app headless on `path` and time what the goals name."""
+    t_import = time.perf_counter()
+    from tui.app import make_app
+
+    import_s = time.perf_counter() - t_import
+    out: dict[str, float] = {"import textual+tui (s)": import_s}
+    t0 = time.perf_counter()
+    app = make_app(path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        while not app.loads:
+            await pilot.pause(0.002)
+        await pilot.pause()
+        out["first paint (s)"] = time.perf_counter() - t0
+        # refresh: a forced reload, from request to the redrawn list
+        times = []
+        for _ in range(20):
+            n = app.loads
+            t = time.perf_counter()
+            app.loader.refresh()
+            while app.loads == n:
+                await asyncio.sleep(0.005)  # not a busy loop: it would hold the GIL
+            times.append((time.perf_counter() - t) * 1000)
+        assert app.main.snapshot is not None
+        out["refresh median (ms)"] = statistics.median(times)
+        out["refresh max (ms)"] = max(times)
+        out["loader queries, last (ms)"] = app.main.snapshot.load_ms
+        for tab in ("4", "3", "1"):  # succeeded (900k), failed, pending
+            n = app.loads
+            t = time.perf_counter()
+            await pilot.press(tab)
+            while app.loads == n:
+                await asyncio.sleep(0.005)
+            out[f"tab {tab} switch (ms)"] = (time.perf_counter() - t) * 1000
+        proc = None
+        if with_workers:
+            env = dict(os.environ, JOBQ_DB=path)
+            proc = subprocess.Popen([sys.executable, "-m", "jobq", "--db", path, "work", "-c", "4",
+                                     "--app", "tui.bench", "--log-level", "WARNING"],
+                                    env=env, start_new_session=True)  # fmt: skip
+            await asyncio.sleep(3)
+        try:
+            lat = []
+            before = Queue(path).count("pending")
+            for _ in range(60):
+                t = time.perf_counter()
+                await pilot.press("down")  # returns once the key is handled and idle again
+                lat.append((time.perf_counter() - t) * 1000)
+                await asyncio.sleep(0.05)
+            drained = before - Queue(path).count("pending")
+            out["key press median (ms)"] = statistics.median(lat)
+            out["key press p95 (ms)"] = sorted(lat)[int(len(lat) * 0.95)]
+            out["key press max (ms)"] = max(lat)
+            out["jobs drained meanwhile"] = drained
+            out["loads while draining"] = app.loads
+        finally:
+            if proc is not None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(30)
+    out["RSS now (MiB)"], out["RSS peak (MiB)"] = rss_mib()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build (once), copy, measure, print."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--jobs", type=int, default=1_000_000)
+    p.add_argument("--file", default=None, help="cached big file (default: in the temp dir)")
+    p.add_argument("--no-workers", action="store_true")
+    args = p.parse_args(argv)
+    import tempfile
+
+    cached = args.file or os.path.join(tempfile.gettempdir(), f"jobq-bench-{args.jobs}.db")
+    build(cached, args.jobs)
+    with tempfile.TemporaryDirectory() as d:
+        work = os.path.join(d, "bench.db")
+        shutil.copyfile(cached, work)
+        figures = asyncio.run(measure(work, not args.no_workers))
+    goals = {"first paint (s)": 1.0, "refresh median (ms)": 50, "RSS peak (MiB)": 200,
+             "key press p95 (ms)": 100}  # fmt: skip
+    print(f"jobq tui on {args.jobs:,} jobs")
+    for name, value in figures.items():
+        goal = goals.get(name)
+        ok = "ok" if goal is not None and value <= goal else "MISSED"
+        verdict = "" if goal is None else f"   goal <= {goal}: {ok}"
+        print(f"  {name:32} {value:10.1f}{verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
