@@ -83,9 +83,17 @@ def stop_workers(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -
     # children of the pool (and their command handlers) share its group: leave none behind
     _killpg(pgid, signal.SIGKILL)
     try:
-        return proc.wait(5)
+        code = proc.wait(5)
     except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
         return None
+    deadline = time.monotonic() + 5  # orphaned children are reaped by init, not by us
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            break
+        time.sleep(0.05)
+    return code
 
 
 def _killpg(pgid: int, sig: signal.Signals) -> None:

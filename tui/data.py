@@ -201,6 +201,8 @@ def count_tab(q: Queue, req: Request, counts: dict[str, int]) -> int:
 
 
 _FRAME = re.compile(r'^\s*File "([^"]*)", line \d+, in (\S+)', re.M)
+# jobq's own frames that wrap every handler call: never what tells two failures apart
+_RUNTIME = re.compile(r"[/\\]jobq[/\\](executor|worker|pool|handlers)\.py$")
 _NUMBERS = re.compile(r"0x[0-9a-fA-F]+|\d+")
 
 
@@ -214,10 +216,10 @@ def exception_line(error: str | None, traceback: str | None) -> str:
 
 
 def first_frame(traceback: str | None) -> str:
-    """`file:function` of the first frame outside jobq's own code ('' for stderr tails)."""
+    """`file:function` of the first frame past jobq's runner ('' for stderr tails)."""
     for m in _FRAME.finditer(traceback or ""):
         path, func = m.group(1), m.group(2)
-        if "/jobq/" not in path:
+        if not _RUNTIME.search(path):
             return f"{path.rsplit('/', 1)[-1]}:{func}"
     return ""
 
