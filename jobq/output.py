@@ -1,0 +1,239 @@
+"""Rendering for the CLI: aligned tables and detail views for people, JSON for programs.
+
+Every string read from a queue file is untrusted (payloads, types, queue and worker names,
+errors, tracebacks, output): it goes through `jobq.safetext` here before it reaches a terminal,
+and the result is written as plain text, never as Rich markup. JSON is written with
+`ensure_ascii=True`, so escape characters reach the terminal only as `\\u001b` text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+
+from .model import Attempt, FailedAttempt, Job, JobState, QueueStats, WorkerInfo
+from .safetext import safe_block, safe_line
+
+# A pool whose heartbeat is older than this is shown as stale (it renews every few seconds).
+STALE_AFTER = 60.0
+
+
+def to_json(value: object) -> str:
+    """JSON for `--json` output: ASCII only (escapes every control and bidi character)."""
+    return json.dumps(value, ensure_ascii=True, indent=2, allow_nan=False)
+
+
+def iso(ts: float | None) -> str:
+    """A Unix time as ISO 8601 UTC to the second, or '-'."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def span(seconds: float) -> str:
+    """A short human duration: 4s, 3m, 2h5m, 3d."""
+    s = int(abs(seconds) + 0.5)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m" + (f"{s % 60}s" if s < 600 and s % 60 else "")
+    if s < 86400:
+        return f"{s // 3600}h" + (f"{s % 3600 // 60}m" if s % 3600 >= 60 else "")
+    return f"{s // 86400}d" + (f"{s % 86400 // 3600}h" if s < 864000 and s % 86400 >= 3600 else "")
+
+
+def relative(ts: float | None, now: float) -> str:
+    """'in 4s', '3m ago', 'now', or '-'."""
+    if ts is None:
+        return "-"
+    delta = ts - now
+    if abs(delta) < 0.5:
+        return "now"
+    return f"in {span(delta)}" if delta > 0 else f"{span(delta)} ago"
+
+
+def when(ts: float | None, now: float) -> str:
+    """ISO time followed by the relative time, e.g. '2026-01-31T14:00:00Z (in 4s)'."""
+    return "-" if ts is None else f"{iso(ts)} ({relative(ts, now)})"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces; cells must already be safe single lines."""
+    body = [list(r) for r in rows]
+    widths = [len(h) for h in headers]
+    for row in body:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    for row in [list(headers), *body]:
+        cells = [c.ljust(widths[i]) for i, c in enumerate(row[:-1])] + [row[-1]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _attempts(job: Job) -> str:
+    return f"{job.attempts}/{job.effective_max_attempts()}"
+
+
+def _job_when(job: Job, now: float) -> str:
+    if job.state is JobState.PENDING:
+        return relative(job.run_at, now) if job.run_at > now else "due"
+    if job.state is JobState.RUNNING:
+        return f"for {span(now - job.started_at)}" if job.started_at is not None else "-"
+    return relative(job.finished_at, now)
+
+
+def jobs_table(jobs: Sequence[Job], now: float) -> str:
+    """`jobq ls`: one line per job; pending jobs show the scheduled/retrying view."""
+    rows = [
+        [
+            str(j.id),
+            j.view(now) + (" (cancel requested)" if j.cancel_requested else ""),
+            safe_line(j.type, 40),
+            safe_line(j.queue, 20),
+            str(j.priority),
+            _attempts(j),
+            _job_when(j, now),
+            safe_line(j.payload_json, 40),
+            safe_line(j.last_error, 60),
+        ]
+        for j in jobs
+    ]
+    return table(
+        ["ID", "STATE", "TYPE", "QUEUE", "PRIO", "TRIES", "WHEN", "PAYLOAD", "LAST ERROR"], rows
+    )
+
+
+def _pretty(text: str | None) -> str:
+    """Pretty-print JSON text for reading (non-ASCII kept, then made safe)."""
+    if text is None:
+        return "-"
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return safe_block(text)
+    return safe_block(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
+def job_detail(job: Job, attempts: Sequence[Attempt], now: float) -> str:
+    """`jobq show`: every field, payload and result pretty-printed, then each attempt."""
+    fields = [
+        ("id", str(job.id)),
+        ("type", safe_line(job.type)),
+        ("queue", safe_line(job.queue)),
+        ("state", job.view(now) + (" (cancel requested)" if job.cancel_requested else "")),
+        ("priority", str(job.priority)),
+        ("attempts", _attempts(job)),
+        ("timeout", f"{job.effective_timeout():g}s" + ("" if job.timeout is not None
+                                                      else " (default)")),
+        ("unique key", safe_line(job.unique_key) or "-"),
+        ("created", when(job.created_at, now)),
+        ("run at", when(job.run_at, now)),
+        ("started", when(job.started_at, now)),
+        ("finished", when(job.finished_at, now)),
+        ("worker", safe_line(job.worker_id) or "-"),
+        ("lease until", when(job.lease_until, now)),
+        ("last error", safe_line(job.last_error, 500) or "-"),
+    ]  # fmt: skip
+    width = max(len(k) for k, _ in fields)
+    out = [f"{k.ljust(width)}  {v}" for k, v in fields]
+    out += ["", "payload:", _indent(_pretty(job.payload_json))]
+    if job.result_json is not None:
+        out += ["", "result:", _indent(_pretty(job.result_json))]
+    out += ["", f"attempts history ({len(attempts)}):"]
+    for a in attempts:
+        out.append(
+            f"  #{a.attempt}  {a.outcome.value}  {iso(a.started_at)} → {iso(a.finished_at)}"
+            f" ({span(a.finished_at - a.started_at)})  worker {safe_line(a.worker_id, 80) or '-'}"
+        )
+        if a.error:
+            out.append(f"    error: {safe_line(a.error, 500)}")
+        if a.traceback:
+            out += ["    traceback:", _indent(safe_block(a.traceback).rstrip("\n"), "      ")]
+        if a.output:
+            out += ["    output:", _indent(safe_block(a.output).rstrip("\n"), "      ")]
+    return "\n".join(out)
+
+
+def error_line(e: FailedAttempt) -> str:
+    """One failed attempt on one line (for `jobq errors` and `errors -f`)."""
+    a = e.attempt
+    return (
+        f"{iso(a.finished_at)}  job {a.job_id}  {safe_line(e.type, 60)}  "
+        f"attempt {a.attempt}  {a.outcome.value}: {safe_line(a.error, 300) or '-'}"
+    )
+
+
+def stats_text(s: QueueStats) -> str:
+    """`jobq stats`: counts per state, queue and type, and the last minute's throughput."""
+    states = [st.value for st in JobState]
+    out = ["  ".join(f"{st} {s.by_state.get(st, 0)}" for st in states)]
+    out.append(f"(pending: scheduled {s.scheduled}, retrying {s.retrying})")
+    out.append(f"last minute: {s.finished_last_minute} finished, {s.failed_last_minute} failed")
+    paused = ", ".join(safe_line(q, 60) for q in s.paused_queues) or "none"
+    out.append(f"paused queues: {paused}")
+    for title, groups in (("QUEUE", s.by_queue), ("TYPE", s.by_type)):
+        out.append("")
+        out.append(_group_table(title, groups, states, set(s.paused_queues)
+                                if title == "QUEUE" else set()))  # fmt: skip
+    return "\n".join(out)
+
+
+def _group_table(
+    title: str, groups: Mapping[str, Mapping[str, int]], states: list[str], paused: set[str]
+) -> str:
+    rows = [
+        [safe_line(name, 60) + (" (paused)" if name in paused else "")]
+        + [str(counts.get(st, 0)) for st in states]
+        for name, counts in sorted(groups.items())
+    ]
+    return table([title, *[st.upper() for st in states]], rows)
+
+
+def worker_status(w: WorkerInfo, now: float) -> str:
+    """The pool's status, or 'stale' when it stopped heartbeating without saying so."""
+    if w.status != "stopped" and not w.alive(now, STALE_AFTER):
+        return "stale"
+    return w.status
+
+
+def workers_table(workers: Sequence[WorkerInfo], now: float) -> str:
+    """`jobq workers`: one line per registered pool."""
+    rows = [
+        [
+            safe_line(w.name, 40),
+            safe_line(w.host, 40),
+            str(w.pid),
+            worker_status(w, now),
+            iso(w.started_at),
+            relative(w.heartbeat_at, now),
+            str(w.concurrency),
+            ",".join(safe_line(q, 30) for q in w.queues) or "*",
+            ",".join(safe_line(t, 30) for t in w.types) or "*",
+            str(w.jobs_done),
+            " ".join(map(str, w.current_jobs)) or "-",
+        ]
+        for w in workers
+    ]
+    headers = ["NAME", "HOST", "PID", "STATUS", "STARTED", "HEARTBEAT", "CONC", "QUEUES",
+               "TYPES", "DONE", "CURRENT JOBS"]  # fmt: skip
+    return table(headers, rows)
+
+
+def doctor_text(report: Mapping[str, object]) -> str:
+    """`jobq doctor`: one `key: value` line per item of the report."""
+    out = []
+    for key, value in report.items():
+        if isinstance(value, Mapping):
+            out.append(f"{key}:")
+            out += [f"  {k}: {v}" for k, v in value.items()]
+        elif isinstance(value, list):
+            out.append(f"{key}: " + ", ".join(safe_line(str(v), 200) for v in value))
+        else:
+            out.append(f"{key}: {safe_line(str(value), 500)}")
+    return "\n".join(out)
