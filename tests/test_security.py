@@ -493,3 +493,59 @@ def test_tui_read_only_acts_on_nothing(tmp_path: Path, read_only: bool):
         assert after == before
     else:
         assert after != before, "the control run changed nothing: the keys tested nothing"
+
+
+# ---------------------------------------------------------------------------------------------
+# payload text never reaches a command line
+
+RECORDER = """
+import json, sys
+with open(sys.argv[1], "w") as f:
+    json.dump({"argv": sys.argv[1:], "stdin": sys.stdin.read()}, f)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_payload_never_reaches_argv(tmp_path: Path, db_path: str, jobq_env: dict[str, str],
+                                    jobq_cmd: list[str]):  # fmt: skip
+    """A command handler gets exactly its configured argv; the payload, full of shell syntax,
+    arrives on stdin only, and nothing in it runs."""
+    import json
+    import subprocess
+    import sys
+
+    pwned = tmp_path / "pwned"
+    script = tmp_path / "rec.py"
+    script.write_text(RECORDER)
+    record = tmp_path / "record.json"
+    payload = {
+        "cmd": f"; rm -rf {tmp_path}/victim; touch {pwned}",
+        "sub": f"$(touch {pwned})",
+        "tick": f"`touch {pwned}`",
+        "glob": "* ?",
+        "quote": "' \" \\",
+        "nl": f"\n touch {pwned}",
+    }
+    (tmp_path / "victim").mkdir()
+    store = Store(db_path)
+    import time as _time
+
+    store.enqueue([_new("inj", json.dumps(payload))], _time.time())
+    spec = f"inj={sys.executable} {script} {record} 'fixed arg'"
+    r = subprocess.run([*jobq_cmd, "work", "-c", "1", "--burst", "--exec", spec],
+                       env=jobq_env, capture_output=True, timeout=50)  # fmt: skip
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    got = json.loads(record.read_text())
+    assert got["argv"] == [str(record), "fixed arg"]
+    assert json.loads(got["stdin"]) == payload
+    assert not pwned.exists()
+    assert (tmp_path / "victim").is_dir()
+    job = store.get(1)
+    assert job is not None and job.state.value == "succeeded"
+    store.close()
+
+
+def _new(type_: str, payload_json: str):
+    from tests.factories import new_job
+
+    return new_job(type_, payload_json)
