@@ -111,7 +111,9 @@ def build_app() -> typer.Typer:
     )
     app.callback()(root)
     for name, func in COMMANDS:
-        app.command(name)(func)
+        # `jobq priority 7 -5`: a negative priority is an argument, not an unknown option
+        settings = {"ignore_unknown_options": True} if name == "priority" else None
+        app.command(name, context_settings=settings)(func)
     app.command(
         "systemd-unit",
         help="Print a systemd unit that runs `jobq work` with these options (Type=notify).",
