@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 BASE_DELAY = 5.0
 FACTOR = 5.0
 MAX_DELAY = 3600.0
@@ -20,5 +18,9 @@ def backoff(attempt: int, rand: float | None = None) -> float:
     # min() before the power would overflow for huge attempt counts
     exponent = min(attempt - 1, 32)
     delay = min(BASE_DELAY * FACTOR**exponent, MAX_DELAY)
-    r = random.random() if rand is None else rand
+    if rand is None:
+        import random  # here, not at the top: off the start-up path of `jobq enqueue`
+
+        rand = random.random()
+    r = rand
     return delay * (1.0 - JITTER + 2.0 * JITTER * r)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
@@ -124,6 +123,8 @@ def _create_file(path: str, busy_timeout: float) -> None:
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    import tempfile  # here, not at the top: off the start-up path of `jobq enqueue`
+
     fd, tmp = tempfile.mkstemp(prefix=".jobq-new-", suffix=".db", dir=directory)
     os.close(fd)
     try:
@@ -249,6 +250,8 @@ class Connection:
     def backup(self, out_path: str) -> None:
         """Write a consistent copy of the queue file to `out_path`, appearing atomically."""
         directory = os.path.dirname(os.path.abspath(out_path))
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(prefix=".jobq-backup-", suffix=".db", dir=directory)
         os.close(fd)
         try:

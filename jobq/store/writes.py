@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import secrets
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 
@@ -120,7 +120,9 @@ class Store(Reads):
         `types` restricts to exact type names, `type_globs` to GLOB patterns, `queues` to queue
         names; paused queues are skipped. Each claimed job gets one attempt counted.
         """
-        token = secrets.token_hex(8)
+        # os.urandom, what secrets.token_hex uses: importing secrets (hmac, hashlib) costs
+        # ~5 ms on every `jobq enqueue`
+        token = os.urandom(8).hex()
         params = {
             "worker": worker_id,
             "token": token,
