@@ -226,12 +226,15 @@ def workers_table(workers: Sequence[WorkerInfo], now: float) -> str:
 
 
 def doctor_text(report: Mapping[str, object]) -> str:
-    """`jobq doctor`: one `key: value` line per item of the report."""
+    """`jobq doctor`: one `key: value` line per item of the report (names from the file made
+    safe too: a table can be called anything)."""
     out = []
     for key, value in report.items():
         if isinstance(value, Mapping):
             out.append(f"{key}:")
-            out += [f"  {k}: {v}" for k, v in value.items()]
+            out += [
+                f"  {safe_line(str(k), 200)}: {safe_line(str(v), 200)}" for k, v in value.items()
+            ]
         elif isinstance(value, list):
             out.append(f"{key}: " + ", ".join(safe_line(str(v), 200) for v in value))
         else:
