@@ -95,3 +95,10 @@ def suicide(payload: dict[str, object], job: jobq.Job) -> None:
     """SIGKILL the worker child running this job on its first attempt (a poison pill once)."""
     if job.attempts == 1:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+@jobq.handler("chaos.mark")
+def mark(payload: dict[str, object], job: jobq.Job) -> None:
+    """Record (job id, attempt, pid) in the ledger without fsync: an instant job."""
+    with open(str(payload["ledger"]), "a") as f:
+        f.write(f"{job.id} {job.attempts} {os.getpid()}\n")
