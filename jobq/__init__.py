@@ -6,38 +6,94 @@ family. Importing jobq loads neither the CLI (typer) nor the dashboard (textual)
 
 from __future__ import annotations
 
-from .errors import (
-    CorruptFile,
-    DatabaseBusy,
-    DiskFull,
-    HandlerError,
-    InvalidInput,
-    InvalidTransition,
-    JobNotFound,
-    JobqError,
-    NetworkFilesystem,
-    NewerSchema,
-    NotAJobqFile,
-    QueueFileError,
-    TemporaryFailure,
-    WaitTimeout,
-)
-from .handlers import Handler, handler
-from .model import (
-    PRIORITY_NAMES,
-    Attempt,
-    FailedAttempt,
-    Job,
-    JobState,
-    JSONValue,
-    NewJob,
-    Outcome,
-    QueueStats,
-    WorkerInfo,
-)
-from .queue import Queue
-from .safetext import safe_block, safe_line, safe_text, truncate
-from .wakeup import Waker
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .errors import (
+        CorruptFile,
+        DatabaseBusy,
+        DiskFull,
+        HandlerError,
+        InvalidInput,
+        InvalidTransition,
+        JobNotFound,
+        JobqError,
+        NetworkFilesystem,
+        NewerSchema,
+        NotAJobqFile,
+        QueueFileError,
+        TemporaryFailure,
+        WaitTimeout,
+    )
+    from .handlers import Handler, handler
+    from .model import (
+        PRIORITY_NAMES,
+        Attempt,
+        FailedAttempt,
+        Job,
+        JobState,
+        JSONValue,
+        NewJob,
+        Outcome,
+        QueueStats,
+        WorkerInfo,
+    )
+    from .queue import Queue
+    from .safetext import safe_block, safe_line, safe_text, truncate
+    from .wakeup import Waker
+
+# Names are imported on first use (PEP 562): `jobq enqueue` in a shell loop pays only for what
+# it touches, and `import jobq` stays cheap.
+_EXPORTS = {
+    "Attempt": "model",
+    "CorruptFile": "errors",
+    "DatabaseBusy": "errors",
+    "DiskFull": "errors",
+    "FailedAttempt": "model",
+    "Handler": "handlers",
+    "HandlerError": "errors",
+    "InvalidInput": "errors",
+    "InvalidTransition": "errors",
+    "JSONValue": "model",
+    "Job": "model",
+    "JobNotFound": "errors",
+    "JobState": "model",
+    "JobqError": "errors",
+    "NetworkFilesystem": "errors",
+    "NewJob": "model",
+    "NewerSchema": "errors",
+    "NotAJobqFile": "errors",
+    "Outcome": "model",
+    "PRIORITY_NAMES": "model",
+    "Queue": "queue",
+    "QueueFileError": "errors",
+    "QueueStats": "model",
+    "TemporaryFailure": "errors",
+    "WaitTimeout": "errors",
+    "Waker": "wakeup",
+    "WorkerInfo": "model",
+    "handler": "handlers",
+    "safe_block": "safetext",
+    "safe_line": "safetext",
+    "safe_text": "safetext",
+    "truncate": "safetext",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jobq' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, TextIO
 
 from . import config
+from .basics import DEFAULT_PAYLOAD_LIMIT, DEFAULT_QUEUE, NewJob
 from .errors import InvalidInput
-from .model import DEFAULT_PAYLOAD_LIMIT, DEFAULT_QUEUE, NewJob
 from .values import (
     decode_utf8,
     parse_at,

@@ -1,62 +1,48 @@
-"""Values of jobq: job states, attempt outcomes, and the frozen records read from a queue file."""
+"""The frozen records read from a queue file: Job, Attempt, WorkerInfo, QueueStats.
+
+States, outcomes, defaults and NewJob live in `jobq.basics` (re-exported here), which is cheap
+to import: `jobq enqueue` never loads this module or `dataclasses`.
+"""
 
 from __future__ import annotations
 
-import enum
 import json
 from dataclasses import dataclass
-from typing import NamedTuple, Union
 
-# A JSON document as Python values.
-JSONValue = Union[None, bool, int, float, str, list["JSONValue"], dict[str, "JSONValue"]]  # noqa: UP007
+from .basics import (
+    ACTIVE_STATES,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PAYLOAD_LIMIT,
+    DEFAULT_QUEUE,
+    DEFAULT_TIMEOUT,
+    FINISHED_STATES,
+    PRIORITY_NAMES,
+    VIEWS,
+    JobState,
+    JSONValue,
+    NewJob,
+    Outcome,
+)
 
-
-class JobState(str, enum.Enum):
-    """Where a job is. The schema's CHECK constraint holds the same words."""
-
-    PENDING = "pending"
-    """Waiting for `run_at`; a worker's claim moves it to running, `cancel` to cancelled."""
-    RUNNING = "running"
-    """Leased by a worker; that worker (complete, fail, release), its supervisor (crash, timeout,
-    cancel) or any pool's rescuer (expired lease) moves it on."""
-    SUCCEEDED = "succeeded"
-    """Terminal; only `prune` removes it."""
-    FAILED = "failed"
-    """Attempts used up; `retry` moves it back to pending."""
-    CANCELLED = "cancelled"
-    """Cancelled by an operator; `retry` moves it back to pending."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
-FINISHED_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
-ACTIVE_STATES = (JobState.PENDING, JobState.RUNNING)
-
-# Views derived from state and time (DESIGN.md §2), accepted wherever a state filter is.
-VIEWS = ("scheduled", "retrying")
-
-
-class Outcome(str, enum.Enum):
-    """How one attempt ended."""
-
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    CRASHED = "crashed"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-PRIORITY_NAMES: dict[str, int] = {"low": -10, "normal": 0, "high": 10, "critical": 20}
-
-DEFAULT_QUEUE = "default"
-DEFAULT_MAX_ATTEMPTS = 4
-DEFAULT_TIMEOUT = 300.0
-DEFAULT_PAYLOAD_LIMIT = 1024 * 1024
+__all__ = [
+    "ACTIVE_STATES",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_PAYLOAD_LIMIT",
+    "DEFAULT_QUEUE",
+    "DEFAULT_TIMEOUT",
+    "FINISHED_STATES",
+    "PRIORITY_NAMES",
+    "VIEWS",
+    "Attempt",
+    "FailedAttempt",
+    "JSONValue",
+    "Job",
+    "JobState",
+    "NewJob",
+    "Outcome",
+    "QueueStats",
+    "WorkerInfo",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,20 +238,3 @@ class QueueStats:
             "finished_last_minute": self.finished_last_minute,
             "failed_last_minute": self.failed_last_minute,
         }
-
-
-class NewJob(NamedTuple):
-    """A validated job ready to insert (what `enqueue` builds from its arguments).
-
-    A NamedTuple rather than a frozen dataclass: enqueue_many builds one per job, and a tuple is
-    created ~5x faster; the first six fields are the "same batch" key of a bulk insert.
-    """
-
-    type: str
-    queue: str = DEFAULT_QUEUE
-    priority: int = 0
-    run_at: float | None = None
-    max_attempts: int | None = None
-    timeout: float | None = None
-    unique_key: str | None = None
-    payload_json: str = "{}"

@@ -5,23 +5,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from . import config
-from .errors import InvalidInput, InvalidTransition, JobNotFound, WaitTimeout
-from .model import (
+from .basics import (
     DEFAULT_PAYLOAD_LIMIT,
     DEFAULT_QUEUE,
     FINISHED_STATES,
     VIEWS,
-    Attempt,
-    FailedAttempt,
-    Job,
     JobState,
-    JSONValue,
     NewJob,
-    QueueStats,
-    WorkerInfo,
 )
+from .errors import InvalidInput, InvalidTransition, JobNotFound, WaitTimeout
 from .store import DEFAULT_BUSY_TIMEOUT, Store
 from .values import (
     dump_json,
@@ -49,12 +44,17 @@ def validate_state(state: str | None) -> str | None:
     raise InvalidInput(f"unknown state {state!r}: use one of {names}")
 
 
-_Ids = list[int]
-_Jobs = list[Job]
-_Attempts = list[Attempt]
-_Names = list[str]
-_Errors = list[FailedAttempt]
-_Workers = list[WorkerInfo]
+if TYPE_CHECKING:
+    # `jobq enqueue` never loads jobq.model (dataclasses): these are for annotations only
+    from .basics import JSONValue
+    from .model import Attempt, FailedAttempt, Job, QueueStats, WorkerInfo
+
+    _Ids = list[int]
+    _Jobs = list[Job]
+    _Attempts = list[Attempt]
+    _Names = list[str]
+    _Errors = list[FailedAttempt]
+    _Workers = list[WorkerInfo]
 
 
 class Queue:

@@ -9,11 +9,13 @@ import json
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
+from .basics import DEFAULT_PAYLOAD_LIMIT, PRIORITY_NAMES
+
+if TYPE_CHECKING:
+    from .basics import JSONValue
 from .errors import InvalidInput
-from .model import DEFAULT_PAYLOAD_LIMIT, PRIORITY_NAMES, JSONValue
 
 MAX_TYPE_LENGTH = 200
 MAX_QUEUE_LENGTH = 200
@@ -21,11 +23,6 @@ MAX_QUEUE_LENGTH = 200
 # limit on every version so a payload means the same thing everywhere.
 MAX_INT_DIGITS = 4300
 MAX_DEPTH = 500
-
-_NAME_OK = re.compile(r"^[\x21-\x7e\u00a1-\U0010ffff]+$")
-_BIDI_OR_INVISIBLE = re.compile(
-    "[\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
-)
 
 
 def _name(kind: str, value: object, max_len: int) -> str:
@@ -35,7 +32,9 @@ def _name(kind: str, value: object, max_len: int) -> str:
         raise InvalidInput(f"{kind} must not be empty")
     if len(value) > max_len:
         raise InvalidInput(f"{kind} is {len(value)} characters long; the limit is {max_len}")
-    if not _NAME_OK.match(value) or _BIDI_OR_INVISIBLE.search(value):
+    # isprintable() is False for controls, format characters (bidi overrides, zero-width),
+    # surrogates, unassigned code points and every separator but the ASCII space
+    if not value.isprintable() or " " in value:
         raise InvalidInput(
             f"{kind} {value!r} contains whitespace or control characters; use printable characters"
         )
@@ -104,6 +103,8 @@ def parse_at(value: object) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         ts = float(value)
     elif isinstance(value, str):
+        from datetime import datetime, timezone  # only --at needs it
+
         text = value.strip()
         try:
             ts = float(text)
@@ -290,4 +291,6 @@ def now_iso(ts: float | None) -> str:
     """Format a Unix timestamp as ISO 8601 UTC with seconds, or '-' for None."""
     if ts is None:
         return "-"
+    from datetime import datetime, timezone
+
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

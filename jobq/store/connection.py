@@ -6,19 +6,18 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING
 
+from ..basics import JobState, Outcome
 from ..errors import CorruptFile, DatabaseBusy, DiskFull, JobqError, QueueFileError
 from ..filecheck import check_existing, check_not_network
-from ..model import (
-    Attempt,
-    Job,
-    JobState,
-    Outcome,
-)
 from ..schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from .sql import (
     DEFAULT_BUSY_TIMEOUT,
 )
+
+if TYPE_CHECKING:
+    from ..model import Attempt, Job
 
 # SQLite primary result codes (sqlite3 exposes them only from Python 3.11)
 SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 3, 5, 6, 8
@@ -44,6 +43,8 @@ def _translate(e: sqlite3.Error, path: str) -> JobqError:
 
 
 def _row_to_job(r: Sequence[object]) -> Job:
+    from ..model import Job  # lazy: `jobq enqueue` never builds a Job, nor imports dataclasses
+
     return Job(
         id=r[0],  # type: ignore[arg-type]
         type=r[1],  # type: ignore[arg-type]
@@ -69,6 +70,8 @@ def _row_to_job(r: Sequence[object]) -> Job:
 
 
 def _row_to_attempt(r: Sequence[object]) -> Attempt:
+    from ..model import Attempt
+
     return Attempt(
         id=r[0],  # type: ignore[arg-type]
         job_id=r[1],  # type: ignore[arg-type]

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ..model import (
-    Attempt,
-    FailedAttempt,
-    Job,
-    JobState,
-    QueueStats,
-    WorkerInfo,
-)
+from ..basics import JobState
+
+if TYPE_CHECKING:
+    from ..model import Attempt, FailedAttempt, Job, QueueStats, WorkerInfo
+
 from .connection import Connection, _like_escape, _row_to_attempt, _row_to_job
 from .sql import (
     ATTEMPT_COLUMNS,
@@ -183,6 +181,8 @@ class Reads(Connection):
 
     def stats(self, now: float) -> QueueStats:
         """Counts per state, queue and type, the scheduled/retrying views, recent throughput."""
+        from ..model import QueueStats
+
         with self._read() as conn:
             by_state = {s.value: 0 for s in JobState}
             by_queue: dict[str, dict[str, int]] = {}
@@ -233,12 +233,16 @@ class Reads(Connection):
 
     def errors(self, *, after: int = 0, limit: int = 20) -> list[FailedAttempt]:
         """The latest failed attempts (failed, timeout, crashed), newest first, ids > `after`."""
+        from ..model import FailedAttempt
+
         with self._read() as conn:
             rows = conn.execute(ERRORS, {"after": after, "limit": limit}).fetchall()
         return [FailedAttempt(_row_to_attempt(r[:10]), r[10], r[11]) for r in rows]
 
     def workers(self) -> list[WorkerInfo]:
         """Every registered pool with the jobs it is running now, newest first."""
+        from ..model import WorkerInfo
+
         with self._read() as conn:
             running: dict[str, list[int]] = {}
             for job_id, wid in conn.execute(

@@ -6,15 +6,14 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .. import retry
-from ..model import (
-    DEFAULT_MAX_ATTEMPTS,
-    Job,
-    JobState,
-    NewJob,
-    Outcome,
-)
+from ..basics import DEFAULT_MAX_ATTEMPTS, JobState, NewJob, Outcome
+
+if TYPE_CHECKING:
+    from ..model import Job
+
 from .connection import _row_to_job, _translate
 from .reads import Reads
 from .sql import (
