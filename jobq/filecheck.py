@@ -82,6 +82,48 @@ def check_not_network(path: str, mountinfo: str = MOUNTINFO) -> None:
         )
 
 
+# POSIX locks belong to the process: closing *any* descriptor of a file drops all of them,
+# SQLite's included ("How To Corrupt An SQLite Database File", 2.2). Another process then
+# believes it closes the last connection and deletes the WAL under our feet. So while this
+# process has a connection on a file, its header is read through a descriptor kept open.
+_HELD: dict[tuple[int, int], list[int]] = {}  # (st_dev, st_ino) -> [fd, connections]
+
+
+def hold(path: str) -> tuple[int, int]:
+    """Note that a connection on `path` is open (see `release`); returns the file's key."""
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        return key
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fst = os.fstat(fd)  # replaced since stat()? key by the file we really hold
+    key = (fst.st_dev, fst.st_ino)
+    if key in _HELD:  # pragma: no cover - a race with a rename
+        _HELD[key][1] += 1
+        return key
+    _HELD[key] = [fd, 1]
+    return key
+
+
+def release(key: tuple[int, int]) -> None:
+    """Note that a connection opened with `hold` was closed."""
+    entry = _HELD.get(key)
+    if entry is not None:
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _HELD[key]
+            os.close(entry[0])  # no connection of ours is left to lose its locks
+
+
+def _read_header(path: str, st: os.stat_result) -> bytes:
+    entry = _HELD.get((st.st_dev, st.st_ino))
+    if entry is not None:
+        return os.pread(entry[0], 100, 0)
+    with open(path, "rb") as f:
+        return f.read(100)
+
+
 def check_existing(path: str) -> bool:
     """Validate an existing file's header without writing. Return False if there is no file.
 
@@ -99,8 +141,7 @@ def check_existing(path: str) -> bool:
     if not stat.S_ISREG(st.st_mode):
         raise QueueFileError(f"{path} is not a regular file")
     try:
-        with open(path, "rb") as f:
-            header = f.read(100)
+        header = _read_header(path, st)
     except PermissionError:
         raise QueueFileError(f"cannot read {path}: permission denied") from None
     except OSError as e:

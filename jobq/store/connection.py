@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..basics import JobState, Outcome
 from ..errors import CorruptFile, DatabaseBusy, DiskFull, JobqError, QueueFileError
-from ..filecheck import check_existing, check_not_network
+from ..filecheck import check_existing, check_not_network, hold, release
 from ..schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from .sql import (
     DEFAULT_BUSY_TIMEOUT,
@@ -191,10 +191,15 @@ class Connection:
                 self._conn.execute("PRAGMA journal_mode = WAL")
         except sqlite3.Error as e:
             raise _translate(e, path) from None
+        # from now on, header checks in this process must not drop this connection's locks
+        self._held: tuple[int, int] | None = hold(path)
 
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
+        held, self._held = self._held, None
+        if held is not None:
+            release(held)
 
     def _set_sync(self, mode: str) -> None:
         if self._sync != mode:
