@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import jobq
@@ -81,7 +81,8 @@ def sleep(payload: JSONValue, job: jobq.Job) -> dict[str, int]:
     _ledger(payload, job, "start")
     seconds = payload.get("seconds", 1)
     assert isinstance(seconds, (int, float))
-    time.sleep(float(seconds))
+    if not payload.get("once") or job.attempts == 1:  # once: only the first attempt sleeps
+        time.sleep(float(seconds))
     _ledger(payload, job, "end")
     return {"pid": os.getpid()}
 
@@ -100,7 +101,7 @@ def suicide(payload: JSONValue, job: jobq.Job) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-# ---- running a pool in a test ---------------------------------------------------------------------
+# ---- running a pool in a test ----------------------------------------------------------------
 
 POOL_SCRIPT = """
 import json, sys
@@ -159,15 +160,11 @@ class PoolProcess:
     def stop(self) -> None:
         """Kill whatever is left of the pool (the supervisor's process group and children)."""
         pids = [self.pid, *descendants(self.pid)]
-        try:
+        with suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         for pid in pids:
-            try:
+            with suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         try:
             self.proc.wait(10)
         finally:
@@ -218,11 +215,32 @@ def ledger_lines(path: Path) -> list[list[str]]:
         return []
 
 
+class Pools:
+    """Starts pools for one test and kills every one of them (and their children) at the end."""
+
+    def __init__(self, db_path: str, log_dir: Path) -> None:
+        self.db_path = db_path
+        self.log_dir = log_dir
+        self.started: list[PoolProcess] = []
+
+    def start(self, **settings: object) -> PoolProcess:
+        """Start a pool on the test's queue file."""
+        log_path = self.log_dir / f"pool{len(self.started)}.log"
+        pool = PoolProcess(self.db_path, log_path, **settings)
+        self.started.append(pool)
+        return pool
+
+    def close(self) -> None:
+        """Kill every pool started."""
+        for pool in self.started:
+            pool.stop()
+
+
 @contextmanager
-def running_pool(db_path: str, log_path: Path, **settings: object) -> Iterator[PoolProcess]:
-    """A pool for the duration of a with block; killed (with its children) afterwards."""
-    pool = PoolProcess(db_path, log_path, **settings)
+def pools_for(db_path: str, log_dir: Path) -> Iterator[Pools]:
+    """Pools for the duration of a with block (the body of each test module's fixture)."""
+    pools = Pools(db_path, log_dir)
     try:
-        yield pool
+        yield pools
     finally:
-        pool.stop()
+        pools.close()
