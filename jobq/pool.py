@@ -388,11 +388,12 @@ class Pool:
         if child.killed is None:
             child.killed = (reason, job_id, detail)
         pgid = int(self._slot(child).get(PGID))
-        if pgid:
-            _kill_group(pgid)
+        # the child first: killing its command first would let it record "command killed"
         if child.proc.pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child.proc.pid, signal.SIGKILL)
+        if pgid:
+            _kill_group(pgid)
 
     def _kill_all(self, reason: str) -> None:
         for child in list(self.children.values()):

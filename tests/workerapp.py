@@ -146,8 +146,17 @@ class PoolProcess:
         return self.log_path.read_text(errors="replace")
 
     def children(self) -> list[int]:
-        """Pids of the supervisor's live children."""
-        return children_of(self.pid)
+        """Pids of the supervisor's live worker children (not multiprocessing's resource
+        tracker, which spawn starts too and which exits with the supervisor)."""
+        out = []
+        for pid in children_of(self.pid):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"resource_tracker" not in cmdline:
+                out.append(pid)
+        return out
 
     def signal(self, sig: int) -> None:
         """Send a signal to the supervisor only."""

@@ -1,0 +1,136 @@
+"""A pool as a service: the sd_notify protocol, idle CPU, and wake-up latency on an idle pool."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import signal
+import socket
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import SLOW, wait_until
+from workerapp import PoolProcess, Pools, pools_for
+
+import jobq
+from jobq import JobState
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def pools(db_path: str, tmp_path: Path) -> Iterator[Pools]:
+    with pools_for(db_path, tmp_path) as p:
+        yield p
+
+
+@pytest.fixture
+def queue(db_path: str) -> Iterator[jobq.Queue]:
+    with jobq.Queue(db_path) as q:
+        yield q
+
+
+def test_notify_protocol_on_a_fake_notify_socket(
+    db_path: str, tmp_path: Path, queue: jobq.Queue
+) -> None:
+    address = f"/tmp/jobq-notify-{os.getpid()}-{time.monotonic_ns()}.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(0.1)
+    messages: list[tuple[float, str]] = []
+
+    def receive_until(pred: object, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                messages.append((time.monotonic(), sock.recv(4096).decode()))
+            if callable(pred) and pred():
+                return
+        pytest.fail(f"notify messages so far: {messages}")
+
+    env = dict(os.environ, NOTIFY_SOCKET=address, WATCHDOG_USEC="400000")
+    pool = PoolProcess(db_path, tmp_path / "pool.log", env=env, concurrency=2)
+    try:
+        receive_until(lambda: any("READY=1" in m for _, m in messages))
+        ready = next(m for _, m in messages if "READY=1" in m)
+        assert "STATUS=2 children, 0 running, 0 done" in ready
+        # the children were up when READY was sent, and did not inherit NOTIFY_SOCKET
+        children = pool.children()
+        assert len(children) == 2
+        for pid in children:
+            assert b"NOTIFY_SOCKET" not in Path(f"/proc/{pid}/environ").read_bytes()
+        queue.enqueue("noop")
+        receive_until(lambda: sum(m == "WATCHDOG=1" for _, m in messages) >= 8)
+        receive_until(lambda: any("1 done" in m for _, m in messages if "STATUS=" in m))
+        pings = [t for t, m in messages if m == "WATCHDOG=1"]
+        gaps = [b - a for a, b in itertools.pairwise(pings)]
+        assert 0.1 <= statistics.median(gaps) <= 0.3  # WATCHDOG_USEC / 2 = 0.2 s
+        pool.signal(signal.SIGTERM)
+        receive_until(lambda: any(m == "STOPPING=1" for _, m in messages))
+        assert pool.wait(10) == 0
+    finally:
+        pool.stop()
+        sock.close()
+        os.unlink(address)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def test_idle_pool_uses_almost_no_cpu(pools: Pools, queue: jobq.Queue) -> None:
+    pool = pools.start(concurrency=4)
+    wait_until(lambda: len(pool.children()) == 4, what="children up")
+    probe = queue.enqueue("noop")
+    wait_until(lambda: queue.get(probe).state is JobState.SUCCEEDED, what="pool working")
+    pids = [pool.pid, *pool.children()]
+
+    def settled() -> bool:  # start-up (imports, first claims) is over
+        before = cpu_seconds(pids)
+        time.sleep(0.5)
+        return cpu_seconds(pids) - before < 0.02
+
+    wait_until(settled, timeout=20, what="start-up finished")
+    window = 20.0 if SLOW else 3.0
+    before, t0 = cpu_seconds(pids), time.monotonic()
+    time.sleep(window)  # measuring, not synchronising
+    used = cpu_seconds(pids) - before
+    share = used / (time.monotonic() - t0)
+    print(f"\nidle pool (supervisor + 4 children): {share * 100:.2f}% of a core over {window:g}s")
+    assert share < 0.05
+
+
+def test_an_idle_pool_wakes_on_the_wal_not_the_fallback_poll(
+    pools: Pools, queue: jobq.Queue
+) -> None:
+    pool = pools.start(concurrency=2, poll_interval=30)
+    probe = queue.enqueue("noop")
+    wait_until(lambda: queue.get(probe).state is JobState.SUCCEEDED, what="pool working")
+    latencies = []
+    for i in range(200 if SLOW else 20):
+        if SLOW and i == 100:
+            time.sleep(60)  # the same after a minute idle
+        job_id = queue.enqueue("noop")
+        job = wait_until(lambda j=job_id: (q := queue.get(j)).state is JobState.SUCCEEDED and q,
+                         timeout=10, interval=0.001, what="job ran")  # fmt: skip
+        assert isinstance(job, jobq.Job) and job.started_at is not None
+        latencies.append(job.started_at - job.created_at)
+    latencies.sort()
+    median = statistics.median(latencies)
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    print(f"\nenqueue->start on an idle pool: median {median * 1000:.2f} ms, "
+          f"p99 {p99 * 1000:.2f} ms, max {latencies[-1] * 1000:.2f} ms")  # fmt: skip
+    assert median < 0.05 and latencies[-1] < 1.0  # the fallback poll would take 30 s
+    assert pool.proc.poll() is None
