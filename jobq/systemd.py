@@ -104,13 +104,17 @@ def quote_env(name: str, value: str) -> str:
 
 def jobq_executable() -> list[str]:
     """The absolute command that runs this jobq: its script, else `python -m jobq`."""
+    # abspath, not realpath: a venv's python is a symlink to an interpreter without jobq
     argv0 = sys.argv[0] if sys.argv else ""
     if os.path.basename(argv0) == "jobq" and os.path.isfile(argv0):
-        return [os.path.realpath(argv0)]
+        return [os.path.abspath(argv0)]
+    beside = os.path.join(os.path.dirname(os.path.abspath(sys.executable)), "jobq")
+    if os.path.isfile(beside) and os.access(beside, os.X_OK):
+        return [beside]
     found = shutil.which("jobq")
     if found:
         return [os.path.abspath(found)]
-    return [os.path.realpath(sys.executable), "-m", "jobq"]
+    return [os.path.abspath(sys.executable), "-m", "jobq"]
 
 
 def settings_to_argv(settings: PoolSettings) -> list[str]:

@@ -134,3 +134,31 @@ def test_an_idle_pool_wakes_on_the_wal_not_the_fallback_poll(
           f"p99 {p99 * 1000:.2f} ms, max {latencies[-1] * 1000:.2f} ms")  # fmt: skip
     assert median < 0.05 and latencies[-1] < 1.0  # the fallback poll would take 30 s
     assert pool.proc.poll() is None
+
+
+def test_jobq_work_cli_end_to_end(
+    db_path: str, tmp_path: Path, queue: jobq.Queue, jobq_cmd: list[str], jobq_env: dict[str, str]
+) -> None:
+    """`python -m jobq work` with flags and JOBQ_* variables: burst drain, then a SIGTERM stop."""
+    ids = queue.enqueue_many([("noop", {}) for _ in range(50)])
+    other = queue.enqueue("noop", queue="elsewhere")
+    env = dict(jobq_env, JOBQ_APP="tests.workerapp", JOBQ_CONCURRENCY="2")
+    burst = PoolProcess(db_path, tmp_path / "burst.log", env=env,
+                        argv=[*jobq_cmd, "work", "-q", "default", "--burst"])  # fmt: skip
+    try:
+        assert burst.wait(30) == 0
+    finally:
+        burst.stop()
+    assert all(queue.get(i).state is JobState.SUCCEEDED for i in ids)
+    assert queue.get(other).state is JobState.PENDING
+    pool = PoolProcess(db_path, tmp_path / "pool.log", env=env,
+                       argv=[*jobq_cmd, "work", "--name", "e2e"])  # fmt: skip
+    try:
+        wait_until(lambda: queue.get(other).state is JobState.SUCCEEDED, what="served")
+        (info,) = [w for w in queue.workers() if w.name == "e2e"]
+        assert info.concurrency == 2 and info.pid == pool.pid
+        pool.signal(signal.SIGTERM)
+        assert pool.wait(20) == 0
+    finally:
+        pool.stop()
+    assert [w.status for w in queue.workers() if w.name == "e2e"] == ["stopped"]
