@@ -322,6 +322,7 @@ class Pool:
     def _child_exited(self, child: _Child) -> None:
         slot = self._slot(child)
         current = int(slot.get(JOB))
+        ran = slot.unrecorded()
         pgid = int(slot.get(PGID))
         if pgid:
             _kill_group(pgid)  # a command's grandchildren outlive a killed child otherwise
@@ -335,6 +336,13 @@ class Pool:
         for job_id, token, _wid, _started, _timeout, _cancel, attempts in rows:
             if child.killed is not None and child.killed[1] == job_id:
                 self._end_killed(child.killed, job_id, token, now)
+            elif job_id in ran:
+                # it ran, but its success died with the child: counted, and due again at once
+                self.store.crash(
+                    job_id, token, now,
+                    f"worker exited ({how}) after the job ran, before its success was recorded",
+                    default_max_attempts=self._max_attempts(job_id),
+                )  # fmt: skip
             elif child.killed is not None:
                 self.store.release(job_id, token, now, child.killed[0])
             elif job_id == current:

@@ -44,9 +44,12 @@ BATCH_TARGET = 0.010
 # Successes are recorded at the latest this long after the first of them finished.
 FLUSH_AFTER = 0.020
 
-# Fields of a child's row in the shared array.
-JOB, STARTED, DEADLINE, PGID, DONE, BEAT, READY, PID = range(8)
-SLOT_SIZE = 8
+# Fields of a child's row in the shared array; UNRECORDED_N ids from UNRECORDED on are jobs that
+# ran to success but whose success is not committed yet (a batch): should the child die, the
+# supervisor must not report them as never started.
+JOB, STARTED, DEADLINE, PGID, DONE, BEAT, READY, PID, UNRECORDED_N = range(9)
+UNRECORDED = 9
+SLOT_SIZE = UNRECORDED + MAX_BATCH
 
 SharedArray = ctypes.Array[ctypes.c_double]
 
@@ -75,6 +78,11 @@ class Slot:
         self.shared[self.base + DEADLINE] = deadline
         self.shared[self.base + PGID] = 0.0
         self.shared[self.base + JOB] = float(job_id)
+
+    def unrecorded(self) -> frozenset[int]:
+        """Ids of jobs that succeeded but whose success is not recorded yet."""
+        n = int(self.get(UNRECORDED_N))
+        return frozenset(int(self.get(UNRECORDED + i)) for i in range(min(n, MAX_BATCH)))
 
     def end(self) -> None:
         """Say that no job runs now."""
@@ -227,7 +235,10 @@ class Child:
                 self.flush()
                 self.release(jobs[i:])
                 return
-            if self.successes and time.monotonic() - self.first_success > FLUSH_AFTER:
+            # a retried job may be the one that killed our predecessor: record first
+            if self.successes and (
+                job.attempts > 1 or time.monotonic() - self.first_success > FLUSH_AFTER
+            ):
                 self.flush()
             self.run_one(job)
             ran += 1
@@ -258,9 +269,13 @@ class Child:
             self.slot.end()
         assert job.lease_token is not None
         if result.ok:
+            if len(self.successes) >= MAX_BATCH:
+                self.flush()
             if not self.successes:
                 self.first_success = time.monotonic()
+            self.slot.set(UNRECORDED + len(self.successes), float(job.id))
             self.successes.append((job.id, job.lease_token, result.result_json, result.output))
+            self.slot.set(UNRECORDED_N, float(len(self.successes)))
             return
         self.flush()
         self.record_failure(job, handler, result)
@@ -291,6 +306,7 @@ class Child:
             return
         done, self.successes = self.successes, []
         oks = self.store.complete_many(done, time.time())
+        self.slot.set(UNRECORDED_N, 0.0)
         self.count_done(len(done))
         for (job_id, _t, _r, _o), ok in zip(done, oks, strict=True):
             if not ok:

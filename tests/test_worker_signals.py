@@ -228,3 +228,20 @@ def test_command_timeout_kills_the_whole_process_group(
     assert job.state is JobState.FAILED
     assert queue.attempts(job_id)[0].outcome.value == "timeout"
     wait_until(lambda: not alive(grandchild), timeout=5, what="grandchild killed")
+
+
+def test_jobs_that_ran_before_their_batch_was_recorded_are_not_called_unstarted(
+    pools: Pools, queue: jobq.Queue, tmp_path: Path
+) -> None:
+    """A child claims batches of 1, 2, 4, 8, 16 instant jobs; the poison pill (job 21) shares
+    a batch with jobs 16-20, whose successes are not committed when it kills the child."""
+    ledger = tmp_path / "ledger"
+    marks = queue.enqueue_many([("record", {"ledger": str(ledger)}) for _ in range(20)])
+    pill = queue.enqueue("suicide", {"ledger": str(ledger)})
+    pools.start(concurrency=1)
+    wait_until(lambda: queue.get(pill).state is JobState.FAILED, timeout=30, what="pill done")
+    wait_until(lambda: all(queue.get(i).state is JobState.SUCCEEDED for i in marks), what="ran")
+    for job_id in marks:
+        history = queue.attempts(job_id)
+        assert not any("not started" in (a.error or "") for a in history)
+        assert [a.attempt for a in history] == list(range(1, len(history) + 1))
