@@ -136,6 +136,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "platform": platform.platform(),
+        # other work on the machine: the ratios matter more than the absolute figures then
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
 
 

@@ -47,7 +47,9 @@ def run_part(name: str, cfg: Config) -> tuple[list[Row], str | None]:
 
 
 def ratio_text(r: Row) -> str:
-    return "—" if r.ratio is None else f"{r.ratio:.2f}×"
+    if r.ratio is None:
+        return "—"
+    return f"{r.ratio:.2f}×" if r.ratio >= 0.1 else f"{r.ratio:.2g}×"
 
 
 def met_text(r: Row) -> str:
@@ -77,7 +79,8 @@ def load_rows(outdir: str) -> tuple[list[Row], list[str]]:
         with open(path) as f:
             doc = json.load(f)
         rows.extend(Row(**r) for r in doc["rows"])
-        dates.append(f"{name} {doc['machine']['date_utc']} ({doc['repeats']} repeats)")
+        m = doc["machine"]
+        dates.append(f"{name} {m['date_utc']} (load {m.get('loadavg_1m', '?')})")
     return rows, dates
 
 
@@ -87,8 +90,9 @@ def markdown(rows: list[Row], dates: list[str], info: dict[str, object], cfg: Co
         "",
         f"{'Quick' if cfg.quick else 'Full'} run: {info['cpu']}, {info['cores']} cores, "
         f"Python {info['python']}, SQLite {info['sqlite']}, {info['platform']}. "
-        f"Parts run (UTC): {'; '.join(dates)}. Values are medians (min–max) over alternating "
-        "repeats unless the note says otherwise; ratio = median of the per-round ratios.",
+        f"Parts run (UTC, with the 1-minute load average at their start): {'; '.join(dates)}. "
+        "Values are medians (min–max) over alternating repeats unless the note says otherwise; "
+        "ratio = median of the per-round ratios.",
         "",
         "| metric | jobq | baseline | ratio | goal | met? |",
         "|---|---|---|---|---|---|",
@@ -121,11 +125,11 @@ def main() -> int:
     print(f"jobq bench ({'quick' if cfg.quick else 'full'}): {info}", flush=True)
     outdir = os.path.join(RESULTS_DIR, "quick") if cfg.quick else RESULTS_DIR
     os.makedirs(outdir, exist_ok=True)
-    rows: list[Row] = []
     t_all = time.monotonic()
     for name in parts:
         t0 = time.monotonic()
-        print(f"[{name}]", flush=True)
+        part_info = machine()  # its own date and load average
+        print(f"[{name}] load {part_info['loadavg_1m']}", flush=True)
         part_rows, tb = run_part(name, cfg)
         for r in part_rows:
             print_row(r)
@@ -133,10 +137,9 @@ def main() -> int:
             print(tb, file=sys.stderr)
         seconds = round(time.monotonic() - t0, 1)
         print(f"  ({seconds} s)", flush=True)
-        rows.extend(part_rows)
         with open(os.path.join(outdir, f"{name}.json"), "w") as f:
             doc = {
-                "machine": info,
+                "machine": part_info,
                 "quick": cfg.quick,
                 "repeats": cfg.repeats,
                 "seconds": seconds,
