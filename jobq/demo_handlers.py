@@ -92,7 +92,12 @@ def make_job(rng: random.Random, n: int) -> dict[str, object]:
     if t == "images.resize":
         w = rng.choice([640, 1920, 4000, 12000])
         payload = {"path": f"uploads/{n:05d}.jpg", "width": w, "height": w * 3 // 4}
-        return {"type": t, "payload": payload, "queue": "images", "priority": rng.choice([-10, 0])}
+        job: dict[str, object] = {"type": t, "payload": payload, "queue": "images",
+                                  "priority": rng.choice([-10, 0])}  # fmt: skip
+        if w == 12000:
+            # always fails (too large): 2 attempts, so the Failed tab fills within seconds
+            job["max_attempts"] = 2
+        return job
     if t == "webhook.deliver":
         payload = {"url": f"https://hooks.example.net/{rng.choice(['orders', 'billing'])}",
                    "event": rng.choice(["order.paid", "order.shipped"]), "n": n}  # fmt: skip
