@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
     from .model import FailedAttempt
     from .queue import Queue
-    from .settings import PoolSettings
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as any Unix tool killed by a closed pipe
@@ -700,6 +699,8 @@ def work(
     ] = None,
 ) -> None:
     """Run a worker pool: a supervisor and N child processes that claim and run jobs."""
+    from .settings import pool_settings
+
     settings = pool_settings(
         ctx.obj,
         concurrency=concurrency,
@@ -718,7 +719,7 @@ def work(
     )
     if ctx.info_name == "systemd-unit":
         render_unit = _optional("jobq.systemd", "render_unit")
-        _out(render_unit(settings, argv=work_argv(settings)))
+        _out(render_unit(settings))
         return
     run_pool = _optional("jobq.pool", "run_pool")
     raise SystemExit(run_pool(settings))
@@ -734,108 +735,6 @@ def _optional(module: str, name: str) -> Any:
         if e.name != module:  # a missing dependency of the module: a real error, let it show
             raise
         raise JobqError(f"this jobq has no {module} module; reinstall jobq") from None
-
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-def _env_list(name: str, separators: str) -> list[str]:
-    text = os.environ.get(name, "")
-    for sep in separators[1:]:
-        text = text.replace(sep, separators[0])
-    return [part.strip() for part in text.split(separators[0]) if part.strip()]
-
-
-def parse_exec(spec: str) -> tuple[str, str]:
-    """Split `TYPE=COMMAND`, checking both parts."""
-    from .values import validate_type
-
-    type_name, eq, command = spec.partition("=")
-    if not eq or not type_name.strip() or not command.strip():
-        raise InvalidInput(f"--exec {spec!r}: expected TYPE=COMMAND, e.g. resize=convert - -")
-    return validate_type(type_name.strip()), command.strip()
-
-
-def pool_settings(
-    db: str | None,
-    *,
-    concurrency: int | None,
-    apps: list[str] | None,
-    execs: list[str] | None,
-    handlers: str | None,
-    queues: list[str] | None,
-    type_globs: list[str] | None,
-    burst: bool,
-    shutdown_timeout: str,
-    max_jobs_per_child: int,
-    name: str | None,
-    log_level: str,
-    lease: str,
-    retention: str | None,
-) -> PoolSettings:
-    """Validate the `jobq work` options (flags over JOBQ_* variables) into PoolSettings."""
-    from .config import resolve_db_path
-    from .settings import PoolSettings
-    from .values import parse_duration, validate_queue, validate_type
-
-    apps = apps or _env_list("JOBQ_APP", "," + os.pathsep)
-    pairs = [parse_exec(s) for s in (execs or _env_list("JOBQ_EXEC", "\n;"))]
-    queues = [validate_queue(q) for q in (queues or _env_list("JOBQ_QUEUE", ","))]
-    globs = [validate_type(g) for g in (type_globs or _env_list("JOBQ_TYPE", ","))]
-    if handlers is not None:
-        handlers = os.path.abspath(os.path.expanduser(handlers))
-        if not os.path.isfile(handlers):
-            raise InvalidInput(f"handlers file {handlers} does not exist")
-    if log_level.upper() not in LOG_LEVELS:
-        raise InvalidInput(f"unknown log level {log_level!r}: use one of {', '.join(LOG_LEVELS)}")
-    lease_seconds = parse_duration(lease, "lease")
-    if lease_seconds < 1:
-        raise InvalidInput(f"lease {lease!r} is too short: use at least 1s")
-    if name is not None and not name.strip():
-        raise InvalidInput("pool name must not be empty")
-    return PoolSettings(
-        db_path=resolve_db_path(db),
-        concurrency=concurrency or os.cpu_count() or 1,
-        apps=tuple(apps),
-        execs=tuple(pairs),
-        handlers_file=handlers,
-        queues=tuple(queues),
-        type_globs=tuple(globs),
-        burst=burst,
-        shutdown_timeout=parse_duration(shutdown_timeout, "shutdown timeout"),
-        max_jobs_per_child=max_jobs_per_child,
-        name=name,
-        log_level=log_level.upper(),
-        lease_seconds=lease_seconds,
-        retention=None if retention is None else parse_duration(retention, "retention"),
-    )
-
-
-def work_argv(s: PoolSettings) -> list[str]:
-    """The `jobq work` flags that reproduce `s` (for a unit file's ExecStart)."""
-    argv = ["--concurrency", str(s.concurrency)]
-    for module in s.apps:
-        argv += ["--app", module]
-    for type_name, command in s.execs:
-        argv += ["--exec", f"{type_name}={command}"]
-    if s.handlers_file:
-        argv += ["--handlers", s.handlers_file]
-    for q in s.queues:
-        argv += ["--queue", q]
-    for g in s.type_globs:
-        argv += ["--type", g]
-    if s.burst:
-        argv.append("--burst")
-    argv += ["--shutdown-timeout", f"{s.shutdown_timeout:g}s", "--lease", f"{s.lease_seconds:g}s"]
-    if s.max_jobs_per_child:
-        argv += ["--max-jobs-per-child", str(s.max_jobs_per_child)]
-    if s.name:
-        argv += ["--name", s.name]
-    if s.log_level != "INFO":
-        argv += ["--log-level", s.log_level]
-    if s.retention is not None:
-        argv += ["--retention", f"{s.retention:g}s"]
-    return argv
 
 
 def tui(

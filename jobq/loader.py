@@ -60,8 +60,8 @@ def parse_exec(spec: str) -> tuple[str, str]:
     """Split `TYPE=COMMAND` (the value of `--exec`)."""
     type_name, sep, command = spec.partition("=")
     if not sep or not type_name.strip() or not command.strip():
-        raise HandlerError(f"--exec needs TYPE=COMMAND, got {spec!r}")
-    return type_name.strip(), command
+        raise HandlerError(f"--exec {spec!r}: expected TYPE=COMMAND, e.g. resize=convert - -")
+    return _checked_type(type_name.strip()), command.strip()
 
 
 def _checked_type(type_name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 
@@ -30,3 +31,69 @@ class PoolSettings:
     retention: float | None = None  # prune finished jobs older than this many seconds
     start_method: str = "spawn"
     extra: dict[str, str] = field(default_factory=dict)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _env_list(name: str, separators: str) -> list[str]:
+    text = os.environ.get(name, "")
+    for sep in separators[1:]:
+        text = text.replace(sep, separators[0])
+    return [part.strip() for part in text.split(separators[0]) if part.strip()]
+
+
+def pool_settings(
+    db: str | None,
+    *,
+    concurrency: int | None,
+    apps: list[str] | None,
+    execs: list[str] | None,
+    handlers: str | None,
+    queues: list[str] | None,
+    type_globs: list[str] | None,
+    burst: bool,
+    shutdown_timeout: str,
+    max_jobs_per_child: int,
+    name: str | None,
+    log_level: str,
+    lease: str,
+    retention: str | None,
+) -> PoolSettings:
+    """Validate the `jobq work` options (flags over JOBQ_* variables) into PoolSettings."""
+    from .config import resolve_db_path
+    from .errors import InvalidInput
+    from .loader import parse_exec
+    from .values import parse_duration, validate_queue, validate_type
+
+    apps = apps or _env_list("JOBQ_APP", "," + os.pathsep)
+    pairs = [parse_exec(s) for s in (execs or _env_list("JOBQ_EXEC", "\n;"))]
+    queues = [validate_queue(q) for q in (queues or _env_list("JOBQ_QUEUE", ","))]
+    globs = [validate_type(g) for g in (type_globs or _env_list("JOBQ_TYPE", ","))]
+    if handlers is not None:
+        handlers = os.path.abspath(os.path.expanduser(handlers))
+        if not os.path.isfile(handlers):
+            raise InvalidInput(f"handlers file {handlers} does not exist")
+    if log_level.upper() not in LOG_LEVELS:
+        raise InvalidInput(f"unknown log level {log_level!r}: use one of {', '.join(LOG_LEVELS)}")
+    lease_seconds = parse_duration(lease, "lease")
+    if lease_seconds < 1:
+        raise InvalidInput(f"lease {lease!r} is too short: use at least 1s")
+    if name is not None and not name.strip():
+        raise InvalidInput("pool name must not be empty")
+    return PoolSettings(
+        db_path=resolve_db_path(db),
+        concurrency=concurrency or os.cpu_count() or 1,
+        apps=tuple(apps),
+        execs=tuple(pairs),
+        handlers_file=handlers,
+        queues=tuple(queues),
+        type_globs=tuple(globs),
+        burst=burst,
+        shutdown_timeout=parse_duration(shutdown_timeout, "shutdown timeout"),
+        max_jobs_per_child=max_jobs_per_child,
+        name=name,
+        log_level=log_level.upper(),
+        lease_seconds=lease_seconds,
+        retention=None if retention is None else parse_duration(retention, "retention"),
+    )

@@ -117,27 +117,31 @@ def jobq_executable() -> list[str]:
     return [os.path.abspath(sys.executable), "-m", "jobq"]
 
 
-def settings_to_argv(settings: PoolSettings) -> list[str]:
-    """The `jobq work` flags that reproduce `settings`."""
-    out = ["-c", str(settings.concurrency)]
-    for app in settings.apps:
-        out += ["--app", app]
-    for type_name, command in settings.execs:
-        out += ["--exec", f"{type_name}={command}"]
-    if settings.handlers_file:
-        out += ["--handlers", os.path.abspath(settings.handlers_file)]
-    for q in settings.queues:
-        out += ["-q", q]
-    for g in settings.type_globs:
-        out += ["--type", g]
-    out += ["--shutdown-timeout", f"{settings.shutdown_timeout:g}"]
-    if settings.max_jobs_per_child:
-        out += ["--max-jobs-per-child", str(settings.max_jobs_per_child)]
-    if settings.name:
-        out += ["--name", settings.name]
-    if settings.log_level.upper() != "INFO":
-        out += ["--log-level", settings.log_level]
-    return out
+def settings_to_argv(s: PoolSettings) -> list[str]:
+    """The `jobq work` flags that reproduce `s` (for a unit file's ExecStart)."""
+    argv = ["--concurrency", str(s.concurrency)]
+    for module in s.apps:
+        argv += ["--app", module]
+    for type_name, command in s.execs:
+        argv += ["--exec", f"{type_name}={command}"]
+    if s.handlers_file:
+        argv += ["--handlers", os.path.abspath(s.handlers_file)]
+    for q in s.queues:
+        argv += ["--queue", q]
+    for g in s.type_globs:
+        argv += ["--type", g]
+    if s.burst:
+        argv.append("--burst")
+    argv += ["--shutdown-timeout", f"{s.shutdown_timeout:g}s", "--lease", f"{s.lease_seconds:g}s"]
+    if s.max_jobs_per_child:
+        argv += ["--max-jobs-per-child", str(s.max_jobs_per_child)]
+    if s.name:
+        argv += ["--name", s.name]
+    if s.log_level != "INFO":
+        argv += ["--log-level", s.log_level]
+    if s.retention is not None:
+        argv += ["--retention", f"{s.retention:g}s"]
+    return argv
 
 
 def render_unit(

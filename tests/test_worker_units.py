@@ -313,7 +313,7 @@ def test_render_unit(tmp_path: Path) -> None:
     )
     derived = render_unit(PoolSettings(db_path="q.db", concurrency=2, apps=("app",)),
                           executable=["/x/jobq"])  # fmt: skip
-    assert "work -c 2 --app app --shutdown-timeout 30" in derived
+    assert "work --concurrency 2 --app app --shutdown-timeout 30s --lease 30s" in derived
     assert os.path.abspath("q.db") in derived
 
 
