@@ -28,13 +28,14 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import TypeVar
 
-from .errors import JobqError
+from .errors import JobqError, TemporaryFailure
 from .handlers import Handler
 from .loader import describe, load_handlers
 from .model import DEFAULT_MAX_ATTEMPTS
@@ -95,6 +96,9 @@ class _Timers:
     spawn_after: dict[int, float] = field(default_factory=dict)
 
 
+T = TypeVar("T")
+
+
 def run_pool(settings: PoolSettings) -> int:
     """Run a worker pool until it is stopped (or, with burst, until nothing is left); the exit
     code: 0 after a clean stop, else the JobqError's code."""
@@ -118,6 +122,7 @@ class Pool:
         if settings.concurrency < 1:
             raise JobqError("concurrency must be at least 1")
         self.settings = settings
+        self._temp_logged = 0.0  # when a full disk / long lock was last logged
         self.db_path = os.path.abspath(settings.db_path)
         # validate handlers here, so a bad --app fails once and early, not in every child
         self.handlers: dict[str, Handler] = load_handlers(
@@ -203,7 +208,7 @@ class Pool:
                     log.warning("second signal: stopping now")
                     self._kill_all("interrupted: worker pool stopped at once")
                     break
-                self._reap()
+                self._guarded(self._reap)
                 if self.stopping:
                     if not self.children:
                         break
@@ -214,9 +219,9 @@ class Pool:
                         )  # fmt: skip
                         self._kill_all("interrupted: shutdown timeout reached")
                         break
-                elif not self._respawn():
+                elif not self._guarded(self._respawn, True):
                     break  # burst: nothing left to do
-                self._periodic()
+                self._guarded(self._periodic)
                 self._sleep()
         finally:
             self._finish()
@@ -468,6 +473,21 @@ class Pool:
         log.info("pool %s stopped after %d job(s)", self.pool_id, self._done())
 
     # ---- bookkeeping --------------------------------------------------------------------------
+
+    def _guarded(self, step: Callable[[], T], failed: T | None = None) -> T | None:
+        """Run one step of the loop; a full disk or a long lock only delays it (no exit).
+
+        What a failed step did not record is recorded by a later tick or, at worst, by the
+        rescue of an expired lease: at-least-once holds either way.
+        """
+        try:
+            return step()
+        except TemporaryFailure as e:
+            mono = time.monotonic()
+            if mono - self._temp_logged > 10:
+                log.warning("%s; retrying", e)
+                self._temp_logged = mono
+            return failed
 
     def _done(self) -> int:
         return self.done_before + sum(int(self._slot(c).get(DONE)) for c in self.children.values())

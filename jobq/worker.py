@@ -22,11 +22,12 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
+from typing import TypeVar
 
 from .commands import command_env, run_command, set_parent_death_signal
-from .errors import JobqError
+from .errors import JobqError, TemporaryFailure
 from .executor import Executor, Result
 from .handlers import Handler
 from .loader import load_handlers
@@ -52,6 +53,9 @@ UNRECORDED = 9
 SLOT_SIZE = UNRECORDED + MAX_BATCH
 
 SharedArray = ctypes.Array[ctypes.c_double]
+
+
+T = TypeVar("T")
 
 
 class Slot:
@@ -169,6 +173,7 @@ class Child:
         self.waker = Waker(db_path)
         self.executor = Executor()
         self.batch = 1
+        self.temp_delay = 0.0  # backoff after disk-full / busy errors
         self.done = 0
         self.successes: list[tuple[int, str, str | None, str | None]] = []
         self.first_success = 0.0
@@ -194,15 +199,22 @@ class Child:
         """Claim and run jobs until told to stop (or, with --burst, until nothing is due)."""
         limit = self.settings.max_jobs_per_child
         while not self.should_stop():
-            jobs = self.store.claim(
-                self.worker_id,
-                time.time(),
-                self.settings.lease_seconds,
-                limit=self.batch if not limit else min(self.batch, limit - self.done),
-                types=self.types,
-                type_globs=self.globs,
-                queues=self.queues,
-            )
+            try:
+                jobs = self.store.claim(
+                    self.worker_id,
+                    time.time(),
+                    self.settings.lease_seconds,
+                    limit=self.batch if not limit else min(self.batch, limit - self.done),
+                    types=self.types,
+                    type_globs=self.globs,
+                    queues=self.queues,
+                )
+            except TemporaryFailure as e:
+                # disk full or a lock held too long: claim nothing now, try again later
+                self.slot.set(BEAT, time.time())
+                self.backoff(e)
+                continue
+            self.temp_delay = 0.0
             self.slot.set(BEAT, time.time())
             if not jobs:
                 if self.settings.burst:
@@ -283,14 +295,17 @@ class Child:
     def record_failure(self, job: Job, handler: Handler, result: Result) -> None:
         """Record a failed attempt: retried after backoff, or failed for good."""
         assert job.lease_token is not None
-        state = self.store.fail(
-            job.id,
-            job.lease_token,
-            time.time(),
-            result.error or "failed",
-            traceback=result.traceback,
-            output=result.output,
-            default_max_attempts=handler.max_attempts or DEFAULT_MAX_ATTEMPTS,
+        token = job.lease_token
+        state = self.persist(
+            lambda: self.store.fail(
+                job.id,
+                token,
+                time.time(),
+                result.error or "failed",
+                traceback=result.traceback,
+                output=result.output,
+                default_max_attempts=handler.max_attempts or DEFAULT_MAX_ATTEMPTS,
+            )
         )
         self.count_done(1)
         if state is None:
@@ -305,7 +320,7 @@ class Child:
         if not self.successes:
             return
         done, self.successes = self.successes, []
-        oks = self.store.complete_many(done, time.time())
+        oks = self.persist(lambda: self.store.complete_many(done, time.time()))
         self.slot.set(UNRECORDED_N, 0.0)
         self.count_done(len(done))
         for (job_id, _t, _r, _o), ok in zip(done, oks, strict=True):
@@ -314,6 +329,30 @@ class Child:
                             "its result was not recorded", job_id)  # fmt: skip
         if log.isEnabledFor(logging.DEBUG):
             log.debug("recorded %d successes", len(done))
+
+    def persist(self, write: Callable[[], T]) -> T:
+        """Run a write that records a finished attempt, retrying while the disk is full or the
+        file stays locked: a result is never dropped for a temporary failure. The supervisor
+        keeps renewing our leases meanwhile (we keep heartbeating); if one expires anyway the
+        late write is fenced and the job simply runs again."""
+        while True:
+            try:
+                value = write()
+            except TemporaryFailure as e:
+                if os.getppid() != self.parent_pid:
+                    raise  # orphaned: exit; the rescuer re-runs the job
+                self.slot.set(BEAT, time.time())
+                self.backoff(e)
+                continue
+            self.temp_delay = 0.0
+            return value
+
+    def backoff(self, e: TemporaryFailure) -> None:
+        """Wait a little longer after each consecutive temporary failure (0.1 s … 5 s)."""
+        if self.temp_delay == 0.0:
+            log.warning("%s; retrying", e)
+        self.temp_delay = min(5.0, max(0.1, self.temp_delay * 2))
+        time.sleep(self.temp_delay)
 
     def count_done(self, n: int) -> None:
         """Count finished attempts where the supervisor can read them."""

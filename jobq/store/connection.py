@@ -13,7 +13,9 @@ from ..errors import CorruptFile, DatabaseBusy, DiskFull, JobqError, QueueFileEr
 from ..filecheck import check_existing, check_not_network, hold, release
 from ..schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from .sql import (
+    COUNT_TABLES,
     DEFAULT_BUSY_TIMEOUT,
+    SCHEMA_TABLES,
 )
 
 if TYPE_CHECKING:
@@ -301,13 +303,18 @@ class Connection:
                 "freelist_count": conn.execute("PRAGMA freelist_count").fetchone()[0],
                 "sqlite_version": sqlite3.sqlite_version,
             }
-            tables: dict[str, int] = {}
-            for (name,) in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-                " ORDER BY name"
-            ).fetchall():
-                tables[name] = conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
-            report["tables"] = tables
+            present = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    " AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                ).fetchall()
+            ]
+            # Row counts of jobq's own tables only, each a constant statement: no SQL is ever
+            # built from a name read back from the file. Other tables are listed, not opened.
+            counts = conn.execute(COUNT_TABLES).fetchone()
+            report["tables"] = dict(zip(SCHEMA_TABLES, counts, strict=True))
+            report["unexpected_tables"] = [n for n in present if n not in SCHEMA_TABLES]
             indexes = [
                 r[0]
                 for r in conn.execute(

@@ -169,3 +169,10 @@ SELECT EXISTS (
       AND queue NOT IN (SELECT name FROM queues WHERE paused)
 )
 """
+
+# `jobq doctor`'s row counts of the schema's tables, in one constant statement.
+SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues")
+COUNT_TABLES = """
+SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
+       (SELECT count(*) FROM workers), (SELECT count(*) FROM queues)
+"""
