@@ -6,8 +6,7 @@ family. Importing jobq loads neither the CLI (typer) nor the dashboard (textual)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
     from .errors import (
         CorruptFile,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import enum
 from collections import namedtuple
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
     from typing import Union
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Annotated, Any
 
 from .errors import InvalidInput, JobqError, QueueFileError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
+    from typing import Annotated, Any
+
     import typer
 
     from .model import FailedAttempt
@@ -95,11 +97,13 @@ def _run_typer(args: list[str]) -> int:
 
 def build_app() -> typer.Typer:
     """The typer app with every command registered (imports typer)."""
-    import typer
-
     # The commands' annotations are strings naming `typer`; typer evaluates them in this
     # module's namespace while registering, so bind the name here.
-    globals()["typer"] = typer
+    import typing
+
+    import typer
+
+    globals().update(typer=typer, Annotated=typing.Annotated, Any=typing.Any)
     app = typer.Typer(
         name="jobq",
         help="A durable local job queue in one SQLite file.",

@@ -12,10 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from typing import Any, BinaryIO, TextIO
 
 from . import config
 from .basics import DEFAULT_PAYLOAD_LIMIT, DEFAULT_QUEUE, NewJob
@@ -31,6 +27,10 @@ from .values import (
     validate_queue,
     validate_type,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, TextIO
 
 NDJSON_FIELDS = frozenset(
     {"type", "payload", "priority", "queue", "delay", "run_at", "max_attempts", "timeout",

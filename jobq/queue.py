@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from . import config
 from .basics import (
@@ -44,6 +43,7 @@ def validate_state(state: str | None) -> str | None:
     raise InvalidInput(f"unknown state {state!r}: use one of {names}")
 
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
     # `jobq enqueue` never loads jobq.model (dataclasses): these are for annotations only
     from .basics import JSONValue

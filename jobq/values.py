@@ -9,13 +9,15 @@ import json
 import math
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
 
 from .basics import DEFAULT_PAYLOAD_LIMIT, PRIORITY_NAMES
-
-if TYPE_CHECKING:
-    from .basics import JSONValue
 from .errors import InvalidInput
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from .basics import JSONValue
 
 MAX_TYPE_LENGTH = 200
 MAX_QUEUE_LENGTH = 200

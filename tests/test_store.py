@@ -325,3 +325,16 @@ def test_claim_plan_is_the_same_with_100k_finished_rows(store: Store) -> None:
     _assert_indexed(full_plan)
     assert full_plan == empty_plan
     assert [j.type for j in store.claim("w", NOW, LEASE, limit=20)] == ["new"] * 10
+
+
+def test_a_job_that_completes_despite_a_cancel_request_is_left_without_one(store: Store) -> None:
+    """Found by the Hypothesis model: complete() must clear cancel_requested like every other
+    end of an attempt, or a finished job would still show a pending cancel."""
+    job_id = enqueue(store, NOW)
+    job = claim_one(store, job_id, NOW + 1)
+    assert store.cancel([job_id], NOW + 2) == {job_id: "cancel requested"}
+    assert job.lease_token is not None
+    assert store.complete(job_id, job.lease_token, NOW + 3, None, None)
+    done = store.get(job_id)
+    assert done is not None and done.state is JobState.SUCCEEDED
+    assert done.cancel_requested is False

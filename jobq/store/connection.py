@@ -6,7 +6,6 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING
 
 from ..basics import JobState, Outcome
 from ..errors import CorruptFile, DatabaseBusy, DiskFull, JobqError, QueueFileError
@@ -18,6 +17,7 @@ from .sql import (
     SCHEMA_TABLES,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
     from ..model import Attempt, Job
 

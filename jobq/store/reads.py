@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from ..basics import JobState
-
-if TYPE_CHECKING:
-    from ..model import Attempt, FailedAttempt, Job, QueueStats, WorkerInfo
-
 from .connection import Connection, _like_escape, _row_to_attempt, _row_to_job
 from .sql import (
     ATTEMPT_COLUMNS,
@@ -19,6 +14,10 @@ from .sql import (
     JOB_COLUMNS,
     PAUSED,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
+if TYPE_CHECKING:
+    from ..model import Attempt, FailedAttempt, Job, QueueStats, WorkerInfo
 
 
 class Reads(Connection):

@@ -65,7 +65,7 @@ WHERE id = :id AND lease_token = :token AND state = 'running'
 COMPLETE = """
 UPDATE jobs
 SET state = 'succeeded', result = :result, finished_at = :now, lease_token = NULL,
-    lease_until = NULL
+    lease_until = NULL, cancel_requested = 0
 WHERE id = :id AND lease_token = :token AND state = 'running'
 RETURNING attempts, worker_id, started_at
 """

@@ -6,14 +6,9 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from .. import retry
 from ..basics import DEFAULT_MAX_ATTEMPTS, JobState, NewJob, Outcome
-
-if TYPE_CHECKING:
-    from ..model import Job
-
 from .connection import _row_to_job, _translate
 from .reads import Reads
 from .sql import (
@@ -39,6 +34,10 @@ from .sql import (
     STATE_OF,
     WORKER_HEARTBEAT,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
+if TYPE_CHECKING:
+    from ..model import Job
 
 OutcomeLike = Outcome | str
 
