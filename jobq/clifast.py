@@ -212,12 +212,18 @@ def _ndjson_lines(a: EnqueueArgs, stdin: BinaryIO) -> list[tuple[int, dict[str, 
                 data = f.read()
         except OSError as e:
             raise InvalidInput(f"cannot read {a.ndjson!r}: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        decode_utf8(data.split(b"\n")[line - 1], f"line {line}")  # raises, naming the byte
+        raise  # pragma: no cover - decode_utf8 raised above
     lines: list[tuple[int, dict[str, Any]]] = []
-    for n, raw in enumerate(data.split(b"\n"), 1):
-        if not raw.strip():
+    for n, raw in enumerate(text.split("\n"), 1):
+        if not raw.strip(" \t\r"):
             continue
         try:
-            value = parse_json(decode_utf8(raw, "input"), "line")
+            value = parse_json(raw, "line")
             if not isinstance(value, dict):
                 raise InvalidInput("each line must be a JSON object")
             unknown = set(value) - NDJSON_FIELDS
@@ -254,8 +260,12 @@ def enqueue(
         with Queue(db, payload_limit=limit) as q:
             jobs: list[NewJob] = []
             for n, fields in lines:
-                kwargs = {k: v for k, v in fields.items() if k not in ("type", "payload")}
-                try:  # new_job validates every value, whatever its JSON type
+                try:  # new_job / build_job validate every value, whatever its JSON type
+                    if len(fields) <= 2 and ("payload" in fields or len(fields) == 1):
+                        # only type (and payload): the lean path of enqueue_many
+                        jobs.append(q.build_job((fields["type"], fields.get("payload")), now))
+                        continue
+                    kwargs = {k: v for k, v in fields.items() if k not in ("type", "payload")}
                     jobs.append(q.new_job(fields["type"], fields.get("payload"), now=now, **kwargs))
                 except InvalidInput as e:
                     raise InvalidInput(f"line {n}: {e}") from None

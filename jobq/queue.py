@@ -180,14 +180,15 @@ class Queue:
         built: list[NewJob] = []
         for n, item in enumerate(jobs, 1):
             try:
-                built.append(self._build(item, now))
+                built.append(self.build_job(item, now))
             except InvalidInput as e:
                 raise InvalidInput(f"job {n}: {e}") from None
         if not built:
             return []
         return self.store.enqueue(built, now)
 
-    def _build(self, item: object, now: float) -> NewJob:
+    def build_job(self, item: object, now: float) -> NewJob:
+        """Validate one item of `enqueue_many` (a NewJob, a (type, payload) pair or a mapping)."""
         if isinstance(item, NewJob):
             return item
         if isinstance(item, tuple) and len(item) == 2:

@@ -179,6 +179,7 @@ _DECODER = json.JSONDecoder(
     parse_constant=_reject_constant,
     object_pairs_hook=_no_duplicates,
 )
+_SCAN = _DECODER.scan_once  # type: ignore[attr-defined]  # the C scanner decode() uses
 
 
 def _depth_ok(text: str) -> bool:
@@ -211,8 +212,20 @@ def parse_json(text: str, what: str = "payload") -> JSONValue:
     """Parse strict JSON: no NaN/Infinity, no duplicate keys, bounded depth and integer size."""
     if not _depth_ok(text):
         raise InvalidInput(f"invalid JSON {what}: nested deeper than {MAX_DEPTH} levels")
+    # Fast path (`--ndjson` calls this per line): the C scanner directly, without decode()'s
+    # Python wrappers. JSON whitespace only: str.strip() would also accept e.g. U+00A0.
+    body = text.strip(" \t\n\r")
     try:
-        value: JSONValue = _DECODER.decode(text)
+        value: JSONValue
+        value, end = _SCAN(body, 0)
+        if end == len(body):
+            return value
+    except (StopIteration, json.JSONDecodeError):
+        pass  # decode() below says what is wrong, and where
+    except RecursionError:
+        raise InvalidInput(f"invalid JSON {what}: nested too deeply") from None
+    try:
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as e:
         raise InvalidInput(
             f"invalid JSON {what}: {e.msg} at line {e.lineno} column {e.colno}"
