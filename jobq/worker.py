@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection
 from typing import TypeVar
 
 from .commands import command_env, run_command, set_parent_death_signal
-from .errors import JobqError, TemporaryFailure
+from .errors import DatabaseBusy, JobqError, TemporaryFailure
 from .executor import Executor, Result
 from .handlers import Handler
 from .loader import load_handlers
@@ -56,6 +56,7 @@ SharedArray = ctypes.Array[ctypes.c_double]
 
 
 T = TypeVar("T")
+SPIN_AFTER_WAKE = 0.05  # seconds of 0.2 ms claim retries after a wake-up
 
 
 class Slot:
@@ -169,6 +170,9 @@ class Child:
         self.globs = list(settings.type_globs) or None
         self.queues = list(settings.queues) or None
         self.store = Store(db_path)
+        # the same file without a busy handler, for the first claim after a wake-up
+        self.spin_store = Store(db_path, busy_timeout=0)
+        self.woken = False
         # armed before the first claim: no commit after this point can be missed
         self.waker = Waker(db_path)
         self.executor = Executor()
@@ -189,6 +193,7 @@ class Child:
     def close(self) -> None:
         """Release what the child holds."""
         self.waker.close()
+        self.spin_store.close()
         self.store.close()
 
     def should_stop(self) -> bool:
@@ -200,14 +205,9 @@ class Child:
         limit = self.settings.max_jobs_per_child
         while not self.should_stop():
             try:
-                jobs = self.store.claim(
-                    self.worker_id,
-                    time.time(),
-                    self.settings.lease_seconds,
-                    limit=self.batch if not limit else min(self.batch, limit - self.done),
-                    types=self.types,
-                    type_globs=self.globs,
-                    queues=self.queues,
+                woken, self.woken = self.woken, False
+                jobs = self.claim(
+                    self.batch if not limit else min(self.batch, limit - self.done), woken
                 )
             except TemporaryFailure as e:
                 # disk full or a lock held too long: claim nothing now, try again later
@@ -226,6 +226,27 @@ class Child:
                 log.info("worker %s recycles after %d jobs", self.worker_id, self.done)
                 return
 
+    def claim(self, limit: int, woken: bool) -> list[Job]:
+        """Lease up to `limit` jobs.
+
+        Just after a wake-up the producer that woke us usually still holds the write lock (we
+        see its WAL write before its fsync ends), and SQLite's busy handler would sleep a whole
+        millisecond or more before retrying. So first spin briefly on a connection without a
+        busy handler, retrying every 0.2 ms; then wait the ordinary way.
+        """
+        if woken:
+            deadline = time.monotonic() + SPIN_AFTER_WAKE
+            while time.monotonic() < deadline:
+                try:
+                    return self._claim_on(self.spin_store, limit)
+                except DatabaseBusy:
+                    time.sleep(0.0002)
+        return self._claim_on(self.store, limit)
+
+    def _claim_on(self, store: Store, limit: int) -> list[Job]:
+        return store.claim(self.worker_id, time.time(), self.settings.lease_seconds, limit=limit,
+                           types=self.types, type_globs=self.globs, queues=self.queues)  # fmt: skip
+
     def idle_wait(self) -> None:
         """Sleep until the queue file changes, the supervisor speaks, or the fallback poll."""
         fd = self.waker.fileno()
@@ -237,6 +258,7 @@ class Child:
         )
         if fd in ready:
             self.waker.drain()
+            self.woken = True
 
     def run_batch(self, jobs: Sequence[Job]) -> None:
         """Run claimed jobs one after the other, then record the successes together."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 from ..basics import JobState, Outcome
@@ -155,6 +156,24 @@ def _create_file(path: str, busy_timeout: float) -> None:
                 os.unlink(tmp + suffix)
 
 
+def _retry_locked(step: Callable[[], object], timeout: float) -> None:
+    """Run `step`, retrying while SQLite reports the file locked, for up to `timeout` seconds.
+
+    Only for opening an old rollback-journal file: switching it to WAL needs the file to itself,
+    and SQLite answers "locked" at once (no busy handler) when several processes upgrade it
+    together, or when two migrations deadlock on their lock upgrades.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 class Connection:
     """A connection to one queue file: validation, creation, migrations, transactions."""
 
@@ -187,10 +206,10 @@ class Connection:
             self._sync = "NORMAL"
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
             if version < SCHEMA_VERSION:
-                _migrate(self._conn)
+                _retry_locked(lambda: _migrate(self._conn), busy_timeout)
             mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
             if mode != "wal":
-                self._conn.execute("PRAGMA journal_mode = WAL")
+                _retry_locked(lambda: self._conn.execute("PRAGMA journal_mode = WAL"), busy_timeout)
         except sqlite3.Error as e:
             raise _translate(e, path) from None
         # from now on, header checks in this process must not drop this connection's locks
