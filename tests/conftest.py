@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from workerapp import Pools, pools_for
 
+from jobq import Queue
 from jobq.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,3 +60,17 @@ def jobq_env(db_path: str) -> dict[str, str]:
 def jobq_cmd() -> list[str]:
     """argv prefix that runs the jobq CLI with this interpreter."""
     return [sys.executable, "-m", "jobq"]
+
+
+@pytest.fixture
+def pools(db_path: str, tmp_path: Path) -> Iterator[Pools]:
+    """Start worker pools on the test's queue file; every pool is killed at teardown."""
+    with pools_for(db_path, tmp_path) as p:
+        yield p
+
+
+@pytest.fixture
+def queue(db_path: str) -> Iterator[Queue]:
+    """A jobq.Queue on the test's queue file."""
+    with Queue(db_path) as q:
+        yield q

@@ -8,29 +8,16 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import SLOW
-from workerapp import Pools, ledger_lines, pools_for
+from workerapp import Pools, ledger_lines
 
 import jobq
 from jobq.store import Store
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def pools(db_path: str, tmp_path: Path) -> Iterator[Pools]:
-    with pools_for(db_path, tmp_path) as p:
-        yield p
-
-
-@pytest.fixture
-def queue(db_path: str) -> Iterator[jobq.Queue]:
-    with jobq.Queue(db_path) as q:
-        yield q
 
 
 def attempts_per_job(db_path: str) -> Counter[int]:

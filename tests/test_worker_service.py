@@ -9,29 +9,16 @@ import signal
 import socket
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import SLOW, wait_until
-from workerapp import PoolProcess, Pools, pools_for
+from workerapp import PoolProcess, Pools
 
 import jobq
 from jobq import JobState
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def pools(db_path: str, tmp_path: Path) -> Iterator[Pools]:
-    with pools_for(db_path, tmp_path) as p:
-        yield p
-
-
-@pytest.fixture
-def queue(db_path: str) -> Iterator[jobq.Queue]:
-    with jobq.Queue(db_path) as q:
-        yield q
 
 
 def test_notify_protocol_on_a_fake_notify_socket(

@@ -7,29 +7,16 @@ import signal
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import wait_until
-from workerapp import Pools, alive, ledger_lines, pools_for
+from workerapp import Pools, alive, ledger_lines
 
 import jobq
 from jobq import JobState
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def pools(db_path: str, tmp_path: Path) -> Iterator[Pools]:
-    with pools_for(db_path, tmp_path) as p:
-        yield p
-
-
-@pytest.fixture
-def queue(db_path: str) -> Iterator[jobq.Queue]:
-    with jobq.Queue(db_path) as q:
-        yield q
 
 
 def started_pid(ledger: Path, job_id: int, attempt: int = 1) -> int:

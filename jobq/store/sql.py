@@ -38,6 +38,15 @@ FIND_UNIQUE = """
 SELECT id FROM jobs WHERE unique_key = :unique_key AND state IN ('pending', 'running')
 """
 
+# The jobs a worker may claim now: due, in its queues and types, not in a paused queue.
+# (Walked through the partial index jobs_pending, whose WHERE needs the state as a literal.)
+DUE_FOR_WORKER = """state = 'pending' AND run_at <= :now
+      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+      AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+      AND (:globs IS NULL OR EXISTS (SELECT 1 FROM json_each(:globs) AS g
+                                     WHERE jobs.type GLOB g.value))
+      AND queue NOT IN (SELECT name FROM queues WHERE paused)"""
+
 # The claim: one UPDATE over the first due rows of the partial index, in claim order.
 CLAIM = f"""
 UPDATE jobs
@@ -45,12 +54,7 @@ SET state = 'running', attempts = attempts + 1, worker_id = :worker, lease_token
     lease_until = :lease_until, started_at = :now, cancel_requested = 0
 WHERE id IN (
     SELECT id FROM jobs INDEXED BY jobs_pending
-    WHERE state = 'pending' AND run_at <= :now
-      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
-      AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
-      AND (:globs IS NULL OR EXISTS (SELECT 1 FROM json_each(:globs) AS g
-                                     WHERE jobs.type GLOB g.value))
-      AND queue NOT IN (SELECT name FROM queues WHERE paused)
+    WHERE {DUE_FOR_WORKER}
     ORDER BY priority DESC, run_at, id
     LIMIT :limit
 )
@@ -158,15 +162,10 @@ UPDATE workers SET heartbeat_at = :now, jobs_done = :jobs_done, status = :status
 """
 
 # Whether any job a worker could claim now exists (the claim's filter, read-only): `--burst`.
-CLAIMABLE = """
+CLAIMABLE = f"""
 SELECT EXISTS (
     SELECT 1 FROM jobs INDEXED BY jobs_pending
-    WHERE state = 'pending' AND run_at <= :now
-      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
-      AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
-      AND (:globs IS NULL OR EXISTS (SELECT 1 FROM json_each(:globs) AS g
-                                     WHERE jobs.type GLOB g.value))
-      AND queue NOT IN (SELECT name FROM queues WHERE paused)
+    WHERE {DUE_FOR_WORKER}
 )
 """
 
