@@ -92,6 +92,20 @@ def test_counts_recount_slow_states_less_often(tmp_path: Path) -> None:
         assert Counts().get(q)["pending"] == 1
 
 
+def test_counts_wait_for_a_change_and_defer_slow_ones_while_busy(tmp_path: Path) -> None:
+    path = str(tmp_path / "q.db")
+    with Queue(path) as q, Queue(path) as writer:
+        counts = Counts(slow_ms=-1, slow_every=0, slow_max=3600)  # every state counts as slow
+        assert counts.get(q)["pending"] == 0
+        writer.enqueue("t")  # another connection commits: the file changed
+        assert counts.get(q)["pending"] == 1
+        counts.defer_slow = True  # keys are being pressed: slow states wait up to slow_max
+        writer.enqueue("t")
+        assert counts.get(q)["pending"] == 1
+        counts.defer_slow = False
+        assert counts.get(q)["pending"] == 2  # still owed, though the file did not change
+
+
 def test_sparkline() -> None:
     assert sparkline([0, 0]) == "▁▁"
     assert sparkline([0, 5, 10]) == "▁▅█"

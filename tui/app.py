@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -89,6 +90,14 @@ class JobqApp(App[None]):
         self.loader.stop()
         if self._writer is not None:
             self._writer.close()
+
+    async def on_event(self, event: events.Event) -> None:
+        # a key (or scroll) from the user: the loader eases off so that the keys come first
+        if isinstance(event, (events.Key, events.MouseScrollDown, events.MouseScrollUp)) and (
+            not event.is_forwarded
+        ):
+            self.loader.busy()
+        await super().on_event(event)
 
     def _post_load(self, result: Snapshot | str) -> None:
         self.post_message(LoadFailed(result) if isinstance(result, str) else Loaded(result))

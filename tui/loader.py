@@ -5,6 +5,10 @@ It owns its own `jobq.Queue` (one connection, used by this thread only) and wake
 - a change to the file (inotify on the WAL via `jobq.Waker`, confirmed by `PRAGMA data_version`):
   coalesced to at most one load per `min_interval` (10 a second);
 - a slow fallback timer, so countdowns and "alive" states move even when nothing is written.
+While the user is pressing keys (`busy`), changes are coalesced harder (at most one load per
+`busy_interval`) and slow counts wait (see `Counts`): every load costs CPU in both threads (its
+queries here, a redraw on the UI thread), and on a big file being drained that competes with
+answering the keys.
 Each query is one short read transaction: nothing stays open between loads, so the WAL can be
 checkpointed while the dashboard runs.
 """
@@ -35,6 +39,8 @@ class Loader:
         clock: Callable[[], float],
         *,
         min_interval: float = 0.1,
+        busy_interval: float = 2.0,
+        calm_after: float = 1.0,
         fallback: float = 2.0,
         watch: bool = True,
     ) -> None:
@@ -42,6 +48,9 @@ class Loader:
         self._post = post
         self._clock = clock
         self._min_interval = min_interval
+        self._busy_interval = busy_interval
+        self._calm_after = calm_after
+        self._busy_until = 0.0
         self._fallback = fallback
         self._watch = watch
         self._lock = threading.Lock()
@@ -69,6 +78,10 @@ class Loader:
         with self._lock:
             self._forced = True
         self._kick()
+
+    def busy(self) -> None:
+        """The user pressed a key: for `calm_after` seconds, refresh less eagerly."""
+        self._busy_until = time.monotonic() + self._calm_after
 
     def stop(self) -> None:
         """Stop the thread and wait for it (at most one load)."""
@@ -117,12 +130,17 @@ class Loader:
                 due = time.monotonic() - last_load >= self._fallback
                 if forced or changed or due:
                     if not forced and changed:
-                        # coalesce bursts of commits (workers draining) into <= 10 loads/s
-                        wait = self._min_interval - (time.monotonic() - last_load)
-                        if wait > 0 and self._sleep(wait):
-                            continue  # a request arrived: loop round and load it at once
+                        # coalesce bursts of commits (workers draining) into <= 10 loads/s,
+                        # and into one per `busy_interval` while keys are being pressed
+                        wait = self._interval() - (time.monotonic() - last_load)
+                        if wait > 0:
+                            # in short naps, so that the end of a burst of keys is noticed
+                            if self._sleep(min(wait, self._min_interval)):
+                                self._drain_pipe()  # a request arrived: load it at once
+                            continue
                     version = q.data_version()
                     last_load = time.monotonic()
+                    counts.defer_slow = self._is_busy()
                     self._post(load(q, req, self._clock(), counts))
             except JobqError as e:
                 self._post(str(e))
@@ -131,6 +149,12 @@ class Loader:
             if waker is not None:
                 waker.drain()
             self._drain_pipe()
+
+    def _is_busy(self) -> bool:
+        return time.monotonic() < self._busy_until
+
+    def _interval(self) -> float:
+        return self._busy_interval if self._is_busy() else self._min_interval
 
     def _sleep(self, seconds: float) -> bool:
         """Sleep, but wake early (True) when the UI asks for something."""
