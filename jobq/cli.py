@@ -74,13 +74,7 @@ def _run(args: list[str]) -> int:
 def _run_typer(args: list[str]) -> int:
     import typer
 
-    try:
-        from typer._click.exceptions import ClickException, UsageError
-    except ImportError:  # pragma: no cover - typer < 0.28 uses click itself
-        from click.exceptions import (  # type: ignore[assignment]
-            ClickException,
-            UsageError,
-        )
+    from typer._click.exceptions import ClickException, UsageError  # typer 0.28 vendors click
 
     app = build_app()
     try:
