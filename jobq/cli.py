@@ -73,7 +73,6 @@ def _run(args: list[str]) -> int:
 
 def _run_typer(args: list[str]) -> int:
     import typer
-
     from typer._click.exceptions import ClickException, UsageError  # typer 0.28 vendors click
 
     app = build_app()
