@@ -63,7 +63,6 @@ class Reads(Connection):
         limit: int = 50,
         order: str = "newest",
         after: tuple[int, float, int] | int | None = None,
-        ids_only: bool = False,
     ) -> list[Job]:
         """Jobs matching the filters, one page of at most `limit`.
 
