@@ -100,3 +100,18 @@ else:
         defaults=(DEFAULT_QUEUE, 0, None, None, None, None, "{}"),
     )
     NewJob.__doc__ = "A validated job ready to insert (what `enqueue` builds from its arguments)."
+
+
+def same_batch(jobs: list[NewJob] | tuple[NewJob, ...]) -> list[tuple[int, int]]:
+    """The (start, end) slices of consecutive jobs that differ at most in payload and unique key."""
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(jobs):
+        first = jobs[i]
+        key = first[:6]  # type, queue, priority, run_at, max_attempts, timeout
+        k = i + 1
+        while k < len(jobs) and (jobs[k] is first or jobs[k][:6] == key):
+            k += 1
+        spans.append((i, k))
+        i = k
+    return spans

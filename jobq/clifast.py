@@ -20,7 +20,6 @@ from .values import (
     decode_utf8,
     parse_at,
     parse_duration,
-    parse_json,
     parse_priority,
     payload_from_text,
     validate_positive_int,
@@ -30,12 +29,7 @@ from .values import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, TextIO
-
-NDJSON_FIELDS = frozenset(
-    {"type", "payload", "priority", "queue", "delay", "run_at", "max_attempts", "timeout",
-     "unique_key"}
-)  # fmt: skip
+    from typing import BinaryIO, TextIO
 
 
 class EnqueueArgs:
@@ -198,43 +192,19 @@ def _validated(a: EnqueueArgs, limit: int, stdin: BinaryIO, now: float) -> NewJo
     )  # fmt: skip
 
 
-def _ndjson_lines(a: EnqueueArgs, stdin: BinaryIO) -> list[tuple[int, dict[str, Any]]]:
+def _ndjson_data(a: EnqueueArgs, stdin: BinaryIO) -> bytes:
     given = [f"--{k.replace('_', '-')}" for k in _OPTIONS.values() if k != "ndjson"
              and getattr(a, k) is not None]  # fmt: skip
     if a.type is not None or given:
         extra = "TYPE" if a.type is not None else given[0]
         raise InvalidInput(f"--ndjson takes every field from its lines; drop {extra}")
     if a.ndjson == "-":
-        data = stdin.read()
-    else:
-        try:
-            with open(str(a.ndjson), "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise InvalidInput(f"cannot read {a.ndjson!r}: {e.strerror}") from None
+        return stdin.read()
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        decode_utf8(data.split(b"\n")[line - 1], f"line {line}")  # raises, naming the byte
-        raise  # pragma: no cover - decode_utf8 raised above
-    lines: list[tuple[int, dict[str, Any]]] = []
-    for n, raw in enumerate(text.split("\n"), 1):
-        if not raw.strip(" \t\r"):
-            continue
-        try:
-            value = parse_json(raw, "line")
-            if not isinstance(value, dict):
-                raise InvalidInput("each line must be a JSON object")
-            unknown = set(value) - NDJSON_FIELDS
-            if unknown:
-                raise InvalidInput(f"unknown field {sorted(unknown)[0]!r}")
-            if "type" not in value:
-                raise InvalidInput("missing field 'type'")
-        except InvalidInput as e:
-            raise InvalidInput(f"line {n}: {e}") from None
-        lines.append((n, dict(value)))
-    return lines
+        with open(str(a.ndjson), "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise InvalidInput(f"cannot read {a.ndjson!r}: {e.strerror}") from None
 
 
 def enqueue(
@@ -254,26 +224,13 @@ def enqueue(
     limit = payload_limit()
     now = time.time()
     if a.ndjson is not None:
-        lines = _ndjson_lines(a, stdin)
-        from .queue import Queue
+        from . import ndjson
 
-        with Queue(db, payload_limit=limit) as q:
-            jobs: list[NewJob] = []
-            for n, fields in lines:
-                try:  # new_job / build_job validate every value, whatever its JSON type
-                    if len(fields) <= 2 and ("payload" in fields or len(fields) == 1):
-                        # only type (and payload): the lean path of enqueue_many
-                        jobs.append(q.build_job((fields["type"], fields.get("payload")), now))
-                        continue
-                    kwargs = {k: v for k, v in fields.items() if k not in ("type", "payload")}
-                    jobs.append(q.new_job(fields["type"], fields.get("payload"), now=now, **kwargs))
-                except InvalidInput as e:
-                    raise InvalidInput(f"line {n}: {e}") from None
-            ids = q.enqueue_many(jobs)
+        ids = ndjson.enqueue(db, _ndjson_data(a, stdin), limit, now)
         if a.json:
             stdout.write('{"ids": [' + ", ".join(map(str, ids)) + "]}\n")
         else:
-            stdout.write("".join(f"{i}\n" for i in ids))
+            stdout.write("\n".join(map(str, ids)) + "\n" if ids else "")
         return 0
     if a.type is None:
         raise InvalidInput("give a job TYPE, or --ndjson - to read jobs from stdin")

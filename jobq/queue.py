@@ -83,6 +83,11 @@ class Queue:
         self._valid_types: set[str] = set()
         self._valid_queues: set[str] = set()
 
+    @staticmethod
+    def _known(name: object, names: set[str]) -> bool:
+        # a JSON list or object is not hashable: it is simply not a known name
+        return isinstance(name, str) and name in names
+
     def _remember(self, type: str) -> str:
         # validated names are cached: enqueue_many of 100k jobs of one type validates it once
         if len(self._valid_types) < 10_000:
@@ -138,9 +143,10 @@ class Queue:
         if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
             raise InvalidInput("unique key must be a non-empty string")
         return NewJob(
-            type=type if type in self._valid_types else self._remember(validate_type(type)),
+            type=type if self._known(type, self._valid_types)
+            else self._remember(validate_type(type)),
             payload_json=payload_json,
-            queue=queue if queue in self._valid_queues else self._remember_queue(queue),
+            queue=queue if self._known(queue, self._valid_queues) else self._remember_queue(queue),
             priority=parse_priority(priority),
             run_at=when,
             max_attempts=None if max_attempts is None
@@ -194,7 +200,7 @@ class Queue:
         if isinstance(item, tuple) and len(item) == 2:
             # the common bulk case, kept lean: (type, payload) with every default
             type_, payload = item
-            if type_ not in self._valid_types:
+            if not self._known(type_, self._valid_types):
                 self._remember(validate_type(type_))
             text = dump_json({} if payload is None else payload, "payload", self.payload_limit)
             return NewJob(type_, payload_json=text)

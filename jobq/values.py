@@ -287,6 +287,21 @@ def dump_json(value: object, what: str = "payload", limit: int | None = None) ->
     return text
 
 
+def encode_json(value: object) -> str | None:
+    """Compact JSON text of `value`, or None where `dump_json` would refuse it (NaN, inf, a lone
+    surrogate, a value that is not JSON)."""
+    try:
+        text = _ENCODE(value)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+    return text
+
+
 def payload_from_text(text: str, limit: int = DEFAULT_PAYLOAD_LIMIT) -> str:
     """Validate payload JSON text and return its canonical compact form."""
     if len(text) > 4 * limit:  # decoding would be wasted work

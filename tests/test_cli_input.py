@@ -68,6 +68,29 @@ BAD: list[tuple[str, list[str], bytes, dict[str, str], str]] = [
      "line 4"),
     ("ndjson-not-object", ["--ndjson", "-"], GOOD + b"[1, 2]\n", {}, "line 2"),
     ("ndjson-nan", ["--ndjson", "-"], GOOD + b'{"type": "x", "payload": NaN}\n', {}, "line 2"),
+    # every bad payload of the single enqueue, on one line of a batch of good ones
+    ("ndjson-1e400", ["--ndjson", "-"], GOOD * 2 + b'{"type": "x", "payload": [1e400]}\n' + GOOD,
+     {}, "line 3: invalid JSON: number 1e400 is out of range"),
+    ("ndjson-duplicate-key-in-payload", ["--ndjson", "-"],
+     GOOD + b'{"type": "x", "payload": {"a": 1, "a": 2}}\n', {}, "line 2: invalid JSON: duplicate"),
+    ("ndjson-duplicate-field", ["--ndjson", "-"], GOOD + b'{"type": "x", "type": "y"}\n', {},
+     "line 2: invalid JSON: duplicate key 'type'"),
+    ("ndjson-deep-nesting", ["--ndjson", "-"],
+     GOOD + b'{"type": "x", "payload": ' + DEEP.encode() + b"}\n", {}, "line 2: invalid JSON"),
+    ("ndjson-5000-digit-int", ["--ndjson", "-"],
+     GOOD + b'{"type": "x", "payload": ' + b"1" * 5000 + b"}\n", {}, "line 2: invalid JSON"),
+    ("ndjson-lone-surrogate", ["--ndjson", "-"], GOOD + b'{"type": "x", "payload": "\\ud800"}\n',
+     {}, "line 2: payload contains a lone surrogate"),
+    ("ndjson-non-utf8", ["--ndjson", "-"], GOOD + b'{"type": "x", "payload": "\xff"}\n', {},
+     "line 2 is not valid UTF-8"),
+    ("ndjson-over-limit", ["--ndjson", "-"], GOOD + json.dumps({"type": "x", "payload": "x" * 200})
+     .encode() + b"\n", {"JOBQ_PAYLOAD_LIMIT": "100"}, "line 2: payload is 202 bytes"),
+    ("ndjson-unknown-priority", ["--ndjson", "-"], GOOD + b'{"type": "x", "priority": "urgent"}\n',
+     {}, "line 2: unknown priority"),
+    ("ndjson-type-not-a-string", ["--ndjson", "-"], GOOD + b'{"type": ["x"]}\n', {},
+     "line 2: job type must be a string"),
+    ("ndjson-bad-delay", ["--ndjson", "-"], GOOD + b'{"type": "x", "delay": "soon"}\n', {},
+     "line 2: cannot parse delay"),
 ]  # fmt: skip
 
 

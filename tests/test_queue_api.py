@@ -152,6 +152,8 @@ def test_enqueue_many_in_order(q: jobq.Queue) -> None:
         {"type": "t", "colour": "red"},
         {"payload": {}},
         "not-a-job",
+        (["a", "list"], {}),  # unhashable: once a TypeError traceback
+        {"type": "t", "queue": {"an": "object"}},
     ],
 )
 def test_enqueue_many_is_all_or_nothing(q: jobq.Queue, db_path: str, bad: object) -> None:

@@ -21,18 +21,21 @@ VALUES (:type, :queue, :payload, :priority, 'pending', :run_at, :max_attempts, :
 """
 
 # Bulk insert of jobs that share every column but the payload: the payloads travel as one JSON
-# array and SQLite unpacks it in C (about 3x faster than executemany binding row by row).
-# json_each gives a string element unquoted and true/false as 1/0, hence the CASE.
+# array and SQLite unpacks it in C (about 3x faster than executemany binding row by row). Each
+# row's id is given (:first_id + its index in the array), so ids match payloads whatever order
+# json_each yields them in. json_each gives a string element unquoted and true/false as 1/0,
+# hence the CASE.
 INSERT_JOBS_BULK = """
-INSERT INTO jobs (type, queue, payload, priority, state, run_at, max_attempts, timeout,
+INSERT INTO jobs (id, type, queue, payload, priority, state, run_at, max_attempts, timeout,
                   created_at)
-SELECT :type, :queue,
+SELECT :first_id + key, :type, :queue,
        CASE type WHEN 'text' THEN json_quote(value) WHEN 'true' THEN 'true'
                  WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' ELSE value END,
        :priority, 'pending', :run_at, :max_attempts, :timeout, :now
 FROM json_each(:payloads)
-ORDER BY key
 """
+
+LAST_JOB_ID = "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'"
 
 FIND_UNIQUE = """
 SELECT id FROM jobs WHERE unique_key = :unique_key AND state IN ('pending', 'running')

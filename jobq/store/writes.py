@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 
 from .. import retry
-from ..basics import DEFAULT_MAX_ATTEMPTS, JobState, NewJob, Outcome
+from ..basics import DEFAULT_MAX_ATTEMPTS, JobState, NewJob, Outcome, same_batch
 from .connection import _row_to_job, _translate
 from .reads import Reads
 from .sql import (
@@ -21,6 +21,7 @@ from .sql import (
     INSERT_ATTEMPT,
     INSERT_JOB,
     INSERT_JOBS_BULK,
+    LAST_JOB_ID,
     LEASED,
     PRUNE,
     PRUNE_WORKERS,
@@ -42,6 +43,12 @@ if TYPE_CHECKING:
 OutcomeLike = Outcome | str
 
 
+def _runs_of(jobs: Sequence[NewJob]) -> list[tuple[NewJob, str, int]]:
+    """Consecutive jobs that differ only in payload, as runs for `_insert_runs`."""
+    return [(jobs[i], "[" + ",".join(j.payload_json for j in jobs[i:k]) + "]", k - i)
+            for i, k in same_batch(list(jobs))]  # fmt: skip
+
+
 class Store(Reads):
     """A connection to one queue file, with every operation of the job state machine."""
 
@@ -56,11 +63,7 @@ class Store(Reads):
                 cur = conn.execute(INSERT_JOB, self._job_params(jobs[0], now))
                 return [cur.lastrowid]  # type: ignore[list-item]
             if all(j.unique_key is None for j in jobs):
-                # AUTOINCREMENT under the write lock: the new ids are seq+1 ... seq+n
-                seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
-                start = (seq[0] if seq else 0) + 1
-                self._insert_bulk(conn, jobs, now)
-                return list(range(start, start + len(jobs)))
+                return list(self._insert_runs(conn, _runs_of(jobs), now))
             ids: list[int] = []
             for j in jobs:
                 if j.unique_key is not None:
@@ -72,21 +75,39 @@ class Store(Reads):
                 ids.append(cur.lastrowid)  # type: ignore[arg-type]
             return ids
 
+    def enqueue_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> range:
+        """Insert runs of jobs in one durable transaction; return their ids, in order.
+
+        A run is (template, payloads, count): `count` jobs with every field of `template` but its
+        payload, whose payloads are the elements of the JSON array text `payloads` (validated by
+        the caller). Templates must not carry a unique key.
+        """
+        if not runs:
+            return range(0)
+        with self._write(durable=True) as conn:
+            return self._insert_runs(conn, runs, now)
+
     @staticmethod
-    def _insert_bulk(conn: sqlite3.Connection, jobs: Sequence[NewJob], now: float) -> None:
-        """Insert runs of consecutive jobs that differ only in payload with one statement each."""
-        i = 0
-        while i < len(jobs):
-            first = jobs[i]
-            key = first[:6]  # type, queue, priority, run_at, max_attempts, timeout
-            k = i + 1
-            while k < len(jobs) and jobs[k][:6] == key:
-                k += 1
-            params = Store._job_params(first, now)
+    def _insert_runs(
+        conn: sqlite3.Connection, runs: Sequence[tuple[NewJob, str, int]], now: float
+    ) -> range:
+        # Under the write lock, the next ids are seq+1 ... seq+n (AUTOINCREMENT's high-water
+        # mark); an id that exists anyway would fail the insert, never be reused.
+        seq = conn.execute(LAST_JOB_ID).fetchone()
+        start = (seq[0] if seq else 0) + 1
+        total = 0
+        for template, payloads, count in runs:
+            if template.unique_key is not None:
+                raise ValueError("a run of jobs cannot carry a unique key")
+            params = Store._job_params(template, now)
             del params["unique_key"]
-            params["payloads"] = "[" + ",".join(j.payload_json for j in jobs[i:k]) + "]"
-            conn.execute(INSERT_JOBS_BULK, params)
-            i = k
+            params["payloads"] = payloads
+            params["first_id"] = start + total
+            inserted = conn.execute(INSERT_JOBS_BULK, params).rowcount
+            if inserted != count:  # the caller's array and count disagree: insert nothing
+                raise ValueError(f"a run of {count} jobs held {inserted} payloads")
+            total += count
+        return range(start, start + total)
 
     @staticmethod
     def _job_params(j: NewJob, now: float) -> dict[str, object]:

@@ -1,0 +1,231 @@
+"""`jobq enqueue --ndjson`: the fast reader accepts exactly what the strict reader accepts and
+builds the same jobs; whatever it is unsure of goes to the strict reader, which names the line."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jobq import InvalidInput, Queue, ndjson
+from jobq.basics import NewJob
+from tests.factories import T0
+
+LIMIT = 1024 * 1024
+ROW = "SELECT id, type, queue, payload, priority, run_at, max_attempts, timeout, state FROM jobs"
+
+
+def _reference(db: str, text: str, limit: int = LIMIT) -> list[int]:
+    """What the strict reader alone does with the batch."""
+    with Queue(db, payload_limit=limit) as q:
+        jobs = ndjson.strict_jobs(q, ndjson.strict_lines(text), T0)
+        return q.store.enqueue(jobs, T0) if jobs else []
+
+
+def _rows(db: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(ROW + " ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def _outcome(db: str, run: object) -> tuple[str, object]:
+    try:
+        ids = run()  # type: ignore[operator]
+    except InvalidInput as e:
+        return "error", str(e)
+    return "ok", (list(ids), _rows(db))
+
+
+def _same_as_reference(tmp_path: Path, text: str, limit: int = LIMIT) -> tuple[str, object]:
+    fast_db, ref_db = str(tmp_path / "fast.db"), str(tmp_path / "ref.db")
+    for p in (fast_db, ref_db):
+        for suffix in ("", "-wal", "-shm"):
+            Path(p + suffix).unlink(missing_ok=True)
+    fast = _outcome(fast_db, lambda: ndjson.enqueue(fast_db, text.encode(), limit, T0))
+    ref = _outcome(ref_db, lambda: _reference(ref_db, text, limit))
+    assert fast == ref
+    return fast
+
+
+def _fast(text: str, limit: int = LIMIT) -> object:
+    """The fast reader's answer without a queue file: parsed lines, or None."""
+    return ndjson.fast_parse(text, limit)
+
+
+# ---- lines the fast reader must hand to the strict one, or read the same way ------------------
+
+TRICKY = [
+    ("duplicate key in the payload", '{"type": "a", "payload": {"k": 1, "k": 2}}'),
+    ("duplicate key at the top", '{"type": "a", "type": "b", "payload": {}}'),
+    ("duplicate key deep inside", '{"type": "a", "payload": [{"x": {"k": 1, "k": 1}}]}'),
+    ("NaN", '{"type": "a", "payload": {"k": NaN}}'),
+    ("-Infinity", '{"type": "a", "payload": [-Infinity]}'),
+    ("1e400 in the payload", '{"type": "a", "payload": [1e400]}'),
+    ("1e400 as a delay", '{"type": "a", "delay": 1e400}'),
+    ("5000-digit integer", '{"type": "a", "payload": ' + "9" * 5000 + "}"),
+    ("lone surrogate", '{"type": "a", "payload": "\\ud800"}'),
+    ("surrogate pair", '{"type": "a", "payload": "\\ud83d\\ude00"}'),
+    ("deep nesting", '{"type": "a", "payload": ' + "[" * 600 + "]" * 600 + "}"),
+    ("nesting at the limit", '{"type": "a", "payload": ' + "[" * 499 + "]" * 499 + "}"),
+    ("not an object", "[1, 2]"),
+    ("no type", '{"payload": {}}'),
+    ("unknown field", '{"type": "a", "prio": 1}'),
+    ("type with a space", '{"type": "a b"}'),
+    ("type not a string", '{"type": 5}'),
+    ("type a list", '{"type": ["a"]}'),
+    ("empty type", '{"type": ""}'),
+    ("bad priority", '{"type": "a", "priority": "urgent"}'),
+    ("payload null", '{"type": "a", "payload": null}'),
+    ("no payload", '{"type": "a"}'),
+    ("payload a string", '{"type": "a", "payload": "text"}'),
+    ("payload true", '{"type": "a", "payload": true}'),
+    ("payload false", '{"type": "a", "payload": false}'),
+    ("payload a float", '{"type": "a", "payload": 1e15}'),
+    ("leading space", ' {"type": "a"}'),
+    ("trailing space and CR", '{"type": "a"}  \r'),
+    ("whitespace-only line", "   "),
+    ("two values on a line", '{"type": "a"} {"type": "b"}'),
+    ("unique key", '{"type": "a", "unique_key": "k1"}'),
+    ("every field", '{"type": "a", "payload": {"p": 1}, "priority": "high", "queue": "q", '
+                    '"delay": "1m", "max_attempts": 2, "timeout": "10s"}'),
+    ("run_at", '{"type": "a", "run_at": "2030-01-01T00:00:00Z"}'),
+    ("delay and run_at", '{"type": "a", "delay": 5, "run_at": 1}'),
+    ("markup and escapes", '{"type": "a", "payload": {"s": "[b]x[/b] \\u001b[31m \\u202e"}}'),
+    ("colons and backslashes", '{"type": "a:b", "payload": {"u": "http://x", "p": "c:\\\\d"}}'),
+    ("non-ASCII", '{"type": "a", "payload": {"é": "日本"}}'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("line", [c[1] for c in TRICKY], ids=[c[0] for c in TRICKY])
+def test_fast_reader_matches_the_strict_one_line_by_line(tmp_path: Path, line: str) -> None:
+    good = '{"type": "ok", "payload": {"n": 1}}'
+    _same_as_reference(tmp_path, "\n".join([good, line, good]) + "\n")
+
+
+def test_bad_lines_get_the_strict_readers_message(tmp_path: Path) -> None:
+    kind, message = _same_as_reference(tmp_path, '{"type": "a"}\n{"type": "a", "payload": {"k": '
+                                                 '1, "k": 2}}\n')  # fmt: skip
+    assert (kind, message) == ("error", "line 2: invalid JSON: duplicate key 'k' in an object")
+    assert not Path(tmp_path / "fast.db").exists()  # bad JSON: the file is not even created
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"type": "a", "payload": {"k": 1, "k": 2}}', '{"type": "a", "payload": [NaN]}',
+     '{"type": "a", "payload": ' + "[" * 600 + "]" * 600 + "}", '{"type": "a"} 1',
+     '{"type": "a", "payload": ' + "1" * 5000 + "}", ' {"type": "a"}'],
+    ids=["duplicate", "NaN", "deep", "trailing value", "huge int", "leading space"],
+)  # fmt: skip
+def test_fast_parse_gives_up_on_what_it_cannot_vouch_for(text: str) -> None:
+    assert _fast(text) is None
+
+
+def test_the_common_batch_takes_the_fast_path(tmp_path: Path) -> None:
+    text = "".join(json.dumps({"type": f"t{i // 10}", "payload": {"i": i}}) + "\n"
+                   for i in range(100))  # fmt: skip
+    parsed = _fast(text)
+    assert isinstance(parsed, list) and len(parsed) == 100
+    with Queue(str(tmp_path / "q.db")) as q:
+        runs = ndjson.fast_runs(q, parsed, T0)
+    assert runs is not None
+    assert [(t.type, n) for t, _, n in runs] == [(f"t{i}", 10) for i in range(10)]
+    assert json.loads(runs[3][1]) == [{"i": i} for i in range(30, 40)]
+
+
+def test_a_payload_that_could_reach_the_limit_is_measured_by_the_strict_reader(
+    tmp_path: Path,
+) -> None:
+    line = json.dumps({"type": "a", "payload": {"s": "x" * 200}})
+    assert _fast(line, limit=1000) is None  # 200+ characters could serialise to > 1,000 bytes
+    kind, message = _same_as_reference(tmp_path, line + "\n", limit=150)
+    assert kind == "error" and "limit" in str(message)
+    kind, _ = _same_as_reference(tmp_path, line + "\n", limit=1000)
+    assert kind == "ok"
+
+
+def test_floats_that_grow_when_serialised_stay_under_the_guard() -> None:
+    # the guard assumes a payload's compact form is at most 4.5 characters per input character
+    for token in ["1e15", "9e15", "1E15", "1e9", "-1e15", "1e-5", "1.5e14", "0e0"]:
+        out = json.dumps(json.loads(token), separators=(",", ":"))
+        assert len(out) <= 4.5 * len(token), (token, out)
+
+
+def test_empty_and_blank_batches_enqueue_nothing(tmp_path: Path) -> None:
+    for text in ["", "\n", "\n\n\n"]:
+        assert _same_as_reference(tmp_path, text) == ("ok", ([], []))
+
+
+def test_crlf_batch(tmp_path: Path) -> None:
+    kind, result = _same_as_reference(tmp_path, '{"type": "a"}\r\n{"type": "b"}\r\n')
+    assert kind == "ok"
+    assert [row[1] for row in result[1]] == ["a", "b"]  # type: ignore[index]
+
+
+# ---- generated batches ------------------------------------------------------------------------
+
+_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=8) | (
+    st.floats(allow_nan=False, allow_infinity=False))  # fmt: skip
+_payloads = st.recursive(
+    _scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4),
+                                                                          inner, max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+_fields = st.fixed_dictionaries(
+    {"type": st.sampled_from(["a", "b", "email:send", "a b", "", 7])},
+    optional={
+        "payload": _payloads,
+        "priority": st.sampled_from([0, 10, "high", "low", "urgent", 1.5]),
+        "queue": st.sampled_from(["default", "images", "bad queue"]),
+        "delay": st.sampled_from(["30s", 5, "soon", -1]),
+        "max_attempts": st.sampled_from([1, 3, 0, "x"]),
+        "timeout": st.sampled_from(["10s", 0, "never"]),
+    },
+)
+# Raw text lines too: what a hand-written or truncated file holds.
+_raw = st.sampled_from(
+    ['{"type": "a", "payload": {"k": 1, "k": 2}}', '{"type": "a", "payload": NaN}', "{oops",
+     '{"type": "a", "payload": 1e999}', "", "  ", '{"type": "a"}\r', "[]", '"text"',
+     '{"type": "a", "payload": "\\ud800"}', '{"type": "b", "type": "a"}']
+)  # fmt: skip
+_line = _fields.map(lambda f: json.dumps(f, ensure_ascii=False)) | _fields.map(
+    lambda f: json.dumps(f, separators=(",", ":"))) | _raw  # fmt: skip
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(lines=st.lists(_line, max_size=12))
+def test_generated_batches_match_the_strict_reader(tmp_path: Path, lines: list[str]) -> None:
+    _same_as_reference(tmp_path, "\n".join(lines) + "\n")
+
+
+# ---- the store's bulk insert ------------------------------------------------------------------
+
+
+def test_enqueue_runs_gives_ids_in_order(tmp_path: Path) -> None:
+    with Queue(str(tmp_path / "q.db")) as q:
+        first = q.enqueue("before")
+        ids = q.store.enqueue_runs(
+            [(NewJob("a"), '[{"n": 1}, "s", true, null]', 4), (NewJob("b", priority=5), "[2]", 1)],
+            T0,
+        )
+        assert list(ids) == list(range(first + 1, first + 6))
+        got = [(j.type, j.payload, j.priority) for j in map(q.get, ids)]
+    assert got == [("a", {"n": 1}, 0), ("a", "s", 0), ("a", True, 0), ("a", None, 0), ("b", 2, 5)]
+
+
+def test_enqueue_runs_writes_nothing_when_a_count_is_wrong(tmp_path: Path) -> None:
+    with Queue(str(tmp_path / "q.db")) as q:
+        q.enqueue("before")
+        with pytest.raises(ValueError, match="held 2 payloads"):
+            q.store.enqueue_runs([(NewJob("a"), "[1]", 1), (NewJob("b"), "[1, 2]", 3)], T0)
+        assert q.count() == 1
+        with pytest.raises(ValueError, match="unique key"):
+            q.store.enqueue_runs([(NewJob("a", unique_key="k"), "[1]", 1)], T0)
+        assert q.count() == 1
