@@ -156,7 +156,8 @@ def child_env() -> dict[str, str]:
     extra = [BENCH_DIR, ROOT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env["PYTHONPATH"] = os.pathsep.join(extra)
     for name in list(env):
-        if name.startswith("JOBQ_") or name == "NOTIFY_SOCKET":
+        # JOBQ_TURNSTILE is kept: it is how a run compares jobq with and without it
+        if (name.startswith("JOBQ_") and name != "JOBQ_TURNSTILE") or name == "NOTIFY_SOCKET":
             del env[name]
     return env
 

@@ -12,6 +12,7 @@ one part's rows and keeps the others (each part's date is in its JSON).
 from __future__ import annotations
 
 import argparse
+import compileall
 import dataclasses
 import importlib
 import json
@@ -22,7 +23,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import RESULTS_DIR, Config, Row, Skip, fmt_value, machine
+from common import RESULTS_DIR, ROOT, Config, Row, Skip, fmt_value, machine
 
 # part name -> module (in bench/) with run(cfg) -> list[Row]
 PARTS = {
@@ -121,6 +122,10 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown part(s): {', '.join(unknown)}")
     cfg = Config(quick=args.quick, repeats=args.repeats or (3 if args.quick else 5))
+    # Measure what users run: an installed jobq has bytecode (pip compiles it), while an editable
+    # checkout under PYTHONDONTWRITEBYTECODE=1 would recompile every module at every start-up.
+    for package in ("jobq", "tui"):
+        compileall.compile_dir(os.path.join(ROOT, package), quiet=1)
     info = machine()
     print(f"jobq bench ({'quick' if cfg.quick else 'full'}): {info}", flush=True)
     outdir = os.path.join(RESULTS_DIR, "quick") if cfg.quick else RESULTS_DIR

@@ -8,6 +8,7 @@ ENV_DB = "JOBQ_DB"
 ENV_ALLOW_NETWORK_FS = "JOBQ_ALLOW_NETWORK_FS"
 ENV_BUSY_TIMEOUT = "JOBQ_BUSY_TIMEOUT"
 ENV_PAYLOAD_LIMIT = "JOBQ_PAYLOAD_LIMIT"
+ENV_TURNSTILE = "JOBQ_TURNSTILE"
 
 
 def default_db_path() -> str:
@@ -30,3 +31,9 @@ def resolve_db_path(explicit: str | None = None) -> str:
 def env_flag(name: str) -> bool:
     """Whether an environment variable is set to a true-ish value."""
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_off(name: str) -> bool:
+    """Whether an environment variable is set to a false-ish value (a setting that is on by
+    default turned off)."""
+    return os.environ.get(name, "").strip().lower() in ("0", "false", "no", "off")

@@ -78,8 +78,9 @@ class Queue:
         self.payload_limit = payload_limit
         if allow_network_fs is None:
             allow_network_fs = config.env_flag(config.ENV_ALLOW_NETWORK_FS)
+        # Producers and operators take turns (the turnstile); workers claim as they can.
         self.store = Store(self.path, busy_timeout=busy_timeout, allow_network_fs=allow_network_fs,
-                           mountinfo=mountinfo)  # fmt: skip
+                           mountinfo=mountinfo, turnstile=True)  # fmt: skip
         self._valid_types: set[str] = set()
         self._valid_queues: set[str] = set()
 

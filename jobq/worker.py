@@ -170,8 +170,9 @@ class Child:
         self.globs = list(settings.type_globs) or None
         self.queues = list(settings.queues) or None
         self.store = Store(db_path)
-        # the same file without a busy handler, for the first claim after a wake-up
-        self.spin_store = Store(db_path, busy_timeout=0)
+        # Without the turnstile, the first claim after a wake-up spins on the same file without
+        # a busy handler (see claim); in the turnstile, the producer's commit lets us in at once.
+        self.spin_store = None if self.store.fair else Store(db_path, busy_timeout=0)
         self.woken = False
         # armed before the first claim: no commit after this point can be missed
         self.waker = Waker(db_path)
@@ -193,7 +194,8 @@ class Child:
     def close(self) -> None:
         """Release what the child holds."""
         self.waker.close()
-        self.spin_store.close()
+        if self.spin_store is not None:
+            self.spin_store.close()
         self.store.close()
 
     def should_stop(self) -> bool:
@@ -231,10 +233,11 @@ class Child:
 
         Just after a wake-up the producer that woke us usually still holds the write lock (we
         see its WAL write before its fsync ends), and SQLite's busy handler would sleep a whole
-        millisecond or more before retrying. So first spin briefly on a connection without a
-        busy handler, retrying every 0.2 ms; then wait the ordinary way.
+        millisecond or more before retrying. With the turnstile (the default) we queue up behind
+        the producer and go in the moment it leaves; without it, first spin briefly on a
+        connection without a busy handler, retrying every 0.2 ms, then wait the ordinary way.
         """
-        if woken:
+        if woken and self.spin_store is not None:
             deadline = time.monotonic() + SPIN_AFTER_WAKE
             while time.monotonic() < deadline:
                 try:
@@ -253,12 +256,18 @@ class Child:
         if fd < 0:
             self.waker.wait(min(self.settings.poll_interval, 0.5))
             return
-        ready, _, _ = select.select(
-            [fd, self.stop_conn.fileno()], [], [], self.settings.poll_interval
-        )
-        if fd in ready:
-            self.waker.drain()
-            self.woken = True
+        stop = self.stop_conn.fileno()
+        deadline = time.monotonic() + self.settings.poll_interval
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([fd, stop], [], [], left)
+            if fd in ready and self.waker.drain():
+                self.woken = True  # a commit to the queue file
+                return
+            if not ready or stop in ready:
+                return
+            # another file in the directory (e.g. the turnstile's -lock, written by every writer,
+            # empty claims included): not a reason to claim, or idle children would wake each
+            # other forever
 
     def run_batch(self, jobs: Sequence[Job]) -> None:
         """Run claimed jobs one after the other, then record the successes together."""

@@ -39,18 +39,18 @@ def _with_umask(mask: int) -> Iterator[None]:
 )
 def test_queue_file_wal_and_shm_are_private(tmp_path: Path, umask: int, expected: int):
     """Created 0600 whatever a permissive umask says; a stricter umask is respected; the -wal and
-    -shm files SQLite creates next to it get the same mode."""
+    -shm files SQLite creates next to it, and the turnstile's -lock, get the same mode."""
     path = str(tmp_path / "q.db")
     gen = _with_umask(umask)
     next(gen)
     try:
-        store = Store(path)
-        store.enqueue([_job()], 1.0)  # a write: -wal and -shm exist from here on
-        modes = {s: _mode(path + s) for s in ("", "-wal", "-shm")}
+        store = Store(path, turnstile=True)  # as jobq.Queue opens it
+        store.enqueue([_job()], 1.0)  # a write: -wal, -shm and -lock exist from here on
+        modes = {s: _mode(path + s) for s in ("", "-wal", "-shm", "-lock")}
         store.close()
     finally:
         next(gen, None)
-    assert modes == {"": expected, "-wal": expected, "-shm": expected}
+    assert modes == {"": expected, "-wal": expected, "-shm": expected, "-lock": expected}
 
 
 def test_backup_copy_is_private(tmp_path: Path):

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 
+from .. import config
 from ..basics import JobState, Outcome
 from ..errors import CorruptFile, DatabaseBusy, DiskFull, JobqError, QueueFileError
 from ..filecheck import check_existing, check_not_network, hold, release
@@ -17,6 +18,7 @@ from .sql import (
     DEFAULT_BUSY_TIMEOUT,
     SCHEMA_TABLES,
 )
+from .turnstile import PATIENCE, Turnstile
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
@@ -175,7 +177,15 @@ def _retry_locked(step: Callable[[], object], timeout: float) -> None:
 
 
 class Connection:
-    """A connection to one queue file: validation, creation, migrations, transactions."""
+    """A connection to one queue file: validation, creation, migrations, transactions.
+
+    `turnstile=True` makes this connection's writes take turns with every other such writer, in
+    arrival order (see turnstile.py); `jobq.Queue` asks for it. The worker pool does not: its
+    writes are short, and in a fair queue behind a flood of producers it would get one turn in
+    twenty and fall behind them. Its writes still wait for the turn-holder's transaction, which
+    retries finely (see _begin_in_turn), so the two kinds of writer share the lock roughly
+    evenly (measured in bench/contention.py).
+    """
 
     def __init__(
         self,
@@ -185,8 +195,10 @@ class Connection:
         allow_network_fs: bool = False,
         mountinfo: str | None = None,
         create: bool = True,
+        turnstile: bool = False,
     ) -> None:
         self.path = path
+        self._nowait: sqlite3.Connection | None = None  # see _begin_in_turn
         if not allow_network_fs:
             if mountinfo is None:
                 check_not_network(path)
@@ -203,6 +215,7 @@ class Connection:
                 path, isolation_level=None, timeout=busy_timeout, check_same_thread=False
             )
             _configure(self._conn)
+            self._last_writer = self._conn
             self._sync = "NORMAL"
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
             if version < SCHEMA_VERSION:
@@ -214,10 +227,22 @@ class Connection:
             raise _translate(e, path) from None
         # from now on, header checks in this process must not drop this connection's locks
         self._held: tuple[int, int] | None = hold(path)
+        # A connection that must not wait (busy_timeout 0) does not queue up either.
+        fair = turnstile and busy_timeout > 0 and not config.env_off(config.ENV_TURNSTILE)
+        self._turnstile = Turnstile(path, patience=min(PATIENCE, busy_timeout)) if fair else None
+
+    @property
+    def fair(self) -> bool:
+        """Whether this connection's writers queue up in arrival order (see turnstile.py)."""
+        return self._turnstile is not None and self._turnstile.usable()
 
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
+        if self._nowait is not None:
+            self._nowait.close()
+        if self._turnstile is not None:
+            self._turnstile.close()
         held, self._held = self._held, None
         if held is not None:
             release(held)
@@ -231,22 +256,61 @@ class Connection:
     def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction; `durable` commits with synchronous=FULL (fsync of the WAL)."""
         conn = self._conn
+        gate = self._turnstile
+        if gate is not None:
+            gate.enter()  # wait our turn in arrival order, not in SQLite's busy handler
         try:
-            self._set_sync("FULL" if durable else "NORMAL")
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
-            raise _translate(e, self.path) from None
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise _translate(e, self.path) from None
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            try:
+                if gate is not None:
+                    conn = self._begin_in_turn(durable)
+                else:
+                    self._set_sync("FULL" if durable else "NORMAL")
+                    conn.execute("BEGIN IMMEDIATE")
+                self._last_writer = conn
+            except sqlite3.Error as e:
+                raise _translate(e, self.path) from None
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise _translate(e, self.path) from None
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            if gate is not None:
+                gate.leave()
+
+    def _begin_in_turn(self, durable: bool) -> sqlite3.Connection:
+        """BEGIN IMMEDIATE once it is our turn; return the connection that holds the lock.
+
+        The lock is free or about to be (a worker outside the turnstile may hold it for a
+        moment), and the busy handler's first sleep of 1 ms would hold up everyone queued behind
+        us. So retry every 0.1 ms on a second connection without a busy handler, for up to 50 ms;
+        then wait the ordinary way.
+        """
+        if self._nowait is None:
+            self._nowait = sqlite3.connect(
+                self.path, isolation_level=None, timeout=0, check_same_thread=False
+            )
+            _configure(self._nowait)
+        nowait = self._nowait
+        nowait.execute("PRAGMA synchronous = FULL" if durable else "PRAGMA synchronous = NORMAL")
+        deadline = time.monotonic() + 0.05
+        while True:
+            try:
+                nowait.execute("BEGIN IMMEDIATE")
+                return nowait
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    break
+            time.sleep(0.0001)
+        self._set_sync("FULL" if durable else "NORMAL")
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -264,8 +328,9 @@ class Connection:
 
     @property
     def synchronous(self) -> int:
-        """The connection's current `PRAGMA synchronous` (2 = FULL), for tests."""
-        value: int = self._conn.execute("PRAGMA synchronous").fetchone()[0]
+        """`PRAGMA synchronous` (2 = FULL) of the connection that committed the latest write (there
+        are two when writes take turns), for tests."""
+        value: int = self._last_writer.execute("PRAGMA synchronous").fetchone()[0]
         return value
 
     def data_version(self) -> int:
