@@ -102,6 +102,9 @@ def _load(kind: str, db: str, wd: str, seconds: float) -> dict[str, float]:
     try:
         for p in procs:
             p.start()
+        time.sleep(max(0.0, start + seconds - time.monotonic()))
+        with jobq.Queue(db) as q:  # what the pool finished within the window, not after it
+            done = q.counts().get("succeeded", 0)
         for p in procs:
             p.join(seconds + 120)
     finally:
@@ -117,8 +120,6 @@ def _load(kind: str, db: str, wd: str, seconds: float) -> dict[str, float]:
             with open(o + ".failures") as f:
                 failures += int(f.read())
     ms = [x * 1000 for x in lat]
-    with jobq.Queue(db) as q:
-        done = q.counts().get("succeeded", 0)
     return {
         "pool_done_per_s": done / seconds,
         "calls": len(ms),
