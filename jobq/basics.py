@@ -11,6 +11,7 @@ from collections import namedtuple
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Union
 
     # A JSON document as Python values.
@@ -102,7 +103,7 @@ else:
     NewJob.__doc__ = "A validated job ready to insert (what `enqueue` builds from its arguments)."
 
 
-def same_batch(jobs: list[NewJob] | tuple[NewJob, ...]) -> list[tuple[int, int]]:
+def same_batch(jobs: Sequence[NewJob]) -> list[tuple[int, int]]:
     """The (start, end) slices of consecutive jobs that differ at most in payload and unique key."""
     spans: list[tuple[int, int]] = []
     i = 0

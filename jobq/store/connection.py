@@ -199,6 +199,7 @@ class Connection:
     ) -> None:
         self.path = path
         self._nowait: sqlite3.Connection | None = None  # see _begin_in_turn
+        self._nowait_durable = False
         if not allow_network_fs:
             if mountinfo is None:
                 check_not_network(path)
@@ -297,8 +298,13 @@ class Connection:
                 self.path, isolation_level=None, timeout=0, check_same_thread=False
             )
             _configure(self._nowait)
+            self._nowait_durable = False  # _configure set NORMAL
         nowait = self._nowait
-        nowait.execute("PRAGMA synchronous = FULL" if durable else "PRAGMA synchronous = NORMAL")
+        if self._nowait_durable != durable:  # one statement fewer per write, as _set_sync does
+            nowait.execute(
+                "PRAGMA synchronous = FULL" if durable else "PRAGMA synchronous = NORMAL"
+            )
+            self._nowait_durable = durable
         deadline = time.monotonic() + 0.05
         while True:
             try:

@@ -46,7 +46,7 @@ OutcomeLike = Outcome | str
 def _runs_of(jobs: Sequence[NewJob]) -> list[tuple[NewJob, str, int]]:
     """Consecutive jobs that differ only in payload, as runs for `_insert_runs`."""
     return [(jobs[i], "[" + ",".join(j.payload_json for j in jobs[i:k]) + "]", k - i)
-            for i, k in same_batch(list(jobs))]  # fmt: skip
+            for i, k in same_batch(jobs)]  # fmt: skip
 
 
 class Store(Reads):
