@@ -461,7 +461,8 @@ def workers(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Registered worker pools; stale = no heartbeat for a minute."""
+    """Registered worker pools: running, stopping, stopped or dead (its process is gone, or from
+    another host, no heartbeat for 30 s)."""
     from . import output
 
     with _queue(ctx) as q:
@@ -471,7 +472,8 @@ def workers(
         rows = []
         for w in pools:
             d = w.to_dict()
-            d["alive"] = output.worker_status(w, now) not in ("stale", "stopped")
+            d["status"] = w.status_at(now)
+            d["alive"] = w.alive(now)
             rows.append(d)
         _out(output.to_json(rows))
     elif pools:

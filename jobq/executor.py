@@ -119,7 +119,10 @@ class Executor:
         sys.stdout = sys.stderr = buf
         try:
             value = func(job.payload, job)
-        except (Exception, SystemExit) as e:
+        # BaseException: a handler's KeyboardInterrupt, GeneratorExit, CancelledError or own
+        # subclass fails its attempt like any error (the child ignores SIGINT, so none of these
+        # comes from outside); letting one kill the child would make a poison pill of it
+        except BaseException as e:
             tb = traceback.format_exc()
             if len(tb) > TRACEBACK_LIMIT:
                 tb = "[… traceback cut]\n" + tb[-TRACEBACK_LIMIT:]

@@ -190,10 +190,22 @@ class WorkerInfo:
     jobs_done: int
     status: str
     current_jobs: tuple[int, ...]
+    proc_key: str | None = None  # lifecycle.proc_key of its supervisor
 
-    def alive(self, now: float, stale_after: float) -> bool:
-        """Whether the pool heartbeated within `stale_after` seconds."""
-        return self.status != "stopped" and now - self.heartbeat_at <= stale_after
+    def status_at(self, now: float) -> str:
+        """Its status word (running, stopping, stopped, dead): dead when its process is gone
+        (same host) or its heartbeat is stale (another host), whatever its row still says."""
+        from . import lifecycle
+
+        return lifecycle.pool_status(
+            self.status, self.proc_key, self.heartbeat_at, now, lifecycle.this_host()
+        )
+
+    def alive(self, now: float) -> bool:
+        """Whether the pool is running or stopping (see `status_at`)."""
+        from . import lifecycle
+
+        return self.status_at(now) in lifecycle.LIVE_STATUSES
 
     def to_dict(self) -> dict[str, JSONValue]:
         """The JSON shape used by `jobq workers --json`."""

@@ -15,9 +15,6 @@ from datetime import datetime, timezone
 from .model import Attempt, FailedAttempt, Job, JobState, QueueStats, WorkerInfo
 from .safetext import safe_block, safe_line
 
-# A pool whose heartbeat is older than this is shown as stale (it renews every few seconds).
-STALE_AFTER = 60.0
-
 
 def to_json(value: object) -> str:
     """JSON for `--json` output: ASCII only (escapes every control and bidi character)."""
@@ -196,10 +193,8 @@ def _group_table(
 
 
 def worker_status(w: WorkerInfo, now: float) -> str:
-    """The pool's status, or 'stale' when it stopped heartbeating without saying so."""
-    if w.status != "stopped" and not w.alive(now, STALE_AFTER):
-        return "stale"
-    return w.status
+    """The pool's status word (running, stopping, stopped, dead): see WorkerInfo.status_at."""
+    return w.status_at(now)
 
 
 def workers_table(workers: Sequence[WorkerInfo], now: float) -> str:

@@ -35,10 +35,10 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import TypeVar
 
+from . import lifecycle
 from .errors import JobqError, TemporaryFailure
 from .handlers import Handler
 from .loader import describe, load_handlers
-from .model import DEFAULT_MAX_ATTEMPTS
 from .settings import PoolSettings
 from .store import Store
 from .systemd import Notifier
@@ -64,6 +64,9 @@ RESCUE_EVERY = 2.0  # expired-lease rescue (capped by lease/2)
 PRUNE_EVERY = 60.0
 STATUS_EVERY = 2.0
 RESPAWN_BACKOFF = 1.0  # a child that died within this many seconds of starting waits this long
+# children that die before they are ready this many times in a row: the pool exits, so that
+# systemd (or the shell) shows why instead of a respawn every second for ever
+MAX_START_FAILURES = 5
 
 _HAVE_PROC = os.path.exists("/proc/self/stat")
 
@@ -80,6 +83,7 @@ class _Child:
     # (reason, job id, detail) when the supervisor killed the child on purpose
     killed: tuple[str, int, float] | None = None
     stop_sent: bool = False
+    stopped_since: float | None = None  # monotonic time it was first seen SIGSTOPped
 
 
 @dataclass(eq=False)
@@ -146,6 +150,9 @@ class Pool:
         self.stopping = False
         self.stop_deadline = 0.0
         self.ready_sent = False
+        self.start_failures = 0  # children in a row that died before they were ready
+        self.start_error = ""
+        self.here = lifecycle.host_key()
         self.timers = _Timers()
         self.notifier = Notifier.from_environ()  # removed from os.environ: children lack it
         self._wake_r, self._wake_w = os.pipe()
@@ -188,6 +195,7 @@ class Pool:
             queues=list(s.queues),
             types=self.types if not s.type_globs else [*self.types, *s.type_globs],
             now=now,
+            proc_key=lifecycle.proc_key(),
         )
         log.info(
             "pool %s: %d children on %s; handlers: %s%s",
@@ -199,6 +207,7 @@ class Pool:
         t.heartbeat = t.renew = t.rescue = t.prune = mono
         t.rate_mark = (mono, 0)
         try:
+            self._guarded(self._rescue)  # a dead pool's jobs first: a burst run must see them
             for i in range(s.concurrency):
                 self._spawn(i)
             while True:
@@ -221,6 +230,11 @@ class Pool:
                         break
                 elif not self._guarded(self._respawn, True):
                     break  # burst: nothing left to do
+                if self.start_failures >= MAX_START_FAILURES:
+                    raise JobqError(
+                        f"worker children keep failing at start-up ({self.start_failures} in a "
+                        f"row): {self.start_error or 'see the log above'}"
+                    )
                 self._guarded(self._periodic)
                 self._sleep()
         finally:
@@ -257,8 +271,8 @@ class Pool:
             self._renew(rows if rows is not None else self._running_rows())
         if mono - t.rescue >= min(RESCUE_EVERY, s.lease_seconds / 2):
             t.rescue = mono
-            for job_id, state in self.store.rescue_expired(time.time()):
-                log.warning("rescued job %d: its lease expired -> %s", job_id, state.value)
+            self._rescue()
+            self._check_stopped(mono)
         if mono - t.heartbeat >= HEARTBEAT_EVERY:
             t.heartbeat = mono
             self._heartbeat("stopping" if self.stopping else "running")
@@ -278,7 +292,8 @@ class Pool:
         self.generation += 1
         worker_id = f"{self.pool_id}/{self.generation}"
         Slot(self.shared, index).reset()
-        stop_r, stop_w = self.ctx.Pipe(duplex=False)
+        # duplex: the child says on it why it could not start (see _start_failure_message)
+        stop_r, stop_w = self.ctx.Pipe(duplex=True)
         proc: BaseProcess = self.ctx.Process(  # type: ignore[attr-defined]
             target=child_main,
             args=(self.db_path, worker_id, self.shared, index, stop_r, os.getpid(), self.settings),
@@ -308,8 +323,14 @@ class Pool:
                 self._spawn(i)
         return True
 
+    def _rescue(self) -> None:
+        """Take back the jobs of dead pools and expired leases (never this pool's own)."""
+        for job_id, state in self.store.rescue(time.time(), here=self.here, own_pool=self.pool_id):
+            log.warning("rescued job %d from a dead or silent pool -> %s", job_id, state.value)
+
     def _has_work(self) -> bool:
         s = self.settings
+        self._rescue()  # a burst run must not leave while a dead pool holds jobs it could run
         return self.store.has_claimable(
             time.time(),
             types=self.types,
@@ -326,16 +347,35 @@ class Pool:
 
     def _child_exited(self, child: _Child) -> None:
         slot = self._slot(child)
-        current = int(slot.get(JOB))
-        ran = slot.unrecorded()
         pgid = int(slot.get(PGID))
         if pgid:
             _kill_group(pgid)  # a command's grandchildren outlive a killed child otherwise
         self.done_before += int(slot.get(DONE))
         code = child.proc.exitcode if child.proc.exitcode is not None else -1
         how = f"signal {-code}" if code < 0 else f"status {code}"
+        was_ready = bool(slot.get(READY))
         del self.children[child.index]
+        message = _start_failure_message(child.stop_w)
         child.stop_w.close()
+        ended = self._end_jobs_of(child, f"worker exited: {how}")
+        if code != 0 and child.killed is None:
+            if not ended:
+                log.warning("worker %s exited (%s)", child.worker_id, how)
+            if time.monotonic() - child.started < RESPAWN_BACKOFF:
+                self.timers.spawn_after[child.index] = time.monotonic() + RESPAWN_BACKOFF
+        if code != 0 and not was_ready and child.killed is None:
+            self.start_failures += 1
+            self.start_error = message or f"a worker child exited ({how}) before it was ready"
+        elif was_ready:
+            self.start_failures = 0
+
+    def _end_jobs_of(self, child: _Child, why: str) -> int:
+        """End the attempts a child holds now that it cannot finish them (it died, or it has
+        been stopped for a whole lease): what it ran is charged, what it never started is
+        released. The slot tells which, whatever the wall clock says. Returns how many."""
+        slot = self._slot(child)
+        current = int(slot.get(JOB))
+        ran = slot.unrecorded()
         rows = [r for r in self.store.running_of(child.worker_id) if r[2] == child.worker_id]
         now = time.time()
         for job_id, token, _wid, _started, _timeout, _cancel, attempts in rows:
@@ -345,18 +385,15 @@ class Pool:
                 # it ran, but its success died with the child: counted, and due again at once
                 self.store.crash(
                     job_id, token, now,
-                    f"worker exited ({how}) after the job ran, before its success was recorded",
-                    default_max_attempts=self._max_attempts(job_id),
+                    f"{why}, after the job ran, before its success was recorded",
                 )  # fmt: skip
             elif child.killed is not None:
                 self.store.release(job_id, token, now, child.killed[0])
             elif job_id == current:
-                log.warning("worker %s exited (%s) running job %d (attempt %d)",
-                            child.worker_id, how, job_id, attempts)  # fmt: skip
-                state = self.store.crash(
-                    job_id, token, now, f"worker exited: {how}",
-                    default_max_attempts=self._max_attempts(job_id),
-                )  # fmt: skip
+                log.warning("worker %s %s running job %d (attempt %d)",
+                            child.worker_id, why.replace(": ", " (", 1) + ")", job_id,
+                            attempts)  # fmt: skip
+                state = self.store.crash(job_id, token, now, why)
                 if state is None:
                     log.warning("lease lost: job %d was taken over before its crash was recorded",
                                 job_id)  # fmt: skip
@@ -364,12 +401,23 @@ class Pool:
                     log.error("job %d failed for good: its worker died %d time(s)",
                               job_id, attempts)  # fmt: skip
             else:
-                self.store.release(job_id, token, now, f"not started: worker exited ({how})")
-        if code != 0 and child.killed is None:
-            if not rows:
-                log.warning("worker %s exited (%s)", child.worker_id, how)
-            if time.monotonic() - child.started < RESPAWN_BACKOFF:
-                self.timers.spawn_after[child.index] = time.monotonic() + RESPAWN_BACKOFF
+                self.store.release(job_id, token, now, f"not started: {why}")
+        return len(rows)
+
+    def _check_stopped(self, mono: float) -> None:
+        """A child SIGSTOPped (or traced) for a whole lease loses its jobs, as a dead pool's
+        would: they run elsewhere, and its late writes are fenced when it resumes."""
+        for child in self.children.values():
+            if _running_normally(child.proc):
+                child.stopped_since = None
+                continue
+            if child.stopped_since is None:
+                child.stopped_since = mono
+            elif mono - child.stopped_since >= self.settings.lease_seconds:
+                n = self._end_jobs_of(child, "worker stopped: no heartbeat for a whole lease")
+                if n:
+                    log.warning("worker %s stopped for %.0fs: took back its %d job(s)",
+                                child.worker_id, mono - child.stopped_since, n)  # fmt: skip
 
     def _end_killed(
         self, killed: tuple[str, int, float], job_id: int, token: str, now: float
@@ -377,9 +425,8 @@ class Pool:
         reason, _job, detail = killed
         if reason == "timeout":
             state = self.store.fail(
-                job_id, token, now, f"timed out after {detail:g}s", outcome="timeout",
-                default_max_attempts=self._max_attempts(job_id),
-            )  # fmt: skip
+                job_id, token, now, f"timed out after {detail:g}s", outcome="timeout"
+            )
         elif reason == "cancel":
             state = self.store.finish_cancelled(job_id, token, now)
         else:
@@ -388,13 +435,6 @@ class Pool:
             log.warning("lease lost: job %d (%s) was taken over meanwhile", job_id, reason)
         else:
             log.info("job %d: %s -> %s", job_id, reason.split(":")[0], state.value)
-
-    def _max_attempts(self, job_id: int) -> int:
-        job = self.store.get(job_id)
-        handler = self.handlers.get(job.type) if job is not None else None
-        if handler is not None and handler.max_attempts is not None:
-            return handler.max_attempts
-        return DEFAULT_MAX_ATTEMPTS
 
     def _kill(self, child: _Child, reason: str, job_id: int = 0, detail: float = 0.0) -> None:
         """SIGKILL a child and its command's process group; its exit is recorded by _reap."""
@@ -419,7 +459,7 @@ class Pool:
         return sum(1 for c in self.children.values() if self._slot(c).get(JOB))
 
     def _check_deadlines(self) -> None:
-        now = time.time()
+        now = time.monotonic()  # the children's deadlines are on the system-wide monotonic clock
         for child in self.children.values():
             slot = self._slot(child)
             job_id = slot.get(JOB)
@@ -542,6 +582,16 @@ def _running_normally(proc: BaseProcess) -> bool:
         return False
     state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
     return state not in (b"T", b"t", b"Z", b"X")
+
+
+def _start_failure_message(conn: Connection) -> str:
+    """What a child that could not start said about it (worker._report_start_failure)."""
+    try:
+        if conn.poll():
+            return conn.recv_bytes().decode("utf-8", "replace")
+    except (OSError, EOFError):
+        pass
+    return ""
 
 
 def _kill_group(pgid: int) -> None:

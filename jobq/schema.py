@@ -86,6 +86,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 2: a pool's process identity (lifecycle.proc_key), so that another pool on the same host
+    # can tell at once that it died, whatever its heartbeat and however its pid was reused
+    ("ALTER TABLE workers ADD COLUMN proc_key TEXT",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -15,6 +15,7 @@ A claimed job that has not started when the child must stop is released (not cou
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -31,7 +32,7 @@ from .errors import DatabaseBusy, JobqError, TemporaryFailure
 from .executor import Executor, Result
 from .handlers import Handler
 from .loader import load_handlers
-from .model import DEFAULT_MAX_ATTEMPTS, Job
+from .model import Job
 from .settings import PoolSettings
 from .store import Store
 from .wakeup import Waker
@@ -136,13 +137,23 @@ def child_main(
     try:
         child = Child(db_path, worker_id, Slot(shared, index), stop_conn, parent_pid, settings)
     except JobqError as e:
-        log.error("worker %s cannot start: %s", worker_id, e)
+        _report_start_failure(stop_conn, worker_id, str(e))
         sys.exit(e.exit_code)
+    except Exception as e:  # an --app module failing in the child only: say why, then exit 1
+        _report_start_failure(stop_conn, worker_id, f"{type(e).__name__}: {e}")
+        raise
     signal.signal(signal.SIGTERM, child.on_sigterm)
     try:
         child.run()
     finally:
         child.close()
+
+
+def _report_start_failure(conn: Connection, worker_id: str, message: str) -> None:
+    """Log why this child cannot start and tell the supervisor, which gives up after a few."""
+    log.error("worker %s cannot start: %s", worker_id, message)
+    with contextlib.suppress(OSError):  # the supervisor is gone: nobody to tell
+        conn.send_bytes(message.encode("utf-8", "replace")[:2000])
 
 
 class Child:
@@ -167,6 +178,8 @@ class Child:
             settings.apps, settings.execs, settings.handlers_file
         )
         self.types = sorted(self.handlers)
+        # each handler's limits, fixed on a job when it is claimed (lifecycle: effective limits)
+        self.limits = {t: (h.max_attempts, h.timeout) for t, h in self.handlers.items()}
         self.globs = list(settings.type_globs) or None
         self.queues = list(settings.queues) or None
         self.store = Store(db_path)
@@ -248,7 +261,8 @@ class Child:
 
     def _claim_on(self, store: Store, limit: int) -> list[Job]:
         return store.claim(self.worker_id, time.time(), self.settings.lease_seconds, limit=limit,
-                           types=self.types, type_globs=self.globs, queues=self.queues)  # fmt: skip
+                           types=self.types, type_globs=self.globs, queues=self.queues,
+                           limits=self.limits)  # fmt: skip
 
     def idle_wait(self) -> None:
         """Sleep until the queue file changes, the supervisor speaks, or the fallback poll."""
@@ -292,24 +306,30 @@ class Child:
         self.batch = min(fit, self.batch * 2) if ran == self.batch else min(fit, self.batch)
 
     def run_one(self, job: Job) -> None:
-        """Run one job and record a failure at once (successes are batched)."""
+        """Run one job and record a failure at once (successes are batched).
+
+        The slot names the job from just before its handler starts until its outcome is
+        recorded (or queued with the batch's successes): should this child die anywhere in
+        between, the supervisor charges the attempt, since the handler may have run.
+        """
         handler = self.handlers[job.type]
         timeout = job.effective_timeout(handler.timeout)
-        started = time.time()
+        # CLOCK_MONOTONIC is system-wide: the supervisor compares this deadline with its own
+        # clock, and a wall-clock jump neither kills a healthy job nor spares an overrun one
+        started = time.monotonic()
         self.slot.begin(job.id, started, started + timeout if timeout > 0 else 0.0)
-        try:
-            if handler.command is not None:
-                result = run_command(
-                    handler.command,
-                    payload_json=job.payload_json,
-                    env=command_env(job.id, job.type, job.attempts, self.db_path),
-                    on_start=lambda pgid: self.slot.set(PGID, pgid),
-                )
-            else:
-                assert handler.func is not None
-                result = self.executor.run(handler.func, job)
-        finally:
-            self.slot.end()
+        if handler.command is not None:
+            result = run_command(
+                handler.command,
+                payload_json=job.payload_json,
+                env=command_env(job.id, job.type, job.attempts, self.db_path),
+                on_start=lambda pgid: self.slot.set(PGID, pgid),
+            )
+        else:
+            assert handler.func is not None
+            result = self.executor.run(handler.func, job)
+        self.slot.set(PGID, 0.0)
+        self.slot.set(DEADLINE, 0.0)  # ran out in time: recording it is no overrun
         assert job.lease_token is not None
         if result.ok:
             if len(self.successes) >= MAX_BATCH:
@@ -319,11 +339,13 @@ class Child:
             self.slot.set(UNRECORDED + len(self.successes), float(job.id))
             self.successes.append((job.id, job.lease_token, result.result_json, result.output))
             self.slot.set(UNRECORDED_N, float(len(self.successes)))
+            self.slot.end()
             return
         self.flush()
-        self.record_failure(job, handler, result)
+        self.record_failure(job, result)
+        self.slot.end()
 
-    def record_failure(self, job: Job, handler: Handler, result: Result) -> None:
+    def record_failure(self, job: Job, result: Result) -> None:
         """Record a failed attempt: retried after backoff, or failed for good."""
         assert job.lease_token is not None
         token = job.lease_token
@@ -335,7 +357,6 @@ class Child:
                 result.error or "failed",
                 traceback=result.traceback,
                 output=result.output,
-                default_max_attempts=handler.max_attempts or DEFAULT_MAX_ATTEMPTS,
             )
         )
         self.count_done(1)

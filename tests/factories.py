@@ -51,12 +51,20 @@ def enqueue(store: Store, now: float = T0, **fields: object) -> int:
 
 
 def claim_one(
-    store: Store, job_id: int, now: float, *, worker: str = WORKER, lease: float = LEASE
+    store: Store,
+    job_id: int,
+    now: float,
+    *,
+    worker: str = WORKER,
+    lease: float = LEASE,
+    handler_max: int | None = None,
 ) -> Job:
-    """Claim exactly `job_id` (it must be the only due job of its type) and return it."""
+    """Claim exactly `job_id` (it must be the only due job of its type) and return it;
+    `handler_max` is its handler's max_attempts, as a pool's claim passes it."""
     job = store.get(job_id)
     assert job is not None
-    claimed = store.claim(worker, now, lease, types=[job.type], queues=[job.queue])
+    limits = {job.type: (handler_max, None)} if handler_max is not None else None
+    claimed = store.claim(worker, now, lease, types=[job.type], queues=[job.queue], limits=limits)
     assert [j.id for j in claimed] == [job_id], f"expected to claim {job_id}, got {claimed}"
     return claimed[0]
 
@@ -73,6 +81,7 @@ def make_job(
     finished_at: float | None = None,
     worker: str = WORKER,
     type: str | None = None,
+    handler_max: int | None = None,
     **fields: object,
 ) -> Job:
     """Build a job in `state` through real store operations and return it as stored.
@@ -84,19 +93,20 @@ def make_job(
       up every attempt (`attempts` defaults to max_attempts, or 4).
 
     Each job gets its own type (unless given) so claims in the factory never touch other jobs.
+    `handler_max` is the max_attempts of its handler, given to every claim.
     """
     state = JobState(state)
     type_ = type if type is not None else f"t{next(_SERIAL)}"
     start = min(now, lease_until if lease_until is not None else now, finished_at or now) - 1000
     job_id = enqueue(store, start, type=type_, max_attempts=max_attempts, **fields)
-    limit = max_attempts if max_attempts is not None else 4
+    limit = max_attempts if max_attempts is not None else (handler_max or 4)
     t = start
 
     def earlier_attempts(n: int) -> None:
         nonlocal t
         for _ in range(n):
             t += 1
-            lease = claim_one(store, job_id, t, worker=worker)
+            lease = claim_one(store, job_id, t, worker=worker, handler_max=handler_max)
             assert store.crash(job_id, lease.lease_token or "", t, "factory crash") is not None
 
     if state is JobState.PENDING:
@@ -107,19 +117,19 @@ def make_job(
         assert n <= limit
         earlier_attempts(n - 1)
         until = lease_until if lease_until is not None else now + LEASE
-        claim_one(store, job_id, until - LEASE, worker=worker)
+        claim_one(store, job_id, until - LEASE, worker=worker, handler_max=handler_max)
         if cancel_requested:
             assert store.cancel([job_id], until - LEASE) == {job_id: "cancel requested"}
     else:
         end = finished_at if finished_at is not None else now - 1
         if state is JobState.SUCCEEDED:
             earlier_attempts(max(attempts, 1) - 1)
-            lease = claim_one(store, job_id, end, worker=worker)
+            lease = claim_one(store, job_id, end, worker=worker, handler_max=handler_max)
             assert store.complete(job_id, lease.lease_token or "", end, '"ok"', None)
         elif state is JobState.FAILED:
             n = attempts or limit
             earlier_attempts(n - 1)
-            lease = claim_one(store, job_id, end, worker=worker)
+            lease = claim_one(store, job_id, end, worker=worker, handler_max=handler_max)
             ended = store.fail(job_id, lease.lease_token or "", end, "boom", retryable=False)
             assert ended is JobState.FAILED
         else:

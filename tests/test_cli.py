@@ -361,7 +361,7 @@ def test_stats_and_workers(run: Run, store: Store) -> None:
     [w] = json.loads(run("workers", "--json").out)
     assert w["current_jobs"] == [1] and w["alive"] is False and w["name"] == "w\x1bname"
     table = run("workers").out
-    assert "stale" in table and "\x1b" not in table and "w␛name" in table
+    assert "dead" in table and "\x1b" not in table and "w␛name" in table
 
 
 def test_doctor(run: Run, db_path: str, tmp_path: Path) -> None:

@@ -234,24 +234,26 @@ def test_not_retryable_fails_at_once(store: Store) -> None:
 
 
 @pytest.mark.parametrize(
-    ("job_max", "default_max", "attempts", "end"),
+    ("job_max", "handler_max", "attempts", "end"),
     [
-        (None, 4, 3, JobState.PENDING),
-        (None, 4, 4, JobState.FAILED),
-        (None, 2, 2, JobState.FAILED),  # the handler's default applies to jobs without their own
+        (None, None, 3, JobState.PENDING),
+        (None, None, 4, JobState.FAILED),  # no job or handler value: the default, 4
+        (None, 2, 2, JobState.FAILED),  # the handler's applies to jobs without their own
         (None, 6, 4, JobState.PENDING),
-        (6, 2, 2, JobState.PENDING),  # the job's own max_attempts wins over the default
+        (6, 2, 2, JobState.PENDING),  # the job's own max_attempts wins over the handler's
         (6, 2, 6, JobState.FAILED),
         (1, 4, 1, JobState.FAILED),
     ],
 )
-def test_max_attempts_per_job_and_default(
-    store: Store, job_max: int | None, default_max: int, attempts: int, end: JobState
+def test_max_attempts_per_job_then_handler_then_default_fixed_at_claim(
+    store: Store, job_max: int | None, handler_max: int | None, attempts: int, end: JobState
 ) -> None:
-    job = make_job(store, "running", now=NOW, attempts=attempts, max_attempts=job_max)
-    got = store.fail(job.id, job.lease_token or "", NOW, "e", default_max_attempts=default_max)
-    assert got is end
-    assert job.effective_max_attempts(default_max) == (job_max or default_max)
+    job = make_job(
+        store, "running", now=NOW, attempts=attempts, max_attempts=job_max, handler_max=handler_max
+    )
+    effective = job_max or handler_max or 4
+    assert job.max_attempts == effective, "the claim writes the limit that applies on the job"
+    assert store.fail(job.id, job.lease_token or "", NOW, "e") is end
 
 
 # ---- history ----------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def test_sigkill_of_the_supervisor_children_exit_and_another_pool_rescues(
 ) -> None:
     ledger = tmp_path / "ledger"
     job_id = queue.enqueue("sleep", {"ledger": str(ledger), "seconds": 30, "once": True})
-    first = pools.start(concurrency=2, lease_seconds=1.5)
+    first = pools.start(concurrency=2, lease_seconds=60)
     wait_until(lambda: len(first.children()) == 2, what="children up")
     children = first.children()
     started_pid(ledger, job_id)
@@ -66,13 +66,17 @@ def test_sigkill_of_the_supervisor_children_exit_and_another_pool_rescues(
     first.wait(5)
     # orphans never go on claiming: they die with their supervisor
     wait_until(lambda: not any(alive(p) for p in children), timeout=5, what="orphans exit")
-    assert queue.get(job_id).state is JobState.RUNNING  # the lease is still held...
-    pools.start(concurrency=1, lease_seconds=1.5)
-    # ...until it expires and the second pool rescues and reruns the job
-    wait_until(lambda: queue.get(job_id).state is JobState.SUCCEEDED, timeout=20, what="rescue")
+    assert queue.get(job_id).state is JobState.RUNNING  # nobody has noticed yet...
+    t0 = time.monotonic()
+    pools.start(concurrency=1, lease_seconds=60)
+    # ...until the next pool on this host sees the dead supervisor's process gone: at once,
+    # not when the (here one-minute) lease runs out
+    wait_until(lambda: queue.attempts(job_id), timeout=10, what="rescue")
+    assert time.monotonic() - t0 < 2.0 + 1.0  # + the new pool's start-up
+    wait_until(lambda: queue.get(job_id).state is JobState.SUCCEEDED, timeout=20, what="rerun")
     history = queue.attempts(job_id)
     assert [a.outcome.value for a in history] == ["crashed", "succeeded"]
-    assert "lease expired" in (history[0].error or "")
+    assert "died (its process is gone)" in (history[0].error or "")
 
 
 def test_sigstop_past_the_lease_is_rescued_and_the_late_completion_changes_nothing(

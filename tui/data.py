@@ -23,7 +23,6 @@ TAB_TITLES = {"pending": "Pending", "running": "Running", "failed": "Failed",
 # Pending pages in claim order (what runs next comes first); the others newest first.
 ORDERS = {"pending": "claim"}
 PAGE_SIZE = 60  # more than a tall terminal shows; a DataTable row costs ~125 µs
-STALE_AFTER = 30.0  # a pool that has not heartbeated for this long is dead (one lease)
 ERROR_SAMPLE = 500  # the errors view groups this many of the latest failed attempts
 SPARK_BUCKETS = 30
 SPARK_WIDTH = 2.0  # seconds per sparkline bucket: one minute in all
@@ -206,7 +205,7 @@ def load_header(
     q: Queue, now: float, workers: list[WorkerInfo], counts: Counts | None = None
 ) -> HeaderData:
     """Counts per state, the throughput sparkline and the live pools."""
-    alive = [w for w in workers if w.alive(now, STALE_AFTER)]
+    alive = [w for w in workers if w.alive(now)]
     if counts is None:
         per_state, spark = q.counts(), q.throughput(SPARK_BUCKETS, SPARK_WIDTH, now=now)
     else:
@@ -296,7 +295,7 @@ def why_waiting(
         reasons.append(f"{what}: due in {duration(job.run_at - now)}")
     if job.queue in paused:
         reasons.append(f"queue {job.queue!r} is paused (P resumes it)")
-    alive = [w for w in workers if w.alive(now, STALE_AFTER)]
+    alive = [w for w in workers if w.alive(now)]
     if not alive:
         reasons.append("no worker pool is running")
         return reasons

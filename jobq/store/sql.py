@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT
+
 DEFAULT_BUSY_TIMEOUT = 30.0
 
 JOB_COLUMNS = (
@@ -50,11 +52,21 @@ DUE_FOR_WORKER = """state = 'pending' AND run_at <= :now
                                      WHERE jobs.type GLOB g.value))
       AND queue NOT IN (SELECT name FROM queues WHERE paused)"""
 
-# The claim: one UPDATE over the first due rows of the partial index, in claim order.
+# A claimed job's handler limit (max_attempts: i=0, timeout: i=1) from the claim's :limits, a JSON
+# object {type: [max_attempts, timeout]} (null: the handler has none).
+HANDLER_LIMIT = (
+    "(SELECT json_extract(l.value, '$[{i}]') FROM json_each(:limits) AS l WHERE l.key = jobs.type)"
+)
+
+# The claim: one UPDATE over the first due rows of the partial index, in claim order. It fixes
+# the job's effective max_attempts and timeout (job, else handler, else default): every later
+# reader, a rescuer in another pool included, sees the limits that really apply.
 CLAIM = f"""
 UPDATE jobs
 SET state = 'running', attempts = attempts + 1, worker_id = :worker, lease_token = :token,
-    lease_until = :lease_until, started_at = :now, cancel_requested = 0
+    lease_until = :lease_until, started_at = :now, cancel_requested = 0,
+    max_attempts = COALESCE(max_attempts, {HANDLER_LIMIT.format(i=0)}, {DEFAULT_MAX_ATTEMPTS}),
+    timeout = COALESCE(timeout, {HANDLER_LIMIT.format(i=1)}, {DEFAULT_TIMEOUT})
 WHERE id IN (
     SELECT id FROM jobs INDEXED BY jobs_pending
     WHERE {DUE_FOR_WORKER}
@@ -97,10 +109,20 @@ INSERT INTO attempts (job_id, attempt, worker_id, started_at, finished_at, outco
 VALUES (:job_id, :attempt, :worker_id, :started_at, :now, :outcome, :error, :traceback, :output)
 """
 
-EXPIRED = """
-SELECT id, lease_token, worker_id FROM jobs
-WHERE state = 'running' AND lease_until < :now
+# Every running job with what the rescuer needs to decide (lifecycle.plan_rescue).
+HELD = """
+SELECT id, lease_token, worker_id, lease_until, priority, run_at FROM jobs
+WHERE state = 'running'
 ORDER BY lease_until
+"""
+
+# Pools that have not said they stopped: the rescuer checks whether each still lives.
+LIVE_POOLS = """
+SELECT id, status, proc_key, heartbeat_at FROM workers WHERE status NOT IN ('stopped', 'dead')
+"""
+
+MARK_POOL_DEAD = """
+UPDATE workers SET status = 'dead' WHERE id = :id AND status NOT IN ('stopped', 'dead')
 """
 
 RUNNING_OF = """
@@ -156,8 +178,9 @@ ORDER BY a.id DESC LIMIT :limit
 
 REGISTER_WORKER = """
 INSERT OR REPLACE INTO workers (id, name, host, pid, started_at, heartbeat_at, concurrency,
-                                queues, types, jobs_done, status)
-VALUES (:id, :name, :host, :pid, :now, :now, :concurrency, :queues, :types, 0, 'running')
+                                queues, types, jobs_done, status, proc_key)
+VALUES (:id, :name, :host, :pid, :now, :now, :concurrency, :queues, :types, 0, 'running',
+        :proc_key)
 """
 
 WORKER_HEARTBEAT = """

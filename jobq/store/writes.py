@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from .. import retry
-from ..basics import DEFAULT_MAX_ATTEMPTS, JobState, NewJob, Outcome, same_batch
+from .. import lifecycle, retry
+from ..basics import JobState, NewJob, Outcome, same_batch
 from .connection import _row_to_job, _translate
 from .reads import Reads
 from .sql import (
@@ -16,13 +16,15 @@ from .sql import (
     CLAIM,
     COMPLETE,
     END_ATTEMPT,
-    EXPIRED,
     FIND_UNIQUE,
+    HELD,
     INSERT_ATTEMPT,
     INSERT_JOB,
     INSERT_JOBS_BULK,
     LAST_JOB_ID,
     LEASED,
+    LIVE_POOLS,
+    MARK_POOL_DEAD,
     PRUNE,
     PRUNE_WORKERS,
     REGISTER_WORKER,
@@ -133,11 +135,14 @@ class Store(Reads):
         types: Sequence[str] | None = None,
         type_globs: Sequence[str] | None = None,
         queues: Sequence[str] | None = None,
+        limits: Mapping[str, tuple[int | None, float | None]] | None = None,
     ) -> list[Job]:
         """Lease up to `limit` due jobs in claim order (priority DESC, run_at, id).
 
         `types` restricts to exact type names, `type_globs` to GLOB patterns, `queues` to queue
-        names; paused queues are skipped. Each claimed job gets one attempt counted.
+        names; paused queues are skipped. Each claimed job gets one attempt counted and its
+        effective max_attempts and timeout written: its own, else `limits[type]` (the handler's
+        (max_attempts, timeout)), else the defaults.
         """
         # os.urandom, what secrets.token_hex uses: importing secrets (hmac, hashlib) costs
         # ~5 ms on every `jobq enqueue`
@@ -151,6 +156,7 @@ class Store(Reads):
             "types": None if types is None else json.dumps(list(types)),
             "globs": None if type_globs is None else json.dumps(list(type_globs)),
             "queues": None if queues is None else json.dumps(list(queues)),
+            "limits": None if not limits else json.dumps({t: list(v) for t, v in limits.items()}),
         }
         with self._write() as conn:
             rows = conn.execute(CLAIM, params).fetchall()
@@ -164,7 +170,14 @@ class Store(Reads):
             "EXPLAIN QUERY PLAN "
             + CLAIM[CLAIM.index("SELECT id FROM jobs INDEXED") :].rsplit(")", 1)[0]
         )
-        params = {"now": 0.0, "limit": 1, "types": '["a"]', "globs": None, "queues": None}
+        params = {
+            "now": 0.0,
+            "limit": 1,
+            "types": '["a"]',
+            "globs": None,
+            "queues": None,
+            "limits": None,
+        }
         return [str(r[3]) for r in self._conn.execute(sql, params).fetchall()]
 
     def renew(self, leases: Sequence[tuple[int, str]], lease_until: float) -> int:
@@ -235,7 +248,6 @@ class Store(Reads):
         outcome: OutcomeLike = Outcome.FAILED,
         retryable: bool = True,
         rand: float | None = None,
-        default_max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> JobState | None:
         """End a failed attempt: back to pending after backoff, or `failed` when attempts are
         used up (or `cancelled` if a cancel was requested). None if the lease was lost."""
@@ -244,8 +256,7 @@ class Store(Reads):
             return now + retry.backoff(attempts, rand)
 
         return self._end(job_id, token, now, Outcome(outcome), error, traceback, output,
-                         retry_at if retryable else None, count=True,
-                         default_max=default_max_attempts)  # fmt: skip
+                         retry_at if retryable else None, count=True)  # fmt: skip
 
     def crash(
         self,
@@ -256,13 +267,11 @@ class Store(Reads):
         output: str | None = None,
         *,
         outcome: OutcomeLike = Outcome.CRASHED,
-        default_max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> JobState | None:
         """End an attempt whose worker died or was killed: counted, and the job is due again at
         once (or `failed` when attempts are used up). None if the lease was lost."""
         return self._end(job_id, token, now, Outcome(outcome), error, None, output,
-                         lambda _attempts: now, count=True,
-                         default_max=default_max_attempts)  # fmt: skip
+                         lambda _attempts: now, count=True)  # fmt: skip
 
     def release(
         self, job_id: int, token: str, now: float, reason: str = "interrupted by shutdown"
@@ -292,7 +301,6 @@ class Store(Reads):
         retry_at: Callable[[int], float] | None,
         *,
         count: bool,
-        default_max: int = DEFAULT_MAX_ATTEMPTS,
     ) -> JobState | None:
         with self._write() as conn:
             return self._end_in(
@@ -306,7 +314,6 @@ class Store(Reads):
                 output,
                 retry_at,
                 count,
-                default_max=default_max,
             )
 
     @staticmethod
@@ -322,34 +329,30 @@ class Store(Reads):
         retry_at: Callable[[int], float] | None,
         count: bool,
         force_state: JobState | None = None,
-        default_max: int = DEFAULT_MAX_ATTEMPTS,
     ) -> JobState | None:
         row = conn.execute(LEASED, {"id": job_id, "token": token}).fetchone()
         if row is None:
             return None
         attempts, max_attempts, worker_id, started_at, cancel_requested = row
-        if max_attempts is None:
-            max_attempts = default_max
-        new_attempts = attempts if count else attempts - 1
-        run_at: float | None = None
-        finished_at: float | None = now
-        if force_state is not None:
-            state = force_state
-        elif cancel_requested:
-            state, outcome = JobState.CANCELLED, Outcome.CANCELLED
-        elif retry_at is not None and (new_attempts < max_attempts or not count):
-            state, run_at, finished_at = JobState.PENDING, retry_at(new_attempts), None
-        else:
-            state = JobState.FAILED
+        end = lifecycle.end_attempt(
+            attempts=attempts,
+            max_attempts=max_attempts,
+            cancel_requested=bool(cancel_requested),
+            outcome=outcome,
+            counted=count,
+            retry_at=retry_at,
+            force_state=force_state,
+        )
+        state, outcome = end.state, end.outcome
         conn.execute(
             END_ATTEMPT,
             {
                 "id": job_id,
                 "token": token,
                 "state": state.value,
-                "attempts": new_attempts,
-                "run_at": run_at,  # None keeps the old value
-                "finished_at": finished_at,
+                "attempts": end.attempts,
+                "run_at": end.run_at,  # None keeps the old value
+                "finished_at": now if end.finished else None,
                 "error": error,
             },
         )
@@ -381,18 +384,47 @@ class Store(Reads):
         return [(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
 
     def rescue_expired(self, now: float) -> list[tuple[int, JobState]]:
-        """End every attempt whose lease expired before `now` as crashed (attempt counted)."""
+        """Rescue jobs of expired leases and dead pools, as any pool's rescuer would."""
+        return self.rescue(now)
+
+    def rescue(
+        self, now: float, *, here: str | None = None, own_pool: str | None = None
+    ) -> list[tuple[int, JobState]]:
+        """Take back the running jobs of dead pools (at once) and of expired leases whose pool
+        is not alive on this host (`here`, a lifecycle.host_key); never `own_pool`'s.
+
+        Of each claim's remaining jobs only the first is charged an attempt (crashed); the
+        others never started and are released (lifecycle.plan_rescue). Dead pools are marked
+        'dead'. Returns (job id, new state) for every job taken back.
+        """
         with self._write() as conn:
-            expired = conn.execute(EXPIRED, {"now": now}).fetchall()
+            pools: dict[str, str] = {}
+            for pool_id, status, proc, beat in conn.execute(LIVE_POOLS).fetchall():
+                verdict = lifecycle.process_state(proc, here)
+                if verdict == "unknown" and (
+                    lifecycle.pool_status(status, proc, beat, now, here) == lifecycle.DEAD
+                ):
+                    verdict = "stale"
+                pools[pool_id] = verdict
+            held = [
+                lifecycle.HeldJob(r[0], r[1], r[2] or "", r[3] or 0.0, (-r[4], r[5], r[0]))
+                for r in conn.execute(HELD).fetchall()
+            ]
+            plan = lifecycle.plan_rescue(held, pools, now, own_pool=own_pool)
             out: list[tuple[int, JobState]] = []
-            for job_id, token, worker_id in expired:
-                state = self._end_in(
-                    conn, job_id, token, now, Outcome.CRASHED,
-                    f"lease expired: worker {worker_id} stopped renewing it",
-                    None, None, lambda _a: now, True,
-                )  # fmt: skip
+            for job, why in plan.charge:
+                state = self._end_in(conn, job.id, job.token, now, Outcome.CRASHED, why,
+                                     None, None, lambda _a: now, True)  # fmt: skip
                 if state is not None:
-                    out.append((job_id, state))
+                    out.append((job.id, state))
+            for job, why in plan.release:
+                state = self._end_in(conn, job.id, job.token, now, Outcome.INTERRUPTED, why,
+                                     None, None, lambda _a: now, False)  # fmt: skip
+                if state is not None:
+                    out.append((job.id, state))
+            for pool_id, verdict in pools.items():
+                if verdict in ("gone", "stale"):
+                    conn.execute(MARK_POOL_DEAD, {"id": pool_id})
         return out
 
     def cancel(self, ids: Sequence[int], now: float) -> dict[int, str]:
@@ -475,8 +507,9 @@ class Store(Reads):
         queues: Sequence[str],
         types: Sequence[str],
         now: float,
+        proc_key: str | None = None,
     ) -> None:
-        """Record a worker pool in the workers table."""
+        """Record a worker pool in the workers table (`proc_key`: lifecycle.proc_key())."""
         with self._write() as conn:
             conn.execute(
                 REGISTER_WORKER,
@@ -489,6 +522,7 @@ class Store(Reads):
                     "concurrency": concurrency,
                     "queues": json.dumps(list(queues)),
                     "types": json.dumps(list(types)),
+                    "proc_key": proc_key,
                 },
             )
 

@@ -19,7 +19,7 @@ from typing_extensions import Self
 
 from jobq import FailedAttempt, Job, WorkerInfo
 
-from ..data import STALE_AFTER, ErrorGroup, duration
+from ..data import ErrorGroup, duration
 from .render import STATE_STYLES, ago, due, plain, priority
 
 Row = tuple[str, list[Text]]
@@ -76,8 +76,8 @@ def job_row(tab: str, job: Job, now: float, marked: bool) -> Row:
 
 def worker_row(w: WorkerInfo, now: float) -> Row:
     """The cells of one worker pool."""
-    alive = w.alive(now, STALE_AFTER)
-    status = Text(w.status if alive else "dead", style="green" if alive else "red")
+    word = w.status_at(now)  # the same word as `jobq workers`
+    status = Text(word, style="green" if w.alive(now) else "red")
     return w.id, [plain(w.name, 40), plain(w.host, 40), Text(str(w.pid)), status,
                   Text(f"{len(w.current_jobs)}/{w.concurrency}"), Text(f"{w.jobs_done:,}"),
                   Text(ago(now, w.heartbeat_at)),
