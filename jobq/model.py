@@ -84,17 +84,16 @@ class Job:
         value: JSONValue = json.loads(self.result_json)
         return value
 
-    def effective_max_attempts(self, handler_default: int | None = None) -> int:
-        """The job's own max_attempts, else the handler's, else the default (4)."""
-        if self.max_attempts is not None:
-            return self.max_attempts
-        return handler_default if handler_default is not None else DEFAULT_MAX_ATTEMPTS
+    def tries(self) -> str:
+        """ "attempts/max": the limit is the job's own, or fixed on it by its first claim
+        (its handler's, else 4); "?" before a first claim when the job has none of its own."""
+        return f"{self.attempts}/{self.max_attempts if self.max_attempts is not None else '?'}"
 
-    def effective_timeout(self, handler_default: float | None = None) -> float:
-        """The job's own timeout, else the handler's, else the default (300 s); 0 = none."""
-        if self.timeout is not None:
-            return self.timeout
-        return handler_default if handler_default is not None else DEFAULT_TIMEOUT
+    def timeout_text(self) -> str:
+        """The attempt timeout as people read it ("60s", "none"), or who will decide it."""
+        if self.timeout is None:
+            return "its handler's, else 300s (fixed when first claimed)"
+        return "none" if self.timeout == 0 else f"{self.timeout:g}s"
 
     def view(self, now: float) -> str:
         """The state, or the derived view `scheduled` / `retrying` for a pending job not yet due."""

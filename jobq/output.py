@@ -70,7 +70,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 
 def _attempts(job: Job) -> str:
-    return f"{job.attempts}/{job.effective_max_attempts()}"
+    return job.tries()
 
 
 def _job_when(job: Job, now: float) -> str:
@@ -126,8 +126,7 @@ def job_detail(job: Job, attempts: Sequence[Attempt], now: float) -> str:
         ("state", job.view(now) + (" (cancel requested)" if job.cancel_requested else "")),
         ("priority", str(job.priority)),
         ("attempts", _attempts(job)),
-        ("timeout", f"{job.effective_timeout():g}s" + ("" if job.timeout is not None
-                                                      else " (default)")),
+        ("timeout", job.timeout_text()),
         ("unique key", safe_line(job.unique_key) or "-"),
         ("created", when(job.created_at, now)),
         ("run at", when(job.run_at, now)),

@@ -83,7 +83,9 @@ def test_enqueue_stores_every_field(q: jobq.Queue) -> None:
     default = q.get(q.enqueue("t"))
     assert (default.payload, default.priority, default.queue) == ({}, 0, "default")
     assert (default.max_attempts, default.timeout) == (None, None)
-    assert default.effective_max_attempts() == 4 and default.effective_timeout() == 300.0
+    assert default.tries() == "0/?", "the limit is fixed by the first claim"
+    claimed = q.store.claim("pool/1", time.time(), 30, types=["t"])  # no handler limits
+    assert [(j.max_attempts, j.timeout, j.tries()) for j in claimed] == [(4, 300.0, "1/4")]
 
 
 @pytest.mark.parametrize(
@@ -418,7 +420,9 @@ def test_workers_show_their_current_jobs(q: jobq.Queue) -> None:
     store.worker_heartbeat("pool-a", now + 5, jobs_done=3, status="stopping")
     a = next(w for w in q.workers() if w.id == "pool-a")
     assert (a.heartbeat_at, a.jobs_done, a.status) == (now + 5, 3, "stopping")
-    assert a.alive(now + 6, 10) and not a.alive(now + 60, 10)
+    # no process identity recorded (another host): alive while it heartbeats, dead 30 s after
+    assert a.alive(now + 6) and a.status_at(now + 6) == "stopping"
+    assert not a.alive(now + 60) and a.status_at(now + 60) == "dead"
 
 
 # ---- durability and backup --------------------------------------------------------------------

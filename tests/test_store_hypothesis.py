@@ -229,14 +229,14 @@ class StoreMachine(RuleBasedStateMachine):
             assert job.attempts == model.attempts, (job, model)
             assert (job.state is S.RUNNING) == (job.lease_token is not None)
             assert job.lease_token == model.token
-            assert 0 <= job.attempts <= job.effective_max_attempts()
+            assert 0 <= job.attempts <= (job.max_attempts or 4)
             assert job.cancel_requested == model.cancel_requested
             assert history[job_id] == model.ended
             if job.state in FINISHED_STATES:
                 assert job.finished_at is not None and job.lease_until is None
             if job.state is S.PENDING:
                 assert job.run_at == model.run_at
-                assert job.attempts < job.effective_max_attempts()
+                assert job.attempts < (job.max_attempts or 4)
         assert self.store.counts() == {
             s.value: sum(1 for m in self.jobs.values() if m.state is s) for s in JobState
         }

@@ -101,6 +101,49 @@ def suicide(payload: JSONValue, job: jobq.Job) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+class CustomStop(BaseException):
+    """A BaseException of a handler's own, not an Exception."""
+
+
+def _base_exception(kind: str) -> BaseException:
+    import asyncio
+
+    return {
+        "KeyboardInterrupt": KeyboardInterrupt(),
+        "GeneratorExit": GeneratorExit(),
+        "CancelledError": asyncio.CancelledError(),
+        "SystemExit": SystemExit(3),
+        "CustomStop": CustomStop("custom"),
+    }[kind]
+
+
+@jobq.handler("raise_base", max_attempts=2)
+def raise_base(payload: JSONValue, job: jobq.Job) -> None:
+    """Raise the BaseException named by payload["kind"] (not an Exception)."""
+    assert isinstance(payload, dict) and isinstance(payload["kind"], str)
+    _ledger(payload, job)
+    raise _base_exception(payload["kind"])
+
+
+@jobq.handler("exit_now", max_attempts=2)
+def exit_now(payload: JSONValue, job: jobq.Job) -> None:
+    """Leave the worker process without unwinding (os._exit): a poison pill of another kind."""
+    _ledger(payload, job)
+    os._exit(3)
+
+
+@jobq.handler("sleep_once", max_attempts=1, timeout=60)
+def sleep_once(payload: JSONValue, job: jobq.Job) -> dict[str, int]:
+    """Like sleep, but its handler allows a single attempt (max_attempts=1)."""
+    return sleep(payload, job)
+
+
+@jobq.handler("limits", max_attempts=5, timeout=60)
+def limits(payload: JSONValue, job: jobq.Job) -> dict[str, float | None]:
+    """Return the limits the job carries while it runs."""
+    return {"max_attempts": job.max_attempts, "timeout": job.timeout}
+
+
 # ---- running a pool in a test ----------------------------------------------------------------
 
 POOL_SCRIPT = """

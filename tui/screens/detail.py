@@ -49,7 +49,8 @@ def render_detail(d: Detail, now: float) -> Text:
     fields: list[tuple[str, Text]] = [
         ("queue", plain(job.queue)),
         ("priority", priority(job.priority)),
-        ("attempts", Text(f"{job.attempts} of {job.max_attempts or 'the default (4)'}")),
+        ("tries", Text(job.tries())),
+        ("timeout", Text(job.timeout_text())),
         ("run at", Text(f"{when(job.run_at)} ({ago(now, job.run_at)})")),
         ("created", Text(f"{when(job.created_at)} ({ago(now, job.created_at)})")),
         ("started", Text(when(job.started_at))),

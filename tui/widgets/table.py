@@ -50,7 +50,7 @@ TAIL_COLUMNS: Columns = (("when", 10), ("job", 9), ("type", 18), ("try", 4), ("o
 
 
 def _tries(job: Job) -> Text:
-    return Text(f"{job.attempts}/{job.max_attempts}" if job.max_attempts else str(job.attempts))
+    return Text(job.tries())
 
 
 def job_row(tab: str, job: Job, now: float, marked: bool) -> Row:
