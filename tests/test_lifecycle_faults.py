@@ -153,15 +153,11 @@ def test_show_and_json_tell_the_limits_that_apply(
         env=jobq_env, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "1/5" in shown and "60s" in shown and "(default)" not in shown
-    data = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "jobq", "show", str(job_id), "--json"],
-            env=jobq_env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout  # fmt: skip
-    )
+    out = subprocess.run(
+        [sys.executable, "-m", "jobq", "show", str(job_id), "--json"],
+        env=jobq_env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    data = json.loads(out)
     assert (data["max_attempts"], data["timeout"]) == (5, 60.0)
 
 
