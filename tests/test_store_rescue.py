@@ -3,13 +3,16 @@ each row naming the state the job ends in after `rescue_expired(NOW)`."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import pytest
 
+from jobq import lifecycle
 from jobq.model import JobState
 from jobq.store import Store
-from tests.factories import LEASE, T0, claim_one, history, make_job, raw_row
+from tests.factories import LEASE, T0, claim_one, enqueue, history, make_job, raw_row
 
 NOW = T0
 
@@ -97,3 +100,89 @@ def test_a_rescued_job_is_claimed_again_with_a_new_token(store: Store) -> None:
     again = claim_one(store, job.id, NOW, worker="pool-b/1")
     assert again.attempts == 2
     assert again.lease_token != job.lease_token
+
+
+# ---- pools: dead at once on this host, silent on another, never our own or a live one ---------
+
+HERE = "boot:pid:[1]"
+
+
+def _held_batch(store: Store, n: int, worker: str, lease: float) -> list[int]:
+    """Claim `n` jobs of one type in one claim (one token): a worker's batch."""
+    ids = [enqueue(store, NOW - 10, type="batch", priority=n - i) for i in range(n)]
+    claimed = store.claim(worker, NOW - 5, lease, types=["batch"], limit=n)
+    assert [j.id for j in claimed] == ids and len({j.lease_token for j in claimed}) == 1
+    return ids
+
+
+def _register(store: Store, pool: str, proc: str | None, beat: float = NOW) -> None:
+    store.register_worker(pool, name=pool, host="h", pid=1, concurrency=1, queues=[], types=[],
+                          now=beat, proc_key=proc)  # fmt: skip
+
+
+def _gone_proc_key() -> str:
+    """The identity of a process that has exited (pid reuse cannot revive it: start ticks)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    key = lifecycle.proc_key(proc.pid)
+    proc.wait()
+    assert key is not None
+    return key
+
+
+@pytest.mark.skipif(lifecycle.host_key() is None, reason="needs /proc (Linux)")
+def test_a_dead_pools_batch_is_rescued_at_once_first_job_charged_rest_released(
+    store: Store,
+) -> None:
+    _register(store, "dead", _gone_proc_key())
+    ids = _held_batch(store, 4, "dead/1", lease=3600)  # lease far from expired
+    got = store.rescue(NOW, here=lifecycle.host_key())
+    assert sorted(got) == [(i, JobState.PENDING) for i in ids]
+    jobs = [store.get(i) for i in ids]
+    assert [j.attempts for j in jobs if j] == [1, 0, 0, 0], "only the first may have started"
+    assert [history(store, i) for i in ids] == [["crashed"]] + [["interrupted"]] * 3
+    assert "died (its process is gone)" in (jobs[0].last_error or "")  # type: ignore[union-attr]
+    assert [w.status for w in store.workers()] == ["dead"]
+    assert store.rescue(NOW, here=lifecycle.host_key()) == []
+
+
+@pytest.mark.skipif(lifecycle.host_key() is None, reason="needs /proc (Linux)")
+def test_a_live_pool_on_this_host_keeps_expired_leases_whatever_the_clock(store: Store) -> None:
+    _register(store, "live", lifecycle.proc_key())  # this very process: alive
+    ids = _held_batch(store, 2, "live/1", lease=1)  # expired long before NOW
+    assert store.rescue(NOW + 3600, here=lifecycle.host_key()) == []
+    assert all(store.get(i).state is JobState.RUNNING for i in ids)  # type: ignore[union-attr]
+
+
+def test_own_pool_is_never_rescued(store: Store) -> None:
+    ids = _held_batch(store, 2, "mine/1", lease=1)
+    assert store.rescue(NOW + 3600, here=HERE, own_pool="mine") == []
+    assert store.rescue(NOW + 3600, here=HERE) != [], "another pool would take them"
+    assert all(store.get(i).state is JobState.PENDING for i in ids)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("beat", "lease", "rescued"),
+    [
+        (NOW - 1, 3600, False),  # fresh heartbeat, live lease: left alone
+        (NOW - 1, 1, True),  # fresh heartbeat but the lease expired: the backstop
+        (NOW - lifecycle.STALE_AFTER - 1, 3600, True),  # silent pool: dead at once
+    ],
+)
+def test_a_pool_on_another_host_by_heartbeat_and_lease(
+    store: Store, beat: float, lease: float, rescued: bool
+) -> None:
+    _register(store, "remote", "otherboot:pid:[9]:123:456", beat=beat)
+    ids = _held_batch(store, 2, "remote/1", lease=lease)
+    got = store.rescue(NOW, here=HERE)
+    assert bool(got) is rescued
+    if rescued:
+        assert [store.get(i).attempts for i in ids] == [1, 0]  # type: ignore[union-attr]
+
+
+def test_lifecycle_status_words() -> None:
+    here = "b:ns"
+    assert lifecycle.pool_status("stopped", None, NOW, NOW, here) == "stopped"
+    assert lifecycle.pool_status("running", None, NOW - 1, NOW, here) == "running"
+    assert lifecycle.pool_status("stopping", None, NOW - 1, NOW, here) == "stopping"
+    assert lifecycle.pool_status("running", None, NOW - 31, NOW, here) == "dead"
+    assert lifecycle.pool_status("running", "x:y:1:2", NOW - 31, NOW, here) == "dead"
