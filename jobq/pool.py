@@ -363,7 +363,8 @@ class Pool:
                 log.warning("worker %s exited (%s)", child.worker_id, how)
             if time.monotonic() - child.started < RESPAWN_BACKOFF:
                 self.timers.spawn_after[child.index] = time.monotonic() + RESPAWN_BACKOFF
-        if code != 0 and not was_ready and child.killed is None:
+        # exited with a status of its own before it was ready (a signal is someone else's doing)
+        if code > 0 and not was_ready and child.killed is None:
             self.start_failures += 1
             self.start_error = message or f"a worker child exited ({how}) before it was ready"
         elif was_ready:

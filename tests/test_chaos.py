@@ -314,7 +314,7 @@ def test_3_stopped_children_are_fenced(
             assert job is not None and job.result["pid"] not in stopped  # type: ignore[index]
             history = store.attempts(j)
             assert history[0].outcome.value == "crashed", history
-            assert "lease expired" in (history[0].error or "")
+            assert "worker stopped" in (history[0].error or ""), history[0].error
             assert history[-1].outcome.value == "succeeded"
             assert len([h for h in history if h.outcome.value == "succeeded"]) == 1
 
