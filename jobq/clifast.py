@@ -165,7 +165,9 @@ def read_payload(spec: str, stdin: BinaryIO, limit: int) -> str:
             raise InvalidInput(f"cannot read payload file {path!r}: {e.strerror}") from None
     else:
         text = spec
-    return payload_from_text(text, limit)
+    canonical = payload_from_text(text, limit)
+    # null means no payload, as on every path (q.enqueue(t, None), "payload": null): {}
+    return "{}" if canonical == "null" else canonical
 
 
 def _validated(a: EnqueueArgs, limit: int, stdin: BinaryIO, now: float) -> NewJob:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .queue import Queue
 
     # (template, payloads, count): `count` jobs with every field of `template` but the payload,
-    # whose payloads are the elements of the JSON array text `payloads`.
+    # whose payloads are given by the JSON array text `payloads` (see Store.enqueue_runs).
     Run = tuple[NewJob, str, int]
 
 FIELDS = frozenset(
@@ -167,7 +167,8 @@ def fast_runs(q: Queue, parsed: list[Any], now: float) -> list[Run] | None:
         payloads = [{} if p is None or p is _ABSENT else p for p in payloads]
     runs: list[Run] = []
     for i, k in [(0, n)] if single else same_batch(templates):
-        array = encode_json(payloads[i:k])
+        # objects as they are, any other payload in a one-element array (Store.enqueue_runs)
+        array = encode_json([p if type(p) is dict else [p] for p in payloads[i:k]])
         if array is None:
             return None  # NaN, inf or a lone surrogate: the strict reader names the line
         runs.append((templates[i], array, k - i))

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobq import InvalidInput, Queue, ndjson
+from jobq import InvalidInput, JobqError, Queue, ndjson
 from jobq.basics import NewJob
 from tests.factories import T0
 
@@ -212,7 +212,10 @@ def test_enqueue_runs_gives_ids_in_order(tmp_path: Path) -> None:
     with Queue(str(tmp_path / "q.db")) as q:
         first = q.enqueue("before")
         ids = q.store.enqueue_runs(
-            [(NewJob("a"), '[{"n": 1}, "s", true, null]', 4), (NewJob("b", priority=5), "[2]", 1)],
+            [
+                (NewJob("a"), '[{"n":1},["s"],[true],[null]]', 4),
+                (NewJob("b", priority=5), "[[2]]", 1),
+            ],
             T0,
         )
         assert list(ids) == list(range(first + 1, first + 6))
@@ -224,8 +227,12 @@ def test_enqueue_runs_writes_nothing_when_a_count_is_wrong(tmp_path: Path) -> No
     with Queue(str(tmp_path / "q.db")) as q:
         q.enqueue("before")
         with pytest.raises(ValueError, match="held 2 payloads"):
-            q.store.enqueue_runs([(NewJob("a"), "[1]", 1), (NewJob("b"), "[1, 2]", 3)], T0)
+            q.store.enqueue_runs([(NewJob("a"), "[[1]]", 1), (NewJob("b"), "[[1],[2]]", 3)], T0)
         assert q.count() == 1
         with pytest.raises(ValueError, match="unique key"):
-            q.store.enqueue_runs([(NewJob("a", unique_key="k"), "[1]", 1)], T0)
+            q.store.enqueue_runs([(NewJob("a", unique_key="k"), "[[1]]", 1)], T0)
+        assert q.count() == 1
+        # a bare scalar element is a caller's mistake (its SQL value is not its JSON text)
+        with pytest.raises(JobqError, match="NOT NULL"):
+            q.store.enqueue_runs([(NewJob("a"), "[[1]]", 1), (NewJob("b"), "[[1],2]", 2)], T0)
         assert q.count() == 1

@@ -25,14 +25,20 @@ VALUES (:type, :queue, :payload, :priority, 'pending', :run_at, :max_attempts, :
 # Bulk insert of jobs that share every column but the payload: the payloads travel as one JSON
 # array and SQLite unpacks it in C (about 3x faster than executemany binding row by row). Each
 # row's id is given (:first_id + its index in the array), so ids match payloads whatever order
-# json_each yields them in. json_each gives a string element unquoted and true/false as 1/0,
-# hence the CASE.
+# json_each yields them in.
+# Every payload must be stored as exactly the text single enqueue stores, and json_each's `value`
+# of a scalar is an SQL value, not that text: 12345678901234567890 comes back as a rounded
+# float, -0.0 as 0.0, "x\u0000y" as "x". The `value` of an object or array, though, is its JSON
+# text, which SQLite renders verbatim from the input (numbers and strings as written). So an
+# object payload is an element as it is, and any other payload travels wrapped in a one-element
+# array whose brackets substr() cuts off. A bare scalar element is a caller's mistake: NULL,
+# which the NOT NULL payload column refuses.
 INSERT_JOBS_BULK = """
 INSERT INTO jobs (id, type, queue, payload, priority, state, run_at, max_attempts, timeout,
                   created_at)
 SELECT :first_id + key, :type, :queue,
-       CASE type WHEN 'text' THEN json_quote(value) WHEN 'true' THEN 'true'
-                 WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' ELSE value END,
+       CASE type WHEN 'object' THEN value
+                 WHEN 'array' THEN substr(value, 2, length(value) - 2) END,
        :priority, 'pending', :run_at, :max_attempts, :timeout, :now
 FROM json_each(:payloads)
 """

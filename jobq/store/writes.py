@@ -47,8 +47,33 @@ OutcomeLike = Outcome | str
 
 def _runs_of(jobs: Sequence[NewJob]) -> list[tuple[NewJob, str, int]]:
     """Consecutive jobs that differ only in payload, as runs for `_insert_runs`."""
-    return [(jobs[i], "[" + ",".join(j.payload_json for j in jobs[i:k]) + "]", k - i)
+    return [(jobs[i], run_array([j.payload_json for j in jobs[i:k]]), k - i)
             for i, k in same_batch(jobs)]  # fmt: skip
+
+
+# Test-only hook, JOBQ_TEST_HOLD_BULK=N:PATH: a bulk insert that has written a job with id >= N
+# stops inside its transaction, writes its connection's `PRAGMA synchronous` to PATH and sleeps
+# until it is killed (tests/test_bulk_storage.py: all or nothing, durability of --ndjson).
+_HOLD = os.environ.get("JOBQ_TEST_HOLD_BULK")
+
+
+def _hold(conn: sqlite3.Connection, last_id: int) -> None:
+    assert _HOLD is not None
+    n, _, path = _HOLD.partition(":")
+    if last_id < int(n):
+        return
+    with open(path + ".tmp", "w") as f:
+        f.write(str(conn.execute("PRAGMA synchronous").fetchone()[0]))
+    os.replace(path + ".tmp", path)  # the test never reads a half-written file
+    import time
+
+    time.sleep(3600)
+
+
+def run_array(texts: Sequence[str]) -> str:
+    """The payload array of a run (see `Store.enqueue_runs`) for canonical payload texts."""
+    # compact JSON text that starts with "{" is an object; anything else travels wrapped
+    return "[" + ",".join([t if t[:1] == "{" else "[" + t + "]" for t in texts]) + "]"
 
 
 class Store(Reads):
@@ -81,8 +106,11 @@ class Store(Reads):
         """Insert runs of jobs in one durable transaction; return their ids, in order.
 
         A run is (template, payloads, count): `count` jobs with every field of `template` but its
-        payload, whose payloads are the elements of the JSON array text `payloads` (validated by
-        the caller). Templates must not carry a unique key.
+        payload, whose payloads are given by the elements of the JSON array text `payloads`
+        (validated and compact, as `values.dump_json` writes them): an object element is a
+        payload, an array element holds one payload, e.g. `[{"a":1},[2],[[3]],["s"]]` for
+        `{"a":1}`, `2`, `[3]` and `"s"` (`run_array` builds it). Each payload is stored as the
+        text it has in the array. Templates must not carry a unique key.
         """
         if not runs:
             return range(0)
@@ -109,6 +137,8 @@ class Store(Reads):
             if inserted != count:  # the caller's array and count disagree: insert nothing
                 raise ValueError(f"a run of {count} jobs held {inserted} payloads")
             total += count
+            if _HOLD is not None:
+                _hold(conn, start + total - 1)
         return range(start, start + total)
 
     @staticmethod
