@@ -190,6 +190,9 @@ class WorkerInfo:
     jobs_done: int
     status: str
     current_jobs: tuple[int, ...]
+    # the pool's --type globs; `types` then holds its handler names only (None: a record from
+    # before the two were apart, whose `types` holds both)
+    type_globs: tuple[str, ...] | None = None
 
     def alive(self, now: float, stale_after: float) -> bool:
         """Whether the pool heartbeated within `stale_after` seconds."""
@@ -207,6 +210,7 @@ class WorkerInfo:
             "concurrency": self.concurrency,
             "queues": list(self.queues),
             "types": list(self.types),
+            "type_globs": None if self.type_globs is None else list(self.type_globs),
             "jobs_done": self.jobs_done,
             "status": self.status,
             "current_jobs": list(self.current_jobs),

@@ -86,6 +86,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 2: unique keys are scoped to (type, key); a pool's --type globs apart from its handler
+    # names (NULL: registered before this migration, `types` holding both)
+    (
+        "DROP INDEX jobs_unique",
+        """CREATE UNIQUE INDEX jobs_unique ON jobs (type, unique_key)
+           WHERE unique_key IS NOT NULL AND state IN ('pending', 'running')""",
+        "ALTER TABLE workers ADD COLUMN type_globs TEXT",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

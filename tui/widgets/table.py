@@ -17,9 +17,9 @@ from textual.message import Message
 from textual.widgets import DataTable
 from typing_extensions import Self
 
-from jobq import FailedAttempt, Job, WorkerInfo
+from jobq import ErrorGroup, FailedAttempt, Job, WorkerInfo, pool_alive
 
-from ..data import STALE_AFTER, ErrorGroup, duration
+from ..data import duration
 from .render import STATE_STYLES, ago, due, plain, priority
 
 Row = tuple[str, list[Text]]
@@ -76,7 +76,7 @@ def job_row(tab: str, job: Job, now: float, marked: bool) -> Row:
 
 def worker_row(w: WorkerInfo, now: float) -> Row:
     """The cells of one worker pool."""
-    alive = w.alive(now, STALE_AFTER)
+    alive = pool_alive(w, now)
     status = Text(w.status if alive else "dead", style="green" if alive else "red")
     return w.id, [plain(w.name, 40), plain(w.host, 40), Text(str(w.pid)), status,
                   Text(f"{len(w.current_jobs)}/{w.concurrency}"), Text(f"{w.jobs_done:,}"),
