@@ -1,13 +1,23 @@
 """jobq: a durable local job queue in one SQLite file.
 
-Public API: `Queue`, `handler`, `Job`, `Attempt`, `JobState`, `Outcome`, and the `JobqError`
-family. Importing jobq loads neither the CLI (typer) nor the dashboard (textual).
+Public API: `Queue`, `handler`, `Job`, `Attempt`, `JobState`, `Outcome`, the `JobqError`
+family, and the diagnoses every view shares (`diagnose_job`, `pool_alive`, `group_errors`).
+Importing jobq loads neither the CLI (typer) nor the dashboard (textual).
 """
 
 from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
+    from .diagnose import (
+        Diagnosis,
+        ErrorGroup,
+        WaitReason,
+        diagnose_job,
+        fingerprint,
+        group_errors,
+        pool_alive,
+    )
     from .errors import (
         CorruptFile,
         DatabaseBusy,
@@ -47,7 +57,9 @@ _EXPORTS = {
     "Attempt": "model",
     "CorruptFile": "errors",
     "DatabaseBusy": "errors",
+    "Diagnosis": "diagnose",
     "DiskFull": "errors",
+    "ErrorGroup": "diagnose",
     "FailedAttempt": "model",
     "Handler": "handlers",
     "HandlerError": "errors",
@@ -68,10 +80,15 @@ _EXPORTS = {
     "QueueFileError": "errors",
     "QueueStats": "model",
     "TemporaryFailure": "errors",
+    "WaitReason": "diagnose",
     "WaitTimeout": "errors",
     "Waker": "wakeup",
     "WorkerInfo": "model",
+    "diagnose_job": "diagnose",
+    "fingerprint": "diagnose",
+    "group_errors": "diagnose",
     "handler": "handlers",
+    "pool_alive": "diagnose",
     "safe_block": "safetext",
     "safe_line": "safetext",
     "safe_text": "safetext",
@@ -101,7 +118,9 @@ __all__ = [
     "Attempt",
     "CorruptFile",
     "DatabaseBusy",
+    "Diagnosis",
     "DiskFull",
+    "ErrorGroup",
     "FailedAttempt",
     "Handler",
     "HandlerError",
@@ -121,11 +140,16 @@ __all__ = [
     "QueueFileError",
     "QueueStats",
     "TemporaryFailure",
+    "WaitReason",
     "WaitTimeout",
     "Waker",
     "WorkerInfo",
     "__version__",
+    "diagnose_job",
+    "fingerprint",
+    "group_errors",
     "handler",
+    "pool_alive",
     "safe_block",
     "safe_line",
     "safe_text",

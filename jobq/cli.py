@@ -152,6 +152,9 @@ def _per_id(outcomes: dict[int, str], ok: Sequence[str], action: str, path: str)
             _out(f"{job_id} {outcome}")
         elif outcome == "not found":
             problems.append(f"no job {job_id} in {path}")
+        elif outcome == "duplicate unique key":
+            problems.append(f"cannot {action} job {job_id}: a pending or running job of its type"
+                            " holds its unique key")  # fmt: skip
         else:
             problems.append(f"cannot {action} job {job_id}: it is {outcome}")
     if problems:
@@ -283,18 +286,23 @@ def ls(
     ] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON list of jobs.")] = False,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first; WAITING says why a pending or running job is where it is."""
     from . import output
+    from .diagnose import diagnose_job
 
     with _queue(ctx) as q:
         jobs = q.list(state, type=type_, queue=queue, search=search, limit=limit)
+        active = any(j.state in ("pending", "running") for j in jobs)
+        pools, paused = (q.workers(), q.paused_queues()) if active and not as_json else ([], [])
     if as_json:
         _out(output.to_json([j.to_dict() for j in jobs]))
         return
     if not jobs:
         _note("no matching jobs")
         return
-    _out(output.jobs_table(jobs, _now()))
+    now = _now()
+    waiting = {j.id: diagnose_job(j, pools, paused, now) for j in jobs}
+    _out(output.jobs_table(jobs, now, waiting))
     if len(jobs) == limit:
         _note(f"(the newest {limit}; use --limit for more)")
 
@@ -304,18 +312,25 @@ def show(
     job_id: Annotated[int, typer.Argument(metavar="ID")],
     as_json: Annotated[bool, typer.Option("--json", help="The job with attempts_history.")] = False,
 ) -> None:
-    """Show everything about a job, its attempts included."""
+    """Show everything about a job, its attempts included, and why it waits if it does."""
     from . import output
+    from .diagnose import diagnose_job
 
     with _queue(ctx) as q:
         job = q.get(job_id)
         attempts = q.attempts(job_id)
+        active = job.state in ("pending", "running")
+        pools, paused = (q.workers(), q.paused_queues()) if active else ([], [])
+    now = _now()
+    waiting = diagnose_job(job, pools, paused, now)
     if as_json:
         d = job.to_dict()
+        if waiting is not None:
+            d["waiting"] = waiting.to_dict()
         d["attempts_history"] = [a.to_dict() for a in attempts]
         _out(output.to_json(d))
     else:
-        _out(output.job_detail(job, attempts, _now()))
+        _out(output.job_detail(job, attempts, now, waiting))
 
 
 def retry(
@@ -345,7 +360,10 @@ def retry(
     _out(f"retried {done} job{'s' if done != 1 else ''}")
     skipped = len(outcomes) - done
     if skipped:  # e.g. a newer job holds the same unique key, or a race with another operator
-        _note(f"{skipped} not retried (state changed, or a pending job has the same unique key)")
+        _note(
+            f"{skipped} not retried (state changed, or a pending or running job of the same"
+            " type holds the same unique key)"
+        )
 
 
 def cancel(

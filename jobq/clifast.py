@@ -218,8 +218,11 @@ def enqueue(
 ) -> int:
     """Run `jobq enqueue` (one job, or `--ndjson` lines in one transaction); return the exit code.
 
-    Prints only the new ids on stdout (or `{"id": N}` / `{"ids": [...]}` with `--json`). Raises
-    JobqError; bad input raises InvalidInput before anything is written.
+    Prints only the new ids on stdout (or `{"id": N}` / `{"ids": [...]}` with `--json`). When
+    `--unique-key` finds a pending or running job of the same type with that key, nothing is
+    inserted: its id is printed all the same (`{"id": N, "existing": true}` with `--json`), a
+    note on stderr says so, and the exit code is 0. Raises JobqError; bad input raises
+    InvalidInput before anything is written.
     """
     stdin = sys.stdin.buffer if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
@@ -239,7 +242,18 @@ def enqueue(
     job = _validated(a, limit, stdin, now)
     from .queue import Queue
 
+    existing: str | None = None  # the state of the job that already holds the unique key
     with Queue(db, payload_limit=limit) as q:
-        job_id = q.store.enqueue([job], now)[0]
-    stdout.write(f'{{"id": {job_id}}}\n' if a.json else f"{job_id}\n")
+        if job.unique_key is None:
+            job_id = q.store.enqueue([job], now)[0]
+        else:
+            job_id, existing = q.store.enqueue_unique(job, now)
+    if existing is None:
+        stdout.write(f'{{"id": {job_id}}}\n' if a.json else f"{job_id}\n")
+        return 0
+    stdout.write(f'{{"id": {job_id}, "existing": true}}\n' if a.json else f"{job_id}\n")
+    from .safetext import safe_line
+
+    sys.stderr.write(f"jobq: job {job_id} ({safe_line(job.type)}) with unique key "
+                     f"{safe_line(job.unique_key, 200)} is already {existing}\n")  # fmt: skip
     return 0

@@ -190,6 +190,9 @@ class WorkerInfo:
     status: str
     current_jobs: tuple[int, ...]
     proc_key: str | None = None  # lifecycle.proc_key of its supervisor
+    # the pool's --type globs; `types` then holds its handler names only (None: a record from
+    # before the two were apart, whose `types` holds both)
+    type_globs: tuple[str, ...] | None = None
 
     def status_at(self, now: float) -> str:
         """Its status word (running, stopping, stopped, dead): dead when its process is gone
@@ -218,6 +221,7 @@ class WorkerInfo:
             "concurrency": self.concurrency,
             "queues": list(self.queues),
             "types": list(self.types),
+            "type_globs": None if self.type_globs is None else list(self.type_globs),
             "jobs_done": self.jobs_done,
             "status": self.status,
             "current_jobs": list(self.current_jobs),

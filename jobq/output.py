@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
+from .diagnose import Diagnosis
 from .model import Attempt, FailedAttempt, Job, JobState, QueueStats, WorkerInfo
 from .safetext import safe_block, safe_line
 
@@ -81,8 +82,12 @@ def _job_when(job: Job, now: float) -> str:
     return relative(job.finished_at, now)
 
 
-def jobs_table(jobs: Sequence[Job], now: float) -> str:
-    """`jobq ls`: one line per job; pending jobs show the scheduled/retrying view."""
+def jobs_table(
+    jobs: Sequence[Job], now: float, waiting: Mapping[int, Diagnosis | None] | None = None
+) -> str:
+    """`jobq ls`: one line per job; pending jobs show the scheduled/retrying view, and WAITING
+    the code of why a pending or running job is where it is (`jobq show` has the sentence)."""
+    why = {} if waiting is None else waiting
     rows = [
         [
             str(j.id),
@@ -92,14 +97,21 @@ def jobs_table(jobs: Sequence[Job], now: float) -> str:
             str(j.priority),
             _attempts(j),
             _job_when(j, now),
+            _code(why.get(j.id)),
             safe_line(j.payload_json, 40),
             safe_line(j.last_error, 60),
         ]
         for j in jobs
     ]
     return table(
-        ["ID", "STATE", "TYPE", "QUEUE", "PRIO", "TRIES", "WHEN", "PAYLOAD", "LAST ERROR"], rows
-    )
+        ["ID", "STATE", "TYPE", "QUEUE", "PRIO", "TRIES", "WHEN", "WAITING", "PAYLOAD",
+         "LAST ERROR"],
+        rows,
+    )  # fmt: skip
+
+
+def _code(d: Diagnosis | None) -> str:
+    return "-" if d is None else d.code.value
 
 
 def _pretty(text: str | None) -> str:
@@ -117,8 +129,11 @@ def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.splitlines())
 
 
-def job_detail(job: Job, attempts: Sequence[Attempt], now: float) -> str:
-    """`jobq show`: every field, payload and result pretty-printed, then each attempt."""
+def job_detail(
+    job: Job, attempts: Sequence[Attempt], now: float, waiting: Diagnosis | None = None
+) -> str:
+    """`jobq show`: every field, payload and result pretty-printed, then each attempt; for a
+    pending or running job, a `waiting:` line says why it is where it is."""
     fields = [
         ("id", str(job.id)),
         ("type", safe_line(job.type)),
@@ -136,6 +151,8 @@ def job_detail(job: Job, attempts: Sequence[Attempt], now: float) -> str:
         ("lease until", when(job.lease_until, now)),
         ("last error", safe_line(job.last_error, 500) or "-"),
     ]  # fmt: skip
+    if waiting is not None:
+        fields.insert(4, ("waiting", f"{safe_line(waiting.text, 1000)} [{waiting.code.value}]"))
     width = max(len(k) for k, _ in fields)
     out = [f"{k.ljust(width)}  {v}" for k, v in fields]
     out += ["", "payload:", _indent(_pretty(job.payload_json))]
@@ -208,7 +225,7 @@ def workers_table(workers: Sequence[WorkerInfo], now: float) -> str:
             relative(w.heartbeat_at, now),
             str(w.concurrency),
             ",".join(safe_line(q, 30) for q in w.queues) or "*",
-            ",".join(safe_line(t, 30) for t in w.types) or "*",
+            _types(w),
             str(w.jobs_done),
             " ".join(map(str, w.current_jobs)) or "-",
         ]
@@ -217,6 +234,13 @@ def workers_table(workers: Sequence[WorkerInfo], now: float) -> str:
     headers = ["NAME", "HOST", "PID", "STATUS", "STARTED", "HEARTBEAT", "CONC", "QUEUES",
                "TYPES", "DONE", "CURRENT JOBS"]  # fmt: skip
     return table(headers, rows)
+
+
+def _types(w: WorkerInfo) -> str:
+    names = ",".join(safe_line(t, 30) for t in w.types) or "*"
+    if not w.type_globs:
+        return names
+    return names + " (--type " + ",".join(safe_line(g, 30) for g in w.type_globs) + ")"
 
 
 def doctor_text(report: Mapping[str, object]) -> str:

@@ -193,7 +193,8 @@ class Pool:
             pid=os.getpid(),
             concurrency=s.concurrency,
             queues=list(s.queues),
-            types=self.types if not s.type_globs else [*self.types, *s.type_globs],
+            types=self.types,
+            type_globs=list(s.type_globs),
             now=now,
             proc_key=lifecycle.proc_key(),
         )

@@ -169,12 +169,43 @@ class Queue:
         timeout: float | str | None = None,
         unique_key: str | None = None,
     ) -> int:
-        """Add one job durably (fsynced before returning) and return its id."""
+        """Add one job durably (fsynced before returning) and return its id.
+
+        With `unique_key`, while a job of the same type with that key is pending or running,
+        nothing is inserted and that job's id is returned instead; `enqueue_unique` tells the
+        two cases apart.
+        """
         now = time.time()
         job = self.new_job(type, payload, priority=priority, queue=queue, delay=delay,
                            run_at=run_at, max_attempts=max_attempts, timeout=timeout,
                            unique_key=unique_key, now=now)  # fmt: skip
         return self.store.enqueue([job], now)[0]
+
+    def enqueue_unique(
+        self,
+        type: str,
+        payload: JSONValue = None,
+        *,
+        unique_key: str,
+        priority: int | str = 0,
+        queue: str = DEFAULT_QUEUE,
+        delay: float | str | None = None,
+        run_at: float | str | None = None,
+        max_attempts: int | None = None,
+        timeout: float | str | None = None,
+    ) -> tuple[int, bool]:
+        """Add one job unless a job of the same type with `unique_key` is pending or running.
+
+        Returns (id, created): created is False when the id is that existing job's.
+        """
+        now = time.time()
+        job = self.new_job(type, payload, priority=priority, queue=queue, delay=delay,
+                           run_at=run_at, max_attempts=max_attempts, timeout=timeout,
+                           unique_key=unique_key, now=now)  # fmt: skip
+        if job.unique_key is None:
+            raise InvalidInput("enqueue_unique needs a unique key")
+        job_id, existing = self.store.enqueue_unique(job, now)
+        return job_id, existing is None
 
     def enqueue_many(
         self, jobs: Iterable[tuple[str, JSONValue] | Mapping[str, object] | NewJob]

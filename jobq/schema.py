@@ -86,9 +86,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
-    # 2: a pool's process identity (lifecycle.proc_key), so that another pool on the same host
-    # can tell at once that it died, whatever its heartbeat and however its pid was reused
-    ("ALTER TABLE workers ADD COLUMN proc_key TEXT",),
+    # 2: unique keys are scoped to (type, key); a pool's --type globs apart from its handler
+    # names (NULL: registered before this migration, `types` holding both); a pool's process
+    # identity (lifecycle.proc_key), so that another pool on the same host can tell at once that
+    # it died, whatever its heartbeat and however its pid was reused
+    (
+        "DROP INDEX jobs_unique",
+        """CREATE UNIQUE INDEX jobs_unique ON jobs (type, unique_key)
+           WHERE unique_key IS NOT NULL AND state IN ('pending', 'running')""",
+        "ALTER TABLE workers ADD COLUMN type_globs TEXT",
+        "ALTER TABLE workers ADD COLUMN proc_key TEXT",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -179,8 +179,8 @@ def test_unique_key_within_one_batch(store: Store) -> None:
 
 
 def test_retry_reports_a_duplicate_unique_key(store: Store) -> None:
-    failed = make_job(store, "failed", now=NOW, unique_key="k")
-    active = enqueue(store, NOW, unique_key="k")
+    failed = make_job(store, "failed", now=NOW, type="u", unique_key="k")
+    active = enqueue(store, NOW, type="u", unique_key="k")  # keys are per type
     assert active != failed.id
     before = raw_row(store.path, failed.id)
     assert store.retry([failed.id], NOW) == {failed.id: "duplicate unique key"}

@@ -1,20 +1,18 @@
-"""The dashboard's loaders: filters, fingerprints, why a job waits, cheap counts, paging."""
+"""The dashboard's loaders: filters, cheap counts, paging (diagnoses: test_diagnose.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from jobq import Queue, WorkerInfo
-from jobq.demo import SHOWCASE_NOW, seed_showcase
+from jobq import Queue
+from jobq.demo import SHOWCASE_NOW
 from tui.data import (
     Counts,
     Filter,
     Request,
     cursor_of,
-    fingerprint,
     load,
     parse_filter,
-    why_waiting,
 )
 from tui.widgets.render import sparkline
 
@@ -28,40 +26,6 @@ def test_parse_filter() -> None:
     assert parse_filter("") == Filter()
     assert not Filter()
     assert Filter("a*", "q", "t").describe() == "type:a* queue:q t"
-
-
-def test_fingerprint_masks_numbers_and_uses_first_frame_outside_jobq() -> None:
-    tb = ('Traceback (most recent call last):\n  File "/x/jobq/executor.py", line 9, in run\n'
-          '  File "/srv/app/hooks.py", line 42, in deliver\n    post()\n'
-          "ConnectionError: POST /orders/123: refused\n")  # fmt: skip
-    assert fingerprint("hook", "ignored", tb) == (
-        "hook",
-        "ConnectionError: POST /orders/N: refused",
-        "hooks.py:deliver",
-    )
-    # a command handler's stderr tail has no frames: the error line decides
-    assert fingerprint("cmd", "exit status 3", None) == ("cmd", "exit status N", "")
-
-
-def worker(types: tuple[str, ...], busy: int = 0, beat: float = NOW) -> WorkerInfo:
-    return WorkerInfo("p", "p", "h", 1, NOW - 100, beat, 2, (), types, 0, "running",
-                      tuple(range(busy)))  # fmt: skip
-
-
-def test_why_waiting(tmp_path: Path) -> None:
-    seed_showcase(str(tmp_path / "q.db")).close()
-    q = Queue(str(tmp_path / "q.db"))
-    scheduled, retrying, no_handler, paused = q.get(40), q.get(5), q.get(42), q.get(43)
-    ws = [worker(("email.send", "webhook.*", "images.resize"))]
-    assert why_waiting(scheduled, NOW, (), ws)[0] == "scheduled: due in 1h00m"
-    assert why_waiting(retrying, NOW, (), ws)[0].startswith("backing off")
-    assert why_waiting(no_handler, NOW, (), ws) == ["no live worker handles type 'pdf.render'"]
-    assert "queue 'thumbs' is paused (P resumes it)" in why_waiting(paused, NOW, ("thumbs",), ws)
-    busy = [worker(("email.send",), busy=2)]
-    assert why_waiting(q.get(23), NOW, (), busy) == ["every worker that handles it is busy"]
-    dead = [worker(("email.send",), beat=NOW - 600)]
-    assert why_waiting(q.get(23), NOW, (), dead) == ["no worker pool is running"]
-    assert why_waiting(q.get(1), NOW, (), ws) == []  # failed: not waiting
 
 
 def test_load_pages_with_keyset_cursors(tmp_path: Path) -> None:

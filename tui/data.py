@@ -7,13 +7,24 @@ so a file of a million jobs costs no more than one of a hundred.
 
 from __future__ import annotations
 
-import re
 import shlex
 import time
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 
-from jobq import Attempt, FailedAttempt, Job, JobNotFound, JobState, Queue, WorkerInfo
+from jobq import (
+    Attempt,
+    Diagnosis,
+    ErrorGroup,
+    FailedAttempt,
+    Job,
+    JobNotFound,
+    JobState,
+    Queue,
+    WorkerInfo,
+    diagnose_job,
+    group_errors,
+    pool_alive,
+)
 
 JOB_TABS = ("pending", "running", "failed", "succeeded", "cancelled")
 TABS = (*JOB_TABS, "workers", "errors")
@@ -98,24 +109,12 @@ class HeaderData:
 
 
 @dataclass(frozen=True, slots=True)
-class ErrorGroup:
-    """Failed attempts that look alike: same type, exception line and first frame."""
-
-    type: str
-    error: str
-    frame: str
-    count: int
-    job_ids: tuple[int, ...]
-    last_at: float
-
-
-@dataclass(frozen=True, slots=True)
 class Detail:
-    """Everything about one job, and why it is waiting if it is."""
+    """Everything about one job, and why it is waiting if it is (`jobq.diagnose_job`)."""
 
     job: Job
     attempts: list[Attempt]
-    why: list[str]
+    waiting: Diagnosis | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +204,7 @@ def load_header(
     q: Queue, now: float, workers: list[WorkerInfo], counts: Counts | None = None
 ) -> HeaderData:
     """Counts per state, the throughput sparkline and the live pools."""
-    alive = [w for w in workers if w.alive(now)]
+    alive = [w for w in workers if pool_alive(w, now)]
     if counts is None:
         per_state, spark = q.counts(), q.throughput(SPARK_BUCKETS, SPARK_WIDTH, now=now)
     else:
@@ -235,84 +234,6 @@ def count_tab(q: Queue, req: Request, counts: dict[str, int]) -> int:
         return counts.get(req.tab, 0)
     f = req.filter
     return q.count(req.tab, type=f.type_glob, queue=f.queue, search=f.search)
-
-
-_FRAME = re.compile(r'^\s*File "([^"]*)", line \d+, in (\S+)', re.M)
-# jobq's own frames that wrap every handler call: never what tells two failures apart
-_RUNTIME = re.compile(r"[/\\]jobq[/\\](executor|worker|pool|handlers)\.py$")
-_NUMBERS = re.compile(r"0x[0-9a-fA-F]+|\d+")
-
-
-def exception_line(error: str | None, traceback: str | None) -> str:
-    """The line that names the exception: the traceback's last line, else the error."""
-    if traceback:
-        lines = [ln for ln in traceback.strip().splitlines() if ln.strip()]
-        if lines and not lines[-1].startswith(" "):
-            return lines[-1].strip()
-    return (error or "").strip().split("\n", 1)[0]
-
-
-def first_frame(traceback: str | None) -> str:
-    """`file:function` of the first frame past jobq's runner ('' for stderr tails)."""
-    for m in _FRAME.finditer(traceback or ""):
-        path, func = m.group(1), m.group(2)
-        if not _RUNTIME.search(path):
-            return f"{path.rsplit('/', 1)[-1]}:{func}"
-    return ""
-
-
-def fingerprint(type_: str, error: str | None, traceback: str | None) -> tuple[str, str, str]:
-    """How failures are grouped: type, exception line (numbers masked), first frame."""
-    line = _NUMBERS.sub("N", exception_line(error, traceback))
-    return (type_, line, first_frame(traceback))
-
-
-def group_errors(errors: list[FailedAttempt]) -> list[ErrorGroup]:
-    """Group failed attempts by fingerprint, biggest group first."""
-    groups: dict[tuple[str, str, str], list[FailedAttempt]] = {}
-    for e in errors:
-        a = e.attempt
-        groups.setdefault(fingerprint(e.type, a.error, a.traceback), []).append(e)
-    out = []
-    for (type_, _line, frame), items in groups.items():
-        first = items[0].attempt  # newest first
-        ids = tuple(dict.fromkeys(i.attempt.job_id for i in items))
-        out.append(ErrorGroup(type_, exception_line(first.error, first.traceback), frame,
-                              len(items), ids, first.finished_at))  # fmt: skip
-    out.sort(key=lambda g: (-g.count, -g.last_at))
-    return out
-
-
-def why_waiting(
-    job: Job, now: float, paused: list[str] | tuple[str, ...], workers: list[WorkerInfo]
-) -> list[str]:
-    """Every reason a pending job is not running yet (empty when it is not pending)."""
-    if job.state is not JobState.PENDING:
-        return []
-    reasons = []
-    if job.run_at > now:
-        what = "backing off after a failed attempt" if job.attempts else "scheduled"
-        reasons.append(f"{what}: due in {duration(job.run_at - now)}")
-    if job.queue in paused:
-        reasons.append(f"queue {job.queue!r} is paused (P resumes it)")
-    alive = [w for w in workers if w.alive(now)]
-    if not alive:
-        reasons.append("no worker pool is running")
-        return reasons
-    able = [w for w in alive if _handles(w, job)]
-    if not able:
-        reasons.append(f"no live worker handles type {job.type!r}")
-    elif all(len(w.current_jobs) >= w.concurrency for w in able):
-        reasons.append("every worker that handles it is busy")
-    elif job.run_at <= now and job.queue not in paused:
-        reasons.append("due now: a worker should claim it in a moment")
-    return reasons
-
-
-def _handles(w: WorkerInfo, job: Job) -> bool:
-    if w.queues and job.queue not in w.queues:
-        return False
-    return any(fnmatchcase(job.type, t) for t in w.types)
 
 
 def duration(seconds: float) -> str:
@@ -360,4 +281,4 @@ def load_detail(
         job = q.get(job_id)
     except JobNotFound:
         return None
-    return Detail(job, q.attempts(job_id), why_waiting(job, now, paused, workers))
+    return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now))

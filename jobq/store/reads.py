@@ -249,7 +249,7 @@ class Reads(Connection):
                 running.setdefault(str(wid).split("/", 1)[0], []).append(job_id)
             rows = conn.execute(
                 "SELECT id, name, host, pid, started_at, heartbeat_at, concurrency, queues, types,"
-                " jobs_done, status, proc_key FROM workers ORDER BY started_at DESC"
+                " jobs_done, status, type_globs, proc_key FROM workers ORDER BY started_at DESC"
             ).fetchall()
         return [
             WorkerInfo(
@@ -265,7 +265,8 @@ class Reads(Connection):
                 jobs_done=r[9],
                 status=r[10],
                 current_jobs=tuple(running.get(r[0], ())),
-                proc_key=r[11],
+                type_globs=None if r[11] is None else tuple(json.loads(r[11])),
+                proc_key=r[12],
             )
             for r in rows
         ]

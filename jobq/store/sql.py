@@ -45,8 +45,10 @@ FROM json_each(:payloads)
 
 LAST_JOB_ID = "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'"
 
+# The active job holding a unique key: keys are scoped to the type (index jobs_unique).
 FIND_UNIQUE = """
-SELECT id FROM jobs WHERE unique_key = :unique_key AND state IN ('pending', 'running')
+SELECT id, state FROM jobs
+WHERE type = :type AND unique_key = :unique_key AND state IN ('pending', 'running')
 """
 
 # The jobs a worker may claim now: due, in its queues and types, not in a paused queue.
@@ -145,6 +147,7 @@ REQUEST_CANCEL = """
 UPDATE jobs SET cancel_requested = 1 WHERE id = :id AND state = 'running'
 """
 
+# OR IGNORE: a job of the same type now holds its unique key (jobs_unique); it stays put.
 RETRY = """
 UPDATE OR IGNORE jobs
 SET state = 'pending', attempts = 0, run_at = :now, finished_at = NULL, started_at = NULL,
@@ -184,9 +187,9 @@ ORDER BY a.id DESC LIMIT :limit
 
 REGISTER_WORKER = """
 INSERT OR REPLACE INTO workers (id, name, host, pid, started_at, heartbeat_at, concurrency,
-                                queues, types, jobs_done, status, proc_key)
-VALUES (:id, :name, :host, :pid, :now, :now, :concurrency, :queues, :types, 0, 'running',
-        :proc_key)
+                                queues, types, type_globs, jobs_done, status, proc_key)
+VALUES (:id, :name, :host, :pid, :now, :now, :concurrency, :queues, :types, :type_globs, 0,
+        'running', :proc_key)
 """
 
 WORKER_HEARTBEAT = """

@@ -82,8 +82,8 @@ class Store(Reads):
     def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[int]:
         """Insert jobs in one durable transaction; return their ids.
 
-        A job whose unique key matches a pending or running job is not inserted: the existing
-        job's id is returned in its place.
+        A job whose (type, unique key) matches a pending or running job is not inserted: the
+        existing job's id is returned in its place.
         """
         with self._write(durable=True) as conn:
             if len(jobs) == 1 and jobs[0].unique_key is None:
@@ -91,16 +91,22 @@ class Store(Reads):
                 return [cur.lastrowid]  # type: ignore[list-item]
             if all(j.unique_key is None for j in jobs):
                 return list(self._insert_runs(conn, _runs_of(jobs), now))
-            ids: list[int] = []
-            for j in jobs:
-                if j.unique_key is not None:
-                    row = conn.execute(FIND_UNIQUE, {"unique_key": j.unique_key}).fetchone()
-                    if row is not None:
-                        ids.append(row[0])
-                        continue
-                cur = conn.execute(INSERT_JOB, self._job_params(j, now))
-                ids.append(cur.lastrowid)  # type: ignore[arg-type]
-            return ids
+            return [self._insert_one(conn, j, now)[0] for j in jobs]
+
+    def enqueue_unique(self, job: NewJob, now: float) -> tuple[int, str | None]:
+        """Insert one job durably unless a job of its type with its unique key is pending or
+        running; return (id, None) for a new job, else (that job's id, its state)."""
+        with self._write(durable=True) as conn:
+            return self._insert_one(conn, job, now)
+
+    @staticmethod
+    def _insert_one(conn: sqlite3.Connection, j: NewJob, now: float) -> tuple[int, str | None]:
+        if j.unique_key is not None:
+            row = conn.execute(FIND_UNIQUE, {"type": j.type, "unique_key": j.unique_key}).fetchone()
+            if row is not None:
+                return row[0], row[1]
+        cur = conn.execute(INSERT_JOB, Store._job_params(j, now))
+        return cur.lastrowid, None  # type: ignore[return-value]
 
     def enqueue_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> range:
         """Insert runs of jobs in one durable transaction; return their ids, in order.
@@ -477,7 +483,8 @@ class Store(Reads):
     def retry(self, ids: Sequence[int], now: float) -> dict[int, str]:
         """Move failed or cancelled jobs back to pending with attempts reset.
 
-        Returns per id: 'retried', 'not found', 'duplicate unique key', or the current state.
+        Returns per id: 'retried', 'not found', 'duplicate unique key' (a pending or running job
+        of the same type holds its unique key), or the current state.
         """
         out: dict[int, str] = {}
         with self._write() as conn:
@@ -537,9 +544,15 @@ class Store(Reads):
         queues: Sequence[str],
         types: Sequence[str],
         now: float,
+        type_globs: Sequence[str] | None = None,
         proc_key: str | None = None,
     ) -> None:
-        """Record a worker pool in the workers table (`proc_key`: lifecycle.proc_key())."""
+        """Record a worker pool in the workers table.
+
+        `types` are its handler names and `type_globs` its `--type` globs ([] for none). None
+        keeps the old record, whose `types` mixes both (diagnoses then tell them apart by their
+        glob characters). `proc_key` is lifecycle.proc_key() of its supervisor.
+        """
         with self._write() as conn:
             conn.execute(
                 REGISTER_WORKER,
@@ -553,6 +566,7 @@ class Store(Reads):
                     "queues": json.dumps(list(queues)),
                     "types": json.dumps(list(types)),
                     "proc_key": proc_key,
+                    "type_globs": None if type_globs is None else json.dumps(list(type_globs)),
                 },
             )
 

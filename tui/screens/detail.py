@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from jobq import Job
+from jobq import Job, JobState
 
 from ..data import Detail, Snapshot
 from ..widgets.render import STATE_STYLES, ago, block, plain, pretty_json, priority
@@ -39,12 +39,12 @@ def render_detail(d: Detail, now: float) -> Text:
     t.append_text(plain(job.type, 200, style="bold"))
     view = job.view(now)
     t.append(f"  {view}\n", style=f"bold {STATE_STYLES.get(view, '')}")
-    if d.why:
-        t.append("\nWhy it is waiting\n", style="bold underline")
-        for reason in d.why:
-            t.append("  • ")
-            t.append_text(plain(reason, 300, style="yellow"))
-            t.append("\n")
+    if d.waiting is not None:
+        title = "Why it is waiting" if job.state is JobState.PENDING else "How it runs"
+        t.append(f"\n{title}\n", style="bold underline")
+        t.append("  ")
+        t.append_text(plain(d.waiting.text, 600, style="yellow"))
+        t.append("\n")
     t.append("\n")
     fields: list[tuple[str, Text]] = [
         ("queue", plain(job.queue)),

@@ -17,9 +17,9 @@ from textual.message import Message
 from textual.widgets import DataTable
 from typing_extensions import Self
 
-from jobq import FailedAttempt, Job, WorkerInfo
+from jobq import ErrorGroup, FailedAttempt, Job, WorkerInfo
 
-from ..data import ErrorGroup, duration
+from ..data import duration
 from .render import STATE_STYLES, ago, due, plain, priority
 
 Row = tuple[str, list[Text]]
