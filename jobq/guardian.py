@@ -13,7 +13,7 @@ A command runs in its own session and process group. Three things take that tree
   the pipe reaches end-of-file, the child is dead, whoever killed it (a timeout, the supervisor's
   death through PDEATHSIG, `kill -9 -PGID` on the whole pool): if a command was running, the
   guardian kills its group, then every process of the same user whose environment carries the
-  child's `JOBQ_RUN` marker (what escaped the group and lost its subreaper with the child), and
+  child's `_JOBQ_RUN` marker (what escaped the group and lost its subreaper with the child), and
   exits.
 
 The guardian runs this file as a script (`python -I -S guardian.py …`), so this module imports
@@ -38,7 +38,7 @@ from collections.abc import Callable
 _PR_SET_CHILD_SUBREAPER = 36
 _STATE = struct.Struct("=qq")  # run sequence number (0: no command running), process group
 SWEEP_BOUND = 2.0  # seconds the worker spends at most taking a finished command's tree down
-MARKER = "JOBQ_RUN"
+MARKER = "_JOBQ_RUN"  # private: not one of the documented JOBQ_* variables
 
 
 def load_prctl() -> Callable[..., int] | None:
@@ -127,7 +127,7 @@ class Tree:
             self._page = None
 
     def begin(self) -> str:
-        """Record that a command is about to start; the JOBQ_RUN marker for its environment."""
+        """Record that a command is about to start; the _JOBQ_RUN marker for its environment."""
         self.seq += 1
         if self._page is not None:
             _STATE.pack_into(self._page, 0, self.seq, 0)
