@@ -29,6 +29,7 @@ from common import RESULTS_DIR, ROOT, Config, Row, Skip, fmt_value, machine
 PARTS = {
     "enqueue": "enqueue",
     "drain": "drain",
+    "commands": "commands",
     "latency": "latency",
     "scale": "scale",
     "contention": "contention",

@@ -10,41 +10,28 @@ stderr tail is kept as the attempt's traceback.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import json
+import logging
 import os
 import selectors
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 
 from .executor import OUTPUT_LIMIT, RESULT_LIMIT, Result, one_line
+from .guardian import MARKER, Tree, kill_group, prctl
+
+log = logging.getLogger("jobq.commands")
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        prctl: Callable[..., int] = libc.prctl
-        return prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_prctl = _load_prctl()
-
-
 def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
     """Ask Linux to send `sig` to this process when its parent dies; False elsewhere."""
-    if _prctl is None:
+    if prctl is None:
         return False
-    return _prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    return prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
 
 
 def _reject_constant(name: str) -> object:
@@ -121,47 +108,135 @@ def command_env(job_id: int, job_type: str, attempt: int, db_path: str) -> dict[
     return env
 
 
+_tree: Tree | None = None
+_tree_pid = 0  # the process the tree belongs to
+
+
+def _guard() -> Tree | None:
+    """This process's Tree (guardian + subreaper), started at its first guarded command."""
+    global _tree, _tree_pid
+    if _tree_pid != os.getpid():
+        _tree, _tree_pid = Tree.start(), os.getpid()
+        if _tree is None and sys.platform.startswith("linux"):
+            log.warning("no command guardian: a command's escaped processes may outlive it")
+    return _tree
+
+
+class _Command:
+    """A started command: its pid (= its process group), its pipes, and its exit status."""
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str]) -> None:
+        r0, self.stdin = os.pipe()
+        self.stdout, w1 = os.pipe()
+        self.stderr, w2 = os.pipe()
+        actions: list[tuple[int, int] | tuple[int, int, int]] = [
+            (os.POSIX_SPAWN_DUP2, r0, 0),
+            (os.POSIX_SPAWN_DUP2, w1, 1),
+            (os.POSIX_SPAWN_DUP2, w2, 2),
+        ]
+        # our pipes are close-on-exec; any other fd left inheritable must not leak either
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
+        try:
+            # posix_spawn: a vfork-style start whose cost does not grow with this process's size
+            self.pid = os.posix_spawnp(argv[0], list(argv), env, file_actions=actions, setsid=True)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            for fd in (r0, w1, w2):
+                os.close(fd)
+        self.returncode: int | None = None
+
+    def wait(self) -> int:
+        """Reap the command (blocking); its exit code, -N for signal N."""
+        if self.returncode is None:
+            while True:
+                try:
+                    _, status = os.waitpid(self.pid, 0)
+                except InterruptedError:
+                    continue
+                except ChildProcessError:
+                    status = 0  # reaped by someone else: unknown, as subprocess assumes
+                break
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def close(self) -> None:
+        """Close our ends of its pipes."""
+        for name in ("stdin", "stdout", "stderr"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
+
+
+def _inheritable_fds() -> list[int]:
+    """Our file descriptors above 2 that an exec would hand down (normally none)."""
+    try:
+        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return []
+    out = []
+    for fd in fds:
+        if fd > 2:
+            with contextlib.suppress(OSError):
+                if os.get_inheritable(fd):
+                    out.append(fd)
+    return out
+
+
 def run_command(
     argv: Sequence[str],
     *,
     payload_json: str,
     env: dict[str, str],
     on_start: Callable[[int], None] | None = None,
+    guard: bool = False,
 ) -> Result:
-    """Run `argv` with the payload on stdin; `on_start(pgid)` is called once it runs."""
-    parent = os.getpid()
+    """Run `argv` with the payload on stdin; `on_start(pgid)` is called once it runs.
 
-    def child_setup() -> None:  # runs in the forked child before exec; this worker has no threads
-        set_parent_death_signal()
-        if os.getppid() != parent:  # our worker died before prctl took effect
-            os.kill(os.getpid(), signal.SIGKILL)
-
+    When it exits, whatever is left in its process group is killed. With `guard` (worker
+    children), this process also becomes its commands' subreaper and starts a guardian, so that
+    processes that left the group die with the command too, and everything dies if this process
+    is killed while the command runs (jobq.guardian).
+    """
+    tree = _guard() if guard else None
+    if tree is not None:
+        env = {**env, MARKER: tree.begin()}
     try:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-            preexec_fn=child_setup if _prctl is not None else None,
-        )
+        cmd = _Command(argv, env)
     except OSError as e:
+        if tree is not None:
+            tree.end()
         return Result(False, error=f"cannot run {argv[0]!r}: {e.strerror or e}")
+    if tree is not None:
+        tree.started(cmd.pid)
     if on_start is not None:
-        on_start(proc.pid)  # start_new_session: the process group id is the pid
+        on_start(cmd.pid)  # a new session: the process group id is the pid
     stdout, stderr = _Head(RESULT_LIMIT + 1), _Tail(OUTPUT_LIMIT)
+
+    def take_down() -> None:
+        # the command has exited but is not reaped: its pid still names its group
+        if cmd.returncode is None:
+            if tree is not None:
+                tree.sweep(cmd.pid, cmd.wait)
+            else:
+                kill_group(cmd.pid)
+                cmd.wait()
+
     try:
-        _pump(proc, payload_json.encode("utf-8"), stdout, stderr)
-        rc = proc.wait()
+        _pump(cmd, payload_json.encode("utf-8"), stdout, stderr, take_down)
+        if cmd.returncode is None:
+            _wait_exited(cmd.pid)  # it closed its pipes but runs on
+        take_down()
     finally:
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-        if proc.returncode is None:  # we are being torn down: take the group with us
-            _kill_group(proc.pid)
-            proc.wait()
+        cmd.close()
+        if cmd.returncode is None:  # we are being torn down: take the tree with us
+            kill_group(cmd.pid)
+            take_down()
+        if tree is not None:
+            tree.end()
+    rc = cmd.wait()
     err_text = stderr.text()
     if rc == 0:
         result = stdout_to_result(bytes(stdout.data), stdout.truncated)
@@ -181,40 +256,54 @@ def run_command(
     return Result(False, error=error, traceback=err_text, output=out_text)
 
 
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+def _wait_exited(pid: int) -> None:
+    """Block until the command exits, without reaping it."""
+    while True:
+        try:
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            return
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return
 
 
-def _pump(proc: subprocess.Popen[bytes], data: bytes, stdout: _Head, stderr: _Tail) -> None:
-    """Feed stdin and collect stdout/stderr until the command exits and its pipes are drained."""
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+def _exited(pid: int) -> bool:
+    """Whether the command has exited, without reaping it (its pid must keep naming its group)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _pump(
+    cmd: _Command, data: bytes, stdout: _Head, stderr: _Tail, on_exit: Callable[[], None]
+) -> None:
+    """Feed stdin and collect stdout/stderr until the command exits and its pipes are drained;
+    `on_exit()` as soon as it exits (what it left behind could hold the pipes open)."""
     sel = selectors.DefaultSelector()
-    sinks: dict[int, Callable[[bytes], None]] = {
-        proc.stdout.fileno(): stdout.add,
-        proc.stderr.fileno(): stderr.add,
-    }
+    sinks: dict[int, Callable[[bytes], None]] = {cmd.stdout: stdout.add, cmd.stderr: stderr.add}
     for fd in sinks:
         sel.register(fd, selectors.EVENT_READ)
-    stdin_fd = proc.stdin.fileno()
     view = memoryview(data)
     if view:
-        os.set_blocking(stdin_fd, False)
-        sel.register(stdin_fd, selectors.EVENT_WRITE)
+        os.set_blocking(cmd.stdin, False)
+        sel.register(cmd.stdin, selectors.EVENT_WRITE)
     else:
-        proc.stdin.close()
+        os.close(cmd.stdin)
+        cmd.stdin = -1
     pidfd = -1
     try:
-        pidfd = os.pidfd_open(proc.pid)
+        pidfd = os.pidfd_open(cmd.pid)
         sel.register(pidfd, selectors.EVENT_READ)
     except (AttributeError, OSError):
         pass
     exited_at: float | None = None
     try:
-        while sinks or (view and not proc.stdin.closed):
-            # after the command exits, a grandchild may hold its pipes open: drain briefly only
+        while sinks or (view and cmd.stdin >= 0):
             timeout = 0.1 if pidfd < 0 else None
             if exited_at is not None:
+                # a process out of our reach may hold the pipes open: drain briefly only
                 timeout = 0.2 - (time.monotonic() - exited_at)
                 if timeout <= 0:
                     break
@@ -222,8 +311,9 @@ def _pump(proc: subprocess.Popen[bytes], data: bytes, stdout: _Head, stderr: _Ta
                 fd = int(key.fd)
                 if fd == pidfd:
                     sel.unregister(pidfd)
+                    on_exit()
                     exited_at = time.monotonic()
-                elif fd == stdin_fd:
+                elif fd == cmd.stdin:
                     try:
                         n = os.write(fd, view[:65536])
                     except BrokenPipeError:
@@ -231,7 +321,8 @@ def _pump(proc: subprocess.Popen[bytes], data: bytes, stdout: _Head, stderr: _Ta
                     view = view[n:]
                     if not view:
                         sel.unregister(fd)
-                        proc.stdin.close()
+                        os.close(fd)
+                        cmd.stdin = -1
                 else:
                     chunk = os.read(fd, 65536)
                     if chunk:
@@ -239,12 +330,10 @@ def _pump(proc: subprocess.Popen[bytes], data: bytes, stdout: _Head, stderr: _Ta
                     else:
                         sel.unregister(fd)
                         del sinks[fd]
-            if pidfd < 0 and exited_at is None and proc.poll() is not None:
+            if pidfd < 0 and exited_at is None and _exited(cmd.pid):
+                on_exit()
                 exited_at = time.monotonic()
     finally:
         sel.close()
         if pidfd >= 0:
             os.close(pidfd)
-        if not proc.stdin.closed:
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.close()

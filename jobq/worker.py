@@ -324,6 +324,7 @@ class Child:
                 payload_json=job.payload_json,
                 env=command_env(job.id, job.type, job.attempts, self.db_path),
                 on_start=lambda pgid: self.slot.set(PGID, pgid),
+                guard=True,
             )
         else:
             assert handler.func is not None
