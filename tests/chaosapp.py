@@ -102,3 +102,23 @@ def mark(payload: dict[str, object], job: jobq.Job) -> None:
     """Record (job id, attempt, pid) in the ledger without fsync: an instant job."""
     with open(str(payload["ledger"]), "a") as f:
         f.write(f"{job.id} {job.attempts} {os.getpid()}\n")
+
+
+class _OwnStop(BaseException):
+    """A handler's own BaseException subclass."""
+
+
+def _base_kinds() -> list[BaseException]:
+    import asyncio
+
+    return [KeyboardInterrupt(), GeneratorExit(), asyncio.CancelledError(), SystemExit(3),
+            _OwnStop("own")]  # fmt: skip
+
+
+@jobq.handler("chaos.base")
+def base(payload: dict[str, object], job: jobq.Job) -> dict[str, object]:
+    """Like chaos.ledger, but the first attempt raises a BaseException (kind by job id)."""
+    _append_line(str(payload["ledger"]), f"{job.id} {job.attempts} {os.getpid()}\n")
+    if job.attempts == 1:
+        raise _base_kinds()[job.id % 5]
+    return {"pid": os.getpid()}

@@ -374,3 +374,141 @@ def test_1b_finished_job_of_killed_child_is_not_recorded_as_not_started(
             problems.append((a_id, attempts, told))
     assert problems == [], problems
     store.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. every way an attempt can end, at once: BaseException handlers, commands that leave
+#    background grandchildren, pools whose wall clock is off by a minute, burst pools started
+#    right after each supervisor kill
+
+SITECUSTOMIZE = """
+import os, time
+_offset = float(os.environ.get("JOBQ_TEST_CLOCK_OFFSET") or 0)
+if _offset:
+    _real = time.time
+    time.time = lambda: _real() + _offset
+"""
+GRANDCHILD = "sleep 987"  # a command's background grandchild: must never outlive its attempt
+
+
+def _grandchildren() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _cmdline(int(p)).strip()
+            == GRANDCHILD and not _gone(int(p))]  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900 if SLOW else 240)
+def test_2_chaos_every_ending(
+    tmp_path: Path, db_path: str, jobq_env: dict[str, str], jobq_cmd: list[str]
+):
+    n_each, child_kills, pool_kills = (1_000, 100, 10) if SLOW else (60, 10, 2)
+    # one offset per pool, in turn: every pool's clock is a minute off the producer's
+    offsets = [60.0, -60.0] if SLOW else [60.0]
+    ledger, cmd_ledger = tmp_path / "ledger", tmp_path / "cmd-ledger"
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    store = Store(db_path)
+    # due a while ago for every clock (a pool a minute slow included)
+    past = time.time() - 120
+    jobs = [new_job("chaos.ledger", f'{{"ledger": "{ledger}", "sleep": {0.2 * (i % 2)}}}',
+                    max_attempts=1000, run_at=past) for i in range(n_each)]  # fmt: skip
+    jobs += [new_job("chaos.base", f'{{"ledger": "{ledger}"}}', max_attempts=1000, run_at=past)
+             for _ in range(n_each // 4)]  # fmt: skip
+    jobs += [new_job("chaos.cmd", "{}", max_attempts=1000, run_at=past) for _ in range(n_each)]
+    store.enqueue(jobs, time.time())
+    n_jobs = len(jobs)
+    command = f"chaos.cmd=sh -c 'echo \"$JOBQ_JOB_ID\" >> {cmd_ledger}; {GRANDCHILD} & sleep 0.05'"
+    pools: list[Pool] = []
+    bursts: list[Pool] = []
+    killed: set[int] = set()
+    rng = random.Random(2)
+
+    def start(*extra: str) -> Pool:
+        env = dict(jobq_env)
+        env["PYTHONPATH"] = str(site) + os.pathsep + env["PYTHONPATH"]
+        env["JOBQ_TEST_CLOCK_OFFSET"] = str(offsets[len(pools) % len(offsets)])
+        pool = Pool(jobq_cmd, env, tmp_path / f"pool{len(pools) + len(bursts)}.log",
+                    "-c", "3", "--exec", command, *extra)  # fmt: skip
+        (bursts if extra else pools).append(pool)
+        return pool
+
+    def done() -> bool:
+        return store.counts()["succeeded"] == n_jobs
+
+    started = time.monotonic()
+    try:
+        pool = start()
+        pool.ready(3)
+        kills = 0
+        while not done():
+            time.sleep(rng.uniform(0.2, 0.8))
+            if done():
+                break
+            if len(killed) >= child_kills and kills >= child_kills + pool_kills:
+                continue  # enough chaos: let it drain
+            if (
+                kills % max(1, child_kills // pool_kills) == 0
+                and kills // max(1, child_kills // pool_kills) <= pool_kills
+                and kills
+            ):
+                kids = [k for k in children_of(pool.pid) if "resource_tracker" not in _cmdline(k)]
+                killed.update(kids)
+                os.kill(pool.pid, signal.SIGKILL)
+                pool.proc.wait(5)
+                start("--burst")  # right after the kill: it must rescue, run, then leave
+                pool = start()
+                pool.ready(3)
+            else:
+                kids = worker_children(pool.pid)
+                if kids:
+                    victim = rng.choice(kids)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(victim, signal.SIGKILL)
+                        killed.add(victim)
+            kills += 1
+            if time.monotonic() - started > (840 if SLOW else 200):
+                pytest.fail(f"not done after {time.monotonic() - started:.0f}s: {store.counts()}")
+        assert len(bursts) == pool_kills, f"{len(bursts)} supervisor kills, not {pool_kills}"
+        assert len(killed) >= child_kills, f"only {len(killed)} children killed"
+        pool.proc.send_signal(signal.SIGTERM)
+        assert pool.proc.wait(30) == 0
+        for b in bursts:
+            assert b.proc.wait(60) == 0, b.text()[-2000:]
+        # nothing a job started outlives the pools: no worker child, no command grandchild
+        wait_until(lambda: not _grandchildren(), 5.0, 0.05, what="command grandchildren gone")
+        for p in pools + bursts:
+            assert not worker_children(p.pid)
+    finally:
+        for p in pools + bursts:
+            p.stop()
+
+    counts = store.counts()
+    assert counts["succeeded"] == n_jobs, counts
+    runs: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for job_id, attempt, pid in _read_ledger(ledger):
+        runs[job_id].append((attempt, pid))
+    unexplained = []
+    for job_id, job_runs in runs.items():
+        history = store.attempts(job_id)
+        final = [h.attempt for h in history if h.outcome.value == "succeeded"]
+        assert len(final) == 1, (job_id, history)
+        success = max(k for k, (attempt, _pid) in enumerate(job_runs) if attempt == final[0])
+        for k, (attempt, pid) in enumerate(job_runs):
+            if k == success:
+                continue
+            ended = {h.outcome.value for h in history if h.attempt == attempt} - {"succeeded"}
+            # explained: the handler's own BaseException failed the attempt, or we killed the
+            # run's worker and its attempt ended crashed
+            if "failed" in ended or (pid in killed and "crashed" in ended):
+                continue
+            unexplained.append((job_id, attempt, pid, sorted(ended)))
+    assert unexplained == [], unexplained[:10]
+    base_ids = [j for j in runs if store.get(j).type == "chaos.base"]  # type: ignore[union-attr]
+    for j in base_ids:
+        outcomes = [h.outcome.value for h in store.attempts(j)]
+        assert outcomes[0] in ("failed", "crashed") and outcomes[-1] == "succeeded", outcomes
+    assert _integrity(db_path) == [("ok",)]
+    store.close()
+    print(f"\nchaos (every ending): {n_jobs} jobs, {len(killed)} processes killed, "
+          f"{len(bursts)} burst pools, {time.monotonic() - started:.1f}s")  # fmt: skip
