@@ -1,7 +1,8 @@
 """The `jobq` command line: a thin layer over `jobq.Queue`.
 
 `main()` is the one edge where a `JobqError` becomes one line on stderr and its exit code
-(0 ok, 1 failure, 2 usage or bad input, 75 busy or disk full). `jobq enqueue` is parsed by
+(0 ok, 1 failure, 2 usage or bad input, 75 busy, disk full or file replaced). Only commands that
+write may create the queue file; the others say `no queue file at PATH`. `jobq enqueue` is parsed by
 `jobq.clifast` without importing typer, because it runs in shell loops; every other command line
 goes to the typer app, which `build_app()` assembles on demand. The command functions below are
 plain functions whose annotations (strings, thanks to `from __future__ import annotations`) name
@@ -37,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI on `argv` (default: sys.argv[1:]) and exit with its code."""
     args = list(sys.argv[1:] if argv is None else argv) or ["--help"]
     try:
+        if "--help" not in args and "-h" not in args:
+            from .config import check_env
+
+            check_env()  # a malformed JOBQ_* variable: one line, exit 2, whatever the command
         code = _run(args)
         sys.stdout.flush()
     except JobqError as e:
@@ -123,10 +128,12 @@ def build_app() -> typer.Typer:
 # ---- helpers ----------------------------------------------------------------------------------
 
 
-def _queue(ctx: typer.Context) -> Queue:
+def _queue(ctx: typer.Context, create: bool = False) -> Queue:
+    """The queue file; only commands that write create it (`create`), the others refuse a
+    missing file rather than leave an empty one (and its directories) behind a typo."""
     from .queue import Queue
 
-    return Queue(ctx.obj)
+    return Queue(ctx.obj, create=create)
 
 
 def _out(text: str) -> None:
@@ -502,14 +509,14 @@ def workers(
 
 def pause(ctx: typer.Context, queue: Annotated[str, typer.Argument(metavar="Q")]) -> None:
     """Stop workers claiming from a queue (running jobs finish)."""
-    with _queue(ctx) as q:
+    with _queue(ctx, create=True) as q:
         q.pause(queue)
     _out(f"paused queue {queue}")
 
 
 def resume(ctx: typer.Context, queue: Annotated[str, typer.Argument(metavar="Q")]) -> None:
     """Let workers claim from a paused queue again."""
-    with _queue(ctx) as q:
+    with _queue(ctx, create=True) as q:
         q.resume(queue)
     _out(f"resumed queue {queue}")
 
@@ -548,7 +555,7 @@ def doctor(
     path = config.resolve_db_path(ctx.obj)
     report: dict[str, object]
     try:
-        busy = float(os.environ.get(config.ENV_BUSY_TIMEOUT) or DEFAULT_BUSY_TIMEOUT)
+        busy = config.env_seconds(config.ENV_BUSY_TIMEOUT, DEFAULT_BUSY_TIMEOUT)
         store = Store(
             path,
             busy_timeout=busy,
@@ -762,7 +769,11 @@ def tui(
     from .config import resolve_db_path
 
     make_app = _optional("tui.app", "make_app")
-    make_app(resolve_db_path(ctx.obj), read_only=read_only).run()
+    # refuses a missing (with --read-only), foreign or damaged file before the screen opens
+    app = make_app(resolve_db_path(ctx.obj), read_only=read_only)
+    app.run()
+    if app.fatal is not None:  # e.g. the file was replaced: exit 75, for systemd or a loop
+        raise app.fatal
 
 
 def demo() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: busy or disk full, try again later
+EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: busy, disk full or file replaced, try again later
 
 
 class JobqError(Exception):
@@ -47,6 +47,14 @@ class CorruptFile(QueueFileError):
 
 class NetworkFilesystem(QueueFileError):
     """The file lives on a network filesystem, where SQLite locking is not safe."""
+
+
+class FileReplaced(QueueFileError):
+    """The path no longer names the queue file this process has open (replaced, moved, deleted):
+    stop and start again, on whatever file the path names now. Not a TemporaryFailure: retrying
+    on the open file would keep working a file nobody else sees."""
+
+    exit_code = EXIT_TEMPFAIL
 
 
 class TemporaryFailure(JobqError):

@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 import stat
 
-from .errors import CorruptFile, NetworkFilesystem, NewerSchema, NotAJobqFile, QueueFileError
+from .errors import (
+    CorruptFile,
+    FileReplaced,
+    NetworkFilesystem,
+    NewerSchema,
+    NotAJobqFile,
+    QueueFileError,
+)
 from .schema import APPLICATION_ID, SCHEMA_VERSION
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -173,3 +180,48 @@ def check_existing(path: str) -> bool:
     if not os.access(path, os.W_OK):
         raise QueueFileError(f"cannot write {path}: permission denied")
     return True
+
+
+def check_same_file(path: str, key: tuple[int, int]) -> None:
+    """Raise FileReplaced unless `path` (symlinks followed) still names the file `key`
+    ((st_dev, st_ino), as returned by `hold`).
+
+    A file renamed over it, a copy moved into place, a deletion, a renamed directory and a
+    retargeted symlink all show here; a process that went on would work a file that new
+    processes no longer see (jobs enqueued now would wait for ever).
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileReplaced(
+            f"{path} was deleted or moved away while in use; stopping (start again to use the "
+            "file at that path)"
+        ) from None
+    except OSError as e:
+        raise FileReplaced(f"{path} can no longer be reached ({e.strerror}); stopping") from None
+    if (st.st_dev, st.st_ino) != key:
+        raise FileReplaced(
+            f"{path} was replaced by another file while in use; stopping (start again to use "
+            "the new file)"
+        )
+
+
+def check_no_orphan_wal(path: str, real_path: str) -> None:
+    """Before creating a queue file at `real_path`: raise FileReplaced if a write-ahead log is
+    still there without its database.
+
+    SQLite finds side files by name, so a new file would take that log for its own and read the
+    old file's pages from it. Such a log belongs to a queue file deleted or moved away while a
+    process still has it open (it empties the log when it stops), or to one that crashed.
+    """
+    try:
+        size = os.stat(real_path + "-wal").st_size
+    except OSError:
+        return  # no log (or none we could open anyway)
+    if size > 0:  # an empty log is harmless: it is what a replaced file's users leave behind
+        raise FileReplaced(
+            f"no queue file at {path}, but its write-ahead log {real_path}-wal is still there: a "
+            "process still has a deleted or moved queue file open (a jobq pool or dashboard stops "
+            "within seconds), or one crashed; retry shortly, or remove that -wal file once no "
+            "process uses it"
+        )

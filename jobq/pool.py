@@ -259,6 +259,7 @@ class Pool:
 
     def _periodic(self) -> None:
         s, t = self.settings, self.timers
+        self.store.check_identity()  # FileReplaced: not retried by _guarded; run_pool exits 75
         mono = time.monotonic()
         busy = any(self._slot(c).get(JOB) for c in self.children.values())
         rows: list[RunningRow] | None = None
@@ -290,6 +291,7 @@ class Pool:
         return Slot(self.shared, child.index)
 
     def _spawn(self, index: int) -> None:
+        self.store.check_identity(force=True)  # a new child must not open a new file
         self.generation += 1
         worker_id = f"{self.pool_id}/{self.generation}"
         Slot(self.shared, index).reset()

@@ -68,19 +68,21 @@ class Queue:
         payload_limit: int | None = None,
         allow_network_fs: bool | None = None,
         mountinfo: str | None = None,
+        create: bool = True,
     ) -> None:
-        """Open (creating if needed) the queue file; `mountinfo` replaces /proc/self/mountinfo."""
+        """Open the queue file, creating it if needed unless `create` is False (then a missing
+        file is a QueueFileError); `mountinfo` replaces /proc/self/mountinfo."""
         self.path = config.resolve_db_path(os.fspath(path) if path is not None else None)
         if busy_timeout is None:
-            busy_timeout = float(os.environ.get(config.ENV_BUSY_TIMEOUT) or DEFAULT_BUSY_TIMEOUT)
+            busy_timeout = config.env_seconds(config.ENV_BUSY_TIMEOUT, DEFAULT_BUSY_TIMEOUT)
         if payload_limit is None:
-            payload_limit = int(os.environ.get(config.ENV_PAYLOAD_LIMIT) or DEFAULT_PAYLOAD_LIMIT)
+            payload_limit = config.env_positive_int(config.ENV_PAYLOAD_LIMIT, DEFAULT_PAYLOAD_LIMIT)
         self.payload_limit = payload_limit
         if allow_network_fs is None:
             allow_network_fs = config.env_flag(config.ENV_ALLOW_NETWORK_FS)
         # Producers and operators take turns (the turnstile); workers claim as they can.
         self.store = Store(self.path, busy_timeout=busy_timeout, allow_network_fs=allow_network_fs,
-                           mountinfo=mountinfo, turnstile=True)  # fmt: skip
+                           mountinfo=mountinfo, create=create, turnstile=True)  # fmt: skip
         self._valid_types: set[str] = set()
         self._valid_queues: set[str] = set()
 
@@ -331,6 +333,11 @@ class Queue:
     def data_version(self) -> int:
         """A number that changes whenever another process commits to the file."""
         return self.store.data_version()
+
+    def check_identity(self, force: bool = False) -> None:
+        """Raise FileReplaced if the path no longer names the file opened (checked at most once a
+        second unless `force`)."""
+        self.store.check_identity(force)
 
     # ---- actions ------------------------------------------------------------------------------
 

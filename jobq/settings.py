@@ -81,6 +81,10 @@ def pool_settings(
         raise InvalidInput(f"lease {lease!r} is too short: use at least 1s")
     if name is not None and not name.strip():
         raise InvalidInput("pool name must not be empty")
+    poll = os.environ.get("JOBQ_POLL_INTERVAL", "").strip()
+    poll_interval = parse_duration(poll, "JOBQ_POLL_INTERVAL") if poll else 5.0
+    if poll_interval < 0.05:
+        raise InvalidInput(f"JOBQ_POLL_INTERVAL={poll!r} is too short: use at least 0.05s")
     return PoolSettings(
         db_path=resolve_db_path(db),
         concurrency=concurrency or os.cpu_count() or 1,
@@ -95,5 +99,6 @@ def pool_settings(
         name=name,
         log_level=log_level.upper(),
         lease_seconds=lease_seconds,
+        poll_interval=poll_interval,
         retention=None if retention is None else parse_duration(retention, "retention"),
     )

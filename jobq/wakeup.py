@@ -28,7 +28,8 @@ class Waker:
     """Wait until the queue file (or its WAL) changes, or a timeout passes."""
 
     def __init__(self, db_path: str) -> None:
-        path = os.path.abspath(db_path)
+        # SQLite writes the -wal beside the real file, not beside a symlink to it
+        path = os.path.realpath(db_path)
         self._dir = os.path.dirname(path)
         base = os.path.basename(path)
         self._names = {base.encode(), (base + "-wal").encode()}

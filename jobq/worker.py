@@ -28,7 +28,7 @@ from multiprocessing.connection import Connection
 from typing import TypeVar
 
 from .commands import command_env, run_command, set_parent_death_signal
-from .errors import DatabaseBusy, JobqError, TemporaryFailure
+from .errors import DatabaseBusy, FileReplaced, JobqError, TemporaryFailure
 from .executor import Executor, Result
 from .handlers import Handler
 from .loader import load_handlers
@@ -145,6 +145,9 @@ def child_main(
     signal.signal(signal.SIGTERM, child.on_sigterm)
     try:
         child.run()
+    except FileReplaced as e:  # the supervisor notices it too, and stops the pool (exit 75)
+        log.error("worker %s stops: %s", worker_id, e)
+        sys.exit(e.exit_code)
     finally:
         child.close()
 
@@ -219,6 +222,7 @@ class Child:
         """Claim and run jobs until told to stop (or, with --burst, until nothing is due)."""
         limit = self.settings.max_jobs_per_child
         while not self.should_stop():
+            self.store.check_identity()  # a stat at most once a second
             try:
                 woken, self.woken = self.woken, False
                 jobs = self.claim(

@@ -15,7 +15,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from jobq import PRIORITY_NAMES, InvalidInput, JobqError, Queue
+from jobq import PRIORITY_NAMES, FileReplaced, InvalidInput, JobqError, Queue
 
 from .data import Filter, Request, Snapshot
 from .loader import Loader
@@ -40,6 +40,13 @@ class LoadFailed(Message):
     """The loader could not read the file."""
 
     error: str
+
+
+@dataclass
+class FileGone(Message):
+    """The path no longer names the file the dashboard opened: the app exits 75."""
+
+    error: FileReplaced
 
 
 @dataclass
@@ -79,6 +86,7 @@ class JobqApp(App[None]):
         self._write_lock = threading.Lock()
         self.main = MainScreen()
         self.loads = 0
+        self.fatal: JobqError | None = None  # why the app exited on its own (`jobq tui` raises it)
 
     # ---- loading --------------------------------------------------------------------------
 
@@ -99,8 +107,11 @@ class JobqApp(App[None]):
             self.loader.busy()
         await super().on_event(event)
 
-    def _post_load(self, result: Snapshot | str) -> None:
-        self.post_message(LoadFailed(result) if isinstance(result, str) else Loaded(result))
+    def _post_load(self, result: Snapshot | str | FileReplaced) -> None:
+        if isinstance(result, FileReplaced):
+            self.post_message(FileGone(result))
+        else:
+            self.post_message(LoadFailed(result) if isinstance(result, str) else Loaded(result))
 
     def current_request(self) -> Request:
         """What the screens show now: the main list, plus an open detail or error tail."""
@@ -127,6 +138,11 @@ class JobqApp(App[None]):
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.notify(message.error, title="cannot read the queue file", severity="error")
+
+    def on_file_gone(self, message: FileGone) -> None:
+        # showing the old file's jobs, or acting on them, would mislead: stop like a pool does
+        self.fatal = message.error
+        self.exit(return_code=message.error.exit_code)
 
     # ---- actions --------------------------------------------------------------------------
 
@@ -156,7 +172,7 @@ class JobqApp(App[None]):
             with self._write_lock:
                 try:
                     if self._writer is None:
-                        self._writer = Queue(self.db_path)
+                        self._writer = Queue(self.db_path, create=False)
                     msg = ActionDone(work(self._writer))
                 except JobqError as e:
                     msg = ActionDone(f"{what}: {e}", error=True)
@@ -239,7 +255,7 @@ class JobqApp(App[None]):
         def count() -> None:
             with self._write_lock:
                 if self._writer is None:
-                    self._writer = Queue(self.db_path)
+                    self._writer = Queue(self.db_path, create=False)
                 n = self._writer.count(tab, type=f.type_glob, queue=f.queue, search=f.search)
             self.call_from_thread(ask, n)
 
@@ -310,9 +326,12 @@ def make_app(
 ) -> JobqApp:
     """Build the dashboard for the queue file at `db_path`.
 
-    `clock` gives "now" for countdowns and ages (tests freeze it); `display_path` is shown in
-    the header instead of the real path (tests and screenshots use a fixed one).
+    Refuses (raises the JobqError the CLI would) a file that is not a jobq queue file, a newer or
+    damaged one, and a missing one when `read_only` (otherwise it creates it, as `jobq enqueue`
+    would). `clock` gives "now" for countdowns and ages (tests freeze it); `display_path` is
+    shown in the header instead of the real path (tests and screenshots use a fixed one).
     """
     path = os.fspath(db_path)
+    Queue(path, create=not read_only).close()  # before any screen opens: one line, not a notice
     return JobqApp(path, read_only=read_only, clock=clock, display_path=display_path,
                    watch=watch)  # fmt: skip

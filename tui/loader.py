@@ -10,7 +10,9 @@ While the user is pressing keys (`busy`), changes are coalesced harder (at most 
 queries here, a redraw on the UI thread), and on a big file being drained that competes with
 answering the keys.
 Each query is one short read transaction: nothing stays open between loads, so the WAL can be
-checkpointed while the dashboard runs.
+checkpointed while the dashboard runs. Every pass of the loop also checks (at most once a second)
+that the path still names the file it opened; if not, the loader posts the `FileReplaced` error
+and stops, and the app exits 75.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from jobq import JobqError, Queue, Waker
+from jobq import FileReplaced, JobqError, Queue, Waker
 
 from .data import Counts, Request, Snapshot, load
 
-Post = Callable[[Snapshot | str], None]
+Post = Callable[[Snapshot | str | FileReplaced], None]
 
 
 class Loader:
@@ -100,7 +102,7 @@ class Loader:
 
     def _run(self) -> None:
         try:
-            q = Queue(self.db_path)
+            q = Queue(self.db_path, create=False)  # make_app created it if it may
         except JobqError as e:
             self._post(str(e))
             return
@@ -126,6 +128,7 @@ class Loader:
                 forced, self._forced = self._forced, False
                 req = self._request
             try:
+                q.check_identity()
                 changed = q.data_version() != version
                 due = time.monotonic() - last_load >= self._fallback
                 if forced or changed or due:
@@ -142,6 +145,9 @@ class Loader:
                     last_load = time.monotonic()
                     counts.defer_slow = self._is_busy()
                     self._post(load(q, req, self._clock(), counts))
+            except FileReplaced as e:
+                self._post(e)
+                return
             except JobqError as e:
                 self._post(str(e))
             timeout = max(0.0, self._fallback - (time.monotonic() - last_load))

@@ -10,8 +10,23 @@ from contextlib import contextmanager, suppress
 
 from .. import config
 from ..basics import JobState, Outcome
-from ..errors import CorruptFile, DatabaseBusy, DiskFull, JobqError, QueueFileError
-from ..filecheck import check_existing, check_not_network, hold, release
+from ..errors import (
+    CorruptFile,
+    DatabaseBusy,
+    DiskFull,
+    FileReplaced,
+    InvalidInput,
+    JobqError,
+    QueueFileError,
+)
+from ..filecheck import (
+    check_existing,
+    check_no_orphan_wal,
+    check_not_network,
+    check_same_file,
+    hold,
+    release,
+)
 from ..schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from .sql import (
     COUNT_TABLES,
@@ -27,6 +42,8 @@ if TYPE_CHECKING:
 # SQLite primary result codes (sqlite3 exposes them only from Python 3.11)
 SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 3, 5, 6, 8
 SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 10, 11, 13, 14, 26
+
+IDENTITY_EVERY = 1.0  # seconds between two checks that the path still names the open file
 
 
 def _translate(e: sqlite3.Error, path: str) -> JobqError:
@@ -185,6 +202,11 @@ class Connection:
     twenty and fall behind them. Its writes still wait for the turn-holder's transaction, which
     retries finely (see _begin_in_turn), so the two kinds of writer share the lock roughly
     evenly (measured in bench/contention.py).
+
+    `path` is the path as given (messages name it, and `check_identity` re-reads it); SQLite,
+    every side file (-wal, -shm, -lock) and every watch use `real_path`, its symlinks resolved
+    once at open: SQLite resolves them itself, so a watch or a -lock beside the link would
+    watch or lock nothing.
     """
 
     def __init__(
@@ -198,22 +220,28 @@ class Connection:
         turnstile: bool = False,
     ) -> None:
         self.path = path
+        real = self.real_path = os.path.realpath(path)
         self._nowait: sqlite3.Connection | None = None  # see _begin_in_turn
         self._nowait_durable = False
         if not allow_network_fs:
             if mountinfo is None:
-                check_not_network(path)
+                check_not_network(real)
             else:
-                check_not_network(path, mountinfo)
+                check_not_network(real, mountinfo)
         exists = check_existing(path)
         if not exists:
             if not create:
                 raise QueueFileError(f"no queue file at {path}")
-            _create_file(path, busy_timeout)
+            check_no_orphan_wal(path, real)
+            _create_file(real, busy_timeout)
             check_existing(path)
         try:
+            before = os.stat(real)
+        except OSError as e:
+            raise QueueFileError(f"cannot access {path}: {e.strerror}") from None
+        try:
             self._conn = sqlite3.connect(
-                path, isolation_level=None, timeout=busy_timeout, check_same_thread=False
+                real, isolation_level=None, timeout=busy_timeout, check_same_thread=False
             )
             _configure(self._conn)
             self._last_writer = self._conn
@@ -227,10 +255,48 @@ class Connection:
         except sqlite3.Error as e:
             raise _translate(e, path) from None
         # from now on, header checks in this process must not drop this connection's locks
-        self._held: tuple[int, int] | None = hold(path)
+        self._held: tuple[int, int] | None = hold(real)
+        self._identity = self._held  # the file SQLite opened (see check_identity)
+        self._identity_checked = time.monotonic()
         # A connection that must not wait (busy_timeout 0) does not queue up either.
         fair = turnstile and busy_timeout > 0 and not config.env_off(config.ENV_TURNSTILE)
-        self._turnstile = Turnstile(path, patience=min(PATIENCE, busy_timeout)) if fair else None
+        self._turnstile = Turnstile(real, patience=min(PATIENCE, busy_timeout)) if fair else None
+        if (before.st_dev, before.st_ino) != self._identity:
+            self.close()  # replaced while we opened it: which one SQLite has is anyone's guess
+            raise FileReplaced(f"{path} was replaced while being opened; try again")
+
+    def check_identity(self, force: bool = False) -> None:
+        """Raise FileReplaced if the path no longer names the file this connection has open.
+
+        One stat, at most once every IDENTITY_EVERY seconds unless `force`: cheap enough for the
+        loop of a pool, a worker or the dashboard. (SQLite's descriptor cannot be fstat'ed from
+        Python, so the identity recorded at open is compared with a fresh stat of the path.)
+        """
+        mono = time.monotonic()
+        if not force and mono - self._identity_checked < IDENTITY_EVERY:
+            return
+        self._identity_checked = mono
+        check_same_file(self.path, self._identity)
+
+    def _still_named(self) -> bool:
+        try:
+            check_same_file(self.path, self._identity)
+        except FileReplaced:
+            return False
+        return True
+
+    def _empty_wal(self) -> None:
+        """Copy the log into the file we have open and truncate it to zero bytes.
+
+        SQLite finds the -wal by name and, once the file has moved, no longer checkpoints or
+        deletes it on close (it cannot tell whose log it would delete). Left as it is, the
+        first process to open the file now at the path (a restored backup, a new queue) would
+        read our file's pages out of it: a mix of two files, "malformed" at best. An empty log
+        holds nothing to mix. Best effort: if another process of the old file still reads, the
+        checkpoint gives up after the busy timeout, and that process empties it when it stops.
+        """
+        with suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @property
     def fair(self) -> bool:
@@ -238,7 +304,9 @@ class Connection:
         return self._turnstile is not None and self._turnstile.usable()
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (emptying the write-ahead log first if the file was replaced)."""
+        if self._held is not None and not self._still_named():
+            self._empty_wal()
         self._conn.close()
         if self._nowait is not None:
             self._nowait.close()
@@ -295,7 +363,7 @@ class Connection:
         """
         if self._nowait is None:
             self._nowait = sqlite3.connect(
-                self.path, isolation_level=None, timeout=0, check_same_thread=False
+                self.real_path, isolation_level=None, timeout=0, check_same_thread=False
             )
             _configure(self._nowait)
             self._nowait_durable = False  # _configure set NORMAL
@@ -350,9 +418,15 @@ class Connection:
     def backup(self, out_path: str) -> None:
         """Write a consistent copy of the queue file to `out_path`, appearing atomically."""
         directory = os.path.dirname(os.path.abspath(out_path))
+        import errno
         import tempfile
 
-        fd, tmp = tempfile.mkstemp(prefix=".jobq-backup-", suffix=".db", dir=directory)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".jobq-backup-", suffix=".db", dir=directory)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise DiskFull(f"no space left for {out_path}: free some disk space") from None
+            raise InvalidInput(f"cannot write a backup in {directory}: {e.strerror}") from None
         os.close(fd)
         try:
             os.chmod(tmp, 0o600 & ~_umask())
@@ -365,6 +439,8 @@ class Connection:
             os.replace(tmp, out_path)
         except sqlite3.Error as e:
             raise _translate(e, out_path) from None
+        except OSError as e:  # e.g. OUT names a directory that appeared meanwhile
+            raise InvalidInput(f"cannot write {out_path}: {e.strerror}") from None
         finally:
             for suffix in ("", "-wal", "-shm"):
                 with suppress(FileNotFoundError):
@@ -416,7 +492,7 @@ class Connection:
         except sqlite3.Error as e:
             raise _translate(e, self.path) from None
         try:
-            report["wal_bytes"] = os.path.getsize(self.path + "-wal")
+            report["wal_bytes"] = os.path.getsize(self.real_path + "-wal")
         except OSError:
             report["wal_bytes"] = 0
         return report
