@@ -3,7 +3,24 @@
 Payloads, types, queue and worker names, errors, tracebacks and captured output are written by
 whoever can enqueue or by the handlers. Shown raw, an ESC or OSC sequence could clear the screen,
 retitle the window or write the clipboard (OSC 52), and bidi overrides could reorder what an
-operator reads. Every such character is replaced by a visible placeholder instead.
+operator reads, and invisible characters could hide part of a value. Every such character is
+replaced by a visible placeholder instead.
+
+What is made visible (each code point, by `<U+XXXX>`, or a control picture such as `␛` for C0):
+- control characters (Unicode category Cc): C0 (tab and newline kept in multi-line text), DEL, C1;
+- format characters (Cf), among them every Bidi_Control (U+061C, U+200E-U+200F, U+202A-U+202E,
+  U+2066-U+2069), the zero-width U+200B-U+200D, U+2060-U+2064 and U+FEFF, the soft hyphen, and
+  the tags U+E0001, U+E0020-U+E007F (which can spell hidden ASCII after visible text);
+- line and paragraph separators (Zl, Zp), and lone surrogates (Cs);
+- every other Default_Ignorable_Code_Point (Unicode's list of code points a renderer shows as
+  nothing): the combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian
+  variation selectors, variation selectors U+FE00-U+FE0F and U+E0100-U+E01EF (they too can
+  carry hidden data; an emoji's U+FE0F shows as a placeholder after it, a price worth paying),
+  and the unassigned code points reserved as default-ignorable;
+- noncharacters (U+FDD0-U+FDEF and the last two code points of every plane).
+Not replaced: spaces other than U+0020 (they show as the blank they are), private-use and
+unassigned code points outside those ranges (a terminal draws them as a box or a replacement).
+tests/test_safetext.py derives these sets from `unicodedata` and checks every code point.
 
 These functions only neutralise terminal control; UIs must additionally show the result as plain
 text (never as Rich/Textual markup).
@@ -11,18 +28,51 @@ text (never as Rich/Textual markup).
 
 from __future__ import annotations
 
+import bisect
 import re
 
 _C0_PICTURES = {i: chr(0x2400 + i) for i in range(0x20)}  # ␀ … ␟
 _C0_PICTURES[0x7F] = "\u2421"  # ␡
 
-# C0 and DEL, C1, bidi embeddings/overrides/isolates and marks, line/paragraph separators,
-# zero-width and invisible formatting characters, lone surrogates, BOM, and noncharacters.
-_UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f\x80-\x9f\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e"
-    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\ufff0-\ufffb\ud800-\udfff]"
-)
-_UNSAFE_LINE = re.compile(_UNSAFE.pattern[:-1] + "\n\t]")
+# (first, last) code points; tab (0x09) and newline (0x0A) are handled by `safe_text`
+_CONTROL = [(0x00, 0x08), (0x0B, 0x1F), (0x7F, 0x9F)]
+_FORMAT = [(0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD),
+           (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E),
+           (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F),
+           (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
+           (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
+           (0xE0020, 0xE007F)]  # fmt: skip
+_SEPARATORS = [(0x2028, 0x2029)]
+_SURROGATES = [(0xD800, 0xDFFF)]
+# Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15.1) not already above
+_IGNORABLE = [(0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180D),
+              (0x180F, 0x180F), (0x2065, 0x2065), (0x3164, 0x3164), (0xFE00, 0xFE0F),
+              (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0xE0000, 0xE0FFF)]  # fmt: skip
+_NONCHARACTERS = [
+    (0xFDD0, 0xFDEF),
+    *((p + 0xFFFE, p + 0xFFFF) for p in range(0, 0x110000, 0x10000)),
+]
+_UNSAFE_RANGES = _CONTROL + _FORMAT + _SEPARATORS + _SURROGATES + _IGNORABLE + _NONCHARACTERS
+
+
+def _char_class(ranges: list[tuple[int, int]]) -> str:
+    return "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+
+
+# One class of the unsafe BMP ranges plus every non-BMP code point: `re` tests the BMP part in
+# a bitmap, while non-BMP ranges in the class would be compared one by one for every character
+# (12x slower on a 1 MB payload). The few non-BMP characters found are sorted in `_placeholder`.
+_BMP = [(a, min(b, 0xFFFF)) for a, b in _UNSAFE_RANGES if a <= 0xFFFF]
+_ASTRAL: list[tuple[int, int]] = []  # merged, sorted: for bisect
+for _a, _b in sorted((max(a, 0x10000), b) for a, b in _UNSAFE_RANGES if b > 0xFFFF):
+    if _ASTRAL and _a <= _ASTRAL[-1][1] + 1:
+        _ASTRAL[-1] = (_ASTRAL[-1][0], max(_b, _ASTRAL[-1][1]))
+    else:
+        _ASTRAL.append((_a, _b))
+_ASTRAL_FIRST = [a for a, _ in _ASTRAL]
+_CANDIDATES = _char_class([*_BMP, (0x10000, 0x10FFFF)])
+_UNSAFE = re.compile(f"[{_CANDIDATES}]")
+_UNSAFE_LINE = re.compile(f"[{_CANDIDATES}\\t\\n]")
 
 
 def _placeholder(m: re.Match[str]) -> str:
@@ -30,6 +80,10 @@ def _placeholder(m: re.Match[str]) -> str:
     code = ord(ch)
     if code in _C0_PICTURES:
         return _C0_PICTURES[code]
+    if code > 0xFFFF:
+        i = bisect.bisect_right(_ASTRAL_FIRST, code) - 1
+        if i < 0 or code > _ASTRAL[i][1]:
+            return ch  # an emoji, a CJK extension, …: safe
     return f"<U+{code:04X}>"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import select
@@ -163,3 +164,26 @@ def test_raw_bytes_written_to_a_terminal_hold_no_hostile_sequence(tmp_path: Path
     assert "␛]52;c;SGVsbG8=␇" in text  # the OSC 52 clipboard write, made visible
     for raw in (OSC52, TITLE, CLEAR, "\u202e"):
         assert raw.encode() not in out, f"raw {raw!r} reached the terminal"
+
+
+async def test_invisible_characters_in_the_list_are_shown(tmp_path: Path) -> None:
+    # ASCII hidden in tag characters, a zero-width space, a variation selector, a soft hyphen,
+    # an invisible separator: each shown as a placeholder in the row (tests/test_safetext.py
+    # checks every code point; this checks that the dashboard's cells go through it)
+    tags = "".join(chr(0xE0000 + ord(c)) for c in "rm")
+    path = str(tmp_path / "q.db")
+    s = Store(path)
+    try:
+        payload = json.dumps({"s": f"ok{tags}|a\u200bb|c\ufe0fd"}, ensure_ascii=False)
+        job = NewJob(type="hidden\u2064x", queue="e\u00adf", payload_json=payload)
+        s.enqueue([job], NOW)
+    finally:
+        s.close()
+    app = make_app(path, clock=lambda: NOW, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        screen = html.unescape(rendered(app))
+    for shown in ("ok<U+E0072><U+E006D>|a<U+200B>b|c<U+FE0F>d", "e<U+00AD>f", "hidden<U+2064>x"):
+        assert shown in screen
+    for raw in (*tags, "\u200b", "\ufe0f", "\u00ad", "\u2064"):
+        assert raw not in screen

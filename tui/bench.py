@@ -1,7 +1,9 @@
 """Measure the dashboard on a big queue file: `python -m tui.bench [--jobs N] [--file PATH]`.
 
 Goals (issue 4): first paint <= 1 s, a refresh <= 50 ms, RSS <= 200 MiB, a key press answered in
-<= 100 ms while 4 workers drain the queue. Not a test: it prints figures and the goals.
+<= 100 ms while 4 workers drain the queue; and a job enqueued by another process on screen within
+100 ms (median), which only the loader's wake-up path can do: its fallback timer is 2 s. Not a
+test: it prints figures and the goals.
 
 The file (1,000,000 jobs: 90 % succeeded, 5 % failed, 5 % pending by default) is built once and
 cached; each run works on a copy. This module is also the workers' `--app`: the handlers below
@@ -19,8 +21,12 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from jobq import Job, JSONValue, Queue, handler
+
+if TYPE_CHECKING:
+    from tui.app import JobqApp
 
 TYPES = ("email.send", "images.resize", "webhook.deliver", "report.build")
 
@@ -31,6 +37,16 @@ def _noop(payload: JSONValue, job: Job) -> None:
 
 for _type in TYPES:
     handler(_type)(_noop)
+
+# another process: enqueue one job per line read, print "<id> <monotonic time after the commit>"
+# (CLOCK_MONOTONIC is shared by all processes, so the two sides' times compare)
+_PRODUCER = """
+import sys, time, jobq
+q = jobq.Queue(sys.argv[1])
+for line in sys.stdin:
+    job_id = q.enqueue("bench.probe", priority="critical")
+    print(job_id, time.monotonic(), flush=True)
+"""
 
 
 def rss_mib() -> tuple[float, float]:
@@ -92,6 +108,9 @@ async def measure(path: str, with_workers: bool) -> dict[str, float]:
             while app.loads == n:
                 await asyncio.sleep(0.005)
             out[f"tab {tab} switch (ms)"] = (time.perf_counter() - t) * 1000
+        seen = await enqueue_to_screen(app, path, 30)
+        out["other process's enqueue on screen, median (ms)"] = statistics.median(seen)
+        out["other process's enqueue on screen, max (ms)"] = max(seen)
         proc = None
         if with_workers:
             env = dict(os.environ, JOBQ_DB=path)
@@ -121,6 +140,29 @@ async def measure(path: str, with_workers: bool) -> dict[str, float]:
     return out
 
 
+async def enqueue_to_screen(app: JobqApp, path: str, n: int) -> list[float]:
+    """Times (ms) from another process's commit to its job's row being in the pending list."""
+    producer = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _PRODUCER, path,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert producer.stdin is not None and producer.stdout is not None
+    times = []
+    try:
+        for _ in range(n):
+            await asyncio.sleep(0.3)  # apart, so that each is its own change, not a burst
+            producer.stdin.write(b"\n")
+            job_id, committed = (await producer.stdout.readline()).split()
+            key = job_id.decode()
+            while not any(k.value == key for k in app.main.table.rows):
+                await asyncio.sleep(0.002)
+            times.append((time.monotonic() - float(committed)) * 1000)
+    finally:
+        producer.stdin.close()
+        await producer.wait()
+    return times
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build (once), copy, measure, print."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -137,13 +179,14 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(cached, work)
         figures = asyncio.run(measure(work, not args.no_workers))
     goals = {"first paint (s)": 1.0, "refresh median (ms)": 50, "RSS peak (MiB)": 200,
-             "key press p95 (ms)": 100}  # fmt: skip
+             "key press p95 (ms)": 100,
+             "other process's enqueue on screen, median (ms)": 100}  # fmt: skip
     print(f"jobq tui on {args.jobs:,} jobs")
     for name, value in figures.items():
         goal = goals.get(name)
         ok = "ok" if goal is not None and value <= goal else "MISSED"
         verdict = "" if goal is None else f"   goal <= {goal}: {ok}"
-        print(f"  {name:32} {value:10.1f}{verdict}")
+        print(f"  {name:48} {value:10.1f}{verdict}")
     return 0
 
 

@@ -3,8 +3,13 @@
 It owns its own `jobq.Queue` (one connection, used by this thread only) and wakes on
 - a request from the UI (tab, page, filter or detail changed): answered at once;
 - a change to the file (inotify on the WAL via `jobq.Waker`, confirmed by `PRAGMA data_version`):
-  coalesced to at most one load per `min_interval` (10 a second);
-- a slow fallback timer, so countdowns and "alive" states move even when nothing is written.
+  coalesced to at most one load per `min_interval` (10 a second). The event comes when a commit's
+  frames are written to the `-wal`, which is before the commit is visible: a writer publishes it
+  afterwards in the `-shm` index (after its fsync), and that write to a shared map sends no event.
+  So after an event that shows no change yet, `data_version` is checked again at growing
+  intervals (1 ms doubling to `settle_step`) for up to `settle` seconds;
+- a slow fallback timer (`fallback`), so countdowns and "alive" states move even when nothing is
+  written. Changes from other processes never wait for it.
 While the user is pressing keys (`busy`), changes are coalesced harder (at most one load per
 `busy_interval`) and slow counts wait (see `Counts`): every load costs CPU in both threads (its
 queries here, a redraw on the UI thread), and on a big file being drained that competes with
@@ -29,6 +34,7 @@ from jobq import FileReplaced, JobqError, Queue, Waker
 from .data import Counts, Request, Snapshot, load
 
 Post = Callable[[Snapshot | str | FileReplaced], None]
+_FIRST_STEP = 0.001  # a commit's fsync and -shm update usually take about a millisecond
 
 
 class Loader:
@@ -44,6 +50,8 @@ class Loader:
         busy_interval: float = 2.0,
         calm_after: float = 1.0,
         fallback: float = 2.0,
+        settle: float = 1.0,
+        settle_step: float = 0.01,
         watch: bool = True,
     ) -> None:
         self.db_path = db_path
@@ -54,6 +62,8 @@ class Loader:
         self._calm_after = calm_after
         self._busy_until = 0.0
         self._fallback = fallback
+        self._settle = settle
+        self._settle_step = settle_step
         self._watch = watch
         self._lock = threading.Lock()
         self._request = Request()
@@ -118,6 +128,8 @@ class Loader:
         version: int | None = None
         counts = Counts()
         last_load = 0.0
+        settle_until = 0.0  # a wake-up showed no change yet: look again until then
+        step = _FIRST_STEP
         fds = [self._r]
         if waker is not None and waker.fileno() >= 0:
             fds.append(waker.fileno())
@@ -130,6 +142,8 @@ class Loader:
             try:
                 q.check_identity()
                 changed = q.data_version() != version
+                if changed:
+                    settle_until = 0.0
                 due = time.monotonic() - last_load >= self._fallback
                 if forced or changed or due:
                     if not forced and changed:
@@ -150,10 +164,16 @@ class Loader:
                 return
             except JobqError as e:
                 self._post(str(e))
-            timeout = max(0.0, self._fallback - (time.monotonic() - last_load))
-            select.select(fds, [], [], min(timeout, tick))
-            if waker is not None:
-                waker.drain()
+            now = time.monotonic()
+            timeout = min(max(0.0, self._fallback - (now - last_load)), tick)
+            if now < settle_until:
+                timeout = min(timeout, step)
+                step = min(step * 2, self._settle_step)
+            select.select(fds, [], [], timeout)
+            if waker is not None and waker.drain():
+                # the commit behind this event may not be visible yet (see the module doc)
+                settle_until = time.monotonic() + self._settle
+                step = _FIRST_STEP
             self._drain_pipe()
 
     def _is_busy(self) -> bool:
