@@ -32,7 +32,7 @@ import time
 # SQLite's automatic checkpoint runs once the WAL holds 1000 pages (4 MiB with jobq's 4 KiB
 # pages). A WAL much past that has failed to restart, and then every commit retries a checkpoint
 # (with its fsyncs) that cannot finish: so act soon after, not only near the 64 MiB contract.
-JOURNAL_SIZE_LIMIT = 4 * 2**20  # bytes a restarted WAL is cut back to (PRAGMA, per connection)
+# journal_size_limit (sql.JOURNAL_SIZE_LIMIT, set on every connection): 4 MiB
 RESTART_ABOVE = 5 * 2**20  # the supervisor checkpoints (TRUNCATE) past this WAL size
 BACKSTOP_ABOVE = 8 * 2**20  # any writer does, past this (a pool's supervisor normally acts first)
 CHECK_EVERY = 16  # commits between a writer's checks of the WAL size
@@ -63,6 +63,7 @@ class WalBound:
         self._conn: sqlite3.Connection | None = None
         self._not_before = 0.0  # monotonic time before which we do not retry after a failure
         self._patience = PATIENCE
+        self._conn_patience = PATIENCE
         self.commits = 0  # writes since the last size check (see Connection._write)
 
     def close(self) -> None:
@@ -86,19 +87,20 @@ class WalBound:
         the next checkpoint waits twice as long.
         """
         patience = self._patience
-        if self._conn is None:
-            self._conn = sqlite3.connect(
+        conn = self._conn
+        if conn is None or self._conn_patience != patience:
+            self.close()  # its busy timeout is fixed when it opens: no SQL built from a number
+            conn = self._conn = sqlite3.connect(
                 self.path, isolation_level=None, timeout=patience, check_same_thread=False
             )
-        else:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(patience * 1000)}")
+            self._conn_patience = patience
         # Only one checkpoint runs at a time, and SQLite does not wait for that lock: with a big
         # WAL, writers attempt a PASSIVE one after every commit, so we would often find it taken
         # (busy, log -1: nothing done). Retry finely until the patience is spent. Once the pragma
         # gets further (log >= 0), its own waits have used the busy timeout: stop there.
         deadline = time.monotonic() + patience
         while True:
-            busy, log, done = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            busy, log, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if not busy or log >= 0 or time.monotonic() >= deadline:
                 break
             time.sleep(0.0005)

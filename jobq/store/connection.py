@@ -13,10 +13,11 @@ from ..basics import JobState, Outcome
 from ..errors import CorruptFile, DatabaseBusy, DiskFull, JobqError, QueueFileError
 from ..filecheck import check_existing, check_not_network, hold, release
 from ..schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
-from .checkpoint import BACKSTOP_ABOVE, CHECK_EVERY, JOURNAL_SIZE_LIMIT, RESTART_ABOVE, WalBound
+from .checkpoint import BACKSTOP_ABOVE, CHECK_EVERY, RESTART_ABOVE, WalBound
 from .sql import (
     COUNT_TABLES,
     DEFAULT_BUSY_TIMEOUT,
+    JOURNAL_SIZE_LIMIT,
     SCHEMA_TABLES,
 )
 from .turnstile import PATIENCE, Turnstile
@@ -105,8 +106,7 @@ def _umask() -> int:
 def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
-    # a WAL restarted at its front is also cut back to this size (see checkpoint.py)
-    conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+    conn.execute(JOURNAL_SIZE_LIMIT)  # a WAL restarted at its front is also cut back
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
