@@ -12,8 +12,9 @@ waits (through the busy handler) until every reader has moved to the newest snap
 reader does as soon as its short transaction ends, and every reader that starts meanwhile reads
 the database file alone — and truncates the WAL to zero bytes. The wait holds up writers, so it
 is bounded: PATIENCE at first, doubled after each checkpoint that ran out of it (readers whose
-transactions are longer than that: big scans, a loaded machine), up to MAX_PATIENCE; the next try
-comes RETRY_AFTER later, and a checkpoint that gave up has still copied what it could.
+transactions are longer than that: big scans, a loaded machine), up to MAX_PATIENCE, or
+URGENT_PATIENCE once the WAL nears the contract's 64 MiB; the next try comes RETRY_AFTER later,
+and a checkpoint that gave up has still copied what it could.
 
 Who runs it: the pool's supervisor, between its ticks, once the WAL passes RESTART_ABOVE (writes
 at rate come from pools, and its loop is off the workers' path); and, as a backstop for writers
@@ -37,7 +38,9 @@ RESTART_ABOVE = 5 * 2**20  # the supervisor checkpoints (TRUNCATE) past this WAL
 BACKSTOP_ABOVE = 8 * 2**20  # any writer does, past this (a pool's supervisor normally acts first)
 CHECK_EVERY = 16  # commits between a writer's checks of the WAL size
 PATIENCE = 0.1  # seconds a checkpoint may wait for the writer, then for readers (holds up writers)
-MAX_PATIENCE = 3.2  # ... doubling after each failure up to this (5 failures in a row)
+MAX_PATIENCE = 0.8  # ... doubling after each failure up to this (lease renewals wait meanwhile)
+URGENT_ABOVE = 32 * 2**20  # nearing the 64 MiB contract: the patience may double further, up to
+URGENT_PATIENCE = 3.2  # this (a 2 s lease renewed every 0.67 s may then expire: rescued, not lost)
 RETRY_AFTER = 0.5  # seconds before trying again after a checkpoint that ran out of patience
 
 
@@ -75,18 +78,19 @@ class WalBound:
     def bound(self, limit: int) -> tuple[int, int, int] | None:
         """`truncate` if the WAL is past `limit` bytes and no failed checkpoint is on hold;
         None if nothing was tried."""
-        if wal_bytes(self.path) <= limit or time.monotonic() < self._not_before:
+        size = wal_bytes(self.path)
+        if size <= limit or time.monotonic() < self._not_before:
             return None
-        return self.truncate()
+        return self.truncate(urgent=size > URGENT_ABOVE)
 
-    def truncate(self) -> tuple[int, int, int]:
+    def truncate(self, urgent: bool = False) -> tuple[int, int, int]:
         """Run one bounded `wal_checkpoint(TRUNCATE)`: (busy, WAL frames, frames checkpointed).
 
         busy = 1 means readers or a writer outlasted the patience: the frames that could be
         copied were, the WAL was not truncated, `bound` tries nothing for RETRY_AFTER seconds, and
         the next checkpoint waits twice as long.
         """
-        patience = self._patience
+        patience = min(self._patience, URGENT_PATIENCE if urgent else MAX_PATIENCE)
         conn = self._conn
         if conn is None or self._conn_patience != patience:
             self.close()  # its busy timeout is fixed when it opens: no SQL built from a number
@@ -106,7 +110,7 @@ class WalBound:
             time.sleep(0.0005)
         if busy:
             self._not_before = time.monotonic() + RETRY_AFTER
-            self._patience = min(MAX_PATIENCE, patience * 2)
+            self._patience = min(URGENT_PATIENCE, patience * 2)
         else:
             self._patience = PATIENCE
         return (busy, log, done)
