@@ -283,6 +283,7 @@ class Pool:
             n = self.store.prune(time.time() - s.retention, ["succeeded", "failed", "cancelled"])
             if n:
                 log.info("pruned %d finished job(s) older than %gs", n, s.retention)
+        self.store.bound_wal()  # readers cannot starve checkpoints (store/checkpoint.py)
         self._notify(mono)
 
     # ---- children -----------------------------------------------------------------------------

@@ -28,9 +28,11 @@ from ..filecheck import (
     release,
 )
 from ..schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from .checkpoint import BACKSTOP_ABOVE, CHECK_EVERY, RESTART_ABOVE, WalBound
 from .sql import (
     COUNT_TABLES,
     DEFAULT_BUSY_TIMEOUT,
+    JOURNAL_SIZE_LIMIT,
     SCHEMA_TABLES,
 )
 from .turnstile import PATIENCE, Turnstile
@@ -121,6 +123,7 @@ def _umask() -> int:
 def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(JOURNAL_SIZE_LIMIT)  # a WAL restarted at its front is also cut back
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -223,6 +226,7 @@ class Connection:
         real = self.real_path = os.path.realpath(path)
         self._nowait: sqlite3.Connection | None = None  # see _begin_in_turn
         self._nowait_durable = False
+        self._wal = WalBound(path)
         if not allow_network_fs:
             if mountinfo is None:
                 check_not_network(real)
@@ -312,6 +316,7 @@ class Connection:
             self._nowait.close()
         if self._turnstile is not None:
             self._turnstile.close()
+        self._wal.close()
         held, self._held = self._held, None
         if held is not None:
             release(held)
@@ -341,6 +346,7 @@ class Connection:
             try:
                 yield conn
                 conn.execute("COMMIT")
+                self._wal.commits += 1
             except sqlite3.Error as e:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -352,6 +358,20 @@ class Connection:
         finally:
             if gate is not None:
                 gate.leave()
+        if self._wal.commits >= CHECK_EVERY:
+            self._wal.commits = 0
+            # Outside the turn, as it may wait for readers. The write has committed whatever
+            # happens here: a checkpoint that fails is only tried again CHECK_EVERY commits on.
+            with suppress(sqlite3.Error):
+                self._wal.bound(BACKSTOP_ABOVE)
+
+    def bound_wal(self, limit: int = RESTART_ABOVE) -> tuple[int, int, int] | None:
+        """Truncate the WAL with a bounded checkpoint if it is past `limit` bytes (see
+        checkpoint.py): (busy, frames, frames checkpointed), or None if nothing was needed."""
+        try:
+            return self._wal.bound(limit)
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
 
     def _begin_in_turn(self, durable: bool) -> sqlite3.Connection:
         """BEGIN IMMEDIATE once it is our turn; return the connection that holds the lock.

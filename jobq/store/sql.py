@@ -210,3 +210,6 @@ COUNT_TABLES = """
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
        (SELECT count(*) FROM workers), (SELECT count(*) FROM queues)
 """
+
+# Every connection: a WAL restarted at its front is also cut back to 4 MiB (store/checkpoint.py)
+JOURNAL_SIZE_LIMIT = "PRAGMA journal_size_limit = 4194304"
