@@ -161,10 +161,12 @@ def _rescue_cases() -> list[RescueCase]:
         for attempts in ("left", "used"):
             for cancel in (False, True):
                 for lease in ("expired", "boundary", "live"):
-                    # The lease alone decides: a pool that is alive but let its lease lapse (a
-                    # stopped child, a stalled supervisor) is rescued too, and fencing makes its
-                    # late writes change nothing; a dead pool's unexpired lease waits for expiry.
-                    if lease == "expired":
+                    # A pool with no process identity here (another host) whose heartbeat is
+                    # stale is dead: its jobs are rescued at once, whatever their lease. Else
+                    # the lease decides: a pool alive but letting its lease lapse (a stopped
+                    # child, a stalled supervisor) is rescued too, and fencing makes its late
+                    # writes change nothing.
+                    if lease == "expired" or owner == "dead":
                         if cancel:
                             expect, outcome = "cancelled", "cancelled"
                         elif attempts == "used":
@@ -188,13 +190,14 @@ MAX = 3
 
 
 def _build(store: Store, case: RescueCase):
+    pool = f"{POOL}-{case.owner}"  # one pool per owner kind, so one file can hold every case
     if case.owner != "gone":
         heartbeat = NOW - 1 if case.owner == "alive" else NOW - 3600
         store.register_worker(
-            POOL, name="a", host="h", pid=1, concurrency=1, queues=[], types=[], now=heartbeat
+            pool, name="a", host="h", pid=1, concurrency=1, queues=[], types=[], now=heartbeat
         )
     attempts = MAX if case.attempts == "used" else 1
-    kwargs: dict[str, object] = {"now": NOW, "max_attempts": MAX, "worker": f"{POOL}/1"}
+    kwargs: dict[str, object] = {"now": NOW, "max_attempts": MAX, "worker": f"{pool}/1"}
     if case.state == "running":
         lease_until = {"expired": NOW - 5, "boundary": NOW, "live": NOW + 5}[case.lease]
         return make_job(

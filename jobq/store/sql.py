@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ..basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT
-
 DEFAULT_BUSY_TIMEOUT = 30.0
 
 JOB_COLUMNS = (
@@ -73,8 +71,8 @@ CLAIM = f"""
 UPDATE jobs
 SET state = 'running', attempts = attempts + 1, worker_id = :worker, lease_token = :token,
     lease_until = :lease_until, started_at = :now, cancel_requested = 0,
-    max_attempts = COALESCE(max_attempts, {HANDLER_LIMIT.format(i=0)}, {DEFAULT_MAX_ATTEMPTS}),
-    timeout = COALESCE(timeout, {HANDLER_LIMIT.format(i=1)}, {DEFAULT_TIMEOUT})
+    max_attempts = COALESCE(max_attempts, {HANDLER_LIMIT.format(i=0)}, :default_max_attempts),
+    timeout = COALESCE(timeout, {HANDLER_LIMIT.format(i=1)}, :default_timeout)
 WHERE id IN (
     SELECT id FROM jobs INDEXED BY jobs_pending
     WHERE {DUE_FOR_WORKER}

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 
 from .. import lifecycle, retry
-from ..basics import JobState, NewJob, Outcome, same_batch
+from ..basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
 from .connection import _row_to_job, _translate
 from .reads import Reads
 from .sql import (
@@ -193,6 +193,8 @@ class Store(Reads):
             "globs": None if type_globs is None else json.dumps(list(type_globs)),
             "queues": None if queues is None else json.dumps(list(queues)),
             "limits": None if not limits else json.dumps({t: list(v) for t, v in limits.items()}),
+            "default_max_attempts": DEFAULT_MAX_ATTEMPTS,
+            "default_timeout": DEFAULT_TIMEOUT,
         }
         with self._write() as conn:
             rows = conn.execute(CLAIM, params).fetchall()
