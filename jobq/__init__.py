@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     )
     from .queue import Queue
     from .safetext import safe_block, safe_line, safe_text, truncate
-    from .wakeup import Waker
+    from .store.sqlite.waker import Waker
 
 # Names are imported on first use (PEP 562): `jobq enqueue` in a shell loop pays only for what
 # it touches, and `import jobq` stays cheap.
@@ -84,7 +84,7 @@ _EXPORTS = {
     "TemporaryFailure": "errors",
     "WaitReason": "diagnose",
     "WaitTimeout": "errors",
-    "Waker": "wakeup",
+    "Waker": "store.sqlite.waker",
     "WorkerInfo": "model",
     "diagnose_job": "diagnose",
     "fingerprint": "diagnose",

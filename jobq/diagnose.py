@@ -289,7 +289,7 @@ class ErrorGroup:
 
 _FRAME = re.compile(r'^\s*File "([^"]*)", line \d+, in (\S+)', re.M)
 # jobq's own frames that wrap every handler call: never what tells two failures apart
-_RUNTIME = re.compile(r"[/\\]jobq[/\\](executor|worker|pool|handlers)\.py$")
+_RUNTIME = re.compile(r"[/\\]jobq[/\\](pool[/\\](executor|child|supervisor)|handlers)\.py$")
 _NUMBERS = re.compile(r"0x[0-9a-fA-F]+|\d+")
 
 

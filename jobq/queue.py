@@ -398,7 +398,7 @@ class Queue:
         """Block until every job is finished; return them. Raises WaitTimeout, JobNotFound."""
         ids = [job_ids] if isinstance(job_ids, int) else list(job_ids)
         deadline = None if timeout is None else time.monotonic() + timeout
-        from .wakeup import Waker
+        from .store.sqlite.waker import Waker
 
         with Waker(self.path) as waker:
             while True:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from jobq import Job, Queue
-from jobq.cli import main
+from jobq.cli.app import main
 from jobq.store import Store
 from tests.conftest import wait_until
 
@@ -490,7 +490,7 @@ def test_work_options_are_validated_before_anything_starts(
 
 
 def test_work_options_from_environment(monkeypatch: pytest.MonkeyPatch, db_path: str) -> None:
-    from jobq.settings import pool_settings
+    from jobq.pool.settings import pool_settings
 
     monkeypatch.setenv("JOBQ_APP", "a.handlers,b.handlers" + os.pathsep + "c")
     monkeypatch.setenv("JOBQ_EXEC", "resize=convert - -;thumb=magick x\nocr=tesseract - -")

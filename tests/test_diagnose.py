@@ -353,7 +353,7 @@ def test_glob_match_is_sqlite_glob(pattern: str, text: str) -> None:
 
 
 def test_fingerprint_masks_numbers_and_uses_first_frame_outside_jobq() -> None:
-    tb = ('Traceback (most recent call last):\n  File "/x/jobq/executor.py", line 9, in run\n'
+    tb = ('Traceback (most recent call last):\n  File "/x/jobq/pool/executor.py", line 9, in run\n'
           '  File "/srv/app/hooks.py", line 42, in deliver\n    post()\n'
           "ConnectionError: POST /orders/123: refused\n")  # fmt: skip
     assert fingerprint("hook", "ignored", tb) == (

@@ -14,7 +14,7 @@ import pytest
 from jobq.store import Store
 from tests.conftest import ROOT, SLOW
 
-STORE_DIR = ROOT / "jobq" / "store"
+STORE_DIR = ROOT / "jobq" / "store" / "sqlite"
 SQL_WORDS = ("SELECT ", "UPDATE ", "INSERT ", "DELETE ", "PRAGMA ", " WHERE ", " FROM ")
 
 # ---------------------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def _job():
 def _constants() -> set[str]:
     """Module-level UPPERCASE names of the store's sql module and the schema (all constants)."""
     names: set[str] = set()
-    for path in (STORE_DIR / "sql.py", ROOT / "jobq" / "schema.py"):
+    for path in (STORE_DIR / "sql.py", STORE_DIR / "schema.py"):
         for node in ast.parse(path.read_text()).body:
             targets = node.targets if isinstance(node, ast.Assign) else []
             if isinstance(node, ast.AnnAssign):
@@ -276,7 +276,7 @@ def _audit() -> tuple[list[str], int]:
         if isinstance(node, ast.FormattedValue):
             for name in ast.walk(node.value):
                 if isinstance(name, ast.Name) and name.id not in constants and name.id != "c":
-                    problems.append(f"jobq/store/sql.py:{node.lineno}: {name.id} in a constant")
+                    problems.append(f"jobq/store/sqlite/sql.py:{node.lineno}: {name.id} in a constant")
     return problems, calls
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 import jobq
-from jobq import filecheck
 from jobq.errors import (
     CorruptFile,
     NetworkFilesystem,
@@ -21,8 +20,9 @@ from jobq.errors import (
     NotAJobqFile,
     QueueFileError,
 )
-from jobq.schema import APPLICATION_ID, SCHEMA_VERSION
 from jobq.store import Store
+from jobq.store.sqlite import filecheck
+from jobq.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
 from tests.factories import T0, enqueue, new_job
 
 TABLES = ["attempts", "jobs", "queues", "workers"]

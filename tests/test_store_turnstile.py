@@ -17,8 +17,9 @@ import pytest
 from conftest import wait_until
 
 from jobq import Queue
-from jobq.store import Store, turnstile
-from jobq.store.turnstile import Turnstile
+from jobq.store import Store
+from jobq.store.sqlite import turnstile
+from jobq.store.sqlite.turnstile import Turnstile
 from tests.factories import T0, new_job
 
 CTX = multiprocessing.get_context("spawn")

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import jobq
-from jobq.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from jobq.store import Store
+from jobq.store.sqlite.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.factories import T0, claim_one, enqueue, make_job, new_job
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from jobq.commands import command_env, run_command, stdout_to_result
 from jobq.errors import HandlerError
-from jobq.executor import Executor, TailBuffer, result_to_json
-from jobq.loader import handlers_from_toml, load_handlers, parse_exec, split_command
 from jobq.model import Job, JobState
-from jobq.settings import PoolSettings
-from jobq.systemd import Notifier, quote_arg, quote_env, render_unit
+from jobq.pool.commands import command_env, run_command, stdout_to_result
+from jobq.pool.executor import Executor, TailBuffer, result_to_json
+from jobq.pool.loader import handlers_from_toml, load_handlers, parse_exec, split_command
+from jobq.pool.settings import PoolSettings
+from jobq.pool.systemd import Notifier, quote_arg, quote_env, render_unit
 
 
 def make_job(payload: object = None, **kw: object) -> Job:

@@ -149,7 +149,7 @@ def limits(payload: JSONValue, job: jobq.Job) -> dict[str, float | None]:
 POOL_SCRIPT = """
 import json, sys
 from jobq.pool import run_pool
-from jobq.settings import PoolSettings
+from jobq.pool.settings import PoolSettings
 kw = json.loads(sys.argv[1])
 for key in ("apps", "execs", "queues", "type_globs"):
     if key in kw:

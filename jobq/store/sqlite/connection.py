@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 
-from .. import config
-from ..basics import JobState, Outcome
-from ..errors import (
+from ... import config
+from ...basics import JobState, Outcome
+from ...errors import (
     CorruptFile,
     DatabaseBusy,
     DiskFull,
@@ -19,7 +19,8 @@ from ..errors import (
     JobqError,
     QueueFileError,
 )
-from ..filecheck import (
+from .checkpoint import BACKSTOP_ABOVE, CHECK_EVERY, RESTART_ABOVE, WalBound
+from .filecheck import (
     check_existing,
     check_no_orphan_wal,
     check_not_network,
@@ -27,8 +28,7 @@ from ..filecheck import (
     hold,
     release,
 )
-from ..schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
-from .checkpoint import BACKSTOP_ABOVE, CHECK_EVERY, RESTART_ABOVE, WalBound
+from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from .sql import (
     COUNT_TABLES,
     DEFAULT_BUSY_TIMEOUT,
@@ -39,7 +39,7 @@ from .turnstile import PATIENCE, Turnstile
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
-    from ..model import Attempt, Job
+    from ...model import Attempt, Job
 
 # SQLite primary result codes (sqlite3 exposes them only from Python 3.11)
 SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 3, 5, 6, 8
@@ -67,7 +67,7 @@ def _translate(e: sqlite3.Error, path: str) -> JobqError:
 
 
 def _row_to_job(r: Sequence[object]) -> Job:
-    from ..model import Job  # lazy: `jobq enqueue` never builds a Job, nor imports dataclasses
+    from ...model import Job  # lazy: `jobq enqueue` never builds a Job, nor imports dataclasses
 
     return Job(
         id=r[0],  # type: ignore[arg-type]
@@ -94,7 +94,7 @@ def _row_to_job(r: Sequence[object]) -> Job:
 
 
 def _row_to_attempt(r: Sequence[object]) -> Attempt:
-    from ..model import Attempt
+    from ...model import Attempt
 
     return Attempt(
         id=r[0],  # type: ignore[arg-type]

@@ -19,9 +19,9 @@ import shlex
 import sys
 from collections.abc import Iterable, Mapping
 
-from .errors import HandlerError, InvalidInput
-from .handlers import REGISTRY, Handler
-from .values import parse_duration, validate_type
+from ..errors import HandlerError, InvalidInput
+from ..handlers import REGISTRY, Handler
+from ..values import parse_duration, validate_type
 
 if sys.version_info >= (3, 11):
     import tomllib

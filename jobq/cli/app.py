@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .errors import InvalidInput, JobqError, QueueFileError
+from ..errors import InvalidInput, JobqError, QueueFileError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
     import typer
 
-    from .model import FailedAttempt
-    from .queue import Queue
+    from ..model import FailedAttempt
+    from ..queue import Queue
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as any Unix tool killed by a closed pipe
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv) or ["--help"]
     try:
         if "--help" not in args and "-h" not in args:
-            from .config import check_env
+            from ..config import check_env
 
             check_env()  # a malformed JOBQ_* variable: one line, exit 2, whatever the command
         code = _run(args)
@@ -59,14 +59,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _error(message: str) -> None:
-    from .safetext import safe_line
+    from ..safetext import safe_line
 
     sys.stderr.write(f"jobq: error: {safe_line(message, 2000)}\n")
     sys.stderr.flush()
 
 
 def _run(args: list[str]) -> int:
-    from . import clifast
+    from . import enqueue as clifast
 
     split = clifast.split_global(args)
     if split is not None and split[1][0] == "enqueue":
@@ -131,7 +131,7 @@ def build_app() -> typer.Typer:
 def _queue(ctx: typer.Context, create: bool = False) -> Queue:
     """The queue file; only commands that write create it (`create`), the others refuse a
     missing file rather than leave an empty one (and its directories) behind a typo."""
-    from .queue import Queue
+    from ..queue import Queue
 
     return Queue(ctx.obj, create=create)
 
@@ -250,7 +250,7 @@ def enqueue(
     as_json: Annotated[bool, typer.Option("--json", help='Print {"id": N}.')] = False,
 ) -> int:
     """Add a job and print its id (only the id)."""
-    from .clifast import EnqueueArgs, enqueue
+    from .enqueue import EnqueueArgs, enqueue
 
     a = EnqueueArgs(
         type=type_,
@@ -294,8 +294,8 @@ def ls(
     as_json: Annotated[bool, typer.Option("--json", help="A JSON list of jobs.")] = False,
 ) -> None:
     """List jobs, newest first; WAITING says why a pending or running job is where it is."""
+    from ..diagnose import diagnose_job
     from . import output
-    from .diagnose import diagnose_job
 
     with _queue(ctx) as q:
         jobs = q.list(state, type=type_, queue=queue, search=search, limit=limit)
@@ -320,8 +320,8 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="The job with attempts_history.")] = False,
 ) -> None:
     """Show everything about a job, its attempts included, and why it waits if it does."""
+    from ..diagnose import diagnose_job
     from . import output
-    from .diagnose import diagnose_job
 
     with _queue(ctx) as q:
         job = q.get(job_id)
@@ -390,7 +390,7 @@ def priority(
     ],
 ) -> None:
     """Set a job's priority (higher runs first)."""
-    from .values import parse_priority
+    from ..values import parse_priority
 
     p = parse_priority(value)
     with _queue(ctx) as q:
@@ -411,8 +411,8 @@ def errors(
     """Show the latest failed attempts, oldest of them first."""
     import json
 
+    from ..store.sqlite.waker import Waker
     from . import output
-    from .wakeup import Waker
 
     def emit(batch: list[FailedAttempt]) -> None:
         for e in batch:
@@ -460,7 +460,7 @@ def wait(
     ] = None,
 ) -> int:
     """Wait until jobs finish; exit 0 if all succeeded, 1 if any failed or was cancelled."""
-    from .values import parse_duration
+    from ..values import parse_duration
 
     seconds = None if timeout is None else parse_duration(timeout, "timeout")
     with _queue(ctx) as q:
@@ -549,8 +549,9 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> int:
     """Check the file's integrity and report its schema; exit 1 if anything is wrong."""
-    from . import config, output
-    from .store import DEFAULT_BUSY_TIMEOUT, Store
+    from .. import config
+    from ..store import DEFAULT_BUSY_TIMEOUT, Store
+    from . import output
 
     path = config.resolve_db_path(ctx.obj)
     report: dict[str, object]
@@ -591,7 +592,7 @@ def backup(
 
 def db_path(ctx: typer.Context) -> None:
     """Print the queue file in use (--db, else $JOBQ_DB, else the user data dir)."""
-    from .config import resolve_db_path
+    from ..config import resolve_db_path
 
     _out(resolve_db_path(ctx.obj))
 
@@ -723,7 +724,7 @@ def work(
     ] = None,
 ) -> None:
     """Run a worker pool: a supervisor and N child processes that claim and run jobs."""
-    from .settings import pool_settings
+    from ..pool.settings import pool_settings
 
     settings = pool_settings(
         ctx.obj,
@@ -742,7 +743,7 @@ def work(
         retention=retention,
     )
     if ctx.info_name == "systemd-unit":
-        render_unit = _optional("jobq.systemd", "render_unit")
+        render_unit = _optional("jobq.pool.systemd", "render_unit")
         _out(render_unit(settings))
         return
     run_pool = _optional("jobq.pool", "run_pool")
@@ -766,7 +767,7 @@ def tui(
     read_only: Annotated[bool, typer.Option("--read-only", help="Disable every action.")] = False,
 ) -> None:
     """Open the live dashboard."""
-    from .config import resolve_db_path
+    from ..config import resolve_db_path
 
     make_app = _optional("tui.app", "make_app")
     # refuses a missing (with --read-only), foreign or damaged file before the screen opens

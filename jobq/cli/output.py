@@ -12,9 +12,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
-from .diagnose import Diagnosis
-from .model import Attempt, FailedAttempt, Job, JobState, QueueStats, WorkerInfo
-from .safetext import safe_block, safe_line
+from ..diagnose import Diagnosis
+from ..model import Attempt, FailedAttempt, Job, JobState, QueueStats, WorkerInfo
+from ..safetext import safe_block, safe_line
 
 
 def to_json(value: object) -> str:

@@ -35,14 +35,11 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import TypeVar
 
-from . import lifecycle
-from .errors import JobqError, TemporaryFailure
-from .handlers import Handler
-from .loader import describe, load_handlers
-from .settings import PoolSettings
-from .store import Store
-from .systemd import Notifier
-from .worker import (
+from .. import lifecycle
+from ..errors import JobqError, TemporaryFailure
+from ..handlers import Handler
+from ..store import Store
+from .child import (
     DEADLINE,
     DONE,
     JOB,
@@ -55,6 +52,9 @@ from .worker import (
     child_main,
     setup_logging,
 )
+from .loader import describe, load_handlers
+from .settings import PoolSettings
+from .systemd import Notifier
 
 log = logging.getLogger("jobq.pool")
 

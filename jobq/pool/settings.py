@@ -61,10 +61,10 @@ def pool_settings(
     retention: str | None,
 ) -> PoolSettings:
     """Validate the `jobq work` options (flags over JOBQ_* variables) into PoolSettings."""
-    from .config import resolve_db_path
-    from .errors import InvalidInput
+    from ..config import resolve_db_path
+    from ..errors import InvalidInput
+    from ..values import parse_duration, validate_queue, validate_type
     from .loader import parse_exec
-    from .values import parse_duration, validate_queue, validate_type
 
     apps = apps or _env_list("JOBQ_APP", "," + os.pathsep)
     pairs = [parse_exec(s) for s in (execs or _env_list("JOBQ_EXEC", "\n;"))]

@@ -13,8 +13,8 @@ import sys
 import traceback
 from dataclasses import dataclass
 
-from .handlers import HandlerFunc
-from .model import Job
+from ..handlers import HandlerFunc
+from ..model import Job
 
 OUTPUT_LIMIT = 64 * 1024  # characters of captured output kept per attempt (the last ones)
 RESULT_LIMIT = 64 * 1024  # characters of result JSON kept; above it, a truncation marker

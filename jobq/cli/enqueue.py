@@ -13,10 +13,10 @@ import os
 import sys
 import time
 
-from . import config
-from .basics import DEFAULT_PAYLOAD_LIMIT, DEFAULT_QUEUE, NewJob
-from .errors import InvalidInput
-from .values import (
+from .. import config
+from ..basics import DEFAULT_PAYLOAD_LIMIT, DEFAULT_QUEUE, NewJob
+from ..errors import InvalidInput
+from ..values import (
     decode_utf8,
     parse_at,
     parse_duration,
@@ -229,7 +229,7 @@ def enqueue(
     limit = payload_limit()
     now = time.time()
     if a.ndjson is not None:
-        from . import ndjson
+        from .. import ndjson
 
         ids = ndjson.enqueue(db, _ndjson_data(a, stdin), limit, now)
         if a.json:
@@ -240,7 +240,7 @@ def enqueue(
     if a.type is None:
         raise InvalidInput("give a job TYPE, or --ndjson - to read jobs from stdin")
     job = _validated(a, limit, stdin, now)
-    from .queue import Queue
+    from ..queue import Queue
 
     existing: str | None = None  # the state of the job that already holds the unique key
     with Queue(db, payload_limit=limit) as q:
@@ -252,7 +252,7 @@ def enqueue(
         stdout.write(f'{{"id": {job_id}}}\n' if a.json else f"{job_id}\n")
         return 0
     stdout.write(f'{{"id": {job_id}, "existing": true}}\n' if a.json else f"{job_id}\n")
-    from .safetext import safe_line
+    from ..safetext import safe_line
 
     sys.stderr.write(f"jobq: job {job_id} ({safe_line(job.type)}) with unique key "
                      f"{safe_line(job.unique_key, 200)} is already {existing}\n")  # fmt: skip

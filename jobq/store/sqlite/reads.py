@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from ..basics import JobState
+from ...basics import JobState
 from .connection import Connection, _like_escape, _row_to_attempt, _row_to_job
 from .sql import (
     ATTEMPT_COLUMNS,
@@ -17,7 +17,7 @@ from .sql import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
-    from ..model import Attempt, FailedAttempt, Job, QueueStats, WorkerInfo
+    from ...model import Attempt, FailedAttempt, Job, QueueStats, WorkerInfo
 
 
 class Reads(Connection):
@@ -179,7 +179,7 @@ class Reads(Connection):
 
     def stats(self, now: float) -> QueueStats:
         """Counts per state, queue and type, the scheduled/retrying views, recent throughput."""
-        from ..model import QueueStats
+        from ...model import QueueStats
 
         with self._read() as conn:
             by_state = {s.value: 0 for s in JobState}
@@ -231,7 +231,7 @@ class Reads(Connection):
 
     def errors(self, *, after: int = 0, limit: int = 20) -> list[FailedAttempt]:
         """The latest failed attempts (failed, timeout, crashed), newest first, ids > `after`."""
-        from ..model import FailedAttempt
+        from ...model import FailedAttempt
 
         with self._read() as conn:
             rows = conn.execute(ERRORS, {"after": after, "limit": limit}).fetchall()
@@ -239,7 +239,7 @@ class Reads(Connection):
 
     def workers(self) -> list[WorkerInfo]:
         """Every registered pool with the jobs it is running now, newest first."""
-        from ..model import WorkerInfo
+        from ...model import WorkerInfo
 
         with self._read() as conn:
             running: dict[str, list[int]] = {}

@@ -7,8 +7,8 @@ import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 
-from .. import lifecycle, retry
-from ..basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
+from ... import lifecycle, retry
+from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
 from .connection import _row_to_job, _translate
 from .reads import Reads
 from .sql import (
@@ -40,7 +40,7 @@ from .sql import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
-    from ..model import Job
+    from ...model import Job
 
 OutcomeLike = Outcome | str
 

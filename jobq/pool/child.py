@@ -27,15 +27,15 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import TypeVar
 
+from ..errors import DatabaseBusy, FileReplaced, JobqError, TemporaryFailure
+from ..handlers import Handler
+from ..model import Job
+from ..store import Store
+from ..store.sqlite.waker import Waker
 from .commands import command_env, run_command, set_parent_death_signal
-from .errors import DatabaseBusy, FileReplaced, JobqError, TemporaryFailure
 from .executor import Executor, Result
-from .handlers import Handler
 from .loader import load_handlers
-from .model import Job
 from .settings import PoolSettings
-from .store import Store
-from .wakeup import Waker
 
 log = logging.getLogger("jobq.worker")
 
