@@ -276,7 +276,9 @@ def _audit() -> tuple[list[str], int]:
         if isinstance(node, ast.FormattedValue):
             for name in ast.walk(node.value):
                 if isinstance(name, ast.Name) and name.id not in constants and name.id != "c":
-                    problems.append(f"jobq/store/sqlite/sql.py:{node.lineno}: {name.id} in a constant")
+                    problems.append(
+                        f"jobq/store/sqlite/sql.py:{node.lineno}: {name.id} in a constant"
+                    )
     return problems, calls
 
 
