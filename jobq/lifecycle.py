@@ -13,17 +13,19 @@ The store runs the SQL; this module decides. Its rules:
   A dead pool's jobs are rescued at once. A lease that expired is rescued too, unless its pool is
   alive on this host (then its own supervisor handles it, on a monotonic clock). So the wall clock
   moving never makes a pool lose, rescue or time out a live attempt on its own host.
-- **A rescued batch.** A worker runs the jobs of one claim (one lease token) one after the other,
-  in claim order. When its pool died, the first job of the batch still running may have started;
-  the others cannot have started before it ended. So the first is charged an attempt (crashed)
-  and the rest are released uncharged.
+- **A rescued batch.** A worker claims several jobs at once (one lease token) and runs them one
+  after the other, recording their successes together. When its whole pool died on this host, the
+  pool's slots file (jobq.pool.slots) still says which job each child was running and which had
+  run without their success recorded yet: those are charged an attempt (crashed), the rest of the
+  batch never started and is released uncharged. Where nobody can tell (another host, an expired
+  lease, no slots file), every job of the batch may have started, so each is charged.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, Outcome
@@ -89,13 +91,23 @@ def end_attempt(
     return Ending(JobState.FAILED, outcome, new_attempts, None, True)
 
 
-def split_batch(job_ids_in_claim_order: Sequence[int]) -> tuple[list[int], list[int]]:
+# What a dead pool's child was doing: (job it was running or 0, jobs that ran but whose
+# success was not recorded yet), by worker id.
+Progress = Mapping[str, tuple[int, frozenset[int]]]
+
+
+def split_batch(
+    job_ids: Sequence[int], progress: tuple[int, frozenset[int]] | None
+) -> tuple[list[int], list[int]]:
     """For the still-running jobs of one claim whose worker is gone: (charged, released).
 
-    Only the first may have started: a worker runs a batch in claim order, one job at a time.
+    With the worker's progress, exactly the jobs that started are charged; without it, all.
     """
-    ids = list(job_ids_in_claim_order)
-    return ids[:1], ids[1:]
+    if progress is None:
+        return list(job_ids), []
+    current, ran = progress
+    started = [i for i in job_ids if i == current or i in ran]
+    return started, [i for i in job_ids if i not in started]
 
 
 # ---- pools -----------------------------------------------------------------------------------
@@ -215,12 +227,14 @@ def plan_rescue(
     now: float,
     *,
     own_pool: str | None = None,
+    progress: Mapping[str, Progress | None] | None = None,
 ) -> RescuePlan:
     """Which running jobs to take back from pools that are gone or silent.
 
     `pool_states` maps pool ids to `process_state`-like words plus the heartbeat verdict:
     'alive', 'stopped', 'gone', 'stale' or 'unknown'. Jobs of `own_pool` are never touched:
-    the supervisor knows its children better than any clock.
+    the supervisor knows its children better than any clock. `progress` holds, for dead pools
+    of this host, what their children were doing (jobq.pool.slots.read_progress).
     """
     by_token: dict[str, list[HeldJob]] = {}
     dead: dict[str, str] = {}
@@ -245,9 +259,12 @@ def plan_rescue(
             why = f"worker pool {pool} went silent (no heartbeat for {STALE_AFTER:g}s)"
         else:
             why = f"lease expired: worker {jobs[0].worker_id} stopped renewing it"
-        first, _rest = split_batch([j.id for j in jobs])
+        known = (progress or {}).get(pool) if pool in dead else None
+        charged, _rest = split_batch(
+            [j.id for j in jobs], None if known is None else known.get(jobs[0].worker_id)
+        )
         for j in jobs:
-            if j.id in first:
+            if j.id in charged:
                 charge.append((j, why))
             else:
                 release.append((j, f"not started: {why}"))

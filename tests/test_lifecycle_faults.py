@@ -161,6 +161,41 @@ def test_show_and_json_tell_the_limits_that_apply(
     assert (data["max_attempts"], data["timeout"]) == (5, 60.0)
 
 
+def test_a_whole_pool_killed_mid_batch_is_rescued_exactly(
+    pools: Pools, queue: jobq.Queue, tmp_path: Path
+) -> None:
+    """One child claims batches of instant jobs (1, 2, 4, 8, 16 …); job 21 kills the whole pool
+    while jobs of its batch ran before it (successes unrecorded) and others wait after it. The
+    next pool reads what the dead one's child was doing: whatever ran is charged (crashed),
+    whatever never started goes back uncharged, and no history says a job that ran never did."""
+    ledger = tmp_path / "ledger"
+    ids = queue.enqueue_many([("record", {"ledger": str(ledger)}) for _ in range(20)])
+    killer = queue.enqueue("kill_supervisor", {"ledger": str(ledger)})
+    after = queue.enqueue_many([("record", {"ledger": str(ledger)}) for _ in range(10)])
+    first = pools.start(concurrency=1, lease_seconds=120)
+    assert first.wait(30) != 0  # SIGKILLed by its own job
+    assert queue.get(killer).state is JobState.RUNNING
+    burst = pools.start(concurrency=1, burst=True)
+    assert burst.wait(30) == 0
+    runs: dict[int, list[int]] = {}
+    for line in ledger_lines(ledger):
+        runs.setdefault(int(line[0]), []).append(int(line[2]))
+    for job_id in [*ids, killer, *after]:
+        job = queue.get(job_id)
+        assert job.state is JobState.SUCCEEDED, job
+        history = queue.attempts(job_id)
+        ran = runs[job_id]
+        charged = [a for a in history if a.outcome.value != "interrupted"]
+        # every run is a charged attempt; an uncharged release never hides a run
+        assert len(ran) == len(charged) == job.attempts, (job_id, ran, history)
+        assert sorted(ran) == [a.attempt for a in charged], (job_id, ran, history)
+    assert [a.outcome.value for a in queue.attempts(killer)] == ["crashed", "succeeded"]
+    released = [j for j in after if queue.attempts(j)[0].outcome.value == "interrupted"]
+    assert released, "no job of the killer's batch waited after it: the scenario did not happen"
+    for j in released:
+        assert queue.get(j).attempts == 1, "a job that never started was charged an attempt"
+
+
 # ---- 6. the wall clock moves under a running pool --------------------------------------------
 
 SITECUSTOMIZE = """

@@ -138,6 +138,15 @@ def sleep_once(payload: JSONValue, job: jobq.Job) -> dict[str, int]:
     return sleep(payload, job)
 
 
+@jobq.handler("kill_supervisor")
+def kill_supervisor(payload: JSONValue, job: jobq.Job) -> None:
+    """On its first attempt, SIGKILL the pool's supervisor (the whole pool dies with it)."""
+    _ledger(payload, job)
+    if job.attempts == 1:
+        os.kill(os.getppid(), signal.SIGKILL)
+        time.sleep(30)  # PR_SET_PDEATHSIG ends this child at once
+
+
 @jobq.handler("limits", max_attempts=5, timeout=60)
 def limits(payload: JSONValue, job: jobq.Job) -> dict[str, float | None]:
     """Return the limits the job carries while it runs."""

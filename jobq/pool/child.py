@@ -16,7 +16,6 @@ A claimed job that has not started when the child must stop is released (not cou
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import select
@@ -36,24 +35,30 @@ from .commands import command_env, run_command, set_parent_death_signal
 from .executor import Executor, Result
 from .loader import load_handlers
 from .settings import PoolSettings
+from .slots import (
+    BEAT,
+    DEADLINE,
+    DONE,
+    JOB,
+    MAX_BATCH,
+    PGID,
+    PID,
+    READY,
+    SLOT_SIZE,
+    STARTED,
+    UNRECORDED,
+    UNRECORDED_N,
+    SharedArray,
+    SharedSlots,
+)
 
 log = logging.getLogger("jobq.worker")
 
-MAX_BATCH = 64
 # A batch should take about this long: long enough to amortise a transaction over many tiny
 # jobs, short enough that claimed-but-waiting jobs are not starved.
 BATCH_TARGET = 0.010
 # Successes are recorded at the latest this long after the first of them finished.
 FLUSH_AFTER = 0.020
-
-# Fields of a child's row in the shared array; UNRECORDED_N ids from UNRECORDED on are jobs that
-# ran to success but whose success is not committed yet (a batch): should the child die, the
-# supervisor must not report them as never started.
-JOB, STARTED, DEADLINE, PGID, DONE, BEAT, READY, PID, UNRECORDED_N = range(9)
-UNRECORDED = 9
-SLOT_SIZE = UNRECORDED + MAX_BATCH
-
-SharedArray = ctypes.Array[ctypes.c_double]
 
 
 T = TypeVar("T")
@@ -63,8 +68,8 @@ SPIN_AFTER_WAKE = 0.05  # seconds of 0.2 ms claim retries after a wake-up
 class Slot:
     """One child's row of the shared array. Written by the child only (one writer per field)."""
 
-    def __init__(self, shared: SharedArray, index: int) -> None:
-        self.shared = shared
+    def __init__(self, shared: SharedArray | SharedSlots, index: int) -> None:
+        self.shared = shared.array if isinstance(shared, SharedSlots) else shared
         self.base = index * SLOT_SIZE
 
     def get(self, field: int) -> float:
@@ -118,7 +123,7 @@ def setup_logging(level: str) -> None:
 def child_main(
     db_path: str,
     worker_id: str,
-    shared: SharedArray,
+    shared: SharedSlots,
     index: int,
     stop_conn: Connection,
     parent_pid: int,

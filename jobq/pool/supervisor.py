@@ -20,7 +20,6 @@ attempt not used up). A second signal stops at once.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import multiprocessing
 import os
@@ -28,7 +27,7 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -39,21 +38,11 @@ from .. import lifecycle
 from ..errors import JobqError, TemporaryFailure
 from ..handlers import Handler
 from ..store import Store
-from .child import (
-    DEADLINE,
-    DONE,
-    JOB,
-    PGID,
-    READY,
-    SLOT_SIZE,
-    STARTED,
-    SharedArray,
-    Slot,
-    child_main,
-    setup_logging,
-)
+from . import slots
+from .child import Slot, child_main, setup_logging
 from .loader import describe, load_handlers
 from .settings import PoolSettings
+from .slots import DEADLINE, DONE, GEN, JOB, PGID, READY, STARTED
 from .systemd import Notifier
 
 log = logging.getLogger("jobq.pool")
@@ -140,9 +129,9 @@ class Pool:
         self.name = settings.name or host
         self.host = host
         self.ctx = multiprocessing.get_context(settings.start_method)
-        self.shared: SharedArray = self.ctx.RawArray(
-            ctypes.c_double, SLOT_SIZE * settings.concurrency
-        )
+        # in a file, so that the next pool can tell what each child was doing should this whole
+        # pool die (jobq.pool.slots)
+        self.shared = slots.create(self.pool_id, settings.concurrency)
         self.children: dict[int, _Child] = {}
         self.generation = 0
         self.done_before = 0  # jobs finished by children that have exited
@@ -296,6 +285,7 @@ class Pool:
         self.generation += 1
         worker_id = f"{self.pool_id}/{self.generation}"
         Slot(self.shared, index).reset()
+        Slot(self.shared, index).set(GEN, float(self.generation))
         # duplex: the child says on it why it could not start (see _start_failure_message)
         stop_r, stop_w = self.ctx.Pipe(duplex=True)
         proc: BaseProcess = self.ctx.Process(  # type: ignore[attr-defined]
@@ -329,8 +319,19 @@ class Pool:
 
     def _rescue(self) -> None:
         """Take back the jobs of dead pools and expired leases (never this pool's own)."""
-        for job_id, state in self.store.rescue(time.time(), here=self.here, own_pool=self.pool_id):
+        asked: list[str] = []
+
+        def progress(pool_id: str) -> Mapping[str, tuple[int, frozenset[int]]] | None:
+            asked.append(pool_id)
+            return slots.read_progress(pool_id)
+
+        rescued = self.store.rescue(
+            time.time(), here=self.here, own_pool=self.pool_id, progress=progress
+        )
+        for job_id, state in rescued:
             log.warning("rescued job %d from a dead or silent pool -> %s", job_id, state.value)
+        for pool_id in asked:  # their jobs are taken back: what they were doing is history
+            slots.forget(pool_id)
 
     def _has_work(self) -> bool:
         s = self.settings
@@ -511,6 +512,7 @@ class Pool:
         if self.children:
             self._kill_all("interrupted: worker pool stopped")
         self._heartbeat("stopped")
+        self.shared.unlink()
         self.notifier.close()
         self.store.close()
         os.close(self._wake_r)

@@ -426,13 +426,19 @@ class Store(Reads):
         return self.rescue(now)
 
     def rescue(
-        self, now: float, *, here: str | None = None, own_pool: str | None = None
+        self,
+        now: float,
+        *,
+        here: str | None = None,
+        own_pool: str | None = None,
+        progress: Callable[[str], lifecycle.Progress | None] | None = None,
     ) -> list[tuple[int, JobState]]:
         """Take back the running jobs of dead pools (at once) and of expired leases whose pool
         is not alive on this host (`here`, a lifecycle.host_key); never `own_pool`'s.
 
-        Of each claim's remaining jobs only the first is charged an attempt (crashed); the
-        others never started and are released (lifecycle.plan_rescue). Dead pools are marked
+        Of each claim's remaining jobs, those its worker started are charged an attempt
+        (crashed) and the others released, when `progress(pool_id)` can tell for a dead pool;
+        else all are charged (lifecycle.plan_rescue). Dead pools are marked
         'dead'. Returns (job id, new state) for every job taken back.
         """
         with self._write() as conn:
@@ -448,7 +454,9 @@ class Store(Reads):
                 lifecycle.HeldJob(r[0], r[1], r[2] or "", r[3] or 0.0, (-r[4], r[5], r[0]))
                 for r in conn.execute(HELD).fetchall()
             ]
-            plan = lifecycle.plan_rescue(held, pools, now, own_pool=own_pool)
+            dead = [p for p, v in pools.items() if v in ("gone", "stale")]
+            known = {p: progress(p) for p in dead} if progress is not None else None
+            plan = lifecycle.plan_rescue(held, pools, now, own_pool=own_pool, progress=known)
             out: list[tuple[int, JobState]] = []
             for job, why in plan.charge:
                 state = self._end_in(conn, job.id, job.token, now, Outcome.CRASHED, why,
