@@ -39,17 +39,14 @@ from .slots import (
     BEAT,
     DEADLINE,
     DONE,
-    JOB,
     MAX_BATCH,
     PGID,
     PID,
     READY,
-    SLOT_SIZE,
-    STARTED,
     UNRECORDED,
     UNRECORDED_N,
-    SharedArray,
     SharedSlots,
+    Slot,
 )
 
 log = logging.getLogger("jobq.worker")
@@ -60,50 +57,8 @@ BATCH_TARGET = 0.010
 # Successes are recorded at the latest this long after the first of them finished.
 FLUSH_AFTER = 0.020
 
-
 T = TypeVar("T")
 SPIN_AFTER_WAKE = 0.05  # seconds of 0.2 ms claim retries after a wake-up
-
-
-class Slot:
-    """One child's row of the shared array. Written by the child only (one writer per field)."""
-
-    def __init__(self, shared: SharedArray | SharedSlots, index: int) -> None:
-        self.shared = shared.array if isinstance(shared, SharedSlots) else shared
-        self.base = index * SLOT_SIZE
-
-    def get(self, field: int) -> float:
-        """Read a field."""
-        value: float = self.shared[self.base + field]
-        return value
-
-    def set(self, field: int, value: float) -> None:
-        """Write a field."""
-        self.shared[self.base + field] = value
-
-    def begin(self, job_id: int, started: float, deadline: float) -> None:
-        """Say that `job_id` runs now (the job id last, so a reader never pairs it with the
-        previous job's deadline)."""
-        self.shared[self.base + JOB] = 0.0
-        self.shared[self.base + STARTED] = started
-        self.shared[self.base + DEADLINE] = deadline
-        self.shared[self.base + PGID] = 0.0
-        self.shared[self.base + JOB] = float(job_id)
-
-    def unrecorded(self) -> frozenset[int]:
-        """Ids of jobs that succeeded but whose success is not recorded yet."""
-        n = int(self.get(UNRECORDED_N))
-        return frozenset(int(self.get(UNRECORDED + i)) for i in range(min(n, MAX_BATCH)))
-
-    def end(self) -> None:
-        """Say that no job runs now."""
-        self.shared[self.base + JOB] = 0.0
-        self.shared[self.base + PGID] = 0.0
-
-    def reset(self) -> None:
-        """Clear the row for a new child."""
-        for i in range(SLOT_SIZE):
-            self.shared[self.base + i] = 0.0
 
 
 def setup_logging(level: str) -> None:

@@ -1,6 +1,8 @@
-"""The pool's shared slots, in a file that outlives the pool.
+"""The pool's shared slots: a child's row of doubles (`Slot`), in a file that outlives the pool.
 
-Each worker child reports in one row of doubles (jobq.pool.child.Slot): the job it runs, the jobs
+The child writes its row (one writer per field); the supervisor reads it to enforce timeouts and
+cancellations, to renew only the leases of live children, and to tell, when a child dies, which
+of its jobs ran and which never started. Each row holds the job the child runs, the jobs
 whose success it has not recorded yet, its generation. The rows live in a small file under
 /dev/shm (memory, private to root or the pool's user), not in anonymous shared memory, so that when
 the whole pool dies (SIGKILL, OOM killer) the next pool on this host can still read what each
@@ -27,6 +29,47 @@ SLOT_SIZE = UNRECORDED + MAX_BATCH
 _DOUBLE = ctypes.sizeof(ctypes.c_double)
 
 SharedArray = ctypes.Array[ctypes.c_double]
+
+
+class Slot:
+    """One child's row of the shared array. Written by the child only (one writer per field)."""
+
+    def __init__(self, shared: SharedArray | SharedSlots, index: int) -> None:
+        self.shared = shared.array if isinstance(shared, SharedSlots) else shared
+        self.base = index * SLOT_SIZE
+
+    def get(self, field: int) -> float:
+        """Read a field."""
+        value: float = self.shared[self.base + field]
+        return value
+
+    def set(self, field: int, value: float) -> None:
+        """Write a field."""
+        self.shared[self.base + field] = value
+
+    def begin(self, job_id: int, started: float, deadline: float) -> None:
+        """Say that `job_id` runs now (the job id last, so a reader never pairs it with the
+        previous job's deadline)."""
+        self.shared[self.base + JOB] = 0.0
+        self.shared[self.base + STARTED] = started
+        self.shared[self.base + DEADLINE] = deadline
+        self.shared[self.base + PGID] = 0.0
+        self.shared[self.base + JOB] = float(job_id)
+
+    def unrecorded(self) -> frozenset[int]:
+        """Ids of jobs that succeeded but whose success is not recorded yet."""
+        n = int(self.get(UNRECORDED_N))
+        return frozenset(int(self.get(UNRECORDED + i)) for i in range(min(n, MAX_BATCH)))
+
+    def end(self) -> None:
+        """Say that no job runs now."""
+        self.shared[self.base + JOB] = 0.0
+        self.shared[self.base + PGID] = 0.0
+
+    def reset(self) -> None:
+        """Clear the row for a new child."""
+        for i in range(SLOT_SIZE):
+            self.shared[self.base + i] = 0.0
 
 
 def path_for(pool_id: str) -> str:

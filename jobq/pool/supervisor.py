@@ -1,16 +1,13 @@
 """The supervisor of `jobq work`: starts N worker children and keeps them honest.
 
-Each child claims and runs jobs itself (`jobq.worker`). The supervisor loop wakes every
-`TICK` seconds, or at once when a child exits or a signal arrives, and:
+Each child claims and runs jobs itself (`child`). The supervisor loop wakes every `TICK`
+seconds, or at once when a child exits or a signal arrives, and:
 
-- notices a dead child at once: its running job ends `crashed` ("worker exited: signal 9",
-  attempt counted), jobs it had claimed but not started are released, and a new child starts;
-- kills a child (and its command's process group) whose job overran its timeout or was asked
-  to cancel, then records `timeout` / `cancelled`;
-- renews the leases of children that are alive and not stopped (a SIGSTOPped child's leases
-  expire, so that another pool may rescue its jobs), every lease/3;
-- rescues expired leases of dead pools, heartbeats the pool row, prunes history when a
-  retention is set, and talks to systemd (READY, STATUS, WATCHDOG, STOPPING).
+- reaps dead children, ends their jobs and starts new ones; kills a child whose job overran
+  its timeout or was asked to cancel (`children`);
+- renews the leases of healthy children, rescues expired leases of dead pools, heartbeats the
+  pool row, prunes history when a retention is set, bounds the WAL, and talks to systemd
+  (READY, STATUS, WATCHDOG, STOPPING) (`maintenance`).
 
 Signal handlers only set flags. SIGTERM/SIGINT: children stop claiming and finish their job for
 up to `shutdown_timeout`; then the rest are killed and their jobs released (back to pending,
@@ -19,7 +16,6 @@ attempt not used up). A second signal stops at once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -27,10 +23,8 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
+from collections.abc import Callable
+from multiprocessing.connection import wait
 from types import FrameType
 from typing import TypeVar
 
@@ -38,56 +32,16 @@ from .. import lifecycle
 from ..errors import JobqError, TemporaryFailure
 from ..handlers import Handler
 from ..store import Store
-from . import slots
-from .child import Slot, child_main, setup_logging
+from .child import setup_logging
+from .children import Children, RunningRow
 from .loader import describe, load_handlers
+from .maintenance import Every, Heartbeat, PoolCounts, Pruner, Renewer, Rescuer, SystemdStatus
 from .settings import PoolSettings
-from .slots import DEADLINE, DONE, GEN, JOB, PGID, READY, STARTED
 from .systemd import Notifier
 
 log = logging.getLogger("jobq.pool")
 
 TICK = 0.25  # seconds between supervisor checks while nothing happens
-HEARTBEAT_EVERY = 5.0  # pool row heartbeat (a write: kept rare so an idle pool stays idle)
-RESCUE_EVERY = 2.0  # expired-lease rescue (capped by lease/2)
-PRUNE_EVERY = 60.0
-STATUS_EVERY = 2.0
-RESPAWN_BACKOFF = 1.0  # a child that died within this many seconds of starting waits this long
-# children that die before they are ready this many times in a row: the pool exits, so that
-# systemd (or the shell) shows why instead of a respawn every second for ever
-MAX_START_FAILURES = 5
-
-_HAVE_PROC = os.path.exists("/proc/self/stat")
-
-RunningRow = tuple[int, str, str, float, float, bool, int]
-
-
-@dataclass(eq=False)
-class _Child:
-    index: int
-    worker_id: str
-    proc: BaseProcess
-    stop_w: Connection
-    started: float
-    # (reason, job id, detail) when the supervisor killed the child on purpose
-    killed: tuple[str, int, float] | None = None
-    stop_sent: bool = False
-    stopped_since: float | None = None  # monotonic time it was first seen SIGSTOPped
-
-
-@dataclass(eq=False)
-class _Timers:
-    renew: float = 0.0
-    rescue: float = 0.0
-    heartbeat: float = 0.0
-    prune: float = 0.0
-    status: float = 0.0
-    watchdog: float = 0.0
-    running_check: float = 0.0
-    rate_mark: tuple[float, int] = (0.0, 0)
-    rate: float = 0.0
-    spawn_after: dict[int, float] = field(default_factory=dict)
-
 
 T = TypeVar("T")
 
@@ -129,21 +83,18 @@ class Pool:
         self.name = settings.name or host
         self.host = host
         self.ctx = multiprocessing.get_context(settings.start_method)
-        # in a file, so that the next pool can tell what each child was doing should this whole
-        # pool die (jobq.pool.slots)
-        self.shared = slots.create(self.pool_id, settings.concurrency)
-        self.children: dict[int, _Child] = {}
-        self.generation = 0
-        self.done_before = 0  # jobs finished by children that have exited
+        self.children = Children(self.store, settings, self.ctx, self.db_path, self.pool_id)
         self.signals = 0
         self.stopping = False
         self.stop_deadline = 0.0
-        self.ready_sent = False
-        self.start_failures = 0  # children in a row that died before they were ready
-        self.start_error = ""
         self.here = lifecycle.host_key()
-        self.timers = _Timers()
+        self.running_check = Every(TICK)  # timeouts and cancels, while a job runs
+        self.renewer = Renewer(self.store, settings.lease_seconds)
+        self.rescuer = Rescuer(self.store, self.here, self.pool_id, settings.lease_seconds)
+        self.heartbeat = Heartbeat(self.store, self.pool_id)
+        self.pruner = Pruner(self.store, settings.retention)
         self.notifier = Notifier.from_environ()  # removed from os.environ: children lack it
+        self.systemd = SystemdStatus(self.notifier)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -193,38 +144,34 @@ class Pool:
             " (burst)" if s.burst else "",
         )  # fmt: skip
         mono = time.monotonic()
-        t = self.timers
-        t.heartbeat = t.renew = t.rescue = t.prune = mono
-        t.rate_mark = (mono, 0)
+        for every in (self.heartbeat, self.renewer, self.rescuer, self.pruner):
+            every.every.last = mono
+        self.systemd.rate_mark = (mono, 0)
         try:
             self._guarded(self._rescue)  # a dead pool's jobs first: a burst run must see them
             for i in range(s.concurrency):
-                self._spawn(i)
+                self.children.spawn(i)
             while True:
                 if self.signals and not self.stopping:
                     self._begin_shutdown()
                 if self.signals >= 2:
                     log.warning("second signal: stopping now")
-                    self._kill_all("interrupted: worker pool stopped at once")
+                    self.children.kill_all("interrupted: worker pool stopped at once")
                     break
-                self._guarded(self._reap)
+                self._guarded(self.children.reap)
                 if self.stopping:
                     if not self.children:
                         break
                     if time.monotonic() >= self.stop_deadline:
                         log.warning(
                             "shutdown timeout (%gs) reached: interrupting %d running job(s)",
-                            s.shutdown_timeout, self._running_count(),
+                            s.shutdown_timeout, self.children.running_count(),
                         )  # fmt: skip
-                        self._kill_all("interrupted: shutdown timeout reached")
+                        self.children.kill_all("interrupted: shutdown timeout reached")
                         break
                 elif not self._guarded(self._respawn, True):
                     break  # burst: nothing left to do
-                if self.start_failures >= MAX_START_FAILURES:
-                    raise JobqError(
-                        f"worker children keep failing at start-up ({self.start_failures} in a "
-                        f"row): {self.start_error or 'see the log above'}"
-                    )
+                self.children.start_failures.check()
                 self._guarded(self._periodic)
                 self._sleep()
         finally:
@@ -234,10 +181,10 @@ class Pool:
 
     def _sleep(self) -> None:
         timeout = TICK
-        wd = self.notifier.watchdog_interval
-        if wd is not None:
-            timeout = max(0.0, min(timeout, self.timers.watchdog + wd - time.monotonic()))
-        handles: list[object] = [c.proc.sentinel for c in self.children.values()]
+        left = self.systemd.watchdog_left(time.monotonic())
+        if left is not None:
+            timeout = max(0.0, min(timeout, left))
+        handles: list[object] = [c.proc.sentinel for c in self.children.by_index.values()]
         handles.append(self._wake_r)
         wait(handles, timeout)  # type: ignore[arg-type]
         try:
@@ -247,91 +194,39 @@ class Pool:
             pass
 
     def _periodic(self) -> None:
-        s, t = self.settings, self.timers
         self.store.check_identity()  # FileReplaced: not retried by _guarded; run_pool exits 75
         mono = time.monotonic()
-        busy = any(self._slot(c).get(JOB) for c in self.children.values())
+        children = self.children
         rows: list[RunningRow] | None = None
-        if busy and mono - t.running_check >= TICK:
-            t.running_check = mono
-            self._check_deadlines()
-            rows = self._running_rows()
-            self._check_cancels(rows)
-        if mono - t.renew >= s.lease_seconds / 3:
-            t.renew = mono
-            self._renew(rows if rows is not None else self._running_rows())
-        if mono - t.rescue >= min(RESCUE_EVERY, s.lease_seconds / 2):
-            t.rescue = mono
+        if children.busy() and self.running_check.due(mono):
+            children.check_deadlines(time.monotonic())
+            rows = children.running_rows()
+            children.check_cancels(rows)
+        if self.renewer.every.due(mono):
+            rows = rows if rows is not None else children.running_rows()
+            self.renewer.renew(rows, children.healthy(), time.time())
+        if self.rescuer.every.due(mono):
             self._rescue()
-            self._check_stopped(mono)
-        if mono - t.heartbeat >= HEARTBEAT_EVERY:
-            t.heartbeat = mono
+            children.check_stopped(mono, time.time())
+        if self.heartbeat.every.due(mono):
             self._heartbeat("stopping" if self.stopping else "running")
-        if s.retention is not None and mono - t.prune >= PRUNE_EVERY:
-            t.prune = mono
-            n = self.store.prune(time.time() - s.retention, ["succeeded", "failed", "cancelled"])
-            if n:
-                log.info("pruned %d finished job(s) older than %gs", n, s.retention)
+        if self.pruner.due(mono):
+            self.pruner.prune(time.time())
         self.store.bound_wal()  # readers cannot starve checkpoints (store/checkpoint.py)
-        self._notify(mono)
-
-    # ---- children -----------------------------------------------------------------------------
-
-    def _slot(self, child: _Child) -> Slot:
-        return Slot(self.shared, child.index)
-
-    def _spawn(self, index: int) -> None:
-        self.store.check_identity(force=True)  # a new child must not open a new file
-        self.generation += 1
-        worker_id = f"{self.pool_id}/{self.generation}"
-        Slot(self.shared, index).reset()
-        Slot(self.shared, index).set(GEN, float(self.generation))
-        # duplex: the child says on it why it could not start (see _start_failure_message)
-        stop_r, stop_w = self.ctx.Pipe(duplex=True)
-        proc: BaseProcess = self.ctx.Process(  # type: ignore[attr-defined]
-            target=child_main,
-            args=(self.db_path, worker_id, self.shared, index, stop_r, os.getpid(), self.settings),
-            name=f"worker-{index + 1}",
-            daemon=False,
-        )
-        # a Ctrl-C during start-up must not kill the child before it ignores SIGINT
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
-            proc.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-        stop_r.close()
-        self.children[index] = _Child(index, worker_id, proc, stop_w, time.monotonic())
-        log.debug("started worker %s (pid %s)", worker_id, proc.pid)
+        if self.notifier.enabled:
+            self.systemd.tick(mono, self._counts(), children.all_ready())
 
     def _respawn(self) -> bool:
         """Start children in empty places; False when a burst pool is done."""
-        empty = [i for i in range(self.settings.concurrency) if i not in self.children]
-        if not empty:
+        if not self.children.empty_places():
             return True
         if self.settings.burst and not self._has_work():
             return bool(self.children)
-        mono = time.monotonic()
-        for i in empty:
-            if mono >= self.timers.spawn_after.get(i, 0.0):
-                self._spawn(i)
+        self.children.respawn(time.monotonic())
         return True
 
     def _rescue(self) -> None:
-        """Take back the jobs of dead pools and expired leases (never this pool's own)."""
-        asked: list[str] = []
-
-        def progress(pool_id: str) -> Mapping[str, tuple[int, frozenset[int]]] | None:
-            asked.append(pool_id)
-            return slots.read_progress(pool_id)
-
-        rescued = self.store.rescue(
-            time.time(), here=self.here, own_pool=self.pool_id, progress=progress
-        )
-        for job_id, state in rescued:
-            log.warning("rescued job %d from a dead or silent pool -> %s", job_id, state.value)
-        for pool_id in asked:  # their jobs are taken back: what they were doing is history
-            slots.forget(pool_id)
+        self.rescuer.rescue(time.time())
 
     def _has_work(self) -> bool:
         s = self.settings
@@ -343,181 +238,25 @@ class Pool:
             queues=list(s.queues) or None,
         )
 
-    def _reap(self) -> None:
-        for child in list(self.children.values()):
-            if child.proc.exitcode is None and child.proc.is_alive():
-                continue
-            child.proc.join()
-            self._child_exited(child)
-
-    def _child_exited(self, child: _Child) -> None:
-        slot = self._slot(child)
-        pgid = int(slot.get(PGID))
-        if pgid:
-            _kill_group(pgid)  # a command's grandchildren outlive a killed child otherwise
-        self.done_before += int(slot.get(DONE))
-        code = child.proc.exitcode if child.proc.exitcode is not None else -1
-        how = f"signal {-code}" if code < 0 else f"status {code}"
-        was_ready = bool(slot.get(READY))
-        del self.children[child.index]
-        message = _start_failure_message(child.stop_w)
-        child.stop_w.close()
-        ended = self._end_jobs_of(child, f"worker exited: {how}")
-        if code != 0 and child.killed is None:
-            if not ended:
-                log.warning("worker %s exited (%s)", child.worker_id, how)
-            if time.monotonic() - child.started < RESPAWN_BACKOFF:
-                self.timers.spawn_after[child.index] = time.monotonic() + RESPAWN_BACKOFF
-        # exited with a status of its own before it was ready (a signal is someone else's doing)
-        if code > 0 and not was_ready and child.killed is None:
-            self.start_failures += 1
-            self.start_error = message or f"a worker child exited ({how}) before it was ready"
-        elif was_ready:
-            self.start_failures = 0
-
-    def _end_jobs_of(self, child: _Child, why: str) -> int:
-        """End the attempts a child holds now that it cannot finish them (it died, or it has
-        been stopped for a whole lease): what it ran is charged, what it never started is
-        released. The slot tells which, whatever the wall clock says. Returns how many."""
-        slot = self._slot(child)
-        current = int(slot.get(JOB))
-        ran = slot.unrecorded()
-        rows = [r for r in self.store.running_of(child.worker_id) if r[2] == child.worker_id]
-        now = time.time()
-        for job_id, token, _wid, _started, _timeout, _cancel, attempts in rows:
-            if child.killed is not None and child.killed[1] == job_id:
-                self._end_killed(child.killed, job_id, token, now)
-            elif job_id in ran:
-                # it ran, but its success died with the child: counted, and due again at once
-                self.store.crash(
-                    job_id, token, now,
-                    f"{why}, after the job ran, before its success was recorded",
-                )  # fmt: skip
-            elif child.killed is not None:
-                self.store.release(job_id, token, now, child.killed[0])
-            elif job_id == current:
-                log.warning("worker %s %s running job %d (attempt %d)",
-                            child.worker_id, why.replace(": ", " (", 1) + ")", job_id,
-                            attempts)  # fmt: skip
-                state = self.store.crash(job_id, token, now, why)
-                if state is None:
-                    log.warning("lease lost: job %d was taken over before its crash was recorded",
-                                job_id)  # fmt: skip
-                elif state.value == "failed":
-                    log.error("job %d failed for good: its worker died %d time(s)",
-                              job_id, attempts)  # fmt: skip
-            else:
-                self.store.release(job_id, token, now, f"not started: {why}")
-        return len(rows)
-
-    def _check_stopped(self, mono: float) -> None:
-        """A child SIGSTOPped (or traced) for a whole lease loses its jobs, as a dead pool's
-        would: they run elsewhere, and its late writes are fenced when it resumes."""
-        for child in self.children.values():
-            if _running_normally(child.proc):
-                child.stopped_since = None
-                continue
-            if child.stopped_since is None:
-                child.stopped_since = mono
-            elif mono - child.stopped_since >= self.settings.lease_seconds:
-                n = self._end_jobs_of(child, "worker stopped: no heartbeat for a whole lease")
-                if n:
-                    log.warning("worker %s stopped for %.0fs: took back its %d job(s)",
-                                child.worker_id, mono - child.stopped_since, n)  # fmt: skip
-
-    def _end_killed(
-        self, killed: tuple[str, int, float], job_id: int, token: str, now: float
-    ) -> None:
-        reason, _job, detail = killed
-        if reason == "timeout":
-            state = self.store.fail(
-                job_id, token, now, f"timed out after {detail:g}s", outcome="timeout"
-            )
-        elif reason == "cancel":
-            state = self.store.finish_cancelled(job_id, token, now)
-        else:
-            state = self.store.release(job_id, token, now, reason)
-        if state is None:
-            log.warning("lease lost: job %d (%s) was taken over meanwhile", job_id, reason)
-        else:
-            log.info("job %d: %s -> %s", job_id, reason.split(":")[0], state.value)
-
-    def _kill(self, child: _Child, reason: str, job_id: int = 0, detail: float = 0.0) -> None:
-        """SIGKILL a child and its command's process group; its exit is recorded by _reap."""
-        if child.killed is None:
-            child.killed = (reason, job_id, detail)
-        pgid = int(self._slot(child).get(PGID))
-        # the child first: killing its command first would let it record "command killed"
-        if child.proc.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child.proc.pid, signal.SIGKILL)
-        if pgid:
-            _kill_group(pgid)
-
-    def _kill_all(self, reason: str) -> None:
-        for child in list(self.children.values()):
-            self._kill(child, reason)
-        for child in list(self.children.values()):
-            child.proc.join(5.0)
-        self._reap()
-
-    def _running_count(self) -> int:
-        return sum(1 for c in self.children.values() if self._slot(c).get(JOB))
-
-    def _check_deadlines(self) -> None:
-        now = time.monotonic()  # the children's deadlines are on the system-wide monotonic clock
-        for child in self.children.values():
-            slot = self._slot(child)
-            job_id = slot.get(JOB)
-            deadline = slot.get(DEADLINE)
-            started = slot.get(STARTED)
-            if job_id and deadline and now > deadline and slot.get(JOB) == job_id:
-                log.warning("job %d overran its timeout (%gs): killing worker %s",
-                            int(job_id), deadline - started, child.worker_id)  # fmt: skip
-                self._kill(child, "timeout", int(job_id), deadline - started)
-
-    def _running_rows(self) -> list[RunningRow]:
-        return self.store.running_of(self.pool_id + "/")
-
-    def _check_cancels(self, rows: Sequence[RunningRow]) -> None:
-        by_worker = {c.worker_id: c for c in self.children.values()}
-        for job_id, _token, wid, _started, _timeout, cancel, _attempts in rows:
-            child = by_worker.get(wid)
-            if cancel and child is not None and int(self._slot(child).get(JOB)) == job_id:
-                log.info("job %d: cancel requested, stopping worker %s", job_id, wid)
-                self._kill(child, "cancel", job_id)
-
-    def _renew(self, rows: Sequence[RunningRow]) -> None:
-        """Extend the leases of jobs held by children that are alive and not stopped."""
-        healthy = {c.worker_id for c in self.children.values() if _running_normally(c.proc)}
-        leases = [(r[0], r[1]) for r in rows if r[2] in healthy]
-        if leases:
-            n = self.store.renew(leases, time.time() + self.settings.lease_seconds)
-            if n < len(leases):
-                log.warning("lease lost: %d of %d lease(s) were no longer ours",
-                            len(leases) - n, len(leases))  # fmt: skip
-
     def _begin_shutdown(self) -> None:
         self.stopping = True
         self.stop_deadline = time.monotonic() + self.settings.shutdown_timeout
         log.info("stopping: letting %d running job(s) finish (up to %gs)",
-                 self._running_count(), self.settings.shutdown_timeout)  # fmt: skip
+                 self.children.running_count(), self.settings.shutdown_timeout)  # fmt: skip
         self.notifier.notify("STOPPING=1")
-        for child in self.children.values():
-            with contextlib.suppress(OSError):
-                child.stop_w.send_bytes(b"stop")
+        self.children.ask_to_stop()
         self._heartbeat("stopping")
 
     def _finish(self) -> None:
         if self.children:
-            self._kill_all("interrupted: worker pool stopped")
+            self.children.kill_all("interrupted: worker pool stopped")
         self._heartbeat("stopped")
-        self.shared.unlink()
+        self.children.shared.unlink()
         self.notifier.close()
         self.store.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
-        log.info("pool %s stopped after %d job(s)", self.pool_id, self._done())
+        log.info("pool %s stopped after %d job(s)", self.pool_id, self.children.done())
 
     # ---- bookkeeping --------------------------------------------------------------------------
 
@@ -536,71 +275,9 @@ class Pool:
                 self._temp_logged = mono
             return failed
 
-    def _done(self) -> int:
-        return self.done_before + sum(int(self._slot(c).get(DONE)) for c in self.children.values())
-
     def _heartbeat(self, status: str) -> None:
-        try:
-            self.store.worker_heartbeat(self.pool_id, time.time(), self._done(), status)
-        except JobqError as e:
-            log.warning("heartbeat failed: %s", e)
+        self.heartbeat.beat(time.time(), self.children.done(), status)
 
-    def _notify(self, mono: float) -> None:
-        n, t = self.notifier, self.timers
-        if not n.enabled:
-            return
-        if (
-            not self.ready_sent
-            and not self.stopping
-            and all(self._slot(c).get(READY) for c in self.children.values())
-        ):
-            self.ready_sent = n.notify("READY=1", "STATUS=" + self._status_line())
-            t.status = mono
-        wd = n.watchdog_interval
-        if wd is not None and mono - t.watchdog >= wd * 0.9:
-            t.watchdog = mono
-            n.notify("WATCHDOG=1")
-        if mono - t.status >= STATUS_EVERY:
-            t.status = mono
-            n.status(self._status_line())
-
-    def _status_line(self) -> str:
-        t = self.timers
-        mono, done = time.monotonic(), self._done()
-        mark_t, mark_n = t.rate_mark
-        if mono - mark_t >= 1.0:
-            t.rate = (done - mark_n) / (mono - mark_t)
-            t.rate_mark = (mono, done)
-        state = "stopping, " if self.stopping else ""
-        return (f"{state}{len(self.children)} children, {self._running_count()} running, "
-                f"{done} done, {t.rate:.1f} jobs/s")  # fmt: skip
-
-
-def _running_normally(proc: BaseProcess) -> bool:
-    """Alive and not stopped (SIGSTOP / traced): only such a child's leases are renewed."""
-    if proc.pid is None or proc.exitcode is not None:
-        return False
-    if not _HAVE_PROC:
-        return proc.is_alive()  # no /proc: liveness is all we can tell
-    try:
-        with open(f"/proc/{proc.pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
-    return state not in (b"T", b"t", b"Z", b"X")
-
-
-def _start_failure_message(conn: Connection) -> str:
-    """What a child that could not start said about it (worker._report_start_failure)."""
-    try:
-        if conn.poll():
-            return conn.recv_bytes().decode("utf-8", "replace")
-    except (OSError, EOFError):
-        pass
-    return ""
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+    def _counts(self) -> PoolCounts:
+        c = self.children
+        return PoolCounts(len(c), c.running_count(), c.done(), self.stopping)
