@@ -52,6 +52,7 @@ from .child import (
     child_main,
     setup_logging,
 )
+from .guardian import kill_group as _kill_group
 from .loader import describe, load_handlers
 from .settings import PoolSettings
 from .systemd import Notifier
@@ -597,8 +598,3 @@ def _start_failure_message(conn: Connection) -> str:
     except (OSError, EOFError):
         pass
     return ""
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
