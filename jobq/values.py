@@ -100,6 +100,18 @@ def parse_duration(value: object, what: str = "duration") -> float:
     return seconds
 
 
+def format_duration(seconds: float) -> str:
+    """A short human duration in whole seconds (below zero: 0s): 42s, 3m05s, 2h10m, 3d4h."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600}h"
+
+
 def parse_at(value: object) -> float:
     """Parse an ISO 8601 time (naive means UTC) or a Unix timestamp into a Unix timestamp."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
