@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Callable
 
-from .basics import DEFAULT_PAYLOAD_LIMIT, PRIORITY_NAMES
+from .basics import DEFAULT_PAYLOAD_LIMIT, DEFAULT_QUEUE, PRIORITY_NAMES, NewJob
 from .errors import InvalidInput
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
@@ -149,6 +149,44 @@ def validate_positive_int(value: object, what: str, minimum: int = 1) -> int:
     if not minimum <= value <= 1_000_000_000:
         raise InvalidInput(f"{what} must be an integer >= {minimum}, not {value}")
     return value
+
+
+_TYPES_SEEN: set[str] = set()  # enqueue_many of 100k jobs of one type validates it once
+
+
+def _seen_type(value: object) -> str:
+    name = validate_type(value)
+    if len(_TYPES_SEEN) < 10_000:
+        _TYPES_SEEN.add(name)
+    return name
+
+
+def new_job(
+    type: object,
+    payload_json: str = "{}",
+    *,
+    queue: object = DEFAULT_QUEUE,
+    priority: object = 0,
+    run_at: float | None = None,
+    max_attempts: object = None,
+    timeout: object = None,
+    unique_key: object = None,
+) -> NewJob:
+    """A NewJob from fields as a caller gives them (names, strings, numbers), each validated
+    (raises InvalidInput); `payload_json` must already be canonical and within the size limit."""
+    if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
+        raise InvalidInput("unique key must be a non-empty string")
+    return NewJob(
+        type=type if type.__class__ is str and type in _TYPES_SEEN else _seen_type(type),
+        payload_json=payload_json,
+        queue=queue if queue is DEFAULT_QUEUE else validate_queue(queue),
+        priority=parse_priority(priority),
+        run_at=run_at,
+        max_attempts=None if max_attempts is None
+        else validate_positive_int(max_attempts, "max_attempts"),
+        timeout=None if timeout is None else parse_duration(timeout, "timeout"),
+        unique_key=unique_key,
+    )  # fmt: skip
 
 
 # ---- JSON -------------------------------------------------------------------------------------
