@@ -365,12 +365,3 @@ def decode_utf8(data: bytes, what: str = "input") -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InvalidInput(f"{what} is not valid UTF-8 (bad byte at offset {e.start})") from None
-
-
-def now_iso(ts: float | None) -> str:
-    """Format a Unix timestamp as ISO 8601 UTC with seconds, or '-' for None."""
-    if ts is None:
-        return "-"
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
