@@ -164,8 +164,8 @@ def child_env() -> dict[str, str]:
 
 def cli_available(command: str) -> None:
     """Raise Skip unless `jobq COMMAND --help` works in this checkout."""
-    if not os.path.exists(os.path.join(ROOT, "jobq", "cli.py")):
-        raise Skip("jobq/cli.py not written yet")
+    if not os.path.exists(os.path.join(ROOT, "jobq", "cli")):  # a package since the layout move
+        raise Skip("jobq/cli/ not written yet")
     probe = subprocess.run(
         [*jobq_cmd(), command, "--help"], env=child_env(), capture_output=True, text=True
     )
@@ -176,8 +176,8 @@ def cli_available(command: str) -> None:
 def work_available() -> None:
     """Raise Skip unless `jobq work` exists in this checkout."""
     cli_available("enqueue")
-    if not os.path.exists(os.path.join(ROOT, "jobq", "pool.py")):
-        raise Skip("`jobq work` (jobq/pool.py) not written yet")
+    if not os.path.exists(os.path.join(ROOT, "jobq", "pool")):  # a package since the layout move
+        raise Skip("`jobq work` (jobq/pool/) not written yet")
     probe = subprocess.run(
         [*jobq_cmd(), "work", "--help"], env=child_env(), capture_output=True, text=True
     )

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from .queue import Queue
     from .safetext import safe_block, safe_line, safe_text, truncate
     from .store.sqlite.waker import Waker
+    from .values import format_duration
 
 # Names are imported on first use (PEP 562): `jobq enqueue` in a shell loop pays only for what
 # it touches, and `import jobq` stays cheap.
@@ -88,6 +89,7 @@ _EXPORTS = {
     "WorkerInfo": "model",
     "diagnose_job": "diagnose",
     "fingerprint": "diagnose",
+    "format_duration": "values",
     "group_errors": "diagnose",
     "handler": "handlers",
     "pool_alive": "diagnose",
@@ -150,6 +152,7 @@ __all__ = [
     "__version__",
     "diagnose_job",
     "fingerprint",
+    "format_duration",
     "group_errors",
     "handler",
     "pool_alive",

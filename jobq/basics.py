@@ -49,7 +49,6 @@ class JobState(str, enum.Enum):
 
 
 FINISHED_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
-ACTIVE_STATES = (JobState.PENDING, JobState.RUNNING)
 
 # Views derived from state and time (DESIGN.md §2), accepted wherever a state filter is.
 VIEWS = ("scheduled", "retrying")

@@ -22,6 +22,7 @@ from functools import lru_cache
 
 from .basics import JobState
 from .model import FailedAttempt, Job, JSONValue, WorkerInfo
+from .values import format_duration as _span
 
 __all__ = [
     "Diagnosis",
@@ -259,17 +260,6 @@ def _q(value: str) -> str:
 
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _span(seconds: float) -> str:
-    s = max(0, int(seconds + 0.5))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600}h"
 
 
 # ---- failures that look alike -----------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 # Exit codes of the CLI (documented in the README).
-EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: busy, disk full or file replaced, try again later

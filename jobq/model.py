@@ -10,7 +10,6 @@ import json
 from dataclasses import dataclass
 
 from .basics import (
-    ACTIVE_STATES,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PAYLOAD_LIMIT,
     DEFAULT_QUEUE,
@@ -25,7 +24,6 @@ from .basics import (
 )
 
 __all__ = [
-    "ACTIVE_STATES",
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_PAYLOAD_LIMIT",
     "DEFAULT_QUEUE",

@@ -19,10 +19,10 @@ from .errors import InvalidInput, InvalidTransition, JobNotFound, WaitTimeout
 from .store import DEFAULT_BUSY_TIMEOUT, Store
 from .values import (
     dump_json,
+    new_job,
     parse_at,
     parse_duration,
     parse_priority,
-    validate_positive_int,
     validate_queue,
     validate_type,
 )
@@ -145,18 +145,9 @@ class Queue:
             raise InvalidInput(f"payload is over the limit of {self.payload_limit:,} bytes")
         if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
             raise InvalidInput("unique key must be a non-empty string")
-        return NewJob(
-            type=type if self._known(type, self._valid_types)
-            else self._remember(validate_type(type)),
-            payload_json=payload_json,
-            queue=queue if self._known(queue, self._valid_queues) else self._remember_queue(queue),
-            priority=parse_priority(priority),
-            run_at=when,
-            max_attempts=None if max_attempts is None
-            else validate_positive_int(max_attempts, "max_attempts"),
-            timeout=None if timeout is None else parse_duration(timeout, "timeout"),
-            unique_key=unique_key,
-        )  # fmt: skip
+        return new_job(type, payload_json, queue=queue, priority=priority, run_at=when,
+                       max_attempts=max_attempts, timeout=timeout,
+                       unique_key=unique_key)  # fmt: skip
 
     def enqueue(
         self,
@@ -237,7 +228,7 @@ class Queue:
             if not self._known(type_, self._valid_types):
                 self._remember(validate_type(type_))
             text = dump_json({} if payload is None else payload, "payload", self.payload_limit)
-            return NewJob(type_, payload_json=text)
+            return new_job(type_, text)
         if isinstance(item, Mapping):
             unknown = set(item) - ENQUEUE_FIELDS
             if unknown:

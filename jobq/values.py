@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Callable
 
-from .basics import DEFAULT_PAYLOAD_LIMIT, PRIORITY_NAMES
+from .basics import DEFAULT_PAYLOAD_LIMIT, DEFAULT_QUEUE, PRIORITY_NAMES, NewJob
 from .errors import InvalidInput
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
@@ -100,6 +100,18 @@ def parse_duration(value: object, what: str = "duration") -> float:
     return seconds
 
 
+def format_duration(seconds: float) -> str:
+    """A short human duration in whole seconds (below zero: 0s): 42s, 3m05s, 2h10m, 3d4h."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600}h"
+
+
 def parse_at(value: object) -> float:
     """Parse an ISO 8601 time (naive means UTC) or a Unix timestamp into a Unix timestamp."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -137,6 +149,44 @@ def validate_positive_int(value: object, what: str, minimum: int = 1) -> int:
     if not minimum <= value <= 1_000_000_000:
         raise InvalidInput(f"{what} must be an integer >= {minimum}, not {value}")
     return value
+
+
+_TYPES_SEEN: set[str] = set()  # enqueue_many of 100k jobs of one type validates it once
+
+
+def _seen_type(value: object) -> str:
+    name = validate_type(value)
+    if len(_TYPES_SEEN) < 10_000:
+        _TYPES_SEEN.add(name)
+    return name
+
+
+def new_job(
+    type: object,
+    payload_json: str = "{}",
+    *,
+    queue: object = DEFAULT_QUEUE,
+    priority: object = 0,
+    run_at: float | None = None,
+    max_attempts: object = None,
+    timeout: object = None,
+    unique_key: object = None,
+) -> NewJob:
+    """A NewJob from fields as a caller gives them (names, strings, numbers), each validated
+    (raises InvalidInput); `payload_json` must already be canonical and within the size limit."""
+    if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
+        raise InvalidInput("unique key must be a non-empty string")
+    return NewJob(
+        type=type if type.__class__ is str and type in _TYPES_SEEN else _seen_type(type),
+        payload_json=payload_json,
+        queue=queue if queue is DEFAULT_QUEUE else validate_queue(queue),
+        priority=parse_priority(priority),
+        run_at=run_at,
+        max_attempts=None if max_attempts is None
+        else validate_positive_int(max_attempts, "max_attempts"),
+        timeout=None if timeout is None else parse_duration(timeout, "timeout"),
+        unique_key=unique_key,
+    )  # fmt: skip
 
 
 # ---- JSON -------------------------------------------------------------------------------------
@@ -315,12 +365,3 @@ def decode_utf8(data: bytes, what: str = "input") -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InvalidInput(f"{what} is not valid UTF-8 (bad byte at offset {e.start})") from None
-
-
-def now_iso(ts: float | None) -> str:
-    """Format a Unix timestamp as ISO 8601 UTC with seconds, or '-' for None."""
-    if ts is None:
-        return "-"
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

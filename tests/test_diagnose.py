@@ -24,6 +24,7 @@ from jobq import (
     WorkerInfo,
     diagnose_job,
     fingerprint,
+    format_duration,
     pool_alive,
 )
 from jobq.demo import SHOWCASE_NOW, seed_showcase
@@ -467,3 +468,12 @@ def test_show_says_scheduled_and_busy(
     jobq(jobq_env, jobq_cmd, "enqueue", "noop")
     w = waiting(jobq_env, jobq_cmd, 3)
     assert w["code"] == "busy" and "is full (1/1)" in w["text"], w
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(-3, "0s"), (0.9, "0s"), (42, "42s"), (185, "3m05s"), (7800, "2h10m"), (273_600, "3d4h")],
+)
+def test_durations_read_the_same_in_every_view(seconds: float, text: str) -> None:
+    # one formatter for `jobq ls`/`show`, the diagnoses and the dashboard
+    assert format_duration(seconds) == text

@@ -70,6 +70,17 @@ def test_executor_exception_gives_summary_and_traceback() -> None:
     assert r.output == "before\n"
 
 
+def test_executor_long_traceback_keeps_its_end_and_says_how_much_was_dropped() -> None:
+    def deep(payload: object, job: Job) -> None:
+        raise ValueError("v" * 100_000)
+
+    r = Executor().run(deep, make_job())
+    assert r.traceback is not None and r.traceback.endswith("v" * 100 + "\n")
+    marker = re.match(r"\[… ([\d,]+) earlier characters dropped\]\n", r.traceback)
+    assert marker is not None and int(marker[1].replace(",", "")) > 30_000
+    assert len(r.traceback) - len(marker[0]) == 64 * 1024  # the last 64 KiB, whole
+
+
 def test_executor_non_json_result_fails_clearly() -> None:
     r = Executor().run(lambda p, j: {"x": object()}, make_job())
     assert not r.ok and r.error is not None and "not JSON-serialisable" in r.error

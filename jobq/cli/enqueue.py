@@ -18,13 +18,11 @@ from ..basics import DEFAULT_PAYLOAD_LIMIT, DEFAULT_QUEUE, NewJob
 from ..errors import InvalidInput
 from ..values import (
     decode_utf8,
+    new_job,
     parse_at,
     parse_duration,
-    parse_priority,
     payload_from_text,
     validate_positive_int,
-    validate_queue,
-    validate_type,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
@@ -181,17 +179,16 @@ def _validated(a: EnqueueArgs, limit: int, stdin: BinaryIO, now: float) -> NewJo
         run_at = parse_at(a.at)
     if a.unique_key is not None and not a.unique_key:
         raise InvalidInput("unique key must not be empty")
-    return NewJob(
-        type=validate_type(a.type),
-        payload_json="{}" if a.payload is None else read_payload(a.payload, stdin, limit),
-        queue=DEFAULT_QUEUE if a.queue is None else validate_queue(a.queue),
-        priority=0 if a.priority is None else parse_priority(a.priority),
+    return new_job(
+        a.type,
+        "{}" if a.payload is None else read_payload(a.payload, stdin, limit),
+        queue=DEFAULT_QUEUE if a.queue is None else a.queue,
+        priority=0 if a.priority is None else a.priority,
         run_at=run_at,
-        max_attempts=None if a.max_attempts is None
-        else validate_positive_int(a.max_attempts, "max_attempts"),
-        timeout=None if a.timeout is None else parse_duration(a.timeout, "timeout"),
+        max_attempts=a.max_attempts,
+        timeout=a.timeout,
         unique_key=a.unique_key,
-    )  # fmt: skip
+    )
 
 
 def _ndjson_data(a: EnqueueArgs, stdin: BinaryIO) -> bytes:

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from ..diagnose import Diagnosis
 from ..model import Attempt, FailedAttempt, Job, JobState, QueueStats, WorkerInfo
 from ..safetext import safe_block, safe_line
+from ..values import format_duration as span
 
 
 def to_json(value: object) -> str:
@@ -29,26 +30,14 @@ def iso(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def span(seconds: float) -> str:
-    """A short human duration: 4s, 3m, 2h5m, 3d."""
-    s = int(abs(seconds) + 0.5)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m" + (f"{s % 60}s" if s < 600 and s % 60 else "")
-    if s < 86400:
-        return f"{s // 3600}h" + (f"{s % 3600 // 60}m" if s % 3600 >= 60 else "")
-    return f"{s // 86400}d" + (f"{s % 86400 // 3600}h" if s < 864000 and s % 86400 >= 3600 else "")
-
-
 def relative(ts: float | None, now: float) -> str:
-    """'in 4s', '3m ago', 'now', or '-'."""
+    """'in 4s', '3m05s ago', 'now', or '-'."""
     if ts is None:
         return "-"
     delta = ts - now
     if abs(delta) < 0.5:
         return "now"
-    return f"in {span(delta)}" if delta > 0 else f"{span(delta)} ago"
+    return f"in {span(delta)}" if delta > 0 else f"{span(-delta)} ago"
 
 
 def when(ts: float | None, now: float) -> str:

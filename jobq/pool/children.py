@@ -27,6 +27,7 @@ from ..errors import JobqError
 from ..store import Store
 from . import slots
 from .child import child_main
+from .guardian import kill_group as _kill_group
 from .settings import PoolSettings
 from .slots import DEADLINE, DONE, GEN, JOB, PGID, READY, STARTED, SharedSlots, Slot
 
@@ -352,8 +353,3 @@ def _start_failure_message(conn: Connection) -> str:
     except (OSError, EOFError):
         pass
     return ""
-
-
-def _kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)

@@ -19,7 +19,15 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from .executor import OUTPUT_LIMIT, RESULT_LIMIT, Result, one_line
+from ..values import _reject_constant
+from .executor import (
+    OUTPUT_LIMIT,
+    RESULT_LIMIT,
+    Result,
+    dropped_marker,
+    one_line,
+    truncated_result,
+)
 from .guardian import MARKER, Tree, kill_group, prctl
 
 log = logging.getLogger("jobq.commands")
@@ -34,27 +42,19 @@ def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
     return prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
 
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
 def stdout_to_result(data: bytes, truncated: bool) -> str | None:
     """The result JSON of a command's stdout: its JSON if it parses, else the text as a string."""
     text = data.decode("utf-8", "replace").strip()
     if not text:
         return None
     if truncated:
-        return json.dumps(
-            {"truncated": True, "chars": len(text), "head": text[:1024]}, ensure_ascii=False
-        )
+        return truncated_result(text)
     try:
         value = json.loads(text, parse_constant=_reject_constant)
-    except ValueError:
+    except ValueError:  # InvalidInput (NaN, Infinity) is one too
         value = text
     out = json.dumps(value, ensure_ascii=False)
-    if len(out) > RESULT_LIMIT:
-        out = json.dumps({"truncated": True, "chars": len(out), "head": out[:1024]})
-    return out
+    return truncated_result(out) if len(out) > RESULT_LIMIT else out
 
 
 class _Tail:
@@ -78,7 +78,7 @@ class _Tail:
         if not data and not dropped:
             return None
         text = data.decode("utf-8", "replace")
-        return f"[… {dropped:,} earlier bytes dropped]\n{text}" if dropped else text
+        return dropped_marker(dropped, "bytes") + text if dropped else text
 
 
 class _Head:

@@ -32,6 +32,18 @@ class Result:
     output: str | None = None
 
 
+def dropped_marker(count: int, unit: str) -> str:
+    """The line that opens a kept tail: `[… 1,234 earlier bytes dropped]` (or characters)."""
+    return f"[… {count:,} earlier {unit} dropped]\n"
+
+
+def truncated_result(text: str) -> str:
+    """The result JSON standing in for `text` over the size limit: its size and first characters."""
+    return json.dumps(
+        {"truncated": True, "chars": len(text), "head": text[:1024]}, ensure_ascii=False
+    )
+
+
 class TailBuffer(io.TextIOBase):
     """A text stream that keeps only the last `limit` characters written to it."""
 
@@ -75,9 +87,7 @@ class TailBuffer(io.TextIOBase):
             return None
         self._compact()
         text = self._parts[0] if self._parts else ""
-        if self._dropped:
-            return f"[… {self._dropped:,} earlier characters dropped]\n{text}"
-        return text
+        return dropped_marker(self._dropped, "characters") + text if self._dropped else text
 
 
 def result_to_json(value: object, limit: int = RESULT_LIMIT) -> str | None:
@@ -87,11 +97,7 @@ def result_to_json(value: object, limit: int = RESULT_LIMIT) -> str | None:
     if value is None:
         return None
     text = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    if len(text) > limit:
-        text = json.dumps(
-            {"truncated": True, "chars": len(text), "head": text[:1024]}, ensure_ascii=False
-        )
-    return text
+    return truncated_result(text) if len(text) > limit else text
 
 
 def one_line(text: str, limit: int = 500) -> str:
@@ -125,7 +131,7 @@ class Executor:
         except BaseException as e:
             tb = traceback.format_exc()
             if len(tb) > TRACEBACK_LIMIT:
-                tb = "[… traceback cut]\n" + tb[-TRACEBACK_LIMIT:]
+                tb = dropped_marker(len(tb) - TRACEBACK_LIMIT, "characters") + tb[-TRACEBACK_LIMIT:]
             summary = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             return Result(False, error=one_line(summary), traceback=tb, output=buf.getvalue())
         finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,6 @@ class PoolSettings:
     poll_interval: float = 5.0  # fallback poll when no wake-up arrives
     retention: float | None = None  # prune finished jobs older than this many seconds
     start_method: str = "spawn"
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -516,11 +516,3 @@ class Connection:
         except OSError:
             report["wal_bytes"] = 0
         return report
-
-    def checkpoint(self) -> tuple[int, int, int]:
-        """Run a PASSIVE WAL checkpoint: (busy, wal frames, frames checkpointed)."""
-        try:
-            row = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        except sqlite3.Error as e:
-            raise _translate(e, self.path) from None
-        return (row[0], row[1], row[2])

@@ -1,0 +1,58 @@
+"""What the command modules share: opening the queue file, writing lines, per-id outcomes.
+
+The names keep their leading underscore from the single-module CLI: they are private to
+`jobq.cli`, and the command bodies that use them moved unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from ..errors import JobqError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: cheap to import
+if TYPE_CHECKING:
+    import typer
+
+    from ..queue import Queue
+
+
+def _queue(ctx: typer.Context, create: bool = False) -> Queue:
+    """The queue file; only commands that write create it (`create`), the others refuse a
+    missing file rather than leave an empty one (and its directories) behind a typo."""
+    from ..queue import Queue
+
+    return Queue(ctx.obj, create=create)
+
+
+def _out(text: str) -> None:
+    if text:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _note(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def _per_id(outcomes: dict[int, str], ok: Sequence[str], action: str, path: str) -> None:
+    """Print the ids that worked; raise one JobqError naming every id that did not."""
+    problems = []
+    for job_id, outcome in outcomes.items():
+        if outcome in ok:
+            _out(f"{job_id} {outcome}")
+        elif outcome == "not found":
+            problems.append(f"no job {job_id} in {path}")
+        elif outcome == "duplicate unique key":
+            problems.append(f"cannot {action} job {job_id}: a pending or running job of its type"
+                            " holds its unique key")  # fmt: skip
+        else:
+            problems.append(f"cannot {action} job {job_id}: it is {outcome}")
+    if problems:
+        raise JobqError("; ".join(problems))

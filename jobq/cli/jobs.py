@@ -1,0 +1,324 @@
+"""The commands that add, read and act on jobs: enqueue (the typer side of it), ls, show, retry,
+cancel, priority, errors, wait.
+
+Like every command module, this one imports typer: only `build_app()` imports it, never the
+`jobq enqueue` fast path.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import InvalidInput
+from .common import _note, _now, _out, _per_id, _queue
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..model import FailedAttempt
+
+
+def enqueue(
+    ctx: typer.Context,
+    type_: Annotated[
+        str | None,
+        typer.Argument(metavar="[TYPE]", show_default=False, help="Job type, e.g. email.send."),
+    ] = None,
+    payload: Annotated[
+        str | None,
+        typer.Option(
+            "--payload",
+            metavar="JSON|-|@FILE",
+            help="Payload: JSON text, - for stdin, or @FILE. Default: {}.",
+        ),
+    ] = None,
+    priority: Annotated[
+        str | None,
+        typer.Option(
+            "--priority",
+            metavar="P",
+            help="Integer (higher runs first) or low, normal, high, critical.",
+        ),
+    ] = None,
+    queue: Annotated[
+        str | None, typer.Option("--queue", metavar="Q", help="Queue name. Default: default.")
+    ] = None,
+    delay: Annotated[
+        str | None,
+        typer.Option(
+            "--delay", metavar="DURATION", help="Run no earlier than this from now: 30s, 5m."
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", metavar="ISO", help="Run no earlier than this time (naive = UTC)."),
+    ] = None,
+    max_attempts: Annotated[
+        str | None,
+        typer.Option("--max-attempts", metavar="N", help="Attempts before failed. Default: 4."),
+    ] = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option("--timeout", metavar="DURATION", help="Per-attempt time limit; 0 = none."),
+    ] = None,
+    unique_key: Annotated[
+        str | None,
+        typer.Option(
+            "--unique-key",
+            metavar="K",
+            help="While a job with this key is pending or running, print its id instead.",
+        ),
+    ] = None,
+    ndjson: Annotated[
+        str | None,
+        typer.Option(
+            "--ndjson",
+            metavar="-|FILE",
+            help="Read one JSON object per line (type, payload, priority, queue, delay, run_at, "
+            "max_attempts, timeout, unique_key); one transaction, all or nothing.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"id": N}.')] = False,
+) -> int:
+    """Add a job and print its id (only the id)."""
+    from .enqueue import EnqueueArgs, enqueue
+
+    a = EnqueueArgs(
+        type=type_,
+        payload=payload,
+        priority=priority,
+        queue=queue,
+        delay=delay,
+        at=at,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        unique_key=unique_key,
+        ndjson=ndjson,
+        json=as_json,
+    )
+    return enqueue(ctx.obj, a)
+
+
+def ls(
+    ctx: typer.Context,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            "-s",
+            metavar="S",
+            help="pending, running, succeeded, failed, cancelled, or a view: scheduled, retrying.",
+        ),
+    ] = None,
+    type_: Annotated[
+        str | None,
+        typer.Option("--type", "-t", metavar="GLOB", help="Job type glob, e.g. 'email.*'."),
+    ] = None,
+    queue: Annotated[str | None, typer.Option("--queue", "-q", metavar="Q")] = None,
+    search: Annotated[
+        str | None,
+        typer.Option("--search", metavar="TEXT", help="Text in the payload, type or last error."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="At most this many, newest first.")
+    ] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list of jobs.")] = False,
+) -> None:
+    """List jobs, newest first; WAITING says why a pending or running job is where it is."""
+    from ..diagnose import diagnose_job
+    from . import output
+
+    with _queue(ctx) as q:
+        jobs = q.list(state, type=type_, queue=queue, search=search, limit=limit)
+        active = any(j.state in ("pending", "running") for j in jobs)
+        pools, paused = (q.workers(), q.paused_queues()) if active and not as_json else ([], [])
+    if as_json:
+        _out(output.to_json([j.to_dict() for j in jobs]))
+        return
+    if not jobs:
+        _note("no matching jobs")
+        return
+    now = _now()
+    waiting = {j.id: diagnose_job(j, pools, paused, now) for j in jobs}
+    _out(output.jobs_table(jobs, now, waiting))
+    if len(jobs) == limit:
+        _note(f"(the newest {limit}; use --limit for more)")
+
+
+def show(
+    ctx: typer.Context,
+    job_id: Annotated[int, typer.Argument(metavar="ID")],
+    as_json: Annotated[bool, typer.Option("--json", help="The job with attempts_history.")] = False,
+) -> None:
+    """Show everything about a job, its attempts included, and why it waits if it does."""
+    from ..diagnose import diagnose_job
+    from . import output
+
+    with _queue(ctx) as q:
+        job = q.get(job_id)
+        attempts = q.attempts(job_id)
+        active = job.state in ("pending", "running")
+        pools, paused = (q.workers(), q.paused_queues()) if active else ([], [])
+    now = _now()
+    waiting = diagnose_job(job, pools, paused, now)
+    if as_json:
+        d = job.to_dict()
+        if waiting is not None:
+            d["waiting"] = waiting.to_dict()
+        d["attempts_history"] = [a.to_dict() for a in attempts]
+        _out(output.to_json(d))
+    else:
+        _out(output.job_detail(job, attempts, now, waiting))
+
+
+def retry(
+    ctx: typer.Context,
+    ids: Annotated[list[int] | None, typer.Argument(metavar="[ID]...", show_default=False)] = None,
+    all_failed: Annotated[
+        bool, typer.Option("--all-failed", help="Every failed job matching the filters.")
+    ] = False,
+    type_: Annotated[str | None, typer.Option("--type", "-t", metavar="GLOB")] = None,
+    queue: Annotated[str | None, typer.Option("--queue", "-q", metavar="Q")] = None,
+    search: Annotated[str | None, typer.Option("--search", metavar="TEXT")] = None,
+) -> None:
+    """Move failed or cancelled jobs back to pending, attempts reset."""
+    if ids and all_failed:
+        raise InvalidInput("give job ids or --all-failed, not both")
+    if not ids and not all_failed:
+        raise InvalidInput("give job ids, or --all-failed [--type/--queue/--search]")
+    if ids and (type_ or queue or search):
+        raise InvalidInput("--type, --queue and --search filter --all-failed; drop them or the ids")
+    with _queue(ctx) as q:
+        if ids:
+            _per_id(q.retry_many(ids), ("retried",), "retry", q.path)
+            return
+        matched = q.matching_ids("failed", type=type_, queue=queue, search=search)
+        outcomes = q.retry_many(matched) if matched else {}
+    done = sum(1 for o in outcomes.values() if o == "retried")
+    _out(f"retried {done} job{'s' if done != 1 else ''}")
+    skipped = len(outcomes) - done
+    if skipped:  # e.g. a newer job holds the same unique key, or a race with another operator
+        _note(
+            f"{skipped} not retried (state changed, or a pending or running job of the same"
+            " type holds the same unique key)"
+        )
+
+
+def cancel(
+    ctx: typer.Context,
+    ids: Annotated[list[int], typer.Argument(metavar="ID...")],
+) -> None:
+    """Cancel jobs: pending ones at once, running ones by asking their worker to stop."""
+    with _queue(ctx) as q:
+        _per_id(q.cancel_many(ids), ("cancelled", "cancel requested"), "cancel", q.path)
+
+
+def priority(
+    ctx: typer.Context,
+    job_id: Annotated[int, typer.Argument(metavar="ID")],
+    value: Annotated[
+        str, typer.Argument(metavar="P", help="Integer or low, normal, high, critical.")
+    ],
+) -> None:
+    """Set a job's priority (higher runs first)."""
+    from ..values import parse_priority
+
+    p = parse_priority(value)
+    with _queue(ctx) as q:
+        q.set_priority(job_id, p)
+    _out(f"{job_id} priority {p}")
+
+
+def errors(
+    ctx: typer.Context,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new failures as they happen.")
+    ] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A JSON list (with -f: one JSON object per line).")
+    ] = False,
+) -> None:
+    """Show the latest failed attempts, oldest of them first."""
+    import json
+
+    from ..store.sqlite.waker import Waker
+    from . import output
+
+    def emit(batch: list[FailedAttempt]) -> None:
+        for e in batch:
+            _out(json.dumps(e.to_dict(), ensure_ascii=True) if as_json else output.error_line(e))
+        sys.stdout.flush()
+
+    with _queue(ctx) as q:
+        if not follow:
+            latest = q.errors(limit=limit)[::-1]
+            if as_json:
+                _out(output.to_json([e.to_dict() for e in latest]))
+            elif latest:
+                _out("\n".join(output.error_line(e) for e in latest))
+            else:
+                _note("no failed attempts")
+            return
+        # Watch before the first query, so a failure recorded in between is not missed.
+        with Waker(q.path) as waker:
+            latest = q.errors(limit=limit)
+            last = max((e.attempt.id for e in latest), default=0)
+            emit(list(reversed(latest)))
+            try:
+                while True:
+                    waker.wait(1.0)  # a hint; the fallback timeout catches anything missed
+                    while True:
+                        new = q.errors(after=last, limit=1000)
+                        if not new:
+                            break
+                        last = new[0].attempt.id
+                        emit(list(reversed(new)))
+            except KeyboardInterrupt:
+                return  # Ctrl-C is how one stops following: not an error
+
+
+def wait(
+    ctx: typer.Context,
+    ids: Annotated[list[int], typer.Argument(metavar="ID...")],
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout",
+            metavar="DURATION",
+            help="Give up after this long (exit 1). Default: wait forever.",
+        ),
+    ] = None,
+) -> int:
+    """Wait until jobs finish; exit 0 if all succeeded, 1 if any failed or was cancelled."""
+    from ..values import parse_duration
+
+    seconds = None if timeout is None else parse_duration(timeout, "timeout")
+    with _queue(ctx) as q:
+        jobs = q.wait(ids, timeout=seconds)
+    for j in jobs:
+        _out(f"{j.id} {j.state.value}")
+    return 0 if all(j.state.value == "succeeded" for j in jobs) else 1
+
+
+COMMANDS: list[tuple[str, Callable[..., Any]]] = [
+    ("enqueue", enqueue),
+    ("ls", ls),
+    ("show", show),
+    ("retry", retry),
+    ("cancel", cancel),
+    ("priority", priority),
+    ("errors", errors),
+    ("wait", wait),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to `app`, in the order `jobq --help` lists them."""
+    for name, func in COMMANDS:
+        # `jobq priority 7 -5`: a negative priority is an argument, not an unknown option
+        settings = {"ignore_unknown_options": True} if name == "priority" else None
+        app.command(name, context_settings=settings)(func)
