@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from devtools.screenshots import SIZE, first_load, seeded_app
 from jobq import JobState, Queue
 from tui.app import JobqApp
 from tui.data import PAGE_SIZE
 from tui.screens.detail import DetailScreen
 from tui.screens.dialogs import ConfirmScreen, HelpScreen, PromptScreen
 from tui.screens.tail import TailScreen
-from tui.screenshots import SIZE, first_load, seeded_app
 
 pytestmark = pytest.mark.anyio
 
@@ -23,7 +23,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-# ids in the showcase data (jobq.demo.seed_showcase)
+# ids in the showcase data (devtools.showcase.seed_showcase)
 FAILED_WEBHOOK = 1
 FAILED_IMAGE = 4
 RETRYING = 5
