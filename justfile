@@ -13,14 +13,14 @@ test *ARGS:
 
 # ruff + mypy --strict
 lint:
-    {{py}} -m ruff check jobq tui tests
-    {{py}} -m ruff format --check jobq tui tests
+    {{py}} -m ruff check jobq tui devtools tests
+    {{py}} -m ruff format --check jobq tui devtools tests
     {{py}} -m mypy
 
 # format the code
 fmt:
-    {{py}} -m ruff format jobq tui tests
-    {{py}} -m ruff check --fix jobq tui tests
+    {{py}} -m ruff format jobq tui devtools tests
+    {{py}} -m ruff check --fix jobq tui devtools tests
 
 # seeded queue, 4 workers and the dashboard
 demo:
@@ -32,4 +32,4 @@ bench *ARGS:
 
 # regenerate screenshots/*.svg from seeded data with a frozen clock
 screenshots:
-    {{py}} -m tui.screenshots
+    {{py}} -m devtools.screenshots

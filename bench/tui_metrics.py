@@ -1,5 +1,5 @@
 """The dashboard on 1,000,000 jobs: first paint, refresh, RSS and key presses, measured by the
-dashboard's own `python -m tui.bench` (its file is built once and cached in the temp dir)."""
+dashboard's own `python -m bench.tui_bench` (its file is built once and cached in the temp dir)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import sys
 
 from common import ROOT, Config, Row, Skip, child_env, stat
 
-# a line of tui.bench's report: "  first paint (s)      0.4   goal <= 1.0: ok"
+# a line of tui_bench's report: "  first paint (s)      0.4   goal <= 1.0: ok"
 LINE = re.compile(r"^\s+(?P<name>\S.*?)\s{2,}(?P<value>-?[\d.]+)(?:\s+goal <= (?P<goal>[\d.]+))?")
-GOALS = {  # tui.bench's name -> (label, unit, scale to unit)
+GOALS = {  # tui_bench's name -> (label, unit, scale to unit)
     "first paint (s)": ("TUI first paint", "ms", 1000.0),
     "refresh median (ms)": ("TUI refresh, median", "ms", 1.0),
     "RSS peak (MiB)": ("TUI RSS peak", "MiB", 1.0),
@@ -21,11 +21,11 @@ GOALS = {  # tui.bench's name -> (label, unit, scale to unit)
 
 
 def run(cfg: Config) -> list[Row]:
-    if not os.path.exists(os.path.join(ROOT, "tui", "bench.py")):
-        raise Skip("tui/bench.py not written yet")
+    if not os.path.exists(os.path.join(ROOT, "bench", "tui_bench.py")):
+        raise Skip("bench/tui_bench.py not written yet")
     jobs = cfg.pick(200_000, 1_000_000)
     proc = subprocess.run(
-        [sys.executable, "-m", "tui.bench", "--jobs", str(jobs)],
+        [sys.executable, "-m", "bench.tui_bench", "--jobs", str(jobs)],
         env=child_env(),
         cwd=ROOT,
         capture_output=True,
@@ -33,7 +33,7 @@ def run(cfg: Config) -> list[Row]:
         timeout=900,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"tui.bench exited {proc.returncode}: {proc.stderr[-400:]}")
+        raise RuntimeError(f"tui_bench exited {proc.returncode}: {proc.stderr[-400:]}")
     figures = {}
     for line in proc.stdout.splitlines():
         m = LINE.match(line)
@@ -51,9 +51,9 @@ def run(cfg: Config) -> list[Row]:
                 unit,
                 goal=f"≤ {goal * scale:g} {unit}" if goal else "",
                 met=value <= goal if goal else None,
-                extra={"tui.bench": {k: v for k, (v, _g) in figures.items()}},
+                extra={"tui_bench": {k: v for k, (v, _g) in figures.items()}},
             )
         )
     if not rows:
-        raise RuntimeError(f"tui.bench printed none of {sorted(GOALS)}:\n{proc.stdout[-600:]}")
+        raise RuntimeError(f"tui_bench printed none of {sorted(GOALS)}:\n{proc.stdout[-600:]}")
     return rows

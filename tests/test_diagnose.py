@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from workerapp import Pools
 
+from devtools.showcase import SHOWCASE_NOW, seed_showcase
 from jobq import (
     Diagnosis,
     Job,
@@ -27,7 +28,6 @@ from jobq import (
     format_duration,
     pool_alive,
 )
-from jobq.demo import SHOWCASE_NOW, seed_showcase
 from jobq.diagnose import glob_match, pool_takes
 from jobq.store import Store
 from tests.conftest import wait_until

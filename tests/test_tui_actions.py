@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from devtools.screenshots import SIZE, first_load, seeded_app
 from jobq import JobState, Queue
 from tui.app import JobqApp
 from tui.data import PAGE_SIZE
 from tui.screens.detail import DetailScreen
-from tui.screens.dialogs import ConfirmScreen, HelpScreen, PromptScreen
+from tui.screens.dialogs import BulkScreen, ConfirmScreen, HelpScreen, PromptScreen
 from tui.screens.tail import TailScreen
-from tui.screenshots import SIZE, first_load, seeded_app
 
 pytestmark = pytest.mark.anyio
 
@@ -23,7 +23,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-# ids in the showcase data (jobq.demo.seed_showcase)
+# ids in the showcase data (devtools.showcase.seed_showcase)
 FAILED_WEBHOOK = 1
 FAILED_IMAGE = 4
 RETRYING = 5
@@ -329,3 +329,109 @@ async def test_read_only_hides_and_refuses_every_action(tmp_path: Path) -> None:
         assert any("read-only" in str(n.message) for n in app._notifications)
     assert [j.to_dict() for j in q.list(limit=100)] == before
     assert q.paused_queues() == paused
+
+
+# ---- every key of every screen, against read-only mode --------------------------------------
+
+NOT_PRESSED = {"quit", "app.quit", "command_palette"}  # they leave the app or open the palette
+
+
+def fingerprint(q: Queue) -> tuple[object, ...]:
+    """Everything an action can change: every job (state, priority, ...) and the paused queues."""
+    return tuple(j.to_dict() for j in q.list(limit=1000)), tuple(sorted(q.paused_queues()))
+
+
+async def go_to(pilot: object, app: JobqApp, where: str) -> None:
+    """Show `where` ("main", "detail" or "tail") over the Pending tab, unfiltered, unmarked."""
+    main = app.main
+    kind = {"main": type(main), "detail": DetailScreen, "tail": TailScreen}[where]
+    clean = main.tab == "pending" and not main.filter and not main.marked
+    if isinstance(app.screen, kind) and (where != "main" or clean):
+        return  # already there
+    while len(app.screen_stack) > 2:
+        app.pop_screen()
+    await pilot.press("escape", "escape")  # type: ignore[attr-defined]  # marks, then filter
+    if app.main.tab != "pending":
+        await pilot.press("1")  # type: ignore[attr-defined]
+    await until(pilot, lambda: app.main.tab == "pending" and selected(app) is not None, "pending")
+    if where == "detail":
+        await pilot.press("enter")  # type: ignore[attr-defined]
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.job)
+    elif where == "tail":
+        await pilot.press("e")  # type: ignore[attr-defined]
+        await until(pilot, lambda: isinstance(app.screen, TailScreen) and app.screen.snapshot)
+
+
+async def press_and_answer(pilot: object, app: JobqApp, key: str) -> None:
+    """Press `key`, say yes to whatever it asks, and wait for the action it started."""
+    await pilot.press(key)  # type: ignore[attr-defined]
+    for _ in range(4):  # bulk -> prompt -> confirm at most
+        await pilot.pause()  # type: ignore[attr-defined]
+        screen = app.screen
+        if isinstance(screen, ConfirmScreen):
+            await pilot.press("y")  # type: ignore[attr-defined]
+        elif isinstance(screen, BulkScreen):
+            await pilot.press("p")  # type: ignore[attr-defined]  # keeps the jobs in their tab
+        elif isinstance(screen, PromptScreen):
+            await pilot.press(*"high", "enter")  # type: ignore[attr-defined]
+        elif isinstance(screen, HelpScreen):
+            await pilot.press("escape")  # type: ignore[attr-defined]
+        else:
+            break
+    await app.workers.wait_for_complete()
+    await pilot.pause()  # type: ignore[attr-defined]
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("read_only", [True, False], ids=["read-only", "control"])
+async def test_every_binding_that_changes_the_queue_is_refused_read_only(
+    tmp_path: Path, read_only: bool
+) -> None:
+    """Press every key bound on each screen (the app's, the screen's and its widgets'), saying
+    yes to each question. Read-only: nothing changes, and each acting key says why. Control
+    (writable): the same keys change the queue, and only keys declared acting do, so a new key
+    that writes without being declared acting fails here."""
+    app = seeded_app(str(tmp_path / "q.db"), read_only=read_only)
+    q = Queue(app.db_path)
+    notices: list[str] = []
+    notify = app.notify
+
+    def record(message: str, **kwargs: object) -> None:
+        notices.append(message)
+        notify(message, **kwargs)  # type: ignore[arg-type]
+
+    app.notify = record  # type: ignore[method-assign]
+    writers: list[str] = []  # "screen key" that changed the queue (control)
+    undeclared: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        for where in ("main", "detail", "tail"):
+            await go_to(pilot, app, where)
+            screen = app.screen
+            acting = type(screen).ACTING  # type: ignore[attr-defined]
+            keys = [(k, b.binding.action) for k, b in screen.active_bindings.items()]
+            assert keys, where
+            for key, action in keys:
+                if action in NOT_PRESSED:
+                    continue
+                await go_to(pilot, app, where)
+                before, seen = fingerprint(q), len(notices)
+                await press_and_answer(pilot, app, key)
+                changed = fingerprint(q) != before
+                if read_only:
+                    assert not changed, f"{where}: {key} ({action}) changed a read-only queue"
+                    if action == "refuse":
+                        assert any("read-only" in n for n in notices[seen:]), (where, key)
+                elif changed:
+                    writers.append(f"{where} {key}")
+                    if action not in acting:
+                        undeclared.append(f"{where} {key} ({action})")
+        if read_only:
+            assert app._writer is None, "a read-only app opened a writer connection"
+            await go_to(pilot, app, "main")
+            bound = app.main.active_bindings.items()
+            refused = {k for k, b in bound if b.binding.action == "refuse"}
+            assert {"r", "c", "plus", "minus", "p", "P", "a", "space"} <= refused
+    if not read_only:
+        assert undeclared == [], "keys that write but are not declared with keys.acting()"
+        assert {"main c", "main plus", "detail c", "detail P"} <= set(writers), writers

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from devtools.showcase import SHOWCASE_NOW
 from jobq import Queue
-from jobq.demo import SHOWCASE_NOW
 from tui.data import (
     Counts,
     Filter,

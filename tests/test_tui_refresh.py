@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.screenshots import SIZE, first_load
 from jobq import Queue
 from tui.app import JobqApp
-from tui.screenshots import SIZE, first_load
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from devtools.screenshots import SIZE, first_load
 from jobq import NewJob
 from jobq.store import Store
 from tui.app import JobqApp, make_app
 from tui.screens.detail import DetailScreen
-from tui.screenshots import SIZE, first_load
 
 pytestmark = pytest.mark.anyio
 

@@ -1,5 +1,5 @@
 """Snapshots of every screen: seeded data, frozen clock, fixed size and path (the same scenes as
-`python -m tui.screenshots`)."""
+`python -m devtools.screenshots`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.screenshots import SCENES, SIZE, first_load, seeded_app, settle
+from devtools.screenshots import SCENES, SIZE, first_load, seeded_app, settle
 
 
 @pytest.mark.parametrize("scene", sorted(SCENES))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -17,15 +17,29 @@ from textual.message import Message
 
 from jobq import PRIORITY_NAMES, FileReplaced, InvalidInput, JobqError, Queue
 
-from .data import Filter, Request, Snapshot
+from .data import Request, Snapshot
+from .keys import acting_keys
 from .loader import Loader
+from .messages import (
+    Bulk,
+    BumpPriority,
+    Cancel,
+    Reload,
+    Retry,
+    ScreenOptions,
+    SetPriority,
+    TogglePause,
+)
 from .screens.detail import DetailScreen
 from .screens.dialogs import ConfirmScreen
 from .screens.main import MainScreen
 from .screens.tail import TailScreen
 
-# keys that change the file; in read-only mode the screens disable them and the app refuses
-ACTION_KEYS = "r,c,plus,equals_sign,minus,p,P,a,space"
+# every key that acts on the queue on any screen: in read-only mode the screens disable their
+# actions, and the key reaches this binding instead, which says why nothing happened
+ACTION_KEYS = ",".join(
+    acting_keys([*MainScreen.BINDINGS, *DetailScreen.BINDINGS, *TailScreen.BINDINGS])
+)
 
 
 @dataclass
@@ -84,7 +98,7 @@ class JobqApp(App[None]):
         self.loader = Loader(db_path, self._post_load, clock, watch=watch, fallback=fallback)
         self._writer: Queue | None = None
         self._write_lock = threading.Lock()
-        self.main = MainScreen()
+        self.main = MainScreen(ScreenOptions(read_only, clock, self.display_path))
         self.loads = 0
         self.fatal: JobqError | None = None  # why the app exited on its own (`jobq tui` raises it)
 
@@ -124,7 +138,7 @@ class JobqApp(App[None]):
                 tail = True
         return self.main.request(detail_id, tail)
 
-    def reload(self) -> None:
+    def on_reload(self, message: Reload) -> None:
         """Ask the loader for what the screens show now."""
         self.loader.request(self.current_request())
 
@@ -192,36 +206,36 @@ class JobqApp(App[None]):
                     timeout=4)  # fmt: skip
         self.loader.refresh()
 
-    def retry(self, ids: Sequence[int], confirm: bool | None = None) -> None:
+    def on_retry(self, message: Retry) -> None:
         """Retry failed or cancelled jobs (asking first when there are several)."""
-        ids = list(ids)
-        ask = (len(ids) > 1) if confirm is None else confirm
+        ids = list(message.ids)
+        ask = (len(ids) > 1) if message.confirm is None else message.confirm
         self.act("retry", lambda q: summarize("retried", q.retry_many(ids)),
                  f"Retry {_jobs(len(ids))}?" if ask else None)  # fmt: skip
 
-    def cancel(self, ids: Sequence[int]) -> None:
+    def on_cancel(self, message: Cancel) -> None:
         """Cancel jobs, after confirmation."""
-        ids = list(ids)
+        ids = list(message.ids)
         self.act("cancel", lambda q: summarize("cancelled", q.cancel_many(ids)),
                  f"Cancel {_jobs(len(ids))}?")  # fmt: skip
 
-    def set_priority(self, ids: Sequence[int], value: int | str, confirm: bool = False) -> None:
+    def on_set_priority(self, message: SetPriority) -> None:
         """Set the priority of jobs (a number or a name)."""
-        ids = list(ids)
+        ids = list(message.ids)
         try:
-            p = parse_priority(value)
+            p = parse_priority(message.value)
         except InvalidInput as e:
             self.notify(str(e), severity="error")
             return
         self.act(
             "priority",
             lambda q: summarize(f"priority {p}", q.set_priority_many(ids, p)),
-            f"Set the priority of {_jobs(len(ids))} to {p}?" if confirm else None,
+            f"Set the priority of {_jobs(len(ids))} to {p}?" if message.confirm else None,
         )
 
-    def bump_priority(self, jobs: Sequence[tuple[int, int]], delta: int) -> None:
+    def on_bump_priority(self, message: BumpPriority) -> None:
         """Move each job's priority by `delta` (one named level is 10)."""
-        items = list(jobs)
+        items, delta = list(message.jobs), message.delta
 
         def work(q: Queue) -> str:
             by_value: dict[int, list[int]] = {}
@@ -235,8 +249,9 @@ class JobqApp(App[None]):
 
         self.act("priority", work)
 
-    def toggle_pause(self, queue: str, paused: bool) -> None:
+    def on_toggle_pause(self, message: TogglePause) -> None:
         """Pause a running queue, or resume a paused one."""
+        queue, paused = message.queue, message.paused
 
         def work(q: Queue) -> str:
             if paused:
@@ -247,10 +262,11 @@ class JobqApp(App[None]):
 
         self.act("pause", work)
 
-    def bulk(self, kind: str, tab: str, f: Filter, priority: str | None = None) -> None:
-        """Count the jobs matching `tab` and `f`, confirm with the count, then act on them."""
+    def on_bulk(self, message: Bulk) -> None:
+        """Count the jobs matching the tab and filter, confirm with the count, then act."""
         if not self.allowed():
             return
+        kind, tab, f, priority = message.kind, message.tab, message.filter, message.priority
 
         def count() -> None:
             with self._write_lock:

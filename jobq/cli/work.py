@@ -195,7 +195,8 @@ def tui(
 def demo() -> None:
     """Seed a demo queue file, start `work -c 4` on demo handlers, and open the dashboard."""
     run_demo = _optional("jobq.demo", "run_demo")
-    raise SystemExit(run_demo())
+    make_app = _optional("tui.app", "make_app")  # this edge loads the dashboard; jobq.demo cannot
+    raise SystemExit(run_demo(lambda path: make_app(path).run()))
 
 
 COMMANDS: list[tuple[str, Callable[..., Any]]] = [

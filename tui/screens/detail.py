@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -15,11 +15,18 @@ from textual.widgets import Footer, Static
 from jobq import Job, JobState
 
 from ..data import Detail, Snapshot
+from ..keys import JOB_BINDINGS, PRIORITY_STEP, acting_actions
+from ..messages import (
+    BumpPriority,
+    Cancel,
+    Reload,
+    Retry,
+    ScreenOptions,
+    SetPriority,
+    TogglePause,
+)
 from ..widgets.render import STATE_STYLES, ago, block, plain, pretty_json, priority
-from .main import JOB_BINDINGS, PRIORITY_STEP, WRITE_ACTIONS
-
-if TYPE_CHECKING:
-    from ..app import JobqApp
+from .dialogs import PromptScreen
 
 PAYLOAD_CHARS = 16 * 1024  # a 1 MiB payload is cut here, with the byte count of the rest
 
@@ -102,18 +109,14 @@ class DetailScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "close", "Back"), *JOB_BINDINGS]
 
-    def __init__(self, job_id: int) -> None:
+    ACTING: ClassVar[frozenset[str]] = acting_actions(BINDINGS)
+
+    def __init__(self, job_id: int, options: ScreenOptions) -> None:
         super().__init__()
         self.job_id = job_id
+        self.options = options
         self.job: Job | None = None
-
-    @property
-    def jobq_app(self) -> JobqApp:
-        """The app, typed."""
-        from ..app import JobqApp
-
-        assert isinstance(self.app, JobqApp)
-        return self.app
+        self.paused: frozenset[str] = frozenset()  # the paused queues, as last loaded
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-scroll"):
@@ -130,41 +133,41 @@ class DetailScreen(Screen[None]):
             body.update(Text(f"Job {self.job_id} no longer exists (pruned?)", style="bold red"))
             return
         self.job = snap.detail.job
-        body.update(render_detail(snap.detail, self.jobq_app.clock()))
+        self.paused = frozenset(snap.header.paused)
+        body.update(render_detail(snap.detail, self.options.clock()))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action in WRITE_ACTIONS and self.jobq_app.read_only)
+        return not (action in self.ACTING and self.options.read_only)
 
     def action_close(self) -> None:
         """Back to the list."""
         self.app.pop_screen()
-        self.jobq_app.reload()
+        self.app.post_message(Reload())  # to the app itself: this screen is closing
 
     def action_retry(self) -> None:
         """Retry this job."""
-        self.jobq_app.retry([self.job_id])
+        self.post_message(Retry([self.job_id]))
 
     def action_cancel(self) -> None:
         """Cancel this job (asks first)."""
-        self.jobq_app.cancel([self.job_id])
+        self.post_message(Cancel([self.job_id]))
 
     def action_priority_up(self) -> None:
         """Raise this job's priority by one level."""
         if self.job is not None:
-            self.jobq_app.bump_priority([(self.job.id, self.job.priority)], PRIORITY_STEP)
+            self.post_message(BumpPriority([(self.job.id, self.job.priority)], PRIORITY_STEP))
 
     def action_priority_down(self) -> None:
         """Lower this job's priority by one level."""
         if self.job is not None:
-            self.jobq_app.bump_priority([(self.job.id, self.job.priority)], -PRIORITY_STEP)
+            self.post_message(BumpPriority([(self.job.id, self.job.priority)], -PRIORITY_STEP))
 
     def action_set_priority(self) -> None:
         """Ask for this job's priority."""
-        from .dialogs import PromptScreen
 
         def done(text: str | None) -> None:
             if text:
-                self.jobq_app.set_priority([self.job_id], text)
+                self.post_message(SetPriority([self.job_id], text))
 
         self.app.push_screen(
             PromptScreen(f"Priority of job {self.job_id}", "a number, or low/normal/high/critical"),
@@ -175,6 +178,4 @@ class DetailScreen(Screen[None]):
         """Pause or resume this job's queue."""
         if self.job is None:
             return
-        snap = self.jobq_app.main.snapshot
-        paused = snap is not None and self.job.queue in snap.header.paused
-        self.jobq_app.toggle_pause(self.job.queue, paused)
+        self.post_message(TogglePause(self.job.queue, self.job.queue in self.paused))

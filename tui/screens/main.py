@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,6 +14,17 @@ from jobq import Job
 
 from ..data import JOB_TABS, TAB_TITLES, TABS, Cursor, Filter, Request, Snapshot, cursor_of
 from ..data import parse_filter as parse_filter_text
+from ..keys import JOB_BINDINGS, PRIORITY_STEP, acting, acting_actions
+from ..messages import (
+    Bulk,
+    BumpPriority,
+    Cancel,
+    Reload,
+    Retry,
+    ScreenOptions,
+    SetPriority,
+    TogglePause,
+)
 from ..widgets.render import header_lines
 from ..widgets.table import (
     GROUP_COLUMNS,
@@ -24,24 +35,9 @@ from ..widgets.table import (
     job_row,
     worker_row,
 )
+from .detail import DetailScreen
 from .dialogs import BulkScreen, HelpScreen, PromptScreen
-
-if TYPE_CHECKING:
-    from ..app import JobqApp
-
-PRIORITY_STEP = 10  # one named level: low -10, normal 0, high 10, critical 20
-# actions that change the file: hidden and refused in read-only mode
-WRITE_ACTIONS = {"retry", "cancel", "priority_up", "priority_down", "set_priority", "pause",
-                 "bulk", "mark"}  # fmt: skip
-
-JOB_BINDINGS = [
-    Binding("r", "retry", "Retry"),
-    Binding("c", "cancel", "Cancel"),
-    Binding("plus,equals_sign", "priority_up", "Prio+", key_display="+"),
-    Binding("minus", "priority_down", "Prio-", key_display="-"),
-    Binding("p", "set_priority", "Priority…"),
-    Binding("P", "pause", "Pause queue", key_display="P"),
-]
+from .tail import TailScreen
 
 
 class MainScreen(Screen[None]):
@@ -49,9 +45,9 @@ class MainScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "detail", "Detail", priority=True),
-        Binding("space", "mark", "Mark"),
+        acting("space", "mark", "Mark"),  # marks only serve acting: refused with the actions
         *JOB_BINDINGS,
-        Binding("a", "bulk", "All matching…"),
+        acting("a", "bulk", "All matching…"),
         Binding("e", "errors", "Error tail"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear", "Clear filter/marks", show=False),
@@ -63,8 +59,11 @@ class MainScreen(Screen[None]):
           for i, t in enumerate(TABS)],
     ]  # fmt: skip
 
-    def __init__(self) -> None:
+    ACTING: ClassVar[frozenset[str]] = acting_actions(BINDINGS)
+
+    def __init__(self, options: ScreenOptions) -> None:
         super().__init__()
+        self.options = options
         self.tab = "pending"
         self.filter = Filter()
         self.after: Cursor | None = None
@@ -73,14 +72,6 @@ class MainScreen(Screen[None]):
         self.snapshot: Snapshot | None = None
         self._land: str | None = None
         self._keep: dict[str, str | None] = {}
-
-    @property
-    def jobq_app(self) -> JobqApp:
-        """The app, typed."""
-        from ..app import JobqApp
-
-        assert isinstance(self.app, JobqApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Static(id="header")
@@ -113,9 +104,10 @@ class MainScreen(Screen[None]):
         self.snapshot = snap
         if not self.is_mounted or not self.query("#header"):
             return  # not composed yet (drawn by on_mount), or already torn down at exit
-        app = self.jobq_app
-        now = app.clock()
-        self.query_one("#header", Static).update(header_lines(app.display_path, snap.header))
+        now = self.options.clock()
+        self.query_one("#header", Static).update(
+            header_lines(self.options.display_path, snap.header)
+        )
         table = self.table
         keep = table.selected_key if table.row_count else self._keep.get(self.tab)
         if self.tab in JOB_TABS:
@@ -166,7 +158,7 @@ class MainScreen(Screen[None]):
             t.append(self.filter.describe(), style="yellow")
         if self.marked:
             t.append(f"   {len(self.marked):,} marked", style="bold magenta")
-        if self.jobq_app.read_only:
+        if self.options.read_only:
             t.append("   read-only", style="bold red")
         self.query_one("#status", Static).update(t)
 
@@ -196,7 +188,7 @@ class MainScreen(Screen[None]):
         return [job.id] if job else []
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action in WRITE_ACTIONS and self.jobq_app.read_only)
+        return not (action in self.ACTING and self.options.read_only)
 
     # ---- navigation -----------------------------------------------------------------------
 
@@ -209,7 +201,7 @@ class MainScreen(Screen[None]):
             self.table.has_prev = self.table.has_more = False
         self.after = after
         self._draw_tabs()
-        self.jobq_app.reload()
+        self.post_message(Reload())
 
     def action_tab(self, index: int) -> None:
         """Show the tab with that index."""
@@ -241,8 +233,6 @@ class MainScreen(Screen[None]):
 
     def action_detail(self) -> None:
         """Open the selected job (in Errors: the group's latest job)."""
-        from .detail import DetailScreen
-
         job_id: int | None = None
         if self.tab == "errors" and self.snapshot is not None:
             key = self.table.selected_key
@@ -254,15 +244,13 @@ class MainScreen(Screen[None]):
             job = self.selected_job()
             job_id = job.id if job else None
         if job_id is not None:
-            self.app.push_screen(DetailScreen(job_id))
-            self.jobq_app.reload()
+            self.app.push_screen(DetailScreen(job_id, self.options))
+            self.post_message(Reload())
 
     def action_errors(self) -> None:
         """Open the live error tail."""
-        from .tail import TailScreen
-
-        self.app.push_screen(TailScreen())
-        self.jobq_app.reload()
+        self.app.push_screen(TailScreen(self.options))
+        self.post_message(Reload())
 
     def action_help(self) -> None:
         """Show every key."""
@@ -317,29 +305,29 @@ class MainScreen(Screen[None]):
         if self.tab == "errors" and self.snapshot is not None:
             key = self.table.selected_key
             if key is not None and int(key) < len(self.snapshot.groups):
-                self.jobq_app.retry(self.snapshot.groups[int(key)].job_ids, confirm=True)
+                self.post_message(Retry(list(self.snapshot.groups[int(key)].job_ids), confirm=True))
             return
         if self._need_job():
-            self.jobq_app.retry(self.target_ids())
+            self.post_message(Retry(self.target_ids()))
             self.marked.clear()
 
     def action_cancel(self) -> None:
         """Cancel the marked or selected jobs (asks first)."""
         if self._need_job():
-            self.jobq_app.cancel(self.target_ids())
+            self.post_message(Cancel(self.target_ids()))
             self.marked.clear()
 
     def action_priority_up(self) -> None:
         """Raise the priority of the marked or selected jobs by one level."""
         if self._need_job():
-            self.jobq_app.bump_priority([(j.id, j.priority) for j in self.targets()],
-                                        PRIORITY_STEP)  # fmt: skip
+            self.post_message(BumpPriority([(j.id, j.priority) for j in self.targets()],
+                                           PRIORITY_STEP))  # fmt: skip
 
     def action_priority_down(self) -> None:
         """Lower the priority of the marked or selected jobs by one level."""
         if self._need_job():
-            self.jobq_app.bump_priority([(j.id, j.priority) for j in self.targets()],
-                                        -PRIORITY_STEP)  # fmt: skip
+            self.post_message(BumpPriority([(j.id, j.priority) for j in self.targets()],
+                                           -PRIORITY_STEP))  # fmt: skip
 
     def action_set_priority(self) -> None:
         """Ask for a priority (number or name) for the marked or selected jobs."""
@@ -349,7 +337,7 @@ class MainScreen(Screen[None]):
 
         def done(text: str | None) -> None:
             if text:
-                self.jobq_app.set_priority(ids, text, confirm=len(ids) > 1)
+                self.post_message(SetPriority(ids, text, confirm=len(ids) > 1))
 
         title = f"Priority of {'job ' + str(ids[0]) if len(ids) == 1 else f'{len(ids):,} jobs'}"
         self.app.push_screen(PromptScreen(title, "a number, or low / normal / high / critical"),
@@ -362,7 +350,7 @@ class MainScreen(Screen[None]):
             self.app.notify("select a job: P pauses or resumes its queue", severity="warning")
             return
         paused = self.snapshot is not None and job.queue in self.snapshot.header.paused
-        self.jobq_app.toggle_pause(job.queue, paused)
+        self.post_message(TogglePause(job.queue, paused))
 
     def action_bulk(self) -> None:
         """Act on every job of this tab matching the filter (retry, cancel, priority)."""
@@ -378,12 +366,12 @@ class MainScreen(Screen[None]):
 
                 def prio(text: str | None) -> None:
                     if text:
-                        self.jobq_app.bulk("priority", tab, f, text)
+                        self.post_message(Bulk("priority", tab, f, text))
 
                 self.app.push_screen(
                     PromptScreen("Priority of every matching job", "a number or a name"), prio
                 )
             elif kind is not None:
-                self.jobq_app.bulk(kind, tab, f)
+                self.post_message(Bulk(kind, tab, f))
 
         self.app.push_screen(BulkScreen(what), chosen)

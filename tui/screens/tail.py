@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,10 +11,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ..data import Snapshot
+from ..keys import acting, acting_actions
+from ..messages import Reload, Retry, ScreenOptions
 from ..widgets.table import TAIL_COLUMNS, PagedTable, tail_row
-
-if TYPE_CHECKING:
-    from ..app import JobqApp
+from .detail import DetailScreen
 
 
 class TailScreen(Screen[None]):
@@ -23,20 +23,14 @@ class TailScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,e", "close", "Back"),
         Binding("enter", "open", "Open job", priority=True),
-        Binding("r", "retry", "Retry job"),
+        acting("r", "retry", "Retry job"),
     ]
+    ACTING: ClassVar[frozenset[str]] = acting_actions(BINDINGS)
 
-    def __init__(self) -> None:
+    def __init__(self, options: ScreenOptions) -> None:
         super().__init__()
+        self.options = options
         self.snapshot: Snapshot | None = None
-
-    @property
-    def jobq_app(self) -> JobqApp:
-        """The app, typed."""
-        from ..app import JobqApp
-
-        assert isinstance(self.app, JobqApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Static(Text("Error tail — newest first, following new failures", style="bold"),
@@ -51,7 +45,7 @@ class TailScreen(Screen[None]):
         self.snapshot = snap
         table = self.query_one("#tail", PagedTable)
         following = table.cursor_row <= 0
-        now = self.jobq_app.clock()
+        now = self.options.clock()
         rows = [tail_row(e, now) for e in snap.errors]
         table.show_rows(TAIL_COLUMNS, rows, table.selected_key, "top" if following else None)
         title = Text("Error tail — newest first", style="bold")
@@ -67,24 +61,22 @@ class TailScreen(Screen[None]):
                     None)  # fmt: skip
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action == "retry" and self.jobq_app.read_only)
+        return not (action in self.ACTING and self.options.read_only)
 
     def action_close(self) -> None:
         """Back to the lists."""
         self.app.pop_screen()
-        self.jobq_app.reload()
+        self.app.post_message(Reload())  # to the app itself: this screen is closing
 
     def action_open(self) -> None:
         """Open the job of the selected failure."""
-        from .detail import DetailScreen
-
         job_id = self._job_id()
         if job_id is not None:
-            self.app.push_screen(DetailScreen(job_id))
-            self.jobq_app.reload()
+            self.app.push_screen(DetailScreen(job_id, self.options))
+            self.post_message(Reload())
 
     def action_retry(self) -> None:
         """Retry the job of the selected failure."""
         job_id = self._job_id()
         if job_id is not None:
-            self.jobq_app.retry([job_id])
+            self.post_message(Retry([job_id]))

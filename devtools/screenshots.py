@@ -1,4 +1,4 @@
-"""Write screenshots/*.svg from seeded data with a frozen clock: `python -m tui.screenshots`.
+"""Write screenshots/*.svg from seeded data with a frozen clock: `python -m devtools.screenshots`.
 
 The same scenes drive the snapshot tests (tests/test_tui_snapshots.py), so what the README
 shows is what the tests check.
@@ -14,7 +14,9 @@ from collections.abc import Callable
 
 from textual.pilot import Pilot
 
-from .app import JobqApp, make_app
+from tui.app import JobqApp, make_app
+
+from .showcase import SHOWCASE_NOW, seed_showcase
 
 SIZE = (140, 40)
 DISPLAY_PATH = "/srv/app/queue.db"
@@ -22,15 +24,11 @@ DISPLAY_PATH = "/srv/app/queue.db"
 
 def frozen_clock() -> Callable[[], float]:
     """The screenshots' "now" (the time the showcase data was seeded around)."""
-    from jobq.demo import SHOWCASE_NOW  # the seeding lives with the demo, in the core
-
     return lambda: SHOWCASE_NOW
 
 
 def seeded_app(db_path: str, *, read_only: bool = False) -> JobqApp:
     """The showcase file at `db_path` (created), in an app with a frozen clock."""
-    from jobq.demo import seed_showcase
-
     seed_showcase(db_path).close()
     return make_app(db_path, read_only=read_only, clock=frozen_clock(),
                     display_path=DISPLAY_PATH, watch=False)  # fmt: skip

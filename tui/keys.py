@@ -1,0 +1,54 @@
+"""Key bindings that act on the queue, marked where they are declared.
+
+A binding made with `acting(...)` changes the queue file (or, like `space`, only selects jobs
+for such a change). Read-only mode refuses exactly these: the screens disable their actions and
+the app binds their keys to a refusal notice, both sets derived from the declarations, so a new
+action key cannot be left out of read-only mode by forgetting a second list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from textual.binding import Binding, BindingType
+
+PRIORITY_STEP = 10  # one named level: low -10, normal 0, high 10, critical 20
+
+
+@dataclass(frozen=True)
+class ActingBinding(Binding):
+    """A binding whose action changes the queue: refused in read-only mode."""
+
+
+def acting(
+    key: str,
+    action: str,
+    description: str = "",
+    *,
+    show: bool = True,
+    key_display: str | None = None,
+) -> ActingBinding:
+    """Declare a key that acts on the queue (see the module docstring)."""
+    return ActingBinding(key, action, description, show=show, key_display=key_display)
+
+
+def acting_actions(bindings: Iterable[BindingType]) -> frozenset[str]:
+    """The action names of the acting bindings among `bindings`."""
+    return frozenset(b.action for b in bindings if isinstance(b, ActingBinding))
+
+
+def acting_keys(bindings: Iterable[BindingType]) -> list[str]:
+    """Every key of the acting bindings among `bindings` (compound keys split), sorted."""
+    keys = {k.strip() for b in bindings if isinstance(b, ActingBinding) for k in b.key.split(",")}
+    return sorted(keys)
+
+
+JOB_BINDINGS: list[BindingType] = [
+    acting("r", "retry", "Retry"),
+    acting("c", "cancel", "Cancel"),
+    acting("plus,equals_sign", "priority_up", "Prio+", key_display="+"),
+    acting("minus", "priority_down", "Prio-", key_display="-"),
+    acting("p", "set_priority", "Priority…"),
+    acting("P", "pause", "Pause queue", key_display="P"),
+]

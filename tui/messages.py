@@ -1,0 +1,78 @@
+"""What the screens tell the app, as messages: screens never import or call the app.
+
+A screen posts one of these; it bubbles to the app, which runs the action on its writer
+connection (after a confirmation where the message asks for one) and reloads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from .data import Filter
+
+
+@dataclass(frozen=True)
+class ScreenOptions:
+    """What every screen needs to know about the app that shows it."""
+
+    read_only: bool
+    clock: Callable[[], float]  # "now" for countdowns and ages (tests freeze it)
+    display_path: str  # the queue file's path as the header shows it
+
+
+@dataclass
+class Reload(Message):
+    """The screens now show something else: load it."""
+
+
+@dataclass
+class Retry(Message):
+    """Retry failed or cancelled jobs (confirm: None asks when there are several)."""
+
+    ids: list[int]
+    confirm: bool | None = None
+
+
+@dataclass
+class Cancel(Message):
+    """Cancel jobs, after confirmation."""
+
+    ids: list[int]
+
+
+@dataclass
+class SetPriority(Message):
+    """Set the priority of jobs to `value` (a number or a name, as typed)."""
+
+    ids: list[int]
+    value: str
+    confirm: bool = False
+
+
+@dataclass
+class BumpPriority(Message):
+    """Move each (job id, current priority) by `delta`."""
+
+    jobs: list[tuple[int, int]]
+    delta: int
+
+
+@dataclass
+class TogglePause(Message):
+    """Pause a running queue, or resume a paused one."""
+
+    queue: str
+    paused: bool
+
+
+@dataclass
+class Bulk(Message):
+    """Retry, cancel or reprioritise every job of `tab` matching `filter`, after a count."""
+
+    kind: str
+    tab: str
+    filter: Filter
+    priority: str | None = None
