@@ -63,7 +63,9 @@ def gone(pid: int) -> bool:
 def cmdline(pid: int) -> str:
     """The command line of `pid`, arguments joined by spaces ("" if it is gone)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("replace")
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return ""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -34,9 +35,7 @@ def _seed_every_state(path: str) -> None:
     from tests.factories import make_job
 
     store = Store(path)
-    import time as _time
-
-    now = _time.time()
+    now = time.time()
     store.register_worker("pool-a", name="a", host="h", pid=1, concurrency=1, queues=[],
                           types=[], now=now)  # fmt: skip
     for state in ("pending", "running", "failed", "succeeded", "cancelled"):
@@ -68,7 +67,8 @@ async def _press_everything(app, pilot, tabs: tuple[str, ...]) -> None:
                 app.pop_screen()
     await pilot.press("e")  # the error tail and its retry
     await pilot.press("r", "y", "enter", "y")
-    await pilot.pause(0.3)  # let any action thread finish
+    await pilot.pause()  # the last key's handler has run, and started its action if it has one
+    await app.workers.wait_for_complete([w for w in app.workers if w.group == "actions"])
 
 
 @pytest.mark.timeout(120)
@@ -93,7 +93,10 @@ def test_read_only_dashboard_acts_on_nothing(tmp_path: Path, read_only: bool):
     async def run() -> None:
         app = make_app(path, read_only=read_only, watch=False)
         async with app.run_test(size=(160, 50)) as pilot:
-            await pilot.pause(0.3)
+            t0 = time.monotonic()
+            while app.loads == 0:  # the keys act on the first page's selected job
+                await pilot.pause(0.02)
+                assert time.monotonic() - t0 < 30, "no first page within 30 s"
             await _press_everything(app, pilot, tabs)
             if read_only:
                 assert app._writer is None, "read-only app opened a writer connection"
