@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,23 +12,10 @@ from workerapp import Pools, pools_for
 
 from jobq import Queue
 from jobq.store import Store
+from tests.helpers import wait_until as wait_until  # re-exported: many tests import it from here
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW = os.environ.get("JOBQ_SLOW") == "1"
-
-
-def wait_until(
-    condition: Callable[[], object], timeout: float = 10.0, interval: float = 0.01, what: str = ""
-) -> object:
-    """Poll `condition` until it returns a truthy value; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s: {what or condition}")
-        time.sleep(interval)
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
-"""Chaos (issue 6, tests 1 and 3): real pools, real SIGKILL / SIGSTOP, nothing lost.
+"""Chaos: real pools, real SIGKILL / SIGSTOP, nothing lost.
 
-1. Jobs append (job id, attempt, pid) to an fsynced ledger while a loop SIGKILLs random children
-   and whole supervisors (restarting them). Every job must end succeeded, every duplicate run must
-   be explained by a kill, and no child may outlive its supervisor.
-3. Fencing under load: several children SIGSTOPped past their lease; their jobs are rescued and
-   completed elsewhere; resumed, their writes change nothing and they log "lease lost".
+- Jobs append (job id, attempt, pid) to an fsynced ledger while a loop SIGKILLs random children
+  and whole supervisors (restarting them). Every job must end succeeded, every duplicate run must
+  be explained by a kill, and no child may outlive its supervisor.
+- Fencing under load: several children SIGSTOPped past their lease; their jobs are rescued and
+  completed elsewhere; resumed, their writes change nothing and they log "lease lost".
+- Every way an attempt can end, at once: BaseException handlers, commands that leave background
+  grandchildren, pools whose wall clock is off by a minute, burst pools after supervisor kills.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import contextlib
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 from collections import defaultdict
@@ -22,54 +23,23 @@ from pathlib import Path
 import pytest
 
 from jobq.store import Store
-from tests.conftest import SLOW, wait_until
+from tests.conftest import SLOW
 from tests.factories import new_job, raw_row
+from tests.helpers import (
+    cmdline,
+    gone,
+    integrity,
+    ledger_runs,
+    pool_children,
+    wait_until,
+    worker_children,
+)
 
 LEASE = "2s"
 
 
 # ---------------------------------------------------------------------------------------------
-# process helpers
-
-
-def _stat(pid: int) -> tuple[int, str] | None:
-    """(ppid, state letter) of a live process, None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rfind(b")") + 2 :].split()
-    return int(rest[1]), rest[0].decode()
-
-
-def _gone(pid: int) -> bool:
-    st = _stat(pid)
-    return st is None or st[1] in ("Z", "X")
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def children_of(pid: int) -> list[int]:
-    """Live children of `pid`, found through /proc."""
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            st = _stat(int(name))
-            if st is not None and st[0] == pid and st[1] not in ("Z", "X"):
-                out.append(int(name))
-    return out
-
-
-def worker_children(pid: int) -> list[int]:
-    """The multiprocessing worker children of a supervisor (not its resource tracker)."""
-    return [c for c in children_of(pid) if "spawn_main" in _cmdline(c)]
+# a pool under test
 
 
 class Pool:
@@ -114,31 +84,13 @@ class Pool:
         return self.log.read_text(errors="replace")
 
 
-def _read_ledger(path: Path) -> list[tuple[int, int, int]]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        job, attempt, pid = line.split()
-        out.append((int(job), int(attempt), int(pid)))
-    return out
-
-
-def _integrity(path: str) -> list[tuple[str]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchall()
-    finally:
-        conn.close()
-
-
 # ---------------------------------------------------------------------------------------------
-# 1. chaos
+# kills of children and supervisors
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900 if SLOW else 180)
-def test_1_chaos_kills_lose_nothing(
+def test_random_kills_of_children_and_supervisors_lose_nothing(
     tmp_path: Path, db_path: str, jobq_env: dict[str, str], jobq_cmd: list[str]
 ):
     n_jobs, child_kills, pool_kills = (5_000, 200, 20) if SLOW else (300, 15, 2)
@@ -182,16 +134,15 @@ def test_1_chaos_kills_lose_nothing(
             if done():
                 break
             if len(killed_pools) < pool_kills and kills and kills % pool_kill_every == 0:
-                # every child, including one forked a moment ago that has not exec'd yet (its
-                # command line is still the supervisor's); not the resource tracker
-                kids = [k for k in children_of(pool.pid) if "resource_tracker" not in _cmdline(k)]
+                # every child, even one forked a moment ago that has not exec'd yet
+                kids = pool_children(pool.pid)
                 killed_pools[pool.pid] = kids
                 os.kill(pool.pid, signal.SIGKILL)
                 pool.proc.wait(5)
                 t0 = time.monotonic()
                 # PDEATHSIG: every child dies with its supervisor, within 2 s
                 what = f"children {kids} of killed supervisor {pool.pid} exit"
-                wait_until(lambda k=kids: all(_gone(p) for p in k), 2.0, 0.01, what=what)
+                wait_until(lambda k=kids: all(gone(p) for p in k), 2.0, 0.01, what=what)
                 orphan_waits.append(time.monotonic() - t0)
                 pool = start()
                 pool.ready(4)
@@ -217,7 +168,7 @@ def test_1_chaos_kills_lose_nothing(
         kids = worker_children(pool.pid)
         pool.proc.send_signal(signal.SIGTERM)
         assert pool.proc.wait(30) == 0
-        wait_until(lambda: all(_gone(p) for p in kids), 2.0, 0.01, what="children exit")
+        wait_until(lambda: all(gone(p) for p in kids), 2.0, 0.01, what="children exit")
     finally:
         for p in pools:
             p.stop()
@@ -226,7 +177,7 @@ def test_1_chaos_kills_lose_nothing(
     assert counts == {"pending": 0, "running": 0, "succeeded": n_jobs, "failed": 0,
                       "cancelled": 0}  # fmt: skip
     runs: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for job_id, attempt, pid in _read_ledger(ledger):
+    for job_id, attempt, pid in ledger_runs(ledger):
         runs[job_id].append((attempt, pid))
     assert sorted(runs) == list(range(1, n_jobs + 1)), "a job never ran"
 
@@ -253,7 +204,7 @@ def test_1_chaos_kills_lose_nothing(
     assert unexplained == [], f"{len(unexplained)} duplicate runs not explained by a kill: " + (
         "; ".join(map(str, unexplained[:10]))
     )
-    assert _integrity(db_path) == [("ok",)]
+    assert integrity(db_path) == "ok"
     store.close()
     print(
         f"\nchaos: {n_jobs} jobs, {len(killed_children)} child kills, {len(killed_pools)} "
@@ -264,11 +215,11 @@ def test_1_chaos_kills_lose_nothing(
 
 
 # ---------------------------------------------------------------------------------------------
-# 3. fencing under load: several children stopped past their lease at once
+# fencing under load: several children stopped past their lease at once
 
 
 @pytest.mark.timeout(120)
-def test_3_stopped_children_are_fenced(
+def test_children_stopped_past_their_lease_are_fenced(
     tmp_path: Path, db_path: str, jobq_env: dict[str, str], jobq_cmd: list[str]
 ):
     ledger = tmp_path / "ledger"
@@ -292,7 +243,7 @@ def test_3_stopped_children_are_fenced(
         )  # fmt: skip
 
         def three_running() -> list[tuple[int, int, int]] | None:
-            runs = _read_ledger(ledger)
+            runs = ledger_runs(ledger)
             return runs if len({r[0] for r in runs}) == 3 else None
 
         runs = wait_until(three_running, 20, 0.02, what="the three slow jobs start")
@@ -325,13 +276,14 @@ def test_3_stopped_children_are_fenced(
                    what="'lease lost' logged for each stopped job")  # fmt: skip
         for j in slow:
             assert f"job {j} " in a.text() or f"job {j}:" in a.text()
+        # a window for any stale write after the refusals: an absence cannot be awaited
         time.sleep(0.5)
         assert {j: raw_row(db_path, j) for j in slow} == rows, "a stale write changed a row"
         for j in slow:
             assert len([h for h in store.attempts(j) if h.outcome.value == "succeeded"]) == 1
         assert a.proc.poll() is None and b.proc.poll() is None, "a pool died"
         wait_until(lambda: store.counts()["succeeded"] == 403, 60, 0.2, what="load drains")
-        assert _integrity(db_path) == [("ok",)]
+        assert integrity(db_path) == "ok"
     finally:
         for pid in stopped:
             with contextlib.suppress(ProcessLookupError):
@@ -343,7 +295,7 @@ def test_3_stopped_children_are_fenced(
 
 
 @pytest.mark.timeout(60)
-def test_1b_finished_job_of_killed_child_is_not_recorded_as_not_started(
+def test_a_finished_job_of_a_killed_child_is_not_recorded_as_not_started(
     tmp_path: Path, db_path: str, jobq_env: dict[str, str], jobq_cmd: list[str]
 ):
     """Regression (fixed in d445dfb): a child runs A then B in one claimed batch; B's handler
@@ -363,7 +315,7 @@ def test_1b_finished_job_of_killed_child_is_not_recorded_as_not_started(
         pool.stop()
     b_history = [(h.attempt, h.outcome.value) for h in store.attempts(b_id)]
     assert b_history[0] == (1, "crashed"), b_history  # the scenario happened as designed
-    runs = _read_ledger(ledger)
+    runs = ledger_runs(ledger)
     problems = []
     for a_id in range(1, 21):
         told = [(h.attempt, h.outcome.value, h.error) for h in store.attempts(a_id)]
@@ -377,7 +329,7 @@ def test_1b_finished_job_of_killed_child_is_not_recorded_as_not_started(
 
 
 # ---------------------------------------------------------------------------------------------
-# 2. every way an attempt can end, at once: BaseException handlers, commands that leave
+# every way an attempt can end, at once: BaseException handlers, commands that leave
 #    background grandchildren, pools whose wall clock is off by a minute, burst pools started
 #    right after each supervisor kill
 
@@ -392,13 +344,13 @@ GRANDCHILD = "sleep 987"  # a command's background grandchild: must never outliv
 
 
 def _grandchildren() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _cmdline(int(p)).strip()
-            == GRANDCHILD and not _gone(int(p))]  # fmt: skip
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and cmdline(int(p)).strip()
+            == GRANDCHILD and not gone(int(p))]  # fmt: skip
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900 if SLOW else 240)
-def test_2_chaos_every_ending(
+def test_every_way_an_attempt_ends_at_once_loses_nothing(
     tmp_path: Path, db_path: str, jobq_env: dict[str, str], jobq_cmd: list[str]
 ):
     n_each, child_kills, pool_kills = (1_000, 100, 10) if SLOW else (60, 10, 2)
@@ -452,7 +404,7 @@ def test_2_chaos_every_ending(
                 and kills // max(1, child_kills // pool_kills) <= pool_kills
                 and kills
             ):
-                kids = [k for k in children_of(pool.pid) if "resource_tracker" not in _cmdline(k)]
+                kids = pool_children(pool.pid)
                 killed.update(kids)
                 os.kill(pool.pid, signal.SIGKILL)
                 pool.proc.wait(5)
@@ -486,7 +438,7 @@ def test_2_chaos_every_ending(
     counts = store.counts()
     assert counts["succeeded"] == n_jobs, counts
     runs: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for job_id, attempt, pid in _read_ledger(ledger):
+    for job_id, attempt, pid in ledger_runs(ledger):
         runs[job_id].append((attempt, pid))
     unexplained = []
     for job_id, job_runs in runs.items():
@@ -508,7 +460,7 @@ def test_2_chaos_every_ending(
     for j in base_ids:
         outcomes = [h.outcome.value for h in store.attempts(j)]
         assert outcomes[0] in ("failed", "crashed") and outcomes[-1] == "succeeded", outcomes
-    assert _integrity(db_path) == [("ok",)]
+    assert integrity(db_path) == "ok"
     store.close()
     print(f"\nchaos (every ending): {n_jobs} jobs, {len(killed)} processes killed, "
           f"{len(bursts)} burst pools, {time.monotonic() - started:.1f}s")  # fmt: skip

@@ -1,5 +1,5 @@
-"""Hostile content (issue 6, tests 13 and 14): escape sequences, markup and huge values from a
-queue file, through every CLI output and the dashboard, under a real pseudo-terminal.
+"""Hostile content: escape sequences, markup and huge values from a queue file, through every CLI
+output and the dashboard, under a real pseudo-terminal.
 
 The file is untrusted: these tests write hostile text straight through the store (types and
 queue names included, which the enqueue validation would refuse) as a crafted file could hold.
@@ -90,7 +90,7 @@ def leaked(data: bytes) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# 13. escape and markup injection through every CLI output
+# escape and markup injection through every CLI output
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def _cli_outputs(ids: dict[str, int]) -> list[list[str]]:
 
 
 @pytest.mark.timeout(240)
-def test_13_cli_output_never_carries_injected_sequences(
+def test_cli_output_never_carries_injected_sequences(
     hostile_file: dict[str, int], jobq_env: dict[str, str], jobq_cmd: list[str]
 ):
     """ls, show, errors, workers, stats (text and --json) under a pty: no raw sequence reaches
@@ -158,11 +158,11 @@ def test_13_cli_output_never_carries_injected_sequences(
 
 
 # ---------------------------------------------------------------------------------------------
-# 13. ... and through the dashboard, in a real terminal
+# ... and through the dashboard, in a real terminal
 
 
 @pytest.mark.timeout(120)
-def test_13_tui_in_a_pty_shows_hostile_text_inertly(
+def test_dashboard_in_a_pty_shows_hostile_text_inertly(
     hostile_file: dict[str, int], jobq_env: dict[str, str], jobq_cmd: list[str]
 ):
     """`jobq tui` on a pty: render the lists and the detail views of hostile jobs, then quit.
@@ -191,7 +191,7 @@ def test_13_tui_in_a_pty_shows_hostile_text_inertly(
 
 
 @pytest.mark.timeout(60)
-def test_13_tui_quits_only_on_q(
+def test_hostile_markup_fires_nothing_and_only_q_quits_the_dashboard(
     hostile_file: dict[str, int], jobq_env: dict[str, str], jobq_cmd: list[str]
 ):
     """Markup like [@click=app.quit] in the data fires nothing: the app is still running after
@@ -203,7 +203,7 @@ def test_13_tui_quits_only_on_q(
 
 
 # ---------------------------------------------------------------------------------------------
-# 14. hostile sizes
+# hostile sizes
 
 SHOW_BOUND = 200 * 1024
 
@@ -232,7 +232,7 @@ def huge_file(db_path: str, tmp_path: Path, jobq_env: dict[str, str], jobq_cmd: 
 
 
 @pytest.mark.timeout(120)
-def test_14_show_truncates_with_a_byte_count(huge_file, jobq_cmd: list[str]):
+def test_show_truncates_huge_values_with_a_byte_count(huge_file, jobq_cmd: list[str]):
     for key in ("payload", "trace"):
         t0 = time.monotonic()
         r = subprocess.run([*jobq_cmd, "show", str(huge_file[key])], env=huge_file["env"],
@@ -245,7 +245,7 @@ def test_14_show_truncates_with_a_byte_count(huge_file, jobq_cmd: list[str]):
 
 
 @pytest.mark.timeout(120)
-def test_14_tui_detail_of_huge_values_is_responsive(huge_file, db_path: str):
+def test_dashboard_detail_of_huge_values_is_responsive(huge_file, db_path: str):
     """The detail views of the 10 MiB payload and the 50,000-line traceback open within a few
     seconds, and the app keeps answering keys."""
     import asyncio
@@ -292,7 +292,7 @@ def _rss_kib(field: str = "VmRSS") -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900 if SLOW else 240)
-def test_14_tui_on_a_million_jobs(db_path: str):
+def test_dashboard_on_a_million_jobs_paints_quickly_in_bounded_memory(db_path: str):
     """1,000,000 jobs (reduced: 100,000): first paint is quick and memory stays bounded."""
     import asyncio
 

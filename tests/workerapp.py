@@ -20,6 +20,11 @@ from pathlib import Path
 import jobq
 from jobq.model import JSONValue
 
+# The worker tests import these from here too (alive, ledger_lines): one definition, in helpers.
+from tests.helpers import alive as alive
+from tests.helpers import descendants, pool_children
+from tests.helpers import ledger_lines as ledger_lines
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -200,15 +205,7 @@ class PoolProcess:
     def children(self) -> list[int]:
         """Pids of the supervisor's live worker children (not multiprocessing's resource
         tracker, which spawn starts too and which exits with the supervisor)."""
-        out = []
-        for pid in children_of(self.pid):
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"resource_tracker" not in cmdline:
-                out.append(pid)
-        return out
+        return pool_children(self.pid)
 
     def signal(self, sig: int) -> None:
         """Send a signal to the supervisor only."""
@@ -230,50 +227,6 @@ class PoolProcess:
             self.proc.wait(10)
         finally:
             self._log.close()
-
-
-def children_of(pid: int) -> list[int]:
-    """Pids whose parent is `pid` (from /proc), excluding zombies."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_bytes()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(b")") + 2 :].split()
-        if int(rest[1]) == pid and rest[0] != b"Z":
-            out.append(int(entry))
-    return out
-
-
-def descendants(pid: int) -> list[int]:
-    """All live descendants of `pid`."""
-    out: list[int] = []
-    todo = [pid]
-    while todo:
-        kids = children_of(todo.pop())
-        out += kids
-        todo += kids
-    return out
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"
-
-
-def ledger_lines(path: Path) -> list[list[str]]:
-    """The ledger's lines, split."""
-    try:
-        return [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
-    except FileNotFoundError:
-        return []
 
 
 class Pools:
