@@ -170,21 +170,11 @@ def test_the_audit_of_tui_imports_sees_real_imports() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tui/screenshots.py and tui/bench.py import jobq.demo; helper tuilayer is moving "
-    "them out of the shipped package (remove this mark when that lands)",
-)
 def test_the_dashboard_imports_only_jobqs_public_names() -> None:
     """tui/ imports from jobq only `from jobq import NAME` with NAME in jobq.__all__."""
     assert _tui_deep_imports() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jobq/demo.py imports tui.app; helper tuilayer is making the CLI load the dashboard "
-    "through importlib.import_module (remove this mark when that lands)",
-)
 def test_the_core_never_imports_the_dashboard() -> None:
     """No import statement in jobq/ names tui or textual, not even inside a function: the `tui`
     and `demo` commands load the dashboard by name, through importlib.import_module."""

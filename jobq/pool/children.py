@@ -25,11 +25,10 @@ from multiprocessing.process import BaseProcess
 
 from ..errors import JobqError
 from ..store import Store
-from . import slots
 from .child import child_main
 from .guardian import kill_group as _kill_group
 from .settings import PoolSettings
-from .slots import DEADLINE, DONE, GEN, JOB, PGID, READY, STARTED, SharedSlots, Slot
+from .slots import DEADLINE, DONE, GEN, JOB, PGID, READY, STARTED, SharedSlots, Slot, create
 
 log = logging.getLogger("jobq.pool")
 
@@ -104,7 +103,7 @@ class Children:
         self.probe = probe or _running_normally
         # in a file, so that the next pool can tell what each child was doing should this whole
         # pool die (jobq.pool.slots)
-        self.shared: SharedSlots = slots.create(pool_id, settings.concurrency)
+        self.shared: SharedSlots = create(pool_id, settings.concurrency)
         self.by_index: dict[int, ChildHandle] = {}
         self.generation = 0
         self.done_before = 0  # jobs finished by children that have exited

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from .. import lifecycle
 from ..errors import JobqError
 from ..store import Store
-from . import slots
 from .children import RunningRow
+from .slots import forget, read_progress
 from .systemd import Notifier
 
 log = logging.getLogger("jobq.pool")
@@ -81,13 +81,13 @@ class Rescuer:
 
         def progress(pool_id: str) -> lifecycle.Progress | None:
             asked.append(pool_id)
-            return slots.read_progress(pool_id)
+            return read_progress(pool_id)
 
         rescued = self.store.rescue(now, here=self.here, own_pool=self.own_pool, progress=progress)
         for job_id, state in rescued:
             log.warning("rescued job %d from a dead or silent pool -> %s", job_id, state.value)
         for pool_id in asked:  # their jobs are taken back: what they were doing is history
-            slots.forget(pool_id)
+            forget(pool_id)
 
 
 class Heartbeat:
