@@ -33,3 +33,8 @@ bench *ARGS:
 # regenerate screenshots/*.svg from seeded data with a frozen clock
 screenshots:
     {{py}} -m tui.screenshots
+
+# mutation testing (docs/mutation.md; needs `pip install -e '.[mutate]'`): every module, or one
+# of lifecycle, writes, ndjson, safetext, retry; `just mutate sql` mutates the SQL text instead
+mutate MODULE="*":
+    {{ if MODULE == "sql" { py + " scripts/mutate_sql.py" } else { py + " -m mutmut run 'jobq*." + MODULE + ".x*' && " + py + " -m mutmut results" } }}
