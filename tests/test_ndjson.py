@@ -161,6 +161,12 @@ def test_empty_and_blank_batches_enqueue_nothing(tmp_path: Path) -> None:
         assert _same_as_reference(tmp_path, text) == ("ok", ([], []))
 
 
+@pytest.mark.parametrize("line", ["\f", "\v", "\u00a0", "\u3000", "X"])
+def test_only_spaces_tabs_and_cr_make_a_line_blank(tmp_path: Path, line: str) -> None:
+    kind, message = _same_as_reference(tmp_path, '{"type": "a"}\n' + line + "\n")
+    assert kind == "error" and str(message).startswith("line 2: "), message
+
+
 def test_crlf_batch(tmp_path: Path) -> None:
     kind, result = _same_as_reference(tmp_path, '{"type": "a"}\r\n{"type": "b"}\r\n')
     assert kind == "ok"

@@ -141,6 +141,10 @@ def test_a_dead_pools_batch_is_rescued_at_once_first_job_charged_rest_released(
     assert [j.attempts for j in jobs if j] == [1, 0, 0, 0], "only the first may have started"
     assert [history(store, i) for i in ids] == [["crashed"]] + [["interrupted"]] * 3
     assert "died (its process is gone)" in (jobs[0].last_error or "")  # type: ignore[union-attr]
+    for j in jobs[1:]:
+        assert j is not None and j.last_error is not None
+        assert j.last_error.startswith("not started: worker pool dead died")
+    assert [j.run_at for j in jobs if j] == [NOW] * 4, "due again at once"
     assert [w.status for w in store.workers()] == ["dead"]
     assert store.rescue(NOW, here=lifecycle.host_key()) == []
 
@@ -177,6 +181,22 @@ def test_a_pool_on_another_host_by_heartbeat_and_lease(
     assert bool(got) is rescued
     if rescued:
         assert [store.get(i).attempts for i in ids] == [1, 0]  # type: ignore[union-attr]
+    silent = beat < NOW - lifecycle.STALE_AFTER
+    assert [w.status for w in store.workers()] == ["dead" if silent else "running"]
+
+
+@pytest.mark.parametrize("order", ["priority", "run_at"])
+def test_the_batch_job_charged_is_the_first_in_claim_order(store: Store, order: str) -> None:
+    """Claim order is priority, then run_at, then id: not the order of the ids."""
+    if order == "priority":
+        late, first = enqueue(store, NOW - 10, priority=0), enqueue(store, NOW - 10, priority=5)
+    else:
+        late, first = enqueue(store, NOW - 10), enqueue(store, NOW - 20)
+    claimed = store.claim("gone/1", NOW - 5, 1, limit=2)
+    assert [j.id for j in claimed] == [first, late]
+    got = dict(store.rescue(NOW, here=HERE))
+    assert got == {first: JobState.PENDING, late: JobState.PENDING}
+    assert [store.get(i).attempts for i in (first, late)] == [1, 0]  # type: ignore[union-attr]
 
 
 def test_lifecycle_status_words() -> None:
