@@ -34,7 +34,8 @@ bench *ARGS:
 screenshots:
     {{py}} -m tui.screenshots
 
-# mutation testing (docs/mutation.md; needs `pip install -e '.[mutate]'`): every module, or one
-# of lifecycle, writes, ndjson, safetext, retry; `just mutate sql` mutates the SQL text instead
-mutate MODULE="*":
-    {{ if MODULE == "sql" { py + " scripts/mutate_sql.py" } else { py + " -m mutmut run 'jobq*." + MODULE + ".x*' && " + py + " -m mutmut results" } }}
+# mutation testing (docs/mutation.md; needs `pip install -e '.[mutate]'`): every module (resumes
+# where a stopped run left off), or one module afresh: lifecycle, writes, ndjson, safetext, retry;
+# `just mutate sql` mutates the SQL text instead
+mutate MODULE="":
+    {{ if MODULE == "sql" { py + " scripts/mutate_sql.py" } else if MODULE == "" { py + " -m mutmut run && " + py + " -m mutmut results" } else { py + " -m mutmut run 'jobq*." + MODULE + ".x*' && " + py + " -m mutmut results" } }}

@@ -270,10 +270,11 @@ def main() -> int:
             "screenshots",
         )
         shutil.copytree(ROOT, base, ignore=ignore)
+        results = []
         with ThreadPoolExecutor(args.j) as pool:
-            results = list(pool.map(lambda m: run_one(base, *m), todo))
-    for name, verdict, secs in results:
-        print(f"{verdict:9} {secs:6.1f}s  {name}")
+            for name, verdict, secs in pool.map(lambda m: run_one(base, *m), todo):
+                print(f"{verdict:9} {secs:6.1f}s  {name}", flush=True)
+                results.append((name, verdict, secs))
     if results[0][1] != "survived":
         print("the unmutated copy fails its tests: no verdict above means anything")
         return 1
