@@ -258,6 +258,21 @@ def test_max_attempts_per_job_then_handler_then_default_fixed_at_claim(
     assert store.fail(job.id, job.lease_token or "", NOW, "e") is end
 
 
+@pytest.mark.parametrize(
+    ("job_timeout", "handler_timeout", "effective"),
+    [(None, None, 300.0), (None, 12.5, 12.5), (3.0, 12.5, 3.0), (3.0, None, 3.0)],
+)
+def test_timeout_per_job_then_handler_then_default_fixed_at_claim(
+    store: Store, job_timeout: float | None, handler_timeout: float | None, effective: float
+) -> None:
+    job_id = enqueue(store, NOW, type="slow", timeout=job_timeout)
+    enqueue(store, NOW, type="other", timeout=None)  # another type's handler limit
+    limits = {"slow": (None, handler_timeout), "other": (9, 99.0)}
+    (job,) = store.claim("w", NOW, LEASE, types=["slow"], limits=limits)
+    assert (job.id, job.timeout, job.max_attempts) == (job_id, effective, 4)
+    assert store.get(job_id).timeout == effective  # type: ignore[union-attr]
+
+
 # ---- history ----------------------------------------------------------------------------------
 
 
