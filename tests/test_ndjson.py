@@ -164,7 +164,11 @@ def test_empty_and_blank_batches_enqueue_nothing(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b'{"type": "a"}\n{"type": "\xff"}\n', "line 2 is not valid UTF-8 (bad byte at offset 10)"),
+        (
+            b'{"type": "a"}\n{"type": "\xff"}\n{"type": "a"}\n\n',
+            "line 2 is not valid UTF-8 (bad byte at offset 10)",
+        ),
+        (b'\n{"type": "\xff"}\n', "line 2 is not valid UTF-8 (bad byte at offset 10)"),
         (b'{"type": "a"}\n\n[1, 2]\n', "line 3: each line must be a JSON object"),
         (b'{"type": "a", "prio": 1}\n', "line 1: unknown field 'prio'"),
         (b'{"payload": 1}\n', "line 1: missing field 'type'"),
