@@ -33,3 +33,9 @@ bench *ARGS:
 # regenerate screenshots/*.svg from seeded data with a frozen clock
 screenshots:
     {{py}} -m devtools.screenshots
+
+# mutation testing (docs/mutation.md; needs `pip install -e '.[mutate]'`): every module (resumes
+# where a stopped run left off), or one module afresh: lifecycle, writes, ndjson, safetext, retry;
+# `just mutate sql` mutates the SQL text instead
+mutate MODULE="":
+    {{ if MODULE == "sql" { py + " scripts/mutate_sql.py" } else if MODULE == "" { py + " -m mutmut run && " + py + " -m mutmut results" } else { py + " -m mutmut run 'jobq*." + MODULE + ".x*' && " + py + " -m mutmut results" } }}

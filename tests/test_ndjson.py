@@ -161,6 +161,35 @@ def test_empty_and_blank_batches_enqueue_nothing(tmp_path: Path) -> None:
         assert _same_as_reference(tmp_path, text) == ("ok", ([], []))
 
 
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            b'{"type": "a"}\n{"type": "\xff"}\n{"type": "a"}\n\n',
+            "line 2 is not valid UTF-8 (bad byte at offset 10)",
+        ),
+        (b'\n{"type": "\xff"}\n', "line 2 is not valid UTF-8 (bad byte at offset 10)"),
+        (b'{"type": "a"}\n\n[1, 2]\n', "line 3: each line must be a JSON object"),
+        (b'{"type": "a", "prio": 1}\n', "line 1: unknown field 'prio'"),
+        (b'{"payload": 1}\n', "line 1: missing field 'type'"),
+        (
+            b'{"type": "a"}\n{"type": \n',
+            "line 2: invalid JSON line: Expecting value at line 1 column 10",
+        ),
+    ],
+)
+def test_the_strict_reader_names_the_line_and_the_fault(data: bytes, message: str) -> None:
+    with pytest.raises(InvalidInput) as e:
+        ndjson.strict_lines(ndjson.decode(data))
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize("line", ["\f", "\v", "\u00a0", "\u3000", "X"])
+def test_only_spaces_tabs_and_cr_make_a_line_blank(tmp_path: Path, line: str) -> None:
+    kind, message = _same_as_reference(tmp_path, '{"type": "a"}\n' + line + "\n")
+    assert kind == "error" and str(message).startswith("line 2: "), message
+
+
 def test_crlf_batch(tmp_path: Path) -> None:
     kind, result = _same_as_reference(tmp_path, '{"type": "a"}\r\n{"type": "b"}\r\n')
     assert kind == "ok"

@@ -63,12 +63,14 @@ def test_complete_many_fences_each_job_on_its_own(store: Store) -> None:
     store.rescue_expired(NOW)
     done = store.complete_many(
         [
-            (live.id, live.lease_token or "", '"a"', None),
+            (live.id, live.lease_token or "", '"a"', "printed"),
             (lost.id, lost.lease_token or "", None, None),
         ],
         NOW,
     )
     assert done == [True, False]
+    assert store.get(live.id).result == "a"  # type: ignore[union-attr]
+    assert [a.output for a in store.attempts(live.id)] == ["printed"]
     assert store.get(live.id).state is JobState.SUCCEEDED  # type: ignore[union-attr]
     assert store.get(lost.id).state is JobState.PENDING  # type: ignore[union-attr]
 
@@ -256,6 +258,21 @@ def test_max_attempts_per_job_then_handler_then_default_fixed_at_claim(
     assert store.fail(job.id, job.lease_token or "", NOW, "e") is end
 
 
+@pytest.mark.parametrize(
+    ("job_timeout", "handler_timeout", "effective"),
+    [(None, None, 300.0), (None, 12.5, 12.5), (3.0, 12.5, 3.0), (3.0, None, 3.0)],
+)
+def test_timeout_per_job_then_handler_then_default_fixed_at_claim(
+    store: Store, job_timeout: float | None, handler_timeout: float | None, effective: float
+) -> None:
+    job_id = enqueue(store, NOW, type="slow", timeout=job_timeout)
+    enqueue(store, NOW, type="other", timeout=None)  # another type's handler limit
+    limits = {"slow": (None, handler_timeout), "other": (9, 99.0)}
+    (job,) = store.claim("w", NOW, LEASE, types=["slow"], limits=limits)
+    assert (job.id, job.timeout, job.max_attempts) == (job_id, effective, 4)
+    assert store.get(job_id).timeout == effective  # type: ignore[union-attr]
+
+
 # ---- history ----------------------------------------------------------------------------------
 
 
@@ -340,3 +357,86 @@ def test_a_job_that_completes_despite_a_cancel_request_is_left_without_one(store
     done = store.get(job_id)
     assert done is not None and done.state is JobState.SUCCEEDED
     assert done.cancel_requested is False
+
+
+# ---- per-id answers of the operator writes, and the pools' bookkeeping ------------------------
+
+
+def test_each_id_gets_its_own_answer(store: Store) -> None:
+    pending = enqueue(store, NOW)
+    running = make_job(store, "running", now=NOW).id
+    done = make_job(store, "succeeded", now=NOW).id
+    assert store.cancel([pending, running, done, 999], NOW) == {
+        pending: "cancelled",
+        running: "cancel requested",
+        done: "succeeded",
+        999: "not found",
+    }
+    failed = make_job(store, "failed", now=NOW).id
+    assert store.retry([pending, failed, done, 999], NOW) == {
+        pending: "retried",  # cancelled just above
+        failed: "retried",
+        done: "succeeded",
+        999: "not found",
+    }
+    answers = store.set_priority([done, 999, failed], 5)
+    assert answers == {done: "ok", 999: "not found", failed: "ok"}
+    assert [j.priority for j in store.get_many([done, failed])] == [5, 5]
+
+
+def test_retry_reports_a_duplicate_unique_key_of_a_cancelled_job(store: Store) -> None:
+    cancelled = enqueue(store, NOW, unique_key="k")
+    store.cancel([cancelled], NOW)
+    enqueue(store, NOW, unique_key="k")
+    assert store.retry([cancelled], NOW) == {cancelled: "duplicate unique key"}
+
+
+def test_renew_counts_the_leases_still_held(store: Store) -> None:
+    jobs = [make_job(store, "running", now=NOW) for _ in range(3)]
+    leases = [(j.id, j.lease_token or "") for j in jobs]
+    assert store.renew([], NOW + 100) == 0
+    assert store.renew(leases, NOW + 100) == 3
+    store.release(jobs[1].id, jobs[1].lease_token or "", NOW)
+    assert store.renew(leases, NOW + 200) == 2
+    assert [j.lease_until for j in store.get_many([jobs[0].id, jobs[2].id])] == [NOW + 200] * 2
+
+
+def test_prune_works_through_every_batch(store: Store) -> None:
+    ids_ = store.enqueue([new_job() for _ in range(5)], NOW)
+    store.cancel(ids_, NOW)
+    keep = make_job(store, "failed", now=NOW + 10).id
+    assert store.prune(NOW + 1, ["cancelled", "failed"], batch=2) == 5
+    assert store.get_many(ids_) == [] and store.get(keep) is not None
+
+
+def test_running_of_a_pool(store: Store) -> None:
+    mine = [make_job(store, "running", now=NOW, worker=w).id for w in ("p/1", "p/2")]
+    make_job(store, "running", now=NOW, worker="p2/1")  # a pool whose id extends ours
+    make_job(store, "running", now=NOW, worker="o/1")
+    make_job(store, "pending", now=NOW)
+    store.cancel([mine[1]], NOW)
+    got = store.running_of("p/")
+    assert sorted(r[0] for r in got) == mine
+    for job_id, token, worker, started_at, timeout, cancel, attempts in got:
+        job = store.get(job_id)
+        assert job is not None
+        assert (token, worker, started_at, timeout, attempts) == (
+            job.lease_token, job.worker_id, job.started_at, job.timeout, job.attempts
+        )  # fmt: skip
+        assert cancel is (job_id == mine[1])
+    assert store.running_of("zzz/") == []
+
+
+def test_worker_heartbeat_records_count_status_and_time(store: Store) -> None:
+    store.register_worker("pool", name="n", host="h", pid=42, concurrency=3, queues=["q"],
+                          types=["t"], now=NOW, proc_key="k")  # fmt: skip
+    store.worker_heartbeat("pool", NOW + 5, 17, "stopping")
+    (w,) = store.workers()
+    assert (w.id, w.name, w.host, w.pid, w.concurrency, w.queues, w.types, w.proc_key) == (
+        "pool", "n", "h", 42, 3, ("q",), ("t",), "k"
+    )  # fmt: skip
+    assert (w.started_at, w.heartbeat_at, w.jobs_done, w.status) == (NOW, NOW + 5, 17, "stopping")
+    store.worker_heartbeat("pool", NOW + 6, 18)
+    assert [(w.heartbeat_at, w.jobs_done, w.status) for w in store.workers()] == [
+        (NOW + 6, 18, "running")
+    ]

@@ -38,7 +38,7 @@ ACTIONS: dict[str, Action] = {
     "fail": lambda s, j: s.fail(j.id, _token(j), NOW, "boom", traceback="tb", rand=0.5),
     "crash": lambda s, j: s.crash(j.id, _token(j), NOW, "worker exited: signal 9"),
     "release": lambda s, j: s.release(j.id, _token(j), NOW),
-    "finish_cancelled": lambda s, j: s.finish_cancelled(j.id, _token(j), NOW),
+    "finish_cancelled": lambda s, j: s.finish_cancelled(j.id, _token(j), NOW, "partial"),
     "cancel": lambda s, j: s.cancel([j.id], NOW)[j.id],
     "retry": lambda s, j: s.retry([j.id], NOW)[j.id],
     "set_priority": lambda s, j: s.set_priority([j.id], 7)[j.id],
@@ -231,5 +231,12 @@ def test_history_row_records_the_attempt(store: Store, action: str) -> None:
         assert (last.error, last.traceback) == ("boom", "tb")
     if action == "complete":
         assert (last.error, last.output) == (None, "out")
+    if action == "finish_cancelled":
+        assert (last.error, last.output) == ("cancelled while running", "partial")
+    if action == "release":
+        assert (last.error, last.output) == ("interrupted by shutdown", None)
     if action == "rescue_expired":
         assert last.error is not None and "lease expired" in last.error
+    if action != "complete":  # a success keeps the last error of an earlier attempt
+        after = store.get(job.id)
+        assert after is not None and after.last_error == last.error

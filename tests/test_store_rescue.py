@@ -147,6 +147,10 @@ def test_a_dead_pools_batch_charges_exactly_the_jobs_its_worker_started(store: S
     assert [j.attempts for j in jobs if j] == [1, 1, 1, 0, 0]
     assert [history(store, i) for i in ids] == [["crashed"]] * 3 + [["interrupted"]] * 2
     assert "died (its process is gone)" in (jobs[0].last_error or "")  # type: ignore[union-attr]
+    for j in jobs[3:]:
+        assert j is not None and j.last_error is not None
+        assert j.last_error.startswith("not started: worker pool dead died")
+    assert [j.run_at for j in jobs if j] == [NOW] * 5, "due again at once"
     assert [w.status for w in store.workers()] == ["dead"]
     assert store.rescue(NOW, here=lifecycle.host_key()) == []
 
@@ -192,6 +196,8 @@ def test_a_pool_on_another_host_by_heartbeat_and_lease(
     assert bool(got) is rescued
     if rescued:  # nobody here can tell what it started: each job may have
         assert [store.get(i).attempts for i in ids] == [1, 1]  # type: ignore[union-attr]
+    silent = beat < NOW - lifecycle.STALE_AFTER
+    assert [w.status for w in store.workers()] == ["dead" if silent else "running"]
 
 
 def test_lifecycle_status_words() -> None:
