@@ -18,9 +18,13 @@ import subprocess
 import sys
 import time
 
+from .backend import ClaimFilter, Ending, Role, open_backend
 from .model import NewJob
 from .queue import Queue
-from .store import Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .backend import Backend
 
 WORDCOUNT = "import json,sys; print(len(json.load(sys.stdin)['text'].split()))"
 STOP_TIMEOUT = 10.0  # seconds to wait for the pool after SIGTERM before SIGKILL
@@ -147,10 +151,10 @@ def _traceback(module: str, func: str, code: str, lib: str, func2: str, exc_line
                              exc_line=exc_line)  # fmt: skip
 
 
-def seed_showcase(path: str, now: float = SHOWCASE_NOW) -> Store:
+def seed_showcase(path: str, now: float = SHOWCASE_NOW) -> Backend:
     """A small deterministic queue file: every state, retries, tracebacks, a live pool, a
-    paused queue, a type no worker handles. Returns the open Store (close it when done)."""
-    s = Store(path)
+    paused queue, a type no worker handles. Returns the open backend (close it when done)."""
+    s = open_backend(path, Role.PRODUCER)
     wid = SHOWCASE_WORKER + "/1"
 
     def new(type_: str, payload: object, queue: str = "default", priority: int = 0,
@@ -162,9 +166,9 @@ def seed_showcase(path: str, now: float = SHOWCASE_NOW) -> Store:
         # each job is the only pending one of its type while its history is written
         s.enqueue([job], fails[0] - 5)
         for at in fails:
-            claimed = s.claim(wid, at, 30, types=[job.type])
-            s.fail(claimed[0].id, claimed[0].lease_token or "", at + 1.5, error, traceback=tb,
-                   output=out, rand=0.5)  # fmt: skip
+            claimed = s.claim(wid, at, 30, ClaimFilter(types=(job.type,)))
+            s.end_attempt(claimed[0].id, claimed[0].lease_token or "", at + 1.5, Ending.FAIL,
+                          error, traceback=tb, output=out, rand=0.5)  # fmt: skip
 
     s.register_worker(SHOWCASE_WORKER, name="web-1", host="app-server-1", pid=4242,
                       concurrency=4, queues=[], now=now - 3600,
@@ -199,16 +203,16 @@ def seed_showcase(path: str, now: float = SHOWCASE_NOW) -> Store:
     for k in range(12):
         s.enqueue([new("images.resize", {"path": f"uploads/{k:05d}.jpg", "width": 1920},
                        "images")], now - 61 + k * 4)  # fmt: skip
-        job = s.claim(wid, now - 60 + k * 4, 30, types=["images.resize"])[0]
-        s.complete(job.id, job.lease_token or "", now - 58 + k * 4 - (k % 3),
-                   json.dumps({"width": 960, "height": 720}),
-                   f"resized uploads/{k:05d}.jpg to 960x720\n")  # fmt: skip
+        job = s.claim(wid, now - 60 + k * 4, 30, ClaimFilter(types=("images.resize",)))[0]
+        s.complete_many([(job.id, job.lease_token or "", json.dumps({"width": 960, "height": 720}),
+                          f"resized uploads/{k:05d}.jpg to 960x720\n")],
+                        now - 58 + k * 4 - (k % 3))  # fmt: skip
     # running: a slow report and an email
     s.enqueue([new("report.build", {"report": "daily-sales"}, "reports", -10)], now - 100)
-    s.claim(wid, now - 95, 600, types=["report.build"])
+    s.claim(wid, now - 95, 600, ClaimFilter(types=("report.build",)))
     s.enqueue([new("email.send", {"to": "ada@example.com", "template": "welcome"}, "mail",
                    10)], now - 4)  # fmt: skip
-    s.claim(wid, now - 3, 30, types=["email.send"])
+    s.claim(wid, now - 3, 30, ClaimFilter(types=("email.send",)))
     # cancelled by an operator
     ids = s.enqueue([new("webhook.deliver", {"url": "https://old.example.net/x", "n": i},
                          "webhooks") for i in range(2)], now - 45)  # fmt: skip
@@ -236,7 +240,7 @@ def seed_showcase(path: str, now: float = SHOWCASE_NOW) -> Store:
 def seed_bulk(path: str, n: int = 1_000_000, *, batch: int = 5000) -> None:
     """A big file for the benchmark: `n` jobs, ~90 % succeeded, the rest failed or pending."""
     rng = random.Random(3)
-    s = Store(path)
+    s = open_backend(path, Role.PRODUCER)
     types = ["email.send", "images.resize", "webhook.deliver", "report.build"]
     now = time.time() - n * 0.001
     try:
@@ -258,10 +262,11 @@ def seed_bulk(path: str, n: int = 1_000_000, *, batch: int = 5000) -> None:
                 s.complete_many([(j.id, j.lease_token or "", "true", None) for j in claimed], now)
             elif done + k <= n * 0.95:
                 for j in s.claim("bench/1", now, 60, limit=k // 10):
-                    s.fail(
+                    s.end_attempt(
                         j.id,
                         j.lease_token or "",
                         now,
+                        Ending.FAIL,
                         "ValueError: bad input",
                         traceback="Traceback…\nValueError: bad input",
                         retryable=False,

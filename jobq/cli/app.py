@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     import typer
 
+    from ..backend import ActionOutcome
     from ..model import FailedAttempt
     from ..queue import Queue
 
@@ -151,19 +152,16 @@ def _now() -> float:
     return time.time()
 
 
-def _per_id(outcomes: dict[int, str], ok: Sequence[str], action: str, path: str) -> None:
+def _per_id(outcomes: dict[int, ActionOutcome], action: str, location: str) -> None:
     """Print the ids that worked; raise one JobqError naming every id that did not."""
+    from ..queue import outcome_error
+
     problems = []
     for job_id, outcome in outcomes.items():
-        if outcome in ok:
+        if outcome.done:
             _out(f"{job_id} {outcome}")
-        elif outcome == "not found":
-            problems.append(f"no job {job_id} in {path}")
-        elif outcome == "duplicate unique key":
-            problems.append(f"cannot {action} job {job_id}: a pending or running job of its type"
-                            " holds its unique key")  # fmt: skip
         else:
-            problems.append(f"cannot {action} job {job_id}: it is {outcome}")
+            problems.append(str(outcome_error(job_id, outcome, action, location)))
     if problems:
         raise JobqError("; ".join(problems))
 
@@ -359,11 +357,11 @@ def retry(
         raise InvalidInput("--type, --queue and --search filter --all-failed; drop them or the ids")
     with _queue(ctx) as q:
         if ids:
-            _per_id(q.retry_many(ids), ("retried",), "retry", q.path)
+            _per_id(q.retry_many(ids), "retry", q.location)
             return
         matched = q.matching_ids("failed", type=type_, queue=queue, search=search)
         outcomes = q.retry_many(matched) if matched else {}
-    done = sum(1 for o in outcomes.values() if o == "retried")
+    done = sum(1 for o in outcomes.values() if o.done)
     _out(f"retried {done} job{'s' if done != 1 else ''}")
     skipped = len(outcomes) - done
     if skipped:  # e.g. a newer job holds the same unique key, or a race with another operator
@@ -379,7 +377,7 @@ def cancel(
 ) -> None:
     """Cancel jobs: pending ones at once, running ones by asking their worker to stop."""
     with _queue(ctx) as q:
-        _per_id(q.cancel_many(ids), ("cancelled", "cancel requested"), "cancel", q.path)
+        _per_id(q.cancel_many(ids), "cancel", q.location)
 
 
 def priority(
@@ -411,7 +409,6 @@ def errors(
     """Show the latest failed attempts, oldest of them first."""
     import json
 
-    from ..store.sqlite.waker import Waker
     from . import output
 
     def emit(batch: list[FailedAttempt]) -> None:
@@ -430,7 +427,7 @@ def errors(
                 _note("no failed attempts")
             return
         # Watch before the first query, so a failure recorded in between is not missed.
-        with Waker(q.path) as waker:
+        with q.waker() as waker:
             latest = q.errors(limit=limit)
             last = max((e.attempt.id for e in latest), default=0)
             emit(list(reversed(latest)))
@@ -550,26 +547,20 @@ def doctor(
 ) -> int:
     """Check the file's integrity and report its schema; exit 1 if anything is wrong."""
     from .. import config
-    from ..store import DEFAULT_BUSY_TIMEOUT, Store
+    from ..backend import Role, display_location, open_backend
     from . import output
 
     path = config.resolve_db_path(ctx.obj)
     report: dict[str, object]
     try:
-        busy = config.env_seconds(config.ENV_BUSY_TIMEOUT, DEFAULT_BUSY_TIMEOUT)
-        store = Store(
-            path,
-            busy_timeout=busy,
-            create=False,
-            allow_network_fs=config.env_flag(config.ENV_ALLOW_NETWORK_FS),
-        )
+        backend = open_backend(path, Role.OPERATOR)
         try:
-            report = store.doctor()
+            report = backend.doctor()
         finally:
-            store.close()
+            backend.close()
         ok = report.get("integrity") == "ok" and report.get("foreign_key_violations") == 0
     except QueueFileError as e:  # refused: not a jobq file, newer, corrupt, network fs, missing
-        report, ok = {"path": path, "error": str(e)}, False
+        report, ok = {"path": display_location(path), "error": str(e)}, False
     report = {"ok": ok, **report}
     _out(output.to_json(report) if as_json else output.doctor_text(report))
     return 0 if ok else 1
@@ -586,15 +577,16 @@ def backup(
             target = os.path.join(target, os.path.basename(q.path))
         if os.path.exists(target) and os.path.samefile(target, q.path):
             raise InvalidInput(f"{target} is the queue file itself; choose another path")
-        q.store.backup(target)
+        q.backup(target)
     _out(target)
 
 
 def db_path(ctx: typer.Context) -> None:
     """Print the queue file in use (--db, else $JOBQ_DB, else the user data dir)."""
+    from ..backend import display_location
     from ..config import resolve_db_path
 
-    _out(resolve_db_path(ctx.obj))
+    _out(display_location(resolve_db_path(ctx.obj)))
 
 
 # ---- work, systemd-unit, tui, demo ------------------------------------------------------------

@@ -36,9 +36,9 @@ from types import FrameType
 from typing import TypeVar
 
 from .. import lifecycle
+from ..backend import ClaimFilter, Ending, Role, open_backend
 from ..errors import JobqError, TemporaryFailure
 from ..handlers import Handler
-from ..store import Store
 from .child import (
     DEADLINE,
     DONE,
@@ -133,7 +133,7 @@ class Pool:
             settings.apps, settings.execs, settings.handlers_file
         )
         self.types = sorted(self.handlers)
-        self.store = Store(self.db_path)
+        self.store = open_backend(self.db_path, Role.WORKER)
         host = socket.gethostname()
         name = (settings.name or host).replace("/", "_")
         self.pool_id = f"{name}:{os.getpid()}:{secrets.token_hex(2)}"
@@ -283,7 +283,7 @@ class Pool:
             n = self.store.prune(time.time() - s.retention, ["succeeded", "failed", "cancelled"])
             if n:
                 log.info("pruned %d finished job(s) older than %gs", n, s.retention)
-        self.store.bound_wal()  # readers cannot starve checkpoints (store/checkpoint.py)
+        self.store.maintain()  # e.g. SQLite: readers cannot starve checkpoints
         self._notify(mono)
 
     # ---- children -----------------------------------------------------------------------------
@@ -337,9 +337,7 @@ class Pool:
         self._rescue()  # a burst run must not leave while a dead pool holds jobs it could run
         return self.store.has_claimable(
             time.time(),
-            types=self.types,
-            type_globs=list(s.type_globs) or None,
-            queues=list(s.queues) or None,
+            ClaimFilter(tuple(self.types), tuple(s.type_globs) or None, tuple(s.queues) or None),
         )
 
     def _reap(self) -> None:
@@ -388,17 +386,17 @@ class Pool:
                 self._end_killed(child.killed, job_id, token, now)
             elif job_id in ran:
                 # it ran, but its success died with the child: counted, and due again at once
-                self.store.crash(
-                    job_id, token, now,
+                self.store.end_attempt(
+                    job_id, token, now, Ending.CRASH,
                     f"{why}, after the job ran, before its success was recorded",
                 )  # fmt: skip
             elif child.killed is not None:
-                self.store.release(job_id, token, now, child.killed[0])
+                self.store.end_attempt(job_id, token, now, Ending.RELEASE, child.killed[0])
             elif job_id == current:
                 log.warning("worker %s %s running job %d (attempt %d)",
                             child.worker_id, why.replace(": ", " (", 1) + ")", job_id,
                             attempts)  # fmt: skip
-                state = self.store.crash(job_id, token, now, why)
+                state = self.store.end_attempt(job_id, token, now, Ending.CRASH, why)
                 if state is None:
                     log.warning("lease lost: job %d was taken over before its crash was recorded",
                                 job_id)  # fmt: skip
@@ -406,7 +404,7 @@ class Pool:
                     log.error("job %d failed for good: its worker died %d time(s)",
                               job_id, attempts)  # fmt: skip
             else:
-                self.store.release(job_id, token, now, f"not started: {why}")
+                self.store.end_attempt(job_id, token, now, Ending.RELEASE, f"not started: {why}")
         return len(rows)
 
     def _check_stopped(self, mono: float) -> None:
@@ -429,13 +427,13 @@ class Pool:
     ) -> None:
         reason, _job, detail = killed
         if reason == "timeout":
-            state = self.store.fail(
-                job_id, token, now, f"timed out after {detail:g}s", outcome="timeout"
+            state = self.store.end_attempt(
+                job_id, token, now, Ending.TIMEOUT, f"timed out after {detail:g}s"
             )
         elif reason == "cancel":
-            state = self.store.finish_cancelled(job_id, token, now)
+            state = self.store.end_attempt(job_id, token, now, Ending.CANCEL)
         else:
-            state = self.store.release(job_id, token, now, reason)
+            state = self.store.end_attempt(job_id, token, now, Ending.INTERRUPT, reason)
         if state is None:
             log.warning("lease lost: job %d (%s) was taken over meanwhile", job_id, reason)
         else:
