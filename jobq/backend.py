@@ -195,6 +195,22 @@ def parse_location(text: str) -> Location:
     return Location("sqlite", text)
 
 
+def supported(location: str) -> str:
+    """Return `location` if a backend of this version serves it, else raise InvalidInput."""
+    if parse_location(location).kind != "sqlite":
+        raise InvalidInput("the PostgreSQL backend is not available in this version")
+    return location
+
+
+def absolute_location(text: str) -> str:
+    """The location with a relative file path made absolute (a server URL is kept as it is)."""
+    if is_url(text):
+        return text
+    import os
+
+    return os.path.abspath(os.path.expanduser(parse_location(text).target))
+
+
 def display_location(text: str) -> str:
     """The location as it may be printed: a password in a URL becomes `***`."""
     if not is_url(text):
@@ -222,9 +238,7 @@ def open_backend(
     /proc/self/mountinfo for the network-filesystem check. Raises InvalidInput for a location
     no backend of this version serves.
     """
-    loc = parse_location(location)
-    if loc.kind != "sqlite":
-        raise InvalidInput("the PostgreSQL backend is not available in this version")
+    loc = parse_location(supported(location))
     from .store.sqlite import open_sqlite
 
     return open_sqlite(loc.target, role, busy_timeout=busy_timeout,

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, TypeVar
 
-from ..backend import ClaimFilter, Ending, Role, open_backend
+from ..backend import ClaimFilter, Ending, Role, absolute_location, open_backend
 from ..errors import DatabaseBusy, FileReplaced, JobqError, TemporaryFailure
 from ..handlers import Handler
 from ..model import Job
@@ -173,7 +173,7 @@ class Child:
         parent_pid: int,
         settings: PoolSettings,
     ) -> None:
-        self.db_path = os.path.abspath(db_path)
+        self.db_path = absolute_location(db_path)
         self.worker_id = worker_id
         self.slot = slot
         self.stop_conn = stop_conn

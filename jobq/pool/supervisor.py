@@ -36,7 +36,14 @@ from types import FrameType
 from typing import TypeVar
 
 from .. import lifecycle
-from ..backend import ClaimFilter, Ending, Role, open_backend
+from ..backend import (
+    ClaimFilter,
+    Ending,
+    Role,
+    absolute_location,
+    display_location,
+    open_backend,
+)
 from ..errors import JobqError, TemporaryFailure
 from ..handlers import Handler
 from .child import (
@@ -127,7 +134,7 @@ class Pool:
             raise JobqError("concurrency must be at least 1")
         self.settings = settings
         self._temp_logged = 0.0  # when a full disk / long lock was last logged
-        self.db_path = os.path.abspath(settings.db_path)
+        self.db_path = absolute_location(settings.db_path)
         # validate handlers here, so a bad --app fails once and early, not in every child
         self.handlers: dict[str, Handler] = load_handlers(
             settings.apps, settings.execs, settings.handlers_file
@@ -200,7 +207,7 @@ class Pool:
         )
         log.info(
             "pool %s: %d children on %s; handlers: %s%s",
-            self.pool_id, s.concurrency, self.db_path, describe(self.handlers),
+            self.pool_id, s.concurrency, display_location(self.db_path), describe(self.handlers),
             " (burst)" if s.burst else "",
         )  # fmt: skip
         mono = time.monotonic()
