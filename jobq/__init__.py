@@ -9,6 +9,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
+    from .backend import ActionOutcome, ActionResult
+    from .backend import Waiter as Waiter  # for annotations only: a Protocol, absent at run time
     from .diagnose import (
         Diagnosis,
         ErrorGroup,
@@ -50,12 +52,13 @@ if TYPE_CHECKING:
     )
     from .queue import Queue
     from .safetext import safe_block, safe_line, safe_text, truncate
-    from .store.sqlite.waker import Waker
     from .values import format_duration
 
 # Names are imported on first use (PEP 562): `jobq enqueue` in a shell loop pays only for what
 # it touches, and `import jobq` stays cheap.
 _EXPORTS = {
+    "ActionOutcome": "backend",
+    "ActionResult": "backend",
     "Attempt": "model",
     "CorruptFile": "errors",
     "DatabaseBusy": "errors",
@@ -85,7 +88,6 @@ _EXPORTS = {
     "TemporaryFailure": "errors",
     "WaitReason": "diagnose",
     "WaitTimeout": "errors",
-    "Waker": "store.sqlite.waker",
     "WorkerInfo": "model",
     "diagnose_job": "diagnose",
     "fingerprint": "diagnose",
@@ -119,6 +121,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PRIORITY_NAMES",
+    "ActionOutcome",
+    "ActionResult",
     "Attempt",
     "CorruptFile",
     "DatabaseBusy",
@@ -147,7 +151,6 @@ __all__ = [
     "TemporaryFailure",
     "WaitReason",
     "WaitTimeout",
-    "Waker",
     "WorkerInfo",
     "__version__",
     "diagnose_job",

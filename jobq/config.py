@@ -29,13 +29,19 @@ def default_db_path() -> str:
 
 
 def resolve_db_path(explicit: str | None = None) -> str:
-    """`--db` wins over `JOBQ_DB`, which wins over the platform default."""
-    if explicit:
-        return os.path.abspath(os.path.expanduser(explicit))
-    env = os.environ.get(ENV_DB)
-    if env:
-        return os.path.abspath(os.path.expanduser(env))
-    return default_db_path()
+    """`--db` wins over `JOBQ_DB`, which wins over the platform default.
+
+    A path (or `sqlite:PATH`) becomes an absolute path; a server URL is kept as it is.
+    """
+    text = explicit or os.environ.get(ENV_DB)
+    if not text:
+        return default_db_path()
+    from .backend import parse_location
+
+    loc = parse_location(text)
+    if loc.kind != "sqlite":
+        return text
+    return os.path.abspath(os.path.expanduser(loc.target))
 
 
 def _env(name: str) -> str | None:

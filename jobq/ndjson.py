@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .queue import Queue
 
     # (template, payloads, count): `count` jobs with every field of `template` but the payload,
-    # whose payloads are given by the JSON array text `payloads` (see Store.enqueue_runs).
+    # whose payloads are given by the JSON array text `payloads` (see the backend's enqueue_runs).
     Run = tuple[NewJob, str, int]
 
 FIELDS = frozenset(
@@ -167,7 +167,7 @@ def fast_runs(q: Queue, parsed: list[Any], now: float) -> list[Run] | None:
         payloads = [{} if p is None or p is _ABSENT else p for p in payloads]
     runs: list[Run] = []
     for i, k in [(0, n)] if single else same_batch(templates):
-        # objects as they are, any other payload in a one-element array (Store.enqueue_runs)
+        # objects as they are, any other payload in a one-element array (the backend's enqueue_runs)
         array = encode_json([p if type(p) is dict else [p] for p in payloads[i:k]])
         if array is None:
             return None  # NaN, inf or a lone surrogate: the strict reader names the line
@@ -193,9 +193,9 @@ def enqueue(db: str | None, data: bytes, limit: int, now: float) -> list[int] | 
         with Queue(db, payload_limit=limit) as q:
             runs = None if parsed is None else fast_runs(q, parsed, now)
             if runs is not None:
-                return q.store.enqueue_runs(runs, now)
+                return q.insert_runs(runs, now)
             jobs = strict_jobs(q, strict_lines(text) if lines is None else lines, now)
-            return q.store.enqueue(jobs, now) if jobs else []
+            return q.insert(jobs, now) if jobs else []
     finally:
         if collecting:
             gc.enable()

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from . import config
+from .backend import ActionOutcome, ActionResult, JobFilter, Role, display_location, open_backend
 from .basics import (
     DEFAULT_PAYLOAD_LIMIT,
     DEFAULT_QUEUE,
@@ -15,8 +16,7 @@ from .basics import (
     JobState,
     NewJob,
 )
-from .errors import InvalidInput, InvalidTransition, JobNotFound, WaitTimeout
-from .store import DEFAULT_BUSY_TIMEOUT, Store
+from .errors import InvalidInput, InvalidTransition, JobNotFound, JobqError, WaitTimeout
 from .values import (
     dump_json,
     new_job,
@@ -46,6 +46,7 @@ def validate_state(state: str | None) -> str | None:
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
     # `jobq enqueue` never loads jobq.model (dataclasses): these are for annotations only
+    from .backend import Backend, Waiter
     from .basics import JSONValue
     from .model import Attempt, FailedAttempt, Job, QueueStats, WorkerInfo
 
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     _Names = list[str]
     _Errors = list[FailedAttempt]
     _Workers = list[WorkerInfo]
+    _Outcomes = dict[int, ActionOutcome]
 
 
 class Queue:
@@ -70,19 +72,19 @@ class Queue:
         mountinfo: str | None = None,
         create: bool = True,
     ) -> None:
-        """Open the queue file, creating it if needed unless `create` is False (then a missing
-        file is a QueueFileError); `mountinfo` replaces /proc/self/mountinfo."""
+        """Open the queue (a file path, `sqlite:PATH`, or a server URL), creating a missing file
+        unless `create` is False (then it is a QueueFileError).
+
+        `busy_timeout` and `allow_network_fs` override JOBQ_BUSY_TIMEOUT and
+        JOBQ_ALLOW_NETWORK_FS; `mountinfo` replaces /proc/self/mountinfo (tests).
+        """
         self.path = config.resolve_db_path(os.fspath(path) if path is not None else None)
-        if busy_timeout is None:
-            busy_timeout = config.env_seconds(config.ENV_BUSY_TIMEOUT, DEFAULT_BUSY_TIMEOUT)
         if payload_limit is None:
             payload_limit = config.env_positive_int(config.ENV_PAYLOAD_LIMIT, DEFAULT_PAYLOAD_LIMIT)
         self.payload_limit = payload_limit
-        if allow_network_fs is None:
-            allow_network_fs = config.env_flag(config.ENV_ALLOW_NETWORK_FS)
-        # Producers and operators take turns (the turnstile); workers claim as they can.
-        self.store = Store(self.path, busy_timeout=busy_timeout, allow_network_fs=allow_network_fs,
-                           mountinfo=mountinfo, create=create, turnstile=True)  # fmt: skip
+        self.backend: Backend = open_backend(
+            self.path, Role.PRODUCER if create else Role.READER, busy_timeout=busy_timeout,
+            allow_network_fs=allow_network_fs, mountinfo=mountinfo)  # fmt: skip
         self._valid_types: set[str] = set()
         self._valid_queues: set[str] = set()
 
@@ -105,7 +107,7 @@ class Queue:
 
     def close(self) -> None:
         """Close the connection to the queue file."""
-        self.store.close()
+        self.backend.close()
 
     def __enter__(self) -> Queue:
         return self
@@ -172,7 +174,7 @@ class Queue:
         job = self.new_job(type, payload, priority=priority, queue=queue, delay=delay,
                            run_at=run_at, max_attempts=max_attempts, timeout=timeout,
                            unique_key=unique_key, now=now)  # fmt: skip
-        return self.store.enqueue([job], now)[0]
+        return self.backend.enqueue([job], now)[0]
 
     def enqueue_unique(
         self,
@@ -197,7 +199,7 @@ class Queue:
                            unique_key=unique_key, now=now)  # fmt: skip
         if job.unique_key is None:
             raise InvalidInput("enqueue_unique needs a unique key")
-        job_id, existing = self.store.enqueue_unique(job, now)
+        job_id, existing = self.backend.enqueue_unique(job, now)
         return job_id, existing is None
 
     def enqueue_many(
@@ -216,7 +218,22 @@ class Queue:
                 raise InvalidInput(f"job {n}: {e}") from None
         if not built:
             return []
-        return self.store.enqueue(built, now)
+        return self.backend.enqueue(built, now)
+
+    def insert(self, jobs: Sequence[NewJob], now: float) -> _Ids:
+        """Insert validated jobs (from `new_job`) in one durable transaction; return their ids.
+        A job whose unique key is held gets that job's id instead."""
+        return self.backend.enqueue(jobs, now)
+
+    def insert_unique(self, job: NewJob, now: float) -> tuple[int, str | None]:
+        """Insert one validated job unless its (type, unique key) is held: (id, None) for a new
+        job, else (the holder's id, its state)."""
+        return self.backend.enqueue_unique(job, now)
+
+    def insert_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> _Ids:
+        """Insert runs (template, payload array text, count) in one durable transaction; return
+        the ids in order (see the backend's `enqueue_runs`)."""
+        return self.backend.enqueue_runs(runs, now)
 
     def build_job(self, item: object, now: float) -> NewJob:
         """Validate one item of `enqueue_many` (a NewJob, a (type, payload) pair or a mapping)."""
@@ -243,14 +260,14 @@ class Queue:
 
     def get(self, job_id: int) -> Job:
         """The job with that id (raises JobNotFound)."""
-        job = self.store.get(job_id)
+        job = self.backend.get(job_id)
         if job is None:
-            raise JobNotFound(f"no job {job_id} in {self.path}")
+            raise JobNotFound(f"no job {job_id} in {self.location}")
         return job
 
     def attempts(self, job_id: int) -> _Attempts:
         """The finished attempts of a job, oldest first."""
-        return self.store.attempts(job_id)
+        return self.backend.attempts(job_id)
 
     def list(
         self,
@@ -267,9 +284,8 @@ class Queue:
 
         `type` is a glob (`email:*`); `search` matches text in payload, type and last error.
         """
-        return self.store.list_jobs(time.time(), state=validate_state(state), type_glob=type,
-                                    queue=queue, search=search, limit=limit, order=order,
-                                    after=after)  # fmt: skip
+        f = JobFilter(validate_state(state), type, queue, search, limit, order, after)
+        return self.backend.list_jobs(time.time(), f)
 
     def count(
         self,
@@ -280,8 +296,8 @@ class Queue:
         search: str | None = None,
     ) -> int:
         """How many jobs match the filters."""
-        return self.store.count_jobs(time.time(), state=validate_state(state), type_glob=type,
-                                     queue=queue, search=search)  # fmt: skip
+        f = JobFilter(validate_state(state), type, queue, search)
+        return self.backend.count_jobs(time.time(), f)
 
     def matching_ids(
         self,
@@ -292,86 +308,104 @@ class Queue:
         search: str | None = None,
     ) -> _Ids:
         """Ids of every job matching the filters (for bulk actions)."""
-        return self.store.matching_ids(time.time(), state=validate_state(state), type_glob=type,
-                                       queue=queue, search=search)  # fmt: skip
+        f = JobFilter(validate_state(state), type, queue, search)
+        return self.backend.matching_ids(time.time(), f)
 
     def stats(self) -> QueueStats:
         """Counts per state, queue and type, and recent throughput."""
-        return self.store.stats(time.time())
+        return self.backend.stats(time.time())
 
     def counts(self) -> dict[str, int]:
         """Jobs per state."""
-        return self.store.counts()
+        return self.backend.counts()
 
     def errors(self, *, after: int = 0, limit: int = 20) -> _Errors:
         """The latest failed attempts, newest first."""
-        return self.store.errors(after=after, limit=limit)
+        return self.backend.errors(after=after, limit=limit)
 
     def workers(self) -> _Workers:
         """Registered worker pools."""
-        return self.store.workers()
+        return self.backend.workers()
 
     def paused_queues(self) -> _Names:
         """Names of paused queues."""
-        return self.store.paused_queues()
+        return self.backend.paused_queues()
 
     def throughput(
         self, buckets: int = 30, width: float = 2.0, *, now: float | None = None
     ) -> _Ids:
         """Jobs finished per bucket of `width` seconds up to `now`, oldest bucket first."""
-        return self.store.throughput(time.time() if now is None else now, buckets, width)
+        return self.backend.throughput(time.time() if now is None else now, buckets, width)
 
-    def data_version(self) -> int:
-        """A number that changes whenever another process commits to the file."""
-        return self.store.data_version()
+    def change_token(self) -> int:
+        """A number that changes whenever another process commits to the queue."""
+        return self.backend.change_token()
+
+    data_version = change_token  # the older name
+
+    def waker(self) -> Waiter:
+        """Wake-ups on commits by any process (`fileno()` for select, `wait`, `drain`,
+        `close`): armed now, so a commit after this call is never missed. A wake-up is a hint:
+        re-check your condition after it."""
+        return self.backend.waker()
+
+    @property
+    def location(self) -> str:
+        """The queue's location, fit to print (a password in a URL masked)."""
+        return display_location(self.path)
+
+    def backup(self, target: str) -> None:
+        """Write a consistent copy of the queue to `target`, safe while others write."""
+        self.backend.backup(target)
+
+    def doctor(self) -> dict[str, object]:
+        """Integrity check and schema report."""
+        return self.backend.doctor()
 
     def check_identity(self, force: bool = False) -> None:
         """Raise FileReplaced if the path no longer names the file opened (checked at most once a
         second unless `force`)."""
-        self.store.check_identity(force)
+        self.backend.check_identity(force)
 
     # ---- actions ------------------------------------------------------------------------------
 
     def retry(self, job_id: int) -> None:
         """Move a failed or cancelled job back to pending with its attempts reset."""
-        self._one(job_id, self.store.retry([job_id], time.time())[job_id], "retried", "retry")
+        self._one(job_id, self.backend.retry([job_id], time.time())[job_id], "retry")
 
-    def retry_many(self, ids: Sequence[int]) -> dict[int, str]:
-        """Retry several jobs; per id 'retried' or why not."""
-        return self.store.retry(ids, time.time())
+    def retry_many(self, ids: Sequence[int]) -> _Outcomes:
+        """Retry several jobs; per id RETRIED or why not."""
+        return self.backend.retry(ids, time.time())
 
-    def cancel(self, job_id: int) -> str:
+    def cancel(self, job_id: int) -> ActionResult:
         """Cancel a pending job, or ask its worker to stop a running one.
 
-        Returns 'cancelled' or 'cancel requested'.
+        Returns CANCELLED or CANCEL_REQUESTED (equal to 'cancelled', 'cancel requested').
         """
-        outcome = self.store.cancel([job_id], time.time())[job_id]
-        if outcome in ("cancelled", "cancel requested"):
-            return outcome
-        self._one(job_id, outcome, "cancelled", "cancel")
-        return outcome
+        outcome = self.backend.cancel([job_id], time.time())[job_id]
+        self._one(job_id, outcome, "cancel")
+        return outcome.result
 
-    def cancel_many(self, ids: Sequence[int]) -> dict[int, str]:
-        """Cancel several jobs; per id 'cancelled', 'cancel requested' or why not."""
-        return self.store.cancel(ids, time.time())
+    def cancel_many(self, ids: Sequence[int]) -> _Outcomes:
+        """Cancel several jobs; per id CANCELLED, CANCEL_REQUESTED or why not."""
+        return self.backend.cancel(ids, time.time())
 
     def set_priority(self, job_id: int, priority: int | str) -> None:
         """Set a job's priority (an integer or low/normal/high/critical)."""
         p = parse_priority(priority)
-        if self.store.set_priority([job_id], p)[job_id] == "not found":
-            raise JobNotFound(f"no job {job_id} in {self.path}")
+        self._one(job_id, self.backend.set_priority([job_id], p)[job_id], "reprioritise")
 
-    def set_priority_many(self, ids: Sequence[int], priority: int | str) -> dict[int, str]:
+    def set_priority_many(self, ids: Sequence[int], priority: int | str) -> _Outcomes:
         """Set the priority of several jobs."""
-        return self.store.set_priority(ids, parse_priority(priority))
+        return self.backend.set_priority(ids, parse_priority(priority))
 
     def pause(self, queue: str) -> None:
         """Stop workers claiming from `queue` (running jobs finish)."""
-        self.store.set_paused(validate_queue(queue), True, time.time())
+        self.backend.set_paused(validate_queue(queue), True, time.time())
 
     def resume(self, queue: str) -> None:
         """Let workers claim from `queue` again."""
-        self.store.set_paused(validate_queue(queue), False, time.time())
+        self.backend.set_paused(validate_queue(queue), False, time.time())
 
     def prune(
         self, older_than: float | str, states: Sequence[str] = ("succeeded", "failed", "cancelled")
@@ -383,20 +417,18 @@ class Queue:
                     f"prune deletes finished jobs only; {s!r} is not a finished state"
                 )
         seconds = parse_duration(older_than, "age")
-        return self.store.prune(time.time() - seconds, states)
+        return self.backend.prune(time.time() - seconds, states)
 
     def wait(self, job_ids: int | Sequence[int], timeout: float | None = None) -> _Jobs:
         """Block until every job is finished; return them. Raises WaitTimeout, JobNotFound."""
         ids = [job_ids] if isinstance(job_ids, int) else list(job_ids)
         deadline = None if timeout is None else time.monotonic() + timeout
-        from .store.sqlite.waker import Waker
-
-        with Waker(self.path) as waker:
+        with self.backend.waker() as waker:
             while True:
-                jobs = self.store.get_many(ids)
+                jobs = self.backend.get_many(ids)
                 if len(jobs) < len(set(ids)):
                     missing = sorted(set(ids) - {j.id for j in jobs})
-                    raise JobNotFound(f"no job {missing[0]} in {self.path}")
+                    raise JobNotFound(f"no job {missing[0]} in {self.location}")
                 if all(j.state in FINISHED_STATES for j in jobs):
                     by_id = {j.id: j for j in jobs}
                     return [by_id[i] for i in ids]
@@ -406,9 +438,17 @@ class Queue:
                     raise WaitTimeout(f"timed out waiting for job {pending[0]}")
                 waker.wait(1.0 if left is None else min(1.0, left))
 
-    def _one(self, job_id: int, outcome: str, ok: str, action: str) -> None:
-        if outcome == ok:
+    def _one(self, job_id: int, outcome: ActionOutcome, action: str) -> None:
+        if outcome.done:
             return
-        if outcome == "not found":
-            raise JobNotFound(f"no job {job_id} in {self.path}")
-        raise InvalidTransition(f"cannot {action} job {job_id}: it is {outcome}")
+        raise outcome_error(job_id, outcome, action, self.location)
+
+
+def outcome_error(job_id: int, outcome: ActionOutcome, action: str, location: str) -> JobqError:
+    """The error that says why `action` did not happen to a job (one line, for a person)."""
+    if outcome.result is ActionResult.NOT_FOUND:
+        return JobNotFound(f"no job {job_id} in {location}")
+    if outcome.result is ActionResult.DUPLICATE_UNIQUE_KEY:
+        return InvalidTransition(f"cannot {action} job {job_id}: a pending or running job of its"
+                                 " type holds its unique key")  # fmt: skip
+    return InvalidTransition(f"cannot {action} job {job_id}: it is {outcome}")

@@ -11,8 +11,13 @@ import pytest
 from workerapp import Pools, pools_for
 
 from jobq import Queue
+from jobq.backend import Role, open_backend
 from jobq.store import Store
 from tests.helpers import wait_until as wait_until  # re-exported: many tests import it from here
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from jobq.backend import Backend
 
 ROOT = Path(__file__).resolve().parent.parent
 SLOW = os.environ.get("JOBQ_SLOW") == "1"
@@ -30,6 +35,26 @@ def store(db_path: str) -> Iterator[Store]:
     s = Store(db_path)
     yield s
     s.close()
+
+
+# Every backend the contract tests run on; the next backend adds itself here (and its location).
+BACKENDS = ["sqlite"]
+
+
+def backend_location(kind: str, tmp_path: Path) -> str:
+    """A location for a fresh, empty queue of backend `kind`."""
+    if kind == "sqlite":
+        return "sqlite:" + str(tmp_path / "queue.db")
+    raise AssertionError(f"no test location for backend {kind!r}")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A fresh queue on each backend, opened through `open_backend`, as a pool opens it: the
+    contract tests (state machine, rescue, Hypothesis model) run on this fixture only."""
+    b = open_backend(backend_location(request.param, tmp_path), Role.WORKER)
+    yield b
+    b.close()
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
-"""Factories that build jobs in a given state through real store operations (no raw SQL).
+"""Factories that build jobs in a given state through the Backend API (no raw SQL), so that
+the contract tests run unchanged on every backend.
 
-`make_job(store, "running", now=T, lease_until=T - 1, attempts=3)` enqueues a job and drives it
-through claim / crash / fail / complete / cancel until it is where the test wants it. Time is
-always explicit: every operation runs at a time derived from `now`.
+`make_job(backend, "running", now=T, lease_until=T - 1, attempts=3)` enqueues a job and drives
+it through claim / end_attempt / complete / cancel until it is where the test wants it. Time is
+always explicit: every operation runs at a time derived from `now`. (`raw_row` alone reads a
+SQLite file directly, for the SQLite-only tests.)
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ import itertools
 import sqlite3
 from collections.abc import Sequence
 
+from jobq.backend import ActionResult, ClaimFilter, Ending
 from jobq.model import Job, JobState, NewJob
-from jobq.store import Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from jobq.backend import Backend as Store  # every factory takes any backend
 
 T0 = 1_700_000_000.0  # a fixed "now" for tests that do not care which
 LEASE = 30.0
@@ -64,7 +70,8 @@ def claim_one(
     job = store.get(job_id)
     assert job is not None
     limits = {job.type: (handler_max, None)} if handler_max is not None else None
-    claimed = store.claim(worker, now, lease, types=[job.type], queues=[job.queue], limits=limits)
+    only = ClaimFilter(types=(job.type,), queues=(job.queue,))
+    claimed = store.claim(worker, now, lease, only, limits=limits)
     assert [j.id for j in claimed] == [job_id], f"expected to claim {job_id}, got {claimed}"
     return claimed[0]
 
@@ -107,7 +114,8 @@ def make_job(
         for _ in range(n):
             t += 1
             lease = claim_one(store, job_id, t, worker=worker, handler_max=handler_max)
-            assert store.crash(job_id, lease.lease_token or "", t, "factory crash") is not None
+            token = lease.lease_token or ""
+            assert store.end_attempt(job_id, token, t, Ending.CRASH, "factory crash") is not None
 
     if state is JobState.PENDING:
         assert attempts < limit, "a pending job has attempts left"
@@ -119,29 +127,31 @@ def make_job(
         until = lease_until if lease_until is not None else now + LEASE
         claim_one(store, job_id, until - LEASE, worker=worker, handler_max=handler_max)
         if cancel_requested:
-            assert store.cancel([job_id], until - LEASE) == {job_id: "cancel requested"}
+            got = store.cancel([job_id], until - LEASE)[job_id]
+            assert got.result is ActionResult.CANCEL_REQUESTED
     else:
         end = finished_at if finished_at is not None else now - 1
         if state is JobState.SUCCEEDED:
             earlier_attempts(max(attempts, 1) - 1)
             lease = claim_one(store, job_id, end, worker=worker, handler_max=handler_max)
-            assert store.complete(job_id, lease.lease_token or "", end, '"ok"', None)
+            assert store.complete_many([(job_id, lease.lease_token or "", '"ok"', None)], end)
         elif state is JobState.FAILED:
             n = attempts or limit
             earlier_attempts(n - 1)
             lease = claim_one(store, job_id, end, worker=worker, handler_max=handler_max)
-            ended = store.fail(job_id, lease.lease_token or "", end, "boom", retryable=False)
+            token = lease.lease_token or ""
+            ended = store.end_attempt(job_id, token, end, Ending.FAIL, "boom", retryable=False)
             assert ended is JobState.FAILED
         else:
             earlier_attempts(attempts)
-            assert store.cancel([job_id], end) == {job_id: "cancelled"}
+            assert store.cancel([job_id], end)[job_id].result is ActionResult.CANCELLED
     job = store.get(job_id)
     assert job is not None and job.state is state, (job, state)
     return job
 
 
 def raw_row(path: str, job_id: int) -> tuple[object, ...] | None:
-    """The job's full row read by a separate plain connection (for before/after comparisons)."""
+    """The job's full row read by a separate plain connection (SQLite-only tests)."""
     conn = sqlite3.connect(path)
     try:
         row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()

@@ -336,6 +336,6 @@ def test_a_batch_of_several_runs_is_one_transaction(tmp_path: Path) -> None:
         runs = [(NewJob("a"), "[[1],[2]]", 2), (NewJob("b", queue="q2"), "[[3]]", 1),
                 (NewJob("c"), "[[4],[5]]", 3)]  # fmt: skip
         with pytest.raises(ValueError, match="held 2 payloads"):
-            q.store.enqueue_runs(runs, T0)
+            q.backend.enqueue_runs(runs, T0)
     assert [r[3] for r in stored(db)] == ["{}"]
     assert before == 1

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, wait_until
 
-from jobq import FileReplaced, Queue, Waker
+from jobq import FileReplaced, Queue
 from jobq.store import Store
 
 EXIT_TEMPFAIL = 75
@@ -358,7 +358,7 @@ def test_side_files_live_beside_the_real_file(tmp_path: Path, kind: str) -> None
 @pytest.mark.parametrize("kind", LINKS)
 def test_a_watch_through_a_symlink_sees_commits(tmp_path: Path, kind: str) -> None:
     path, _ = _linked(tmp_path, kind)
-    with Waker(path) as waker:
+    with Queue(path) as q, q.waker() as waker:
         out = _jobq("--db", path, "enqueue", "x")
         assert out.returncode == 0, out.stderr
         assert waker.wait(10.0), "no wake-up for a commit through the symlink"

@@ -119,7 +119,7 @@ def test_a_burst_run_takes_over_an_expired_lease_of_an_unknown_pool(
 ) -> None:
     # a lease held by a pool that left no record (another host, or a wiped workers table)
     job_id = queue.enqueue("record", {"ledger": str(tmp_path / "ledger")})
-    [held] = queue.store.claim("elsewhere:1:ab/1", time.time(), -100, types=["record"])
+    [held] = queue.backend.claim("elsewhere:1:ab/1", time.time(), -100, types=["record"])
     assert held.id == job_id and queue.get(job_id).state is JobState.RUNNING
     burst = pools.start(concurrency=1, burst=True)
     assert burst.wait(30) == 0

@@ -23,7 +23,7 @@ def _reference(db: str, text: str, limit: int = LIMIT) -> list[int]:
     """What the strict reader alone does with the batch."""
     with Queue(db, payload_limit=limit) as q:
         jobs = ndjson.strict_jobs(q, ndjson.strict_lines(text), T0)
-        return q.store.enqueue(jobs, T0) if jobs else []
+        return q.backend.enqueue(jobs, T0) if jobs else []
 
 
 def _rows(db: str) -> list[tuple[object, ...]]:
@@ -240,7 +240,7 @@ def test_generated_batches_match_the_strict_reader(tmp_path: Path, lines: list[s
 def test_enqueue_runs_gives_ids_in_order(tmp_path: Path) -> None:
     with Queue(str(tmp_path / "q.db")) as q:
         first = q.enqueue("before")
-        ids = q.store.enqueue_runs(
+        ids = q.backend.enqueue_runs(
             [
                 (NewJob("a"), '[{"n":1},["s"],[true],[null]]', 4),
                 (NewJob("b", priority=5), "[[2]]", 1),
@@ -256,12 +256,12 @@ def test_enqueue_runs_writes_nothing_when_a_count_is_wrong(tmp_path: Path) -> No
     with Queue(str(tmp_path / "q.db")) as q:
         q.enqueue("before")
         with pytest.raises(ValueError, match="held 2 payloads"):
-            q.store.enqueue_runs([(NewJob("a"), "[[1]]", 1), (NewJob("b"), "[[1],[2]]", 3)], T0)
+            q.backend.enqueue_runs([(NewJob("a"), "[[1]]", 1), (NewJob("b"), "[[1],[2]]", 3)], T0)
         assert q.count() == 1
         with pytest.raises(ValueError, match="unique key"):
-            q.store.enqueue_runs([(NewJob("a", unique_key="k"), "[[1]]", 1)], T0)
+            q.backend.enqueue_runs([(NewJob("a", unique_key="k"), "[[1]]", 1)], T0)
         assert q.count() == 1
         # a bare scalar element is a caller's mistake (its SQL value is not its JSON text)
         with pytest.raises(JobqError, match="NOT NULL"):
-            q.store.enqueue_runs([(NewJob("a"), "[[1]]", 1), (NewJob("b"), "[[1],2]", 2)], T0)
+            q.backend.enqueue_runs([(NewJob("a"), "[[1]]", 1), (NewJob("b"), "[[1],2]", 2)], T0)
         assert q.count() == 1

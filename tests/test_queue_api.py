@@ -14,6 +14,7 @@ import pytest
 import jobq
 from jobq import InvalidInput, JobNotFound, JobState, WaitTimeout
 from jobq.store import Store
+from jobq.store.sqlite.testhooks import synchronous
 from tests.conftest import wait_until
 from tests.factories import LEASE, claim_one, make_job
 
@@ -84,7 +85,7 @@ def test_enqueue_stores_every_field(q: jobq.Queue) -> None:
     assert (default.payload, default.priority, default.queue) == ({}, 0, "default")
     assert (default.max_attempts, default.timeout) == (None, None)
     assert default.tries() == "0/?", "the limit is fixed by the first claim"
-    claimed = q.store.claim("pool/1", time.time(), 30, types=["t"])  # no handler limits
+    claimed = q.backend.claim("pool/1", time.time(), 30, types=["t"])  # no handler limits
     assert [(j.max_attempts, j.timeout, j.tries()) for j in claimed] == [(4, 300.0, "1/4")]
 
 
@@ -180,7 +181,7 @@ def test_list_filters_and_views(q: jobq.Queue, db_path: str) -> None:
     resize = q.enqueue("resize", {"path": "100%_done.jpg"}, queue="images")
     other = q.enqueue("resize", {"path": "100x_done.jpg"}, queue="images")
     now = time.time()
-    store = q.store
+    store = q.backend
     lease = claim_one(store, resize, now)
     store.fail(resize, lease.lease_token or "", now, "disk 50% full_", rand=0.0)  # retrying
     lease = claim_one(store, other, now)
@@ -242,7 +243,7 @@ def test_keyset_pagination_returns_every_row_once(q: jobq.Queue) -> None:
 
 
 def test_stats_and_counts(q: jobq.Queue) -> None:
-    store = q.store
+    store = q.backend
     now = time.time()
     make_job(store, "succeeded", now=now, type="a")
     make_job(store, "failed", now=now, type="a", queue="q2")
@@ -264,7 +265,7 @@ def test_stats_and_counts(q: jobq.Queue) -> None:
 
 
 def test_prune(q: jobq.Queue, db_path: str) -> None:
-    store = q.store
+    store = q.backend
     old = time.time() - 8 * 86400
     old_ok = make_job(store, "succeeded", now=old, attempts=2)
     old_failed = make_job(store, "failed", now=old)
@@ -289,16 +290,16 @@ def test_pause_and_resume(q: jobq.Queue) -> None:
     q.pause("images")
     q.pause("images")  # twice is fine
     assert q.paused_queues() == ["images"]
-    assert q.store.claim("w", time.time(), LEASE) == []
+    assert q.backend.claim("w", time.time(), LEASE) == []
     q.resume("images")
     assert q.paused_queues() == []
-    assert [j.id for j in q.store.claim("w", time.time(), LEASE)] == [job_id]
+    assert [j.id for j in q.backend.claim("w", time.time(), LEASE)] == [job_id]
     with pytest.raises(InvalidInput):
         q.pause("")
 
 
 def test_retry_cancel_set_priority(q: jobq.Queue) -> None:
-    store = q.store
+    store = q.backend
     failed = make_job(store, "failed", now=time.time())
     q.retry(failed.id)
     assert q.get(failed.id).state is JobState.PENDING
@@ -381,7 +382,7 @@ def test_wait_times_out(q: jobq.Queue) -> None:
 
 
 def test_errors_feed(q: jobq.Queue) -> None:
-    store = q.store
+    store = q.backend
     now = time.time()
     a = make_job(store, "running", now=now, type="a", queue="qa")
     store.fail(a.id, a.lease_token or "", now, "first", traceback="tb1")
@@ -404,7 +405,7 @@ def test_errors_feed(q: jobq.Queue) -> None:
 
 
 def test_workers_show_their_current_jobs(q: jobq.Queue) -> None:
-    store = q.store
+    store = q.backend
     now = time.time()
     store.register_worker("pool-a", name="a", host="h", pid=1, concurrency=2,
                           queues=["default"], types=["t*"], now=now)  # fmt: skip
@@ -430,11 +431,11 @@ def test_workers_show_their_current_jobs(q: jobq.Queue) -> None:
 
 def test_enqueue_commits_with_synchronous_full_and_claims_with_normal(q: jobq.Queue) -> None:
     q.enqueue("t")
-    assert q.store.synchronous == 2
-    q.store.claim("w", time.time(), LEASE)
-    assert q.store.synchronous == 1
+    assert synchronous(q.backend) == 2
+    q.backend.claim("w", time.time(), LEASE)
+    assert synchronous(q.backend) == 1
     q.enqueue_many([("t", None)])
-    assert q.store.synchronous == 2
+    assert synchronous(q.backend) == 2
 
 
 def keep_writing(db_path: str, stop: Any, counter: Any) -> None:
@@ -442,8 +443,8 @@ def keep_writing(db_path: str, stop: Any, counter: Any) -> None:
     with jobq.Queue(db_path) as queue:
         while not stop.is_set():
             queue.enqueue_many([("bg", {"n": i}) for i in range(20)])
-            for job in queue.store.claim("bg/1", time.time(), LEASE, limit=10):
-                queue.store.complete(job.id, job.lease_token or "", time.time(), None, None)
+            for job in queue.backend.claim("bg/1", time.time(), LEASE, limit=10):
+                queue.backend.complete(job.id, job.lease_token or "", time.time(), None, None)
             with counter.get_lock():
                 counter.value += 1
 
@@ -461,9 +462,9 @@ def test_backup_is_consistent_while_another_process_writes(
         wait_until(lambda: counter.value >= 3, timeout=30, what="the writer got going")
         for n in range(3):
             out = str(tmp_path / f"backup{n}.db")
-            q.store.backup(out)
+            q.backend.backup(out)
             with jobq.Queue(out) as copy:
-                assert copy.store.doctor()["integrity"] == "ok"
+                assert copy.backend.doctor()["integrity"] == "ok"
                 assert copy.count(type="seed") == 500
                 assert copy.count() >= 500
     finally:

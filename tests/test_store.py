@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from jobq import retry
+from jobq.backend import ActionResult
 from jobq.model import JobState
 from jobq.store import Store
+from jobq.store.sqlite.testhooks import claim_plan
 from tests.factories import (
     LEASE,
     T0,
@@ -185,10 +187,10 @@ def test_retry_reports_a_duplicate_unique_key(store: Store) -> None:
     active = enqueue(store, NOW, type="u", unique_key="k")  # keys are per type
     assert active != failed.id
     before = raw_row(store.path, failed.id)
-    assert store.retry([failed.id], NOW) == {failed.id: "duplicate unique key"}
+    assert store.retry([failed.id], NOW) == {failed.id: ActionResult.DUPLICATE_UNIQUE_KEY}
     assert raw_row(store.path, failed.id) == before
     store.cancel([active], NOW)
-    assert store.retry([failed.id], NOW) == {failed.id: "retried"}
+    assert store.retry([failed.id], NOW) == {failed.id: ActionResult.RETRIED}
 
 
 def test_batch_ids_are_in_order_and_never_reused_after_prune(store: Store) -> None:
@@ -329,18 +331,18 @@ def _assert_indexed(plan: list[str]) -> None:
 
 
 def test_claim_plan_uses_the_partial_index(store: Store) -> None:
-    _assert_indexed(store.claim_plan())
+    _assert_indexed(claim_plan(store))
 
 
 def test_claim_plan_is_the_same_with_100k_finished_rows(store: Store) -> None:
-    empty_plan = store.claim_plan()
+    empty_plan = claim_plan(store)
     n = 100_000
     store.enqueue([new_job("old") for _ in range(n)], NOW - 100)
     batch = store.claim("w", NOW - 50, LEASE, limit=n)
     store.complete_many([(j.id, j.lease_token or "", None, None) for j in batch], NOW - 40)
     store.enqueue([new_job("new") for _ in range(10)], NOW)
     store._conn.execute("ANALYZE")  # planner statistics must not change the plan either
-    full_plan = store.claim_plan()
+    full_plan = claim_plan(store)
     _assert_indexed(full_plan)
     assert full_plan == empty_plan
     assert [j.type for j in store.claim("w", NOW, LEASE, limit=20)] == ["new"] * 10
@@ -351,7 +353,7 @@ def test_a_job_that_completes_despite_a_cancel_request_is_left_without_one(store
     end of an attempt, or a finished job would still show a pending cancel."""
     job_id = enqueue(store, NOW)
     job = claim_one(store, job_id, NOW + 1)
-    assert store.cancel([job_id], NOW + 2) == {job_id: "cancel requested"}
+    assert store.cancel([job_id], NOW + 2) == {job_id: ActionResult.CANCEL_REQUESTED}
     assert job.lease_token is not None
     assert store.complete(job_id, job.lease_token, NOW + 3, None, None)
     done = store.get(job_id)

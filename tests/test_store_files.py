@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import jobq
+from jobq.backend import JobFilter
 from jobq.errors import (
     CorruptFile,
     NetworkFilesystem,
@@ -230,7 +231,7 @@ def test_corrupt_data_page_raises_corrupt_file_on_use(db_path: str) -> None:
     store = Store(db_path)  # the header is fine: refusal comes on first use
     try:
         with pytest.raises(CorruptFile, match="damaged"):
-            store.list_jobs(T0, limit=1000)
+            store.list_jobs(T0, JobFilter(limit=1000))
         assert store.doctor()["integrity"] != "ok"
     finally:
         store.close()

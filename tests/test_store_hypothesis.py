@@ -1,19 +1,29 @@
-"""A model-based test: hypothesis drives the Store with a fake clock and checks it against a
-plain-Python model of the state machine after every step."""
+"""A model-based test: hypothesis drives a backend with a fake clock and checks it against a
+plain-Python model of the state machine after every step. A contract test: it runs on every
+backend in tests.conftest.BACKENDS, through the Backend API only."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from jobq import retry
+from jobq.backend import ActionOutcome, ActionResult, Ending, Role, open_backend
 from jobq.model import DEFAULT_MAX_ATTEMPTS, FINISHED_STATES, JobState
-from jobq.store import Store
+from tests.conftest import BACKENDS, backend_location
 from tests.factories import T0, new_job
 
 LEASE = 30.0
@@ -40,10 +50,12 @@ class ModelJob:
 
 
 class StoreMachine(RuleBasedStateMachine):
+    kind = "sqlite"  # which backend; set per run by test_backend_matches_the_model
+
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.mkdtemp(prefix="jobq-hyp-")
-        self.store = Store(f"{self.dir}/q.db")
+        self.store = open_backend(backend_location(self.kind, Path(self.dir)), Role.WORKER)
         self.now = T0
         self.jobs: dict[int, ModelJob] = {}
         self.old_tokens: dict[int, list[str]] = {}
@@ -123,7 +135,7 @@ class StoreMachine(RuleBasedStateMachine):
         job, job_id, token = self._lease(n, stale)
         if not job_id:
             return
-        ok = self.store.complete(job_id, token, self.now, "1", None)
+        [ok] = self.store.complete_many([(job_id, token, "1", None)], self.now)
         assert ok == (job is not None)
         if job is not None:
             job.state, job.ended = S.SUCCEEDED, job.ended + 1
@@ -134,7 +146,7 @@ class StoreMachine(RuleBasedStateMachine):
         job, job_id, token = self._lease(n, stale)
         if not job_id:
             return
-        got = self.store.fail(job_id, token, self.now, "boom", rand=RAND)
+        got = self.store.end_attempt(job_id, token, self.now, Ending.FAIL, "boom", rand=RAND)
         if job is None:
             assert got is None
             return
@@ -145,14 +157,14 @@ class StoreMachine(RuleBasedStateMachine):
     def crash(self, n: int) -> None:
         job, _, token = self._lease(n, False)
         if job is not None:
-            got = self.store.crash(job.id, token, self.now, "worker exited: signal 9")
+            got = self.store.end_attempt(job.id, token, self.now, Ending.CRASH, "signal 9")
             assert got is self._end(job, count=True, retry_at=self.now)
 
     @rule(n=st.integers(0, 50))
     def release(self, n: int) -> None:
         job, _, token = self._lease(n, False)
         if job is not None:
-            got = self.store.release(job.id, token, self.now)
+            got = self.store.end_attempt(job.id, token, self.now, Ending.INTERRUPT)
             assert got is self._end(job, count=False, retry_at=self.now)
 
     @rule(n=st.integers(0, 50))
@@ -161,14 +173,14 @@ class StoreMachine(RuleBasedStateMachine):
         if job is None:
             return
         got = self.store.cancel([job.id], self.now)[job.id]
-        if job.state is S.PENDING:
-            assert got == "cancelled"
+        if job.state in (S.PENDING, S.CANCELLED):
+            assert got == ActionOutcome(ActionResult.CANCELLED)
             job.state = S.CANCELLED
         elif job.state is S.RUNNING:
-            assert got == "cancel requested"
+            assert got == ActionOutcome(ActionResult.CANCEL_REQUESTED)
             job.cancel_requested = True
         else:
-            assert got == job.state.value
+            assert got == ActionOutcome(ActionResult.WRONG_STATE, job.state)
 
     @rule(n=st.integers(0, 50))
     def retry(self, n: int) -> None:
@@ -177,16 +189,16 @@ class StoreMachine(RuleBasedStateMachine):
             return
         got = self.store.retry([job.id], self.now)[job.id]
         if job.state in (S.FAILED, S.CANCELLED):
-            assert got == "retried"
+            assert got == ActionOutcome(ActionResult.RETRIED)
             job.state, job.attempts, job.run_at = S.PENDING, 0, self.now
         else:
-            assert got == job.state.value
+            assert got == ActionOutcome(ActionResult.WRONG_STATE, job.state)
 
     @rule(n=st.integers(0, 50), priority=st.sampled_from([-10, 0, 20]))
     def set_priority(self, n: int, priority: int) -> None:
         job = self._pick(n)
         if job is not None:
-            assert self.store.set_priority([job.id], priority) == {job.id: "ok"}
+            assert self.store.set_priority([job.id], priority) == {job.id: ActionResult.OK}
             job.priority = priority
 
     @rule()
@@ -197,7 +209,7 @@ class StoreMachine(RuleBasedStateMachine):
             if j.state is S.RUNNING and j.lease_until is not None and j.lease_until < self.now
         ]
         expired.sort(key=lambda j: (j.lease_until, j.id))
-        got = self.store.rescue_expired(self.now)
+        got = self.store.rescue(self.now)
         assert sorted(got) == sorted(
             (j.id, self._end(j, count=True, retry_at=self.now)) for j in expired
         )
@@ -242,10 +254,15 @@ class StoreMachine(RuleBasedStateMachine):
         }
 
 
-StoreMachine.TestCase.settings = settings(
+SETTINGS = settings(
     max_examples=50,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-test_store_state_machine = StoreMachine.TestCase
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_backend_matches_the_model(kind: str) -> None:
+    machine = type(f"{kind.title()}Machine", (StoreMachine,), {"kind": kind})
+    run_state_machine_as_test(machine, settings=SETTINGS)

@@ -1,5 +1,6 @@
 """The rescuer, River-style: a table of fixtures (lease expired or not × attempts left × state),
-each row naming the state the job ends in after `rescue_expired(NOW)`."""
+each row naming the state the job ends in after `rescue(NOW)`. A contract test: it runs on every
+backend (the `backend` fixture) through the Backend API only."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from jobq import lifecycle
+from jobq.backend import ClaimFilter
 from jobq.model import JobState
-from jobq.store import Store
-from tests.factories import LEASE, T0, claim_one, enqueue, history, make_job, raw_row
+from tests.factories import LEASE, T0, claim_one, enqueue, history, make_job
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from jobq.backend import Backend
 
 NOW = T0
 
@@ -56,12 +61,13 @@ TABLE = [
 
 
 @pytest.mark.parametrize("fx", TABLE, ids=lambda fx: fx.name)
-def test_rescue(store: Store, fx: Fixture) -> None:
+def test_rescue(backend: Backend, fx: Fixture) -> None:
+    store = backend
     job = make_job(store, fx.state, now=NOW, **fx.setup)  # type: ignore[arg-type]
-    before = raw_row(store.path, job.id)
+    before = store.get(job.id)
     n_history = len(history(store, job.id))
 
-    rescued = store.rescue_expired(NOW)
+    rescued = store.rescue(NOW)
 
     after = store.get(job.id)
     assert after is not None
@@ -76,27 +82,30 @@ def test_rescue(store: Store, fx: Fixture) -> None:
             assert after.run_at == NOW, "a rescued job is due again at once"
     else:
         assert rescued == []
-        assert raw_row(store.path, job.id) == before
-    assert store.rescue_expired(NOW) == [], "a second rescue finds nothing"
+        assert store.get(job.id) == before
+    assert store.rescue(NOW) == [], "a second rescue finds nothing"
 
 
-def test_rescue_takes_every_expired_lease_oldest_first(store: Store) -> None:
+def test_rescue_takes_every_expired_lease_oldest_first(backend: Backend) -> None:
+    store = backend
     late = make_job(store, "running", now=NOW, lease_until=NOW - 1)
     early = make_job(store, "running", now=NOW, lease_until=NOW - 50)
     live = make_job(store, "running", now=NOW, lease_until=NOW + 50)
-    assert store.rescue_expired(NOW) == [(early.id, JobState.PENDING), (late.id, JobState.PENDING)]
+    assert store.rescue(NOW) == [(early.id, JobState.PENDING), (late.id, JobState.PENDING)]
     assert store.get(live.id).state is JobState.RUNNING  # type: ignore[union-attr]
 
 
-def test_a_renewed_lease_is_not_rescued(store: Store) -> None:
+def test_a_renewed_lease_is_not_rescued(backend: Backend) -> None:
+    store = backend
     job = make_job(store, "running", now=NOW, lease_until=NOW + 1)
     assert store.renew([(job.id, job.lease_token or "")], NOW + LEASE) == 1
-    assert store.rescue_expired(NOW + 10) == []
+    assert store.rescue(NOW + 10) == []
 
 
-def test_a_rescued_job_is_claimed_again_with_a_new_token(store: Store) -> None:
+def test_a_rescued_job_is_claimed_again_with_a_new_token(backend: Backend) -> None:
+    store = backend
     job = make_job(store, "running", now=NOW, lease_until=NOW - 1)
-    store.rescue_expired(NOW)
+    store.rescue(NOW)
     again = claim_one(store, job.id, NOW, worker="pool-b/1")
     assert again.attempts == 2
     assert again.lease_token != job.lease_token
@@ -107,15 +116,15 @@ def test_a_rescued_job_is_claimed_again_with_a_new_token(store: Store) -> None:
 HERE = "boot:pid:[1]"
 
 
-def _held_batch(store: Store, n: int, worker: str, lease: float) -> list[int]:
+def _held_batch(store: Backend, n: int, worker: str, lease: float) -> list[int]:
     """Claim `n` jobs of one type in one claim (one token): a worker's batch."""
     ids = [enqueue(store, NOW - 10, type="batch", priority=n - i) for i in range(n)]
-    claimed = store.claim(worker, NOW - 5, lease, types=["batch"], limit=n)
+    claimed = store.claim(worker, NOW - 5, lease, ClaimFilter(types=("batch",)), limit=n)
     assert [j.id for j in claimed] == ids and len({j.lease_token for j in claimed}) == 1
     return ids
 
 
-def _register(store: Store, pool: str, proc: str | None, beat: float = NOW) -> None:
+def _register(store: Backend, pool: str, proc: str | None, beat: float = NOW) -> None:
     store.register_worker(pool, name=pool, host="h", pid=1, concurrency=1, queues=[], types=[],
                           now=beat, proc_key=proc)  # fmt: skip
 
@@ -130,7 +139,8 @@ def _gone_proc_key() -> str:
 
 
 @pytest.mark.skipif(lifecycle.host_key() is None, reason="needs /proc (Linux)")
-def test_a_dead_pools_batch_charges_exactly_the_jobs_its_worker_started(store: Store) -> None:
+def test_a_dead_pools_batch_charges_exactly_the_jobs_its_worker_started(backend: Backend) -> None:
+    store = backend
     _register(store, "dead", _gone_proc_key())
     ids = _held_batch(store, 5, "dead/1", lease=3600)  # lease far from expired
     asked: list[str] = []
@@ -156,7 +166,8 @@ def test_a_dead_pools_batch_charges_exactly_the_jobs_its_worker_started(store: S
 
 
 @pytest.mark.skipif(lifecycle.host_key() is None, reason="needs /proc (Linux)")
-def test_a_dead_pools_batch_without_its_progress_is_charged_whole(store: Store) -> None:
+def test_a_dead_pools_batch_without_its_progress_is_charged_whole(backend: Backend) -> None:
+    store = backend
     _register(store, "dead", _gone_proc_key())
     ids = _held_batch(store, 3, "dead/1", lease=3600)
     store.rescue(NOW, here=lifecycle.host_key(), progress=lambda pool: None)
@@ -165,14 +176,16 @@ def test_a_dead_pools_batch_without_its_progress_is_charged_whole(store: Store) 
 
 
 @pytest.mark.skipif(lifecycle.host_key() is None, reason="needs /proc (Linux)")
-def test_a_live_pool_on_this_host_keeps_expired_leases_whatever_the_clock(store: Store) -> None:
+def test_a_live_pool_on_this_host_keeps_expired_leases_whatever_the_clock(backend: Backend) -> None:
+    store = backend
     _register(store, "live", lifecycle.proc_key())  # this very process: alive
     ids = _held_batch(store, 2, "live/1", lease=1)  # expired long before NOW
     assert store.rescue(NOW + 3600, here=lifecycle.host_key()) == []
     assert all(store.get(i).state is JobState.RUNNING for i in ids)  # type: ignore[union-attr]
 
 
-def test_own_pool_is_never_rescued(store: Store) -> None:
+def test_own_pool_is_never_rescued(backend: Backend) -> None:
+    store = backend
     ids = _held_batch(store, 2, "mine/1", lease=1)
     assert store.rescue(NOW + 3600, here=HERE, own_pool="mine") == []
     assert store.rescue(NOW + 3600, here=HERE) != [], "another pool would take them"
@@ -188,8 +201,9 @@ def test_own_pool_is_never_rescued(store: Store) -> None:
     ],
 )
 def test_a_pool_on_another_host_by_heartbeat_and_lease(
-    store: Store, beat: float, lease: float, rescued: bool
+    backend: Backend, beat: float, lease: float, rescued: bool
 ) -> None:
+    store = backend
     _register(store, "remote", "otherboot:pid:[9]:123:456", beat=beat)
     ids = _held_batch(store, 2, "remote/1", lease=lease)
     got = store.rescue(NOW, here=HERE)

@@ -155,12 +155,12 @@ def test_writes_happen_when_the_side_file_cannot_be_opened(lockdb: str) -> None:
 def test_jobq_turnstile_0_turns_it_off(lockdb: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOBQ_TURNSTILE", "0")
     with Queue(lockdb) as q:
-        assert not q.store.fair
+        assert not q.backend.fair
         q.enqueue("t")
     assert not os.path.exists(lockdb + "-lock")
     monkeypatch.delenv("JOBQ_TURNSTILE")
     with Queue(lockdb) as q:
-        assert q.store.fair
+        assert q.backend.fair
         q.enqueue("t")
     assert os.path.exists(lockdb + "-lock")
 

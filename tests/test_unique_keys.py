@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import jobq
+from jobq.backend import ActionResult
 from jobq.store import Store
 from jobq.store.sqlite.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.factories import T0, claim_one, enqueue, make_job, new_job
@@ -39,10 +40,10 @@ def test_enqueue_unique_says_which_job_holds_the_key(store: Store) -> None:
 def test_retry_is_blocked_only_by_a_job_of_the_same_type(store: Store) -> None:
     failed = make_job(store, "failed", type="resize", unique_key="K")
     enqueue(store, type="email.send", unique_key="K")  # another type: no conflict
-    assert store.retry([failed.id], T0) == {failed.id: "retried"}
+    assert store.retry([failed.id], T0) == {failed.id: ActionResult.RETRIED}
     cancelled = make_job(store, "cancelled", type="pdf", unique_key="P")
     enqueue(store, type="pdf", unique_key="P")
-    assert store.retry([cancelled.id], T0) == {cancelled.id: "duplicate unique key"}
+    assert store.retry([cancelled.id], T0) == {cancelled.id: ActionResult.DUPLICATE_UNIQUE_KEY}
 
 
 def test_python_api_tells_a_new_job_from_an_existing_one(db_path: str) -> None:

@@ -15,7 +15,15 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from jobq import PRIORITY_NAMES, FileReplaced, InvalidInput, JobqError, Queue
+from jobq import (
+    PRIORITY_NAMES,
+    ActionOutcome,
+    ActionResult,
+    FileReplaced,
+    InvalidInput,
+    JobqError,
+    Queue,
+)
 
 from .data import Request, Snapshot
 from .keys import acting_keys
@@ -312,15 +320,14 @@ def _jobs(n: int) -> str:
     return "1 job" if n == 1 else f"{n:,} jobs"
 
 
-def summarize(ok: str, outcomes: dict[int, str]) -> str:
+def summarize(ok: str, outcomes: dict[int, ActionOutcome]) -> str:
     """`retried 3 jobs; 2 skipped (running: 2)` from per-id outcomes."""
-    good = {"retried", "cancelled", "cancel requested", "ok"}
-    done = [i for i, o in outcomes.items() if o in good]
-    requested = sum(1 for o in outcomes.values() if o == "cancel requested")
+    done = [i for i, o in outcomes.items() if o.done]
+    requested = sum(1 for o in outcomes.values() if o.result is ActionResult.CANCEL_REQUESTED)
     other: dict[str, int] = {}
     for o in outcomes.values():
-        if o not in good:
-            other[o] = other.get(o, 0) + 1
+        if not o.done:
+            other[str(o)] = other.get(str(o), 0) + 1
     if len(outcomes) == 1 and done:
         job_id = done[0]
         return f"job {job_id}: " + ("cancel requested" if requested else ok)

@@ -2,11 +2,11 @@
 
 It owns its own `jobq.Queue` (one connection, used by this thread only) and wakes on
 - a request from the UI (tab, page, filter or detail changed): answered at once;
-- a change to the file (inotify on the WAL via `jobq.Waker`, confirmed by `PRAGMA data_version`):
+- a change to the file (`Queue.waker()`, confirmed by `Queue.change_token()`):
   coalesced to at most one load per `min_interval` (10 a second). The event comes when a commit's
   frames are written to the `-wal`, which is before the commit is visible: a writer publishes it
   afterwards in the `-shm` index (after its fsync), and that write to a shared map sends no event.
-  So after an event that shows no change yet, `data_version` is checked again at growing
+  So after an event that shows no change yet, the change token is checked again at growing
   intervals (1 ms doubling to `settle_step`) for up to `settle` seconds;
 - a slow fallback timer (`fallback`), so countdowns and "alive" states move even when nothing is
   written. Changes from other processes never wait for it.
@@ -28,10 +28,14 @@ import select
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from jobq import FileReplaced, JobqError, Queue, Waker
+from jobq import FileReplaced, JobqError, Queue
 
 from .data import Counts, Request, Snapshot, load
+
+if TYPE_CHECKING:
+    from jobq import Waiter
 
 Post = Callable[[Snapshot | str | FileReplaced], None]
 _FIRST_STEP = 0.001  # a commit's fsync and -shm update usually take about a millisecond
@@ -116,7 +120,7 @@ class Loader:
         except JobqError as e:
             self._post(str(e))
             return
-        waker = Waker(self.db_path) if self._watch else None
+        waker = q.waker() if self._watch else None
         try:
             self._loop(q, waker)
         finally:
@@ -124,7 +128,7 @@ class Loader:
                 waker.close()
             q.close()
 
-    def _loop(self, q: Queue, waker: Waker | None) -> None:
+    def _loop(self, q: Queue, waker: Waiter | None) -> None:
         version: int | None = None
         counts = Counts()
         last_load = 0.0
@@ -141,7 +145,7 @@ class Loader:
                 req = self._request
             try:
                 q.check_identity()
-                changed = q.data_version() != version
+                changed = q.change_token() != version
                 if changed:
                     settle_until = 0.0
                 due = time.monotonic() - last_load >= self._fallback
@@ -155,7 +159,7 @@ class Loader:
                             if self._sleep(min(wait, self._min_interval)):
                                 self._drain_pipe()  # a request arrived: load it at once
                             continue
-                    version = q.data_version()
+                    version = q.change_token()
                     last_load = time.monotonic()
                     counts.defer_slow = self._is_busy()
                     self._post(load(q, req, self._clock(), counts))

@@ -93,26 +93,20 @@ def doctor(
 ) -> int:
     """Check the file's integrity and report its schema; exit 1 if anything is wrong."""
     from .. import config
-    from ..store import DEFAULT_BUSY_TIMEOUT, Store
+    from ..backend import Role, display_location, open_backend
     from . import output
 
     path = config.resolve_db_path(ctx.obj)
     report: dict[str, object]
     try:
-        busy = config.env_seconds(config.ENV_BUSY_TIMEOUT, DEFAULT_BUSY_TIMEOUT)
-        store = Store(
-            path,
-            busy_timeout=busy,
-            create=False,
-            allow_network_fs=config.env_flag(config.ENV_ALLOW_NETWORK_FS),
-        )
+        backend = open_backend(path, Role.OPERATOR)
         try:
-            report = store.doctor()
+            report = backend.doctor()
         finally:
-            store.close()
+            backend.close()
         ok = report.get("integrity") == "ok" and report.get("foreign_key_violations") == 0
     except QueueFileError as e:  # refused: not a jobq file, newer, corrupt, network fs, missing
-        report, ok = {"path": path, "error": str(e)}, False
+        report, ok = {"path": display_location(path), "error": str(e)}, False
     report = {"ok": ok, **report}
     _out(output.to_json(report) if as_json else output.doctor_text(report))
     return 0 if ok else 1
@@ -129,15 +123,16 @@ def backup(
             target = os.path.join(target, os.path.basename(q.path))
         if os.path.exists(target) and os.path.samefile(target, q.path):
             raise InvalidInput(f"{target} is the queue file itself; choose another path")
-        q.store.backup(target)
+        q.backup(target)
     _out(target)
 
 
 def db_path(ctx: typer.Context) -> None:
     """Print the queue file in use (--db, else $JOBQ_DB, else the user data dir)."""
+    from ..backend import display_location
     from ..config import resolve_db_path
 
-    _out(resolve_db_path(ctx.obj))
+    _out(display_location(resolve_db_path(ctx.obj)))
 
 
 COMMANDS: list[tuple[str, Callable[..., Any]]] = [

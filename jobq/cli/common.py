@@ -7,7 +7,6 @@ The names keep their leading underscore from the single-module CLI: they are pri
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
 from ..errors import JobqError
 
@@ -15,6 +14,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: cheap to
 if TYPE_CHECKING:
     import typer
 
+    from ..backend import ActionOutcome
     from ..queue import Queue
 
 
@@ -41,18 +41,15 @@ def _now() -> float:
     return time.time()
 
 
-def _per_id(outcomes: dict[int, str], ok: Sequence[str], action: str, path: str) -> None:
+def _per_id(outcomes: dict[int, ActionOutcome], action: str, location: str) -> None:
     """Print the ids that worked; raise one JobqError naming every id that did not."""
+    from ..queue import outcome_error
+
     problems = []
     for job_id, outcome in outcomes.items():
-        if outcome in ok:
+        if outcome.done:
             _out(f"{job_id} {outcome}")
-        elif outcome == "not found":
-            problems.append(f"no job {job_id} in {path}")
-        elif outcome == "duplicate unique key":
-            problems.append(f"cannot {action} job {job_id}: a pending or running job of its type"
-                            " holds its unique key")  # fmt: skip
         else:
-            problems.append(f"cannot {action} job {job_id}: it is {outcome}")
+            problems.append(str(outcome_error(job_id, outcome, action, location)))
     if problems:
         raise JobqError("; ".join(problems))

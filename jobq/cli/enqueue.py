@@ -242,9 +242,9 @@ def enqueue(
     existing: str | None = None  # the state of the job that already holds the unique key
     with Queue(db, payload_limit=limit) as q:
         if job.unique_key is None:
-            job_id = q.store.enqueue([job], now)[0]
+            job_id = q.insert([job], now)[0]
         else:
-            job_id, existing = q.store.enqueue_unique(job, now)
+            job_id, existing = q.insert_unique(job, now)
     if existing is None:
         stdout.write(f'{{"id": {job_id}}}\n' if a.json else f"{job_id}\n")
         return 0

@@ -193,11 +193,11 @@ def retry(
         raise InvalidInput("--type, --queue and --search filter --all-failed; drop them or the ids")
     with _queue(ctx) as q:
         if ids:
-            _per_id(q.retry_many(ids), ("retried",), "retry", q.path)
+            _per_id(q.retry_many(ids), "retry", q.location)
             return
         matched = q.matching_ids("failed", type=type_, queue=queue, search=search)
         outcomes = q.retry_many(matched) if matched else {}
-    done = sum(1 for o in outcomes.values() if o == "retried")
+    done = sum(1 for o in outcomes.values() if o.done)
     _out(f"retried {done} job{'s' if done != 1 else ''}")
     skipped = len(outcomes) - done
     if skipped:  # e.g. a newer job holds the same unique key, or a race with another operator
@@ -213,7 +213,7 @@ def cancel(
 ) -> None:
     """Cancel jobs: pending ones at once, running ones by asking their worker to stop."""
     with _queue(ctx) as q:
-        _per_id(q.cancel_many(ids), ("cancelled", "cancel requested"), "cancel", q.path)
+        _per_id(q.cancel_many(ids), "cancel", q.location)
 
 
 def priority(
@@ -245,7 +245,6 @@ def errors(
     """Show the latest failed attempts, oldest of them first."""
     import json
 
-    from ..store.sqlite.waker import Waker
     from . import output
 
     def emit(batch: list[FailedAttempt]) -> None:
@@ -264,7 +263,7 @@ def errors(
                 _note("no failed attempts")
             return
         # Watch before the first query, so a failure recorded in between is not missed.
-        with Waker(q.path) as waker:
+        with q.waker() as waker:
             latest = q.errors(limit=limit)
             last = max((e.attempt.id for e in latest), default=0)
             emit(list(reversed(latest)))

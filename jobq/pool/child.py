@@ -24,13 +24,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+from ..backend import ClaimFilter, Ending, Role, absolute_location, open_backend
 from ..errors import DatabaseBusy, FileReplaced, JobqError, TemporaryFailure
 from ..handlers import Handler
 from ..model import Job
-from ..store import Store
-from ..store.sqlite.waker import Waker
 from .commands import command_env, run_command, set_parent_death_signal
 from .executor import Executor, Result
 from .loader import load_handlers
@@ -48,6 +47,9 @@ from .slots import (
     SharedSlots,
     Slot,
 )
+
+if TYPE_CHECKING:
+    from ..backend import Backend
 
 log = logging.getLogger("jobq.worker")
 
@@ -131,7 +133,7 @@ class Child:
         parent_pid: int,
         settings: PoolSettings,
     ) -> None:
-        self.db_path = os.path.abspath(db_path)
+        self.db_path = absolute_location(db_path)
         self.worker_id = worker_id
         self.slot = slot
         self.stop_conn = stop_conn
@@ -145,13 +147,16 @@ class Child:
         self.limits = {t: (h.max_attempts, h.timeout) for t, h in self.handlers.items()}
         self.globs = list(settings.type_globs) or None
         self.queues = list(settings.queues) or None
-        self.store = Store(db_path)
-        # Without the turnstile, the first claim after a wake-up spins on the same file without
-        # a busy handler (see claim); in the turnstile, the producer's commit lets us in at once.
-        self.spin_store = None if self.store.fair else Store(db_path, busy_timeout=0)
+        self.filter = ClaimFilter(tuple(self.types), None if self.globs is None
+                                  else tuple(self.globs), None if self.queues is None
+                                  else tuple(self.queues))  # fmt: skip
+        self.store = open_backend(db_path, Role.WORKER)
+        # The first claim after a wake-up spins on a handle that never waits for a lock (see
+        # claim): the producer that woke us usually still holds it for a moment.
+        self.spin_store = open_backend(db_path, Role.WORKER_SPIN)
         self.woken = False
         # armed before the first claim: no commit after this point can be missed
-        self.waker = Waker(db_path)
+        self.waker = self.store.waker()
         self.executor = Executor()
         self.batch = 1
         self.temp_delay = 0.0  # backoff after disk-full / busy errors
@@ -170,8 +175,7 @@ class Child:
     def close(self) -> None:
         """Release what the child holds."""
         self.waker.close()
-        if self.spin_store is not None:
-            self.spin_store.close()
+        self.spin_store.close()
         self.store.close()
 
     def should_stop(self) -> bool:
@@ -214,7 +218,7 @@ class Child:
         the producer and go in the moment it leaves; without it, first spin briefly on a
         connection without a busy handler, retrying every 0.2 ms, then wait the ordinary way.
         """
-        if woken and self.spin_store is not None:
+        if woken:
             deadline = time.monotonic() + SPIN_AFTER_WAKE
             while time.monotonic() < deadline:
                 try:
@@ -223,10 +227,9 @@ class Child:
                     time.sleep(0.0002)
         return self._claim_on(self.store, limit)
 
-    def _claim_on(self, store: Store, limit: int) -> list[Job]:
-        return store.claim(self.worker_id, time.time(), self.settings.lease_seconds, limit=limit,
-                           types=self.types, type_globs=self.globs, queues=self.queues,
-                           limits=self.limits)  # fmt: skip
+    def _claim_on(self, store: Backend, limit: int) -> list[Job]:
+        return store.claim(self.worker_id, time.time(), self.settings.lease_seconds, self.filter,
+                           limit=limit, limits=self.limits)  # fmt: skip
 
     def idle_wait(self) -> None:
         """Sleep until the queue file changes, the supervisor speaks, or the fallback poll."""
@@ -315,10 +318,11 @@ class Child:
         assert job.lease_token is not None
         token = job.lease_token
         state = self.persist(
-            lambda: self.store.fail(
+            lambda: self.store.end_attempt(
                 job.id,
                 token,
                 time.time(),
+                Ending.FAIL,
                 result.error or "failed",
                 traceback=result.traceback,
                 output=result.output,
@@ -381,5 +385,6 @@ class Child:
         now = time.time()
         for job in jobs:
             assert job.lease_token is not None
-            if self.store.release(job.id, job.lease_token, now, "not started: worker stopping"):
+            if self.store.end_attempt(job.id, job.lease_token, now, Ending.RELEASE,
+                                      "not started: worker stopping"):  # fmt: skip
                 log.info("released job %d (%s): not started before stop", job.id, job.type)

@@ -23,12 +23,16 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 
+from ..backend import Ending
 from ..errors import JobqError
-from ..store import Store
 from .child import child_main
 from .guardian import kill_group as _kill_group
 from .settings import PoolSettings
 from .slots import DEADLINE, DONE, GEN, JOB, PGID, READY, STARTED, SharedSlots, Slot, create
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..backend import Backend
 
 log = logging.getLogger("jobq.pool")
 
@@ -39,7 +43,7 @@ MAX_START_FAILURES = 5
 
 _HAVE_PROC = os.path.exists("/proc/self/stat")
 
-# (id, token, worker_id, started_at, timeout, cancel_requested, attempts): Store.running_of
+# (id, token, worker_id, started_at, timeout, cancel_requested, attempts): Backend.running_of
 RunningRow = tuple[int, str, str, float, float, bool, int]
 
 
@@ -87,7 +91,7 @@ class Children:
 
     def __init__(
         self,
-        store: Store,
+        store: Backend,
         settings: PoolSettings,
         ctx: BaseContext,
         db_path: str,
@@ -231,17 +235,17 @@ class Children:
                 self._end_killed(child.killed, job_id, token, now)
             elif job_id in ran:
                 # it ran, but its success died with the child: counted, and due again at once
-                self.store.crash(
-                    job_id, token, now,
+                self.store.end_attempt(
+                    job_id, token, now, Ending.CRASH,
                     f"{why}, after the job ran, before its success was recorded",
                 )  # fmt: skip
             elif child.killed is not None:
-                self.store.release(job_id, token, now, child.killed[0])
+                self.store.end_attempt(job_id, token, now, Ending.RELEASE, child.killed[0])
             elif job_id == current:
                 log.warning("worker %s %s running job %d (attempt %d)",
                             child.worker_id, why.replace(": ", " (", 1) + ")", job_id,
                             attempts)  # fmt: skip
-                state = self.store.crash(job_id, token, now, why)
+                state = self.store.end_attempt(job_id, token, now, Ending.CRASH, why)
                 if state is None:
                     log.warning("lease lost: job %d was taken over before its crash was recorded",
                                 job_id)  # fmt: skip
@@ -249,7 +253,7 @@ class Children:
                     log.error("job %d failed for good: its worker died %d time(s)",
                               job_id, attempts)  # fmt: skip
             else:
-                self.store.release(job_id, token, now, f"not started: {why}")
+                self.store.end_attempt(job_id, token, now, Ending.RELEASE, f"not started: {why}")
         return len(rows)
 
     def check_stopped(self, mono: float, now: float) -> None:
@@ -272,13 +276,13 @@ class Children:
     ) -> None:
         reason, _job, detail = killed
         if reason == "timeout":
-            state = self.store.fail(
-                job_id, token, now, f"timed out after {detail:g}s", outcome="timeout"
+            state = self.store.end_attempt(
+                job_id, token, now, Ending.TIMEOUT, f"timed out after {detail:g}s"
             )
         elif reason == "cancel":
-            state = self.store.finish_cancelled(job_id, token, now)
+            state = self.store.end_attempt(job_id, token, now, Ending.CANCEL)
         else:
-            state = self.store.release(job_id, token, now, reason)
+            state = self.store.end_attempt(job_id, token, now, Ending.INTERRUPT, reason)
         if state is None:
             log.warning("lease lost: job %d (%s) was taken over meanwhile", job_id, reason)
         else:

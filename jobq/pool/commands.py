@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from ..backend import absolute_location
 from ..values import _reject_constant
 from .executor import (
     OUTPUT_LIMIT,
@@ -104,7 +105,7 @@ def command_env(job_id: int, job_type: str, attempt: int, db_path: str) -> dict[
     env["JOBQ_JOB_ID"] = str(job_id)
     env["JOBQ_JOB_TYPE"] = job_type
     env["JOBQ_ATTEMPT"] = str(attempt)
-    env["JOBQ_DB"] = os.path.abspath(db_path)
+    env["JOBQ_DB"] = absolute_location(db_path)
     return env
 
 

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 
 from .. import lifecycle
 from ..errors import JobqError
-from ..store import Store
 from .children import RunningRow
 from .slots import forget, read_progress
 from .systemd import Notifier
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..backend import Backend
 
 log = logging.getLogger("jobq.pool")
 
@@ -47,7 +50,7 @@ class Renewer:
     """Extends the leases of jobs held by children that are alive and not stopped, every
     lease/3 (a SIGSTOPped child's leases expire, so that another pool may rescue its jobs)."""
 
-    def __init__(self, store: Store, lease_seconds: float) -> None:
+    def __init__(self, store: Backend, lease_seconds: float) -> None:
         self.store = store
         self.lease_seconds = lease_seconds
         self.every = Every(lease_seconds / 3)
@@ -68,7 +71,9 @@ class Rescuer:
     """Takes back the jobs of dead pools and expired leases (never this pool's own), every
     RESCUE_EVERY seconds or lease/2, whichever is shorter."""
 
-    def __init__(self, store: Store, here: str | None, own_pool: str, lease_seconds: float) -> None:
+    def __init__(
+        self, store: Backend, here: str | None, own_pool: str, lease_seconds: float
+    ) -> None:
         self.store = store
         self.here = here
         self.own_pool = own_pool
@@ -94,7 +99,7 @@ class Heartbeat:
     """Refreshes the pool row (status, jobs done) every HEARTBEAT_EVERY seconds, and on each
     change of status."""
 
-    def __init__(self, store: Store, pool_id: str) -> None:
+    def __init__(self, store: Backend, pool_id: str) -> None:
         self.store = store
         self.pool_id = pool_id
         self.every = Every(HEARTBEAT_EVERY)
@@ -111,7 +116,7 @@ class Pruner:
     """Deletes finished jobs older than the retention, every PRUNE_EVERY seconds (never without
     a retention)."""
 
-    def __init__(self, store: Store, retention: float | None) -> None:
+    def __init__(self, store: Backend, retention: float | None) -> None:
         self.store = store
         self.retention = retention
         self.every = Every(PRUNE_EVERY)

@@ -60,6 +60,7 @@ def pool_settings(
     retention: str | None,
 ) -> PoolSettings:
     """Validate the `jobq work` options (flags over JOBQ_* variables) into PoolSettings."""
+    from ..backend import supported
     from ..config import resolve_db_path
     from ..errors import InvalidInput
     from ..values import parse_duration, validate_queue, validate_type
@@ -85,7 +86,7 @@ def pool_settings(
     if poll_interval < 0.05:
         raise InvalidInput(f"JOBQ_POLL_INTERVAL={poll!r} is too short: use at least 0.05s")
     return PoolSettings(
-        db_path=resolve_db_path(db),
+        db_path=supported(resolve_db_path(db)),
         concurrency=concurrency or os.cpu_count() or 1,
         apps=tuple(apps),
         execs=tuple(pairs),

@@ -29,9 +29,9 @@ from types import FrameType
 from typing import TypeVar
 
 from .. import lifecycle
+from ..backend import ClaimFilter, Role, absolute_location, display_location, open_backend
 from ..errors import JobqError, TemporaryFailure
 from ..handlers import Handler
-from ..store import Store
 from .child import setup_logging
 from .children import Children, RunningRow
 from .loader import describe, load_handlers
@@ -70,13 +70,13 @@ class Pool:
             raise JobqError("concurrency must be at least 1")
         self.settings = settings
         self._temp_logged = 0.0  # when a full disk / long lock was last logged
-        self.db_path = os.path.abspath(settings.db_path)
+        self.db_path = absolute_location(settings.db_path)
         # validate handlers here, so a bad --app fails once and early, not in every child
         self.handlers: dict[str, Handler] = load_handlers(
             settings.apps, settings.execs, settings.handlers_file
         )
         self.types = sorted(self.handlers)
-        self.store = Store(self.db_path)
+        self.store = open_backend(self.db_path, Role.WORKER)
         host = socket.gethostname()
         name = (settings.name or host).replace("/", "_")
         self.pool_id = f"{name}:{os.getpid()}:{secrets.token_hex(2)}"
@@ -140,7 +140,7 @@ class Pool:
         )
         log.info(
             "pool %s: %d children on %s; handlers: %s%s",
-            self.pool_id, s.concurrency, self.db_path, describe(self.handlers),
+            self.pool_id, s.concurrency, display_location(self.db_path), describe(self.handlers),
             " (burst)" if s.burst else "",
         )  # fmt: skip
         mono = time.monotonic()
@@ -212,7 +212,7 @@ class Pool:
             self._heartbeat("stopping" if self.stopping else "running")
         if self.pruner.due(mono):
             self.pruner.prune(time.time())
-        self.store.bound_wal()  # readers cannot starve checkpoints (store/checkpoint.py)
+        self.store.maintain()  # e.g. SQLite: readers cannot starve checkpoints
         if self.notifier.enabled:
             self.systemd.tick(mono, self._counts(), children.all_ready())
 
@@ -233,9 +233,7 @@ class Pool:
         self._rescue()  # a burst run must not leave while a dead pool holds jobs it could run
         return self.store.has_claimable(
             time.time(),
-            types=self.types,
-            type_globs=list(s.type_globs) or None,
-            queues=list(s.queues) or None,
+            ClaimFilter(tuple(self.types), tuple(s.type_globs) or None, tuple(s.queues) or None),
         )
 
     def _begin_shutdown(self) -> None:

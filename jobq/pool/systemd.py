@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import MutableMapping, Sequence
 
+from ..backend import absolute_location
 from .settings import PoolSettings
 
 # Seconds `TimeoutStopSec=` adds to the drain timeout: time to interrupt jobs and record that.
@@ -154,7 +155,7 @@ def render_unit(
 ) -> str:
     """A systemd service unit running `jobq --db DB work ARGV` (ARGV: the work flags; derived
     from `settings` when None)."""
-    db = os.path.abspath(os.path.expanduser(settings.db_path))
+    db = absolute_location(settings.db_path)
     exe = list(executable) if executable is not None else jobq_executable()
     work_args = list(argv) if argv is not None else settings_to_argv(settings)
     cmd = [*exe, "--db", db, "work", *work_args]

@@ -1,4 +1,6 @@
-"""The store: every SQL statement of jobq, and the only module that imports sqlite3.
+"""The storage backends behind jobq.backend's seam (only SQLite in this version: store/sqlite,
+the only package that imports sqlite3). Callers open one with `jobq.backend.open_backend`;
+`Store` is exported for the SQLite-only tests.
 
 Each public method is one transaction. Writes begin with BEGIN IMMEDIATE: a deferred transaction
 that upgrades to a write fails at once with SQLITE_BUSY whatever the busy timeout. Time (`now`) is

@@ -40,6 +40,7 @@ from .turnstile import PATIENCE, Turnstile
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
     from ...model import Attempt, Job
+    from .waker import Waker
 
 # SQLite primary result codes (sqlite3 exposes them only from Python 3.11)
 SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 3, 5, 6, 8
@@ -222,7 +223,7 @@ class Connection:
         create: bool = True,
         turnstile: bool = False,
     ) -> None:
-        self.path = path
+        self.path = self.location = path
         real = self.real_path = os.path.realpath(path)
         self._nowait: sqlite3.Connection | None = None  # see _begin_in_turn
         self._nowait_durable = False
@@ -422,18 +423,31 @@ class Connection:
 
     @property
     def synchronous(self) -> int:
-        """`PRAGMA synchronous` (2 = FULL) of the connection that committed the latest write (there
-        are two when writes take turns), for tests."""
-        value: int = self._last_writer.execute("PRAGMA synchronous").fetchone()[0]
-        return value
+        """Deprecated for tests: `store.sqlite.testhooks.synchronous(backend)`."""
+        from .testhooks import synchronous
 
-    def data_version(self) -> int:
-        """`PRAGMA data_version`: changes whenever another connection commits."""
+        return synchronous(self)
+
+    def change_token(self) -> int:
+        """A number that changes whenever another connection commits (`PRAGMA data_version`)."""
         try:
             value: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
         except sqlite3.Error as e:
             raise _translate(e, self.path) from None
         return value
+
+    data_version = change_token  # the older name
+
+    def waker(self) -> Waker:
+        """A waker on this file's commits (inotify on the real -wal), armed now: no commit
+        after this call is missed."""
+        from .waker import Waker
+
+        return Waker(self.real_path)
+
+    def maintain(self) -> None:
+        """Periodic upkeep a pool runs: keep the WAL bounded whatever the readers do."""
+        self.bound_wal()
 
     def backup(self, out_path: str) -> None:
         """Write a consistent copy of the queue file to `out_path`, appearing atomically."""

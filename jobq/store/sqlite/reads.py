@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from ...backend import ANY, EVERY, ClaimFilter, JobFilter
 from ...basics import JobState
 from .connection import Connection, _like_escape, _row_to_attempt, _row_to_job
 from .sql import (
@@ -52,26 +53,16 @@ class Reads(Connection):
             ).fetchall()
         return [_row_to_attempt(r) for r in rows]
 
-    def list_jobs(
-        self,
-        now: float,
-        *,
-        state: str | None = None,
-        type_glob: str | None = None,
-        queue: str | None = None,
-        search: str | None = None,
-        limit: int = 50,
-        order: str = "newest",
-        after: tuple[int, float, int] | int | None = None,
-    ) -> list[Job]:
-        """Jobs matching the filters, one page of at most `limit`.
+    def list_jobs(self, now: float, filter: JobFilter = EVERY) -> list[Job]:
+        """One page of at most `filter.limit` jobs matching the filter, in `filter.order`.
 
-        `order="newest"` pages by id descending (`after` = last id seen); `order="claim"` pages in
-        claim order (`after` = (priority, run_at, id) of the last row seen). Keyset pagination
-        keeps every page as cheap as the first, even at millions of rows.
+        Keyset pagination (`filter.after`) keeps every page as cheap as the first, even at
+        millions of rows.
         """
-        where, params = self._filters(now, state, type_glob, queue, search)
-        if order == "claim":
+        f = filter
+        where, params = self._filters(now, f)
+        after = f.after
+        if f.order == "claim":
             if after is not None:
                 assert isinstance(after, tuple)
                 where.append(
@@ -80,7 +71,7 @@ class Reads(Connection):
                 )
                 params.update({"p": after[0], "r": after[1], "i": after[2]})
             order_by = "priority DESC, run_at, id"
-        elif order == "oldest":
+        elif f.order == "oldest":
             if after is not None:
                 where.append("id > :after")
                 params["after"] = after
@@ -91,7 +82,7 @@ class Reads(Connection):
                 params["after"] = after
             order_by = "id DESC"
         table = "jobs"
-        if order == "claim" and state == "pending":
+        if f.order == "claim" and f.state == "pending":
             # Without ANALYZE the planner picks jobs_state and sorts every pending row; the
             # partial index is already in claim order (needs the state as a literal).
             table = "jobs INDEXED BY jobs_pending"
@@ -101,51 +92,30 @@ class Reads(Connection):
             + (" WHERE " + " AND ".join(where) if where else "")
             + f" ORDER BY {order_by} LIMIT :limit"
         )
-        params["limit"] = limit
+        params["limit"] = f.limit
         with self._read() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [_row_to_job(r) for r in rows]
 
-    def count_jobs(
-        self,
-        now: float,
-        *,
-        state: str | None = None,
-        type_glob: str | None = None,
-        queue: str | None = None,
-        search: str | None = None,
-    ) -> int:
-        """How many jobs match the filters (for bulk-action previews)."""
-        where, params = self._filters(now, state, type_glob, queue, search)
+    def count_jobs(self, now: float, filter: JobFilter = EVERY) -> int:
+        """How many jobs match the filter (its limit and page ignored)."""
+        where, params = self._filters(now, filter)
         sql = "SELECT count(*) FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
         with self._read() as conn:
             n: int = conn.execute(sql, params).fetchone()[0]
         return n
 
-    def matching_ids(
-        self,
-        now: float,
-        *,
-        state: str | None = None,
-        type_glob: str | None = None,
-        queue: str | None = None,
-        search: str | None = None,
-    ) -> list[int]:
-        """Ids of every job matching the filters (for bulk actions)."""
-        where, params = self._filters(now, state, type_glob, queue, search)
+    def matching_ids(self, now: float, filter: JobFilter = EVERY) -> list[int]:
+        """Ids of every job matching the filter (its limit and page ignored), for bulk actions."""
+        where, params = self._filters(now, filter)
         sql = "SELECT id FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
         with self._read() as conn:
             return [r[0] for r in conn.execute(sql + " ORDER BY id", params).fetchall()]
 
     @staticmethod
-    def _filters(
-        now: float,
-        state: str | None,
-        type_glob: str | None,
-        queue: str | None,
-        search: str | None,
-    ) -> tuple[list[str], dict[str, object]]:
+    def _filters(now: float, f: JobFilter) -> tuple[list[str], dict[str, object]]:
         # Only fixed SQL fragments; every user value travels as a parameter.
+        state, type_glob, queue, search = f.state, f.type_glob, f.queue, f.search
         where: list[str] = []
         params: dict[str, object] = {"now": now}
         if state == "scheduled":
@@ -271,20 +241,14 @@ class Reads(Connection):
             for r in rows
         ]
 
-    def has_claimable(
-        self,
-        now: float,
-        *,
-        types: Sequence[str] | None = None,
-        type_globs: Sequence[str] | None = None,
-        queues: Sequence[str] | None = None,
-    ) -> bool:
-        """Whether a job that `claim` with these filters would lease is due now (`--burst`)."""
+    def has_claimable(self, now: float, filter: ClaimFilter = ANY) -> bool:
+        """Whether a job that `claim` with this filter would lease is due now (`--burst`)."""
+        f = filter
         params = {
             "now": now,
-            "types": None if types is None else json.dumps(list(types)),
-            "globs": None if type_globs is None else json.dumps(list(type_globs)),
-            "queues": None if queues is None else json.dumps(list(queues)),
+            "types": None if f.types is None else json.dumps(list(f.types)),
+            "globs": None if f.type_globs is None else json.dumps(list(f.type_globs)),
+            "queues": None if f.queues is None else json.dumps(list(f.queues)),
         }
         with self._read() as conn:
             return bool(conn.execute(CLAIMABLE, params).fetchone()[0])

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 
 from ... import lifecycle, retry
+from ...backend import ANY, ActionOutcome, ActionResult, ClaimFilter, Ending
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
 from .connection import _row_to_job, _translate
 from .reads import Reads
@@ -44,6 +45,24 @@ if TYPE_CHECKING:
 
 OutcomeLike = Outcome | str
 
+# How each Ending is recorded: (outcome, counted, retried after backoff)
+_ENDINGS = {
+    Ending.FAIL: (Outcome.FAILED, True, True),
+    Ending.TIMEOUT: (Outcome.TIMEOUT, True, True),
+    Ending.CRASH: (Outcome.CRASHED, True, False),
+    Ending.CANCEL: (Outcome.CANCELLED, True, False),
+    Ending.INTERRUPT: (Outcome.INTERRUPTED, False, False),
+    Ending.RELEASE: (Outcome.INTERRUPTED, False, False),
+}
+_DEFAULT_ERROR = {
+    Ending.FAIL: "failed",
+    Ending.TIMEOUT: "timed out",
+    Ending.CRASH: "worker crashed",
+    Ending.CANCEL: "cancelled while running",
+    Ending.INTERRUPT: "interrupted by shutdown",
+    Ending.RELEASE: "not started: released",
+}
+
 
 def _runs_of(jobs: Sequence[NewJob]) -> list[tuple[NewJob, str, int]]:
     """Consecutive jobs that differ only in payload, as runs for `_insert_runs`."""
@@ -74,6 +93,21 @@ def run_array(texts: Sequence[str]) -> str:
     """The payload array of a run (see `Store.enqueue_runs`) for canonical payload texts."""
     # compact JSON text that starts with "{" is an object; anything else travels wrapped
     return "[" + ",".join([t if t[:1] == "{" else "[" + t + "]" for t in texts]) + "]"
+
+
+def _state_outcome(conn: sqlite3.Connection, job_id: int) -> ActionOutcome:
+    row = conn.execute(STATE_OF, {"id": job_id}).fetchone()
+    if row is None:
+        return ActionOutcome(ActionResult.NOT_FOUND)
+    return ActionOutcome(ActionResult.WRONG_STATE, JobState(row[0]))
+
+
+def _claim_filter(
+    types: Sequence[str] | None, globs: Sequence[str] | None, queues: Sequence[str] | None
+) -> ClaimFilter:
+    return ClaimFilter(None if types is None else tuple(types),
+                       None if globs is None else tuple(globs),
+                       None if queues is None else tuple(queues))  # fmt: skip
 
 
 class Store(Reads):
@@ -108,7 +142,7 @@ class Store(Reads):
         cur = conn.execute(INSERT_JOB, Store._job_params(j, now))
         return cur.lastrowid, None  # type: ignore[return-value]
 
-    def enqueue_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> range:
+    def enqueue_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> list[int]:
         """Insert runs of jobs in one durable transaction; return their ids, in order.
 
         A run is (template, payloads, count): `count` jobs with every field of `template` but its
@@ -119,9 +153,9 @@ class Store(Reads):
         text it has in the array. Templates must not carry a unique key.
         """
         if not runs:
-            return range(0)
+            return []
         with self._write(durable=True) as conn:
-            return self._insert_runs(conn, runs, now)
+            return list(self._insert_runs(conn, runs, now))
 
     @staticmethod
     def _insert_runs(
@@ -166,20 +200,24 @@ class Store(Reads):
         worker_id: str,
         now: float,
         lease_seconds: float,
+        filter: ClaimFilter = ANY,
         *,
         limit: int = 1,
+        limits: Mapping[str, tuple[int | None, float | None]] | None = None,
         types: Sequence[str] | None = None,
         type_globs: Sequence[str] | None = None,
         queues: Sequence[str] | None = None,
-        limits: Mapping[str, tuple[int | None, float | None]] | None = None,
     ) -> list[Job]:
         """Lease up to `limit` due jobs in claim order (priority DESC, run_at, id).
 
-        `types` restricts to exact type names, `type_globs` to GLOB patterns, `queues` to queue
-        names; paused queues are skipped. Each claimed job gets one attempt counted and its
-        effective max_attempts and timeout written: its own, else `limits[type]` (the handler's
-        (max_attempts, timeout)), else the defaults.
+        `filter` restricts to exact type names, type globs and queues (`types=`, `type_globs=`,
+        `queues=` are the same, kept for older tests); paused queues are skipped. Each claimed job
+        gets one attempt counted and its effective max_attempts and timeout written: its own,
+        else `limits[type]` (the handler's (max_attempts, timeout)), else the defaults.
         """
+        if types is not None or type_globs is not None or queues is not None:
+            filter = _claim_filter(types, type_globs, queues)
+        types, type_globs, queues = filter.types, filter.type_globs, filter.queues
         # os.urandom, what secrets.token_hex uses: importing secrets (hmac, hashlib) costs
         # ~5 ms on every `jobq enqueue`
         token = os.urandom(8).hex()
@@ -201,22 +239,6 @@ class Store(Reads):
         jobs = [_row_to_job(r) for r in rows]
         jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
         return jobs
-
-    def claim_plan(self) -> list[str]:
-        """The query plan of the claim's inner SELECT (for the test that forbids a table scan)."""
-        sql = (
-            "EXPLAIN QUERY PLAN "
-            + CLAIM[CLAIM.index("SELECT id FROM jobs INDEXED") :].rsplit(")", 1)[0]
-        )
-        params = {
-            "now": 0.0,
-            "limit": 1,
-            "types": '["a"]',
-            "globs": None,
-            "queues": None,
-            "limits": None,
-        }
-        return [str(r[3]) for r in self._conn.execute(sql, params).fetchall()]
 
     def renew(self, leases: Sequence[tuple[int, str]], lease_until: float) -> int:
         """Extend the leases (job id, token) that are still held; return how many were."""
@@ -274,6 +296,40 @@ class Store(Reads):
         )
         return True
 
+    def end_attempt(
+        self,
+        job_id: int,
+        token: str,
+        now: float,
+        how: Ending,
+        error: str | None = None,
+        *,
+        traceback: str | None = None,
+        output: str | None = None,
+        retryable: bool = True,
+        rand: float | None = None,
+    ) -> JobState | None:
+        """End a leased attempt other than by success (see `Ending`); return the job's new state,
+        or None if the lease was lost (the write is fenced on `token`).
+
+        FAIL and TIMEOUT retry after backoff (`rand` fixes the jitter) while attempts are left and
+        `retryable`; CRASH makes the job due at once; INTERRUPT and RELEASE give it back without
+        using up the attempt; CANCEL ends it cancelled. A requested cancel wins over a retry.
+        """
+        outcome, counted, backoff = _ENDINGS[how]
+        if error is None:
+            error = _DEFAULT_ERROR[how]
+
+        def retry_at(attempts: int) -> float:
+            return now + retry.backoff(attempts, rand) if backoff else now
+
+        force = JobState.CANCELLED if how is Ending.CANCEL else None
+        with self._write() as conn:
+            return self._end_in(conn, job_id, token, now, outcome, error, traceback, output,
+                                retry_at if retryable and how is not Ending.CANCEL else None,
+                                counted, force_state=force)  # fmt: skip
+
+    # Older names, kept for tests written before `end_attempt`.
     def fail(
         self,
         job_id: int,
@@ -287,72 +343,28 @@ class Store(Reads):
         retryable: bool = True,
         rand: float | None = None,
     ) -> JobState | None:
-        """End a failed attempt: back to pending after backoff, or `failed` when attempts are
-        used up (or `cancelled` if a cancel was requested). None if the lease was lost."""
-
-        def retry_at(attempts: int) -> float:
-            return now + retry.backoff(attempts, rand)
-
-        return self._end(job_id, token, now, Outcome(outcome), error, traceback, output,
-                         retry_at if retryable else None, count=True)  # fmt: skip
+        """Deprecated: `end_attempt(..., Ending.FAIL or Ending.TIMEOUT, ...)`."""
+        how = Ending.TIMEOUT if Outcome(outcome) is Outcome.TIMEOUT else Ending.FAIL
+        return self.end_attempt(job_id, token, now, how, error, traceback=traceback,
+                                output=output, retryable=retryable, rand=rand)  # fmt: skip
 
     def crash(
-        self,
-        job_id: int,
-        token: str,
-        now: float,
-        error: str,
-        output: str | None = None,
-        *,
-        outcome: OutcomeLike = Outcome.CRASHED,
+        self, job_id: int, token: str, now: float, error: str, output: str | None = None
     ) -> JobState | None:
-        """End an attempt whose worker died or was killed: counted, and the job is due again at
-        once (or `failed` when attempts are used up). None if the lease was lost."""
-        return self._end(job_id, token, now, Outcome(outcome), error, None, output,
-                         lambda _attempts: now, count=True)  # fmt: skip
+        """Deprecated: `end_attempt(..., Ending.CRASH, ...)`."""
+        return self.end_attempt(job_id, token, now, Ending.CRASH, error, output=output)
 
     def release(
         self, job_id: int, token: str, now: float, reason: str = "interrupted by shutdown"
     ) -> JobState | None:
-        """Give back a leased job without using up its attempt (graceful shutdown)."""
-        return self._end(job_id, token, now, Outcome.INTERRUPTED, reason, None, None,
-                         lambda _attempts: now, count=False)  # fmt: skip
+        """Deprecated: `end_attempt(..., Ending.INTERRUPT or Ending.RELEASE, ...)`."""
+        return self.end_attempt(job_id, token, now, Ending.INTERRUPT, reason)
 
     def finish_cancelled(
         self, job_id: int, token: str, now: float, output: str | None = None
     ) -> JobState | None:
-        """End a leased job as cancelled (its worker was stopped on an operator's request)."""
-        with self._write() as conn:
-            return self._end_in(conn, job_id, token, now, Outcome.CANCELLED,
-                                "cancelled while running", None, output, None, True,
-                                force_state=JobState.CANCELLED)  # fmt: skip
-
-    def _end(
-        self,
-        job_id: int,
-        token: str,
-        now: float,
-        outcome: Outcome,
-        error: str | None,
-        traceback: str | None,
-        output: str | None,
-        retry_at: Callable[[int], float] | None,
-        *,
-        count: bool,
-    ) -> JobState | None:
-        with self._write() as conn:
-            return self._end_in(
-                conn,
-                job_id,
-                token,
-                now,
-                outcome,
-                error,
-                traceback,
-                output,
-                retry_at,
-                count,
-            )
+        """Deprecated: `end_attempt(..., Ending.CANCEL, ...)`."""
+        return self.end_attempt(job_id, token, now, Ending.CANCEL, output=output)
 
     @staticmethod
     def _end_in(
@@ -473,51 +485,51 @@ class Store(Reads):
                     conn.execute(MARK_POOL_DEAD, {"id": pool_id})
         return out
 
-    def cancel(self, ids: Sequence[int], now: float) -> dict[int, str]:
+    def cancel(self, ids: Sequence[int], now: float) -> dict[int, ActionOutcome]:
         """Cancel pending jobs; ask the supervisor to stop running ones.
 
-        Returns per id: 'cancelled', 'cancel requested', 'not found', or the finished state.
+        Per id: CANCELLED (also when it already was), CANCEL_REQUESTED, NOT_FOUND, or
+        WRONG_STATE (succeeded or failed).
         """
-        out: dict[int, str] = {}
+        out: dict[int, ActionOutcome] = {}
         with self._write() as conn:
             for job_id in ids:
                 if conn.execute(CANCEL_PENDING, {"id": job_id, "now": now}).rowcount:
-                    out[job_id] = "cancelled"
+                    out[job_id] = ActionOutcome(ActionResult.CANCELLED)
                 elif conn.execute(REQUEST_CANCEL, {"id": job_id}).rowcount:
-                    out[job_id] = "cancel requested"
+                    out[job_id] = ActionOutcome(ActionResult.CANCEL_REQUESTED)
                 else:
-                    row = conn.execute(STATE_OF, {"id": job_id}).fetchone()
-                    out[job_id] = "not found" if row is None else row[0]
+                    got = _state_outcome(conn, job_id)
+                    if got.state is JobState.CANCELLED:  # already: nothing left to do
+                        got = ActionOutcome(ActionResult.CANCELLED)
+                    out[job_id] = got
         return out
 
-    def retry(self, ids: Sequence[int], now: float) -> dict[int, str]:
+    def retry(self, ids: Sequence[int], now: float) -> dict[int, ActionOutcome]:
         """Move failed or cancelled jobs back to pending with attempts reset.
 
-        Returns per id: 'retried', 'not found', 'duplicate unique key' (a pending or running job
-        of the same type holds its unique key), or the current state.
+        Per id: RETRIED, NOT_FOUND, DUPLICATE_UNIQUE_KEY (a pending or running job of the same
+        type holds its unique key), or WRONG_STATE.
         """
-        out: dict[int, str] = {}
+        out: dict[int, ActionOutcome] = {}
         with self._write() as conn:
             for job_id in ids:
                 if conn.execute(RETRY, {"id": job_id, "now": now}).rowcount:
-                    out[job_id] = "retried"
+                    out[job_id] = ActionOutcome(ActionResult.RETRIED)
                     continue
-                row = conn.execute(STATE_OF, {"id": job_id}).fetchone()
-                if row is None:
-                    out[job_id] = "not found"
-                elif row[0] in ("failed", "cancelled"):
-                    out[job_id] = "duplicate unique key"
-                else:
-                    out[job_id] = row[0]
+                got = _state_outcome(conn, job_id)
+                if got.state in (JobState.FAILED, JobState.CANCELLED):
+                    got = ActionOutcome(ActionResult.DUPLICATE_UNIQUE_KEY)
+                out[job_id] = got
         return out
 
-    def set_priority(self, ids: Sequence[int], priority: int) -> dict[int, str]:
-        """Set the priority of jobs; returns per id 'ok' or 'not found'."""
-        out: dict[int, str] = {}
+    def set_priority(self, ids: Sequence[int], priority: int) -> dict[int, ActionOutcome]:
+        """Set the priority of jobs; per id OK or NOT_FOUND."""
+        out: dict[int, ActionOutcome] = {}
         with self._write() as conn:
             for job_id in ids:
                 n = conn.execute(SET_PRIORITY, {"id": job_id, "priority": priority}).rowcount
-                out[job_id] = "ok" if n else "not found"
+                out[job_id] = ActionOutcome(ActionResult.OK if n else ActionResult.NOT_FOUND)
         return out
 
     def prune(self, before: float, states: Sequence[str], batch: int = 5000) -> int:
