@@ -10,7 +10,6 @@ from __future__ import annotations
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
     from .backend import ActionOutcome, ActionResult
-    from .backend import Waiter as Waiter  # for annotations only: a Protocol, absent at run time
     from .diagnose import (
         Diagnosis,
         ErrorGroup,
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
     from .queue import Queue
     from .safetext import safe_block, safe_line, safe_text, truncate
     from .values import format_duration
+    from .waiting import Waiter
 
 # Names are imported on first use (PEP 562): `jobq enqueue` in a shell loop pays only for what
 # it touches, and `import jobq` stays cheap.
@@ -88,6 +88,7 @@ _EXPORTS = {
     "TemporaryFailure": "errors",
     "WaitReason": "diagnose",
     "WaitTimeout": "errors",
+    "Waiter": "waiting",
     "WorkerInfo": "model",
     "diagnose_job": "diagnose",
     "fingerprint": "diagnose",
@@ -151,6 +152,7 @@ __all__ = [
     "TemporaryFailure",
     "WaitReason",
     "WaitTimeout",
+    "Waiter",
     "WorkerInfo",
     "__version__",
     "diagnose_job",

@@ -21,12 +21,12 @@ from .errors import InvalidInput
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
-    from types import TracebackType
     from typing import Protocol
 
     from .basics import JobState, NewJob
     from .lifecycle import Progress
     from .model import Attempt, FailedAttempt, Job, QueueStats, WorkerInfo
+    from .waiting import Waiter
 
     # (job id, token, worker id, started_at, timeout, cancel requested, attempts)
     RunningRow = tuple[int, str, str, float, float, bool, int]
@@ -247,21 +247,6 @@ def open_backend(
 
 
 if TYPE_CHECKING:
-
-    class Waiter(Protocol):
-        """Wake-ups on commits by any process: select on `fileno()` (-1: none, use `wait`)."""
-
-        def fileno(self) -> int: ...
-        def wait(self, timeout: float) -> bool: ...
-        def drain(self) -> bool: ...
-        def close(self) -> None: ...
-        def __enter__(self) -> Waiter: ...
-        def __exit__(
-            self,
-            exc_type: type[BaseException] | None,
-            exc: BaseException | None,
-            tb: TracebackType | None,
-        ) -> None: ...
 
     class Backend(Protocol):
         """Every operation callers make on a queue; each is one transaction. `now` is always an

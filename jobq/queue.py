@@ -46,9 +46,10 @@ def validate_state(state: str | None) -> str | None:
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
     # `jobq enqueue` never loads jobq.model (dataclasses): these are for annotations only
-    from .backend import Backend, Waiter
+    from .backend import Backend
     from .basics import JSONValue
     from .model import Attempt, FailedAttempt, Job, QueueStats, WorkerInfo
+    from .waiting import Waiter
 
     _Ids = list[int]
     _Jobs = list[Job]

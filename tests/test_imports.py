@@ -14,8 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import ROOT
 
 HEAVY_FOR_ENQUEUE = ("textual", "sqlite_utils", "watchfiles", "pydantic", "typer", "click", "rich")
@@ -309,12 +307,6 @@ def test_jobq_modules_import_each_other_without_a_cycle() -> None:
 MAX_LINES = 500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jobq/cli/app.py and jobq/pool/supervisor.py (and jobq/store/sqlite/writes.py, "
-    "connection.py) are over 500 lines; helpers clisplit and poolsplit are splitting the first "
-    "two (remove this mark when every split has landed)",
-)
 def test_no_module_is_over_500_lines() -> None:
     """Every module in jobq/ and tui/ is at most 500 lines long."""
     long = {

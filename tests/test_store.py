@@ -368,20 +368,24 @@ def test_each_id_gets_its_own_answer(store: Store) -> None:
     pending = enqueue(store, NOW)
     running = make_job(store, "running", now=NOW).id
     done = make_job(store, "succeeded", now=NOW).id
-    assert store.cancel([pending, running, done, 999], NOW) == {
+
+    def words(outcomes: dict[int, object]) -> dict[int, str]:
+        return {k: str(v) for k, v in outcomes.items()}
+
+    assert words(store.cancel([pending, running, done, 999], NOW)) == {
         pending: "cancelled",
         running: "cancel requested",
         done: "succeeded",
         999: "not found",
     }
     failed = make_job(store, "failed", now=NOW).id
-    assert store.retry([pending, failed, done, 999], NOW) == {
+    assert words(store.retry([pending, failed, done, 999], NOW)) == {
         pending: "retried",  # cancelled just above
         failed: "retried",
         done: "succeeded",
         999: "not found",
     }
-    answers = store.set_priority([done, 999, failed], 5)
+    answers = words(store.set_priority([done, 999, failed], 5))
     assert answers == {done: "ok", 999: "not found", failed: "ok"}
     assert [j.priority for j in store.get_many([done, failed])] == [5, 5]
 
@@ -390,7 +394,9 @@ def test_retry_reports_a_duplicate_unique_key_of_a_cancelled_job(store: Store) -
     cancelled = enqueue(store, NOW, unique_key="k")
     store.cancel([cancelled], NOW)
     enqueue(store, NOW, unique_key="k")
-    assert store.retry([cancelled], NOW) == {cancelled: "duplicate unique key"}
+    assert {k: str(v) for k, v in store.retry([cancelled], NOW).items()} == {
+        cancelled: "duplicate unique key"
+    }
 
 
 def test_renew_counts_the_leases_still_held(store: Store) -> None:

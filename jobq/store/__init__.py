@@ -12,7 +12,7 @@ renews an attempt names its token, and a stale token changes 0 rows ("fencing").
 
 from __future__ import annotations
 
+from .sqlite.actions import Store
 from .sqlite.sql import DEFAULT_BUSY_TIMEOUT
-from .sqlite.writes import Store
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "Store"]

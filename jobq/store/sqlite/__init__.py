@@ -11,7 +11,7 @@ from __future__ import annotations
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
     from ...backend import Role
-    from .writes import Store
+    from .actions import Store
 
 
 def open_sqlite(
@@ -33,8 +33,8 @@ def open_sqlite(
     """
     from ... import config
     from ...backend import Role
+    from .actions import Store
     from .sql import DEFAULT_BUSY_TIMEOUT
-    from .writes import Store
 
     worker = role in (Role.WORKER, Role.WORKER_SPIN)
     if role is Role.WORKER_SPIN:

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from ...backend import ANY, EVERY, ClaimFilter, JobFilter
 from ...basics import JobState
-from .connection import Connection, _like_escape, _row_to_attempt, _row_to_job
+from .connection import Connection
+from .rows import _like_escape, _row_to_attempt, _row_to_job
 from .sql import (
     ATTEMPT_COLUMNS,
     CLAIMABLE,

@@ -10,33 +10,20 @@ from collections.abc import Callable, Mapping, Sequence
 from ... import lifecycle, retry
 from ...backend import ANY, ActionOutcome, ActionResult, ClaimFilter, Ending
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
-from .connection import _row_to_job, _translate
 from .reads import Reads
+from .rows import _row_to_job
 from .sql import (
-    CANCEL_PENDING,
     CLAIM,
     COMPLETE,
     END_ATTEMPT,
     FIND_UNIQUE,
-    HELD,
     INSERT_ATTEMPT,
     INSERT_JOB,
     INSERT_JOBS_BULK,
     LAST_JOB_ID,
     LEASED,
-    LIVE_POOLS,
-    MARK_POOL_DEAD,
-    PRUNE,
-    PRUNE_WORKERS,
-    REGISTER_WORKER,
     RENEW,
-    REQUEST_CANCEL,
-    RETRY,
-    RUNNING_OF,
-    SET_PAUSED,
-    SET_PRIORITY,
     STATE_OF,
-    WORKER_HEARTBEAT,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
@@ -110,7 +97,7 @@ def _claim_filter(
                        None if queues is None else tuple(queues))  # fmt: skip
 
 
-class Store(Reads):
+class JobWrites(Reads):
     """A connection to one queue file, with every operation of the job state machine."""
 
     def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[int]:
@@ -139,7 +126,7 @@ class Store(Reads):
             row = conn.execute(FIND_UNIQUE, {"type": j.type, "unique_key": j.unique_key}).fetchone()
             if row is not None:
                 return row[0], row[1]
-        cur = conn.execute(INSERT_JOB, Store._job_params(j, now))
+        cur = conn.execute(INSERT_JOB, JobWrites._job_params(j, now))
         return cur.lastrowid, None  # type: ignore[return-value]
 
     def enqueue_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> list[int]:
@@ -169,7 +156,7 @@ class Store(Reads):
         for template, payloads, count in runs:
             if template.unique_key is not None:
                 raise ValueError("a run of jobs cannot carry a unique key")
-            params = Store._job_params(template, now)
+            params = JobWrites._job_params(template, now)
             del params["unique_key"]
             params["payloads"] = payloads
             params["first_id"] = start + total
@@ -421,183 +408,3 @@ class Store(Reads):
             },
         )
         return state
-
-    def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:
-        """Running jobs leased by workers whose id starts with `worker_prefix`:
-        (id, token, worker_id, started_at, timeout, cancel_requested, attempts)."""
-        try:
-            rows = self._conn.execute(
-                RUNNING_OF, {"prefix": worker_prefix, "prefix_end": worker_prefix + "\U0010ffff"}
-            ).fetchall()
-        except sqlite3.Error as e:
-            raise _translate(e, self.path) from None
-        return [(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
-
-    def rescue_expired(self, now: float) -> list[tuple[int, JobState]]:
-        """Rescue jobs of expired leases and dead pools, as any pool's rescuer would."""
-        return self.rescue(now)
-
-    def rescue(
-        self,
-        now: float,
-        *,
-        here: str | None = None,
-        own_pool: str | None = None,
-        progress: Callable[[str], lifecycle.Progress | None] | None = None,
-    ) -> list[tuple[int, JobState]]:
-        """Take back the running jobs of dead pools (at once) and of expired leases whose pool
-        is not alive on this host (`here`, a lifecycle.host_key); never `own_pool`'s.
-
-        Of each claim's remaining jobs, those its worker started are charged an attempt
-        (crashed) and the others released, when `progress(pool_id)` can tell for a dead pool;
-        else all are charged (lifecycle.plan_rescue). Dead pools are marked
-        'dead'. Returns (job id, new state) for every job taken back.
-        """
-        with self._write() as conn:
-            pools: dict[str, str] = {}
-            for pool_id, status, proc, beat in conn.execute(LIVE_POOLS).fetchall():
-                verdict = lifecycle.process_state(proc, here)
-                if verdict == "unknown" and (
-                    lifecycle.pool_status(status, proc, beat, now, here) == lifecycle.DEAD
-                ):
-                    verdict = "stale"
-                pools[pool_id] = verdict
-            held = [
-                lifecycle.HeldJob(r[0], r[1], r[2] or "", r[3] or 0.0, (-r[4], r[5], r[0]))
-                for r in conn.execute(HELD).fetchall()
-            ]
-            dead = [p for p, v in pools.items() if v in ("gone", "stale")]
-            known = {p: progress(p) for p in dead} if progress is not None else None
-            plan = lifecycle.plan_rescue(held, pools, now, own_pool=own_pool, progress=known)
-            out: list[tuple[int, JobState]] = []
-            for job, why in plan.charge:
-                state = self._end_in(conn, job.id, job.token, now, Outcome.CRASHED, why,
-                                     None, None, lambda _a: now, True)  # fmt: skip
-                if state is not None:
-                    out.append((job.id, state))
-            for job, why in plan.release:
-                state = self._end_in(conn, job.id, job.token, now, Outcome.INTERRUPTED, why,
-                                     None, None, lambda _a: now, False)  # fmt: skip
-                if state is not None:
-                    out.append((job.id, state))
-            for pool_id, verdict in pools.items():
-                if verdict in ("gone", "stale"):
-                    conn.execute(MARK_POOL_DEAD, {"id": pool_id})
-        return out
-
-    def cancel(self, ids: Sequence[int], now: float) -> dict[int, ActionOutcome]:
-        """Cancel pending jobs; ask the supervisor to stop running ones.
-
-        Per id: CANCELLED (also when it already was), CANCEL_REQUESTED, NOT_FOUND, or
-        WRONG_STATE (succeeded or failed).
-        """
-        out: dict[int, ActionOutcome] = {}
-        with self._write() as conn:
-            for job_id in ids:
-                if conn.execute(CANCEL_PENDING, {"id": job_id, "now": now}).rowcount:
-                    out[job_id] = ActionOutcome(ActionResult.CANCELLED)
-                elif conn.execute(REQUEST_CANCEL, {"id": job_id}).rowcount:
-                    out[job_id] = ActionOutcome(ActionResult.CANCEL_REQUESTED)
-                else:
-                    got = _state_outcome(conn, job_id)
-                    if got.state is JobState.CANCELLED:  # already: nothing left to do
-                        got = ActionOutcome(ActionResult.CANCELLED)
-                    out[job_id] = got
-        return out
-
-    def retry(self, ids: Sequence[int], now: float) -> dict[int, ActionOutcome]:
-        """Move failed or cancelled jobs back to pending with attempts reset.
-
-        Per id: RETRIED, NOT_FOUND, DUPLICATE_UNIQUE_KEY (a pending or running job of the same
-        type holds its unique key), or WRONG_STATE.
-        """
-        out: dict[int, ActionOutcome] = {}
-        with self._write() as conn:
-            for job_id in ids:
-                if conn.execute(RETRY, {"id": job_id, "now": now}).rowcount:
-                    out[job_id] = ActionOutcome(ActionResult.RETRIED)
-                    continue
-                got = _state_outcome(conn, job_id)
-                if got.state in (JobState.FAILED, JobState.CANCELLED):
-                    got = ActionOutcome(ActionResult.DUPLICATE_UNIQUE_KEY)
-                out[job_id] = got
-        return out
-
-    def set_priority(self, ids: Sequence[int], priority: int) -> dict[int, ActionOutcome]:
-        """Set the priority of jobs; per id OK or NOT_FOUND."""
-        out: dict[int, ActionOutcome] = {}
-        with self._write() as conn:
-            for job_id in ids:
-                n = conn.execute(SET_PRIORITY, {"id": job_id, "priority": priority}).rowcount
-                out[job_id] = ActionOutcome(ActionResult.OK if n else ActionResult.NOT_FOUND)
-        return out
-
-    def prune(self, before: float, states: Sequence[str], batch: int = 5000) -> int:
-        """Delete finished jobs (and their attempts) that finished before `before`.
-
-        Works in batches so that workers are never kept waiting behind one huge delete.
-        """
-        total = 0
-        states_json = json.dumps([s for s in states if s in ("succeeded", "failed", "cancelled")])
-        while True:
-            with self._write() as conn:
-                n = conn.execute(
-                    PRUNE, {"before": before, "states": states_json, "batch": batch}
-                ).rowcount
-                if n < batch:
-                    conn.execute(PRUNE_WORKERS, {"before": before})
-            total += n
-            if n < batch:
-                return total
-
-    def set_paused(self, queue: str, paused: bool, now: float) -> None:
-        """Pause or resume claiming from a queue."""
-        with self._write() as conn:
-            conn.execute(SET_PAUSED, {"name": queue, "paused": int(paused), "now": now})
-
-    def register_worker(
-        self,
-        worker_id: str,
-        *,
-        name: str,
-        host: str,
-        pid: int,
-        concurrency: int,
-        queues: Sequence[str],
-        types: Sequence[str],
-        now: float,
-        type_globs: Sequence[str] | None = None,
-        proc_key: str | None = None,
-    ) -> None:
-        """Record a worker pool in the workers table.
-
-        `types` are its handler names and `type_globs` its `--type` globs ([] for none). None
-        keeps the old record, whose `types` mixes both (diagnoses then tell them apart by their
-        glob characters). `proc_key` is lifecycle.proc_key() of its supervisor.
-        """
-        with self._write() as conn:
-            conn.execute(
-                REGISTER_WORKER,
-                {
-                    "id": worker_id,
-                    "name": name,
-                    "host": host,
-                    "pid": pid,
-                    "now": now,
-                    "concurrency": concurrency,
-                    "queues": json.dumps(list(queues)),
-                    "types": json.dumps(list(types)),
-                    "proc_key": proc_key,
-                    "type_globs": None if type_globs is None else json.dumps(list(type_globs)),
-                },
-            )
-
-    def worker_heartbeat(
-        self, worker_id: str, now: float, jobs_done: int, status: str = "running"
-    ) -> None:
-        """Refresh a pool's heartbeat, job count and status ('running', 'stopping', 'stopped')."""
-        with self._write() as conn:
-            conn.execute(
-                WORKER_HEARTBEAT,
-                {"id": worker_id, "now": now, "jobs_done": jobs_done, "status": status},
-            )
