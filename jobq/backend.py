@@ -14,7 +14,7 @@ fixture) are what a new backend must pass.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass  # already loaded by jobq.lifecycle on every path
+from collections import namedtuple
 
 from .errors import InvalidInput
 
@@ -124,34 +124,46 @@ class ActionOutcome:
         return hash((self.result, self.state))
 
 
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    """Which jobs a read selects, and one page of them.
+if TYPE_CHECKING:
+    from typing import NamedTuple
 
-    `state` is a state or a view (scheduled, retrying); `type_glob` a shell-style glob
-    (`email:*`, matched case-sensitively as fnmatchcase does); `search` text in payload, type and
-    last error. `order`: "newest" (id descending, `after` = last id seen), "oldest" (id
-    ascending) or "claim" (priority DESC, run_at, id; `after` = (priority, run_at, id) of the last
-    row seen). Keyset pagination keeps every page as cheap as the first.
-    """
+    class JobFilter(NamedTuple):
+        """Which jobs a read selects, and one page of them.
 
-    state: str | None = None
-    type_glob: str | None = None
-    queue: str | None = None
-    search: str | None = None
-    limit: int = 50
-    order: str = "newest"
-    after: tuple[int, float, int] | int | None = None
+        `state` is a state or a view (scheduled, retrying); `type_glob` a shell-style glob
+        (`email:*`, matched case-sensitively as fnmatchcase does); `search` text in payload, type
+        and last error. `order`: "newest" (id descending, `after` = last id seen), "oldest" (id
+        ascending) or "claim" (priority DESC, run_at, id; `after` = (priority, run_at, id) of the
+        last row seen). Keyset pagination keeps every page as cheap as the first.
+        """
 
+        state: str | None = None
+        type_glob: str | None = None
+        queue: str | None = None
+        search: str | None = None
+        limit: int = 50
+        order: str = "newest"
+        after: tuple[int, float, int] | int | None = None
 
-@dataclass(frozen=True, slots=True)
-class ClaimFilter:
-    """Which due jobs a worker may claim: exact handler names, `--type` globs, queues (None:
-    any). Paused queues are always skipped."""
+    class ClaimFilter(NamedTuple):
+        """Which due jobs a worker may claim: exact handler names, `--type` globs, queues (None:
+        any). Paused queues are always skipped."""
 
-    types: tuple[str, ...] | None = None
-    type_globs: tuple[str, ...] | None = None
-    queues: tuple[str, ...] | None = None
+        types: tuple[str, ...] | None = None
+        type_globs: tuple[str, ...] | None = None
+        queues: tuple[str, ...] | None = None
+
+else:
+    # namedtuples, not frozen dataclasses: this module is on `jobq enqueue`'s start-up path, and
+    # dataclasses (with inspect) costs it ~10 ms; a namedtuple is as immutable
+    JobFilter = namedtuple(
+        "JobFilter",
+        "state type_glob queue search limit order after",
+        defaults=(None, None, None, None, 50, "newest", None),
+    )
+    JobFilter.__doc__ = "Which jobs a read selects, and one page of them."
+    ClaimFilter = namedtuple("ClaimFilter", "types type_globs queues", defaults=(None, None, None))
+    ClaimFilter.__doc__ = "Which due jobs a worker may claim: handler names, globs, queues."
 
 
 ANY = ClaimFilter()

@@ -246,7 +246,9 @@ class Queue:
             if not self._known(type_, self._valid_types):
                 self._remember(validate_type(type_))
             text = dump_json({} if payload is None else payload, "payload", self.payload_limit)
-            return new_job(type_, text)
+            # every other field is a default: the tuple directly (new_job would re-check each
+            # default, ~20% of an enqueue_many of tiny jobs)
+            return NewJob(type_, DEFAULT_QUEUE, 0, None, None, None, None, text)
         if isinstance(item, Mapping):
             unknown = set(item) - ENQUEUE_FIELDS
             if unknown:

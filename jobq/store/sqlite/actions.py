@@ -11,7 +11,6 @@ import json
 import sqlite3
 from collections.abc import Callable, Sequence
 
-from ... import lifecycle
 from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState, Outcome
 from .connection import _translate
@@ -31,6 +30,10 @@ from .sql import (
     WORKER_HEARTBEAT,
 )
 from .writes import JobWrites, _state_outcome
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
+if TYPE_CHECKING:
+    from ... import lifecycle
 
 
 class Store(JobWrites):
@@ -67,6 +70,8 @@ class Store(JobWrites):
         else all are charged (lifecycle.plan_rescue). Dead pools are marked
         'dead'. Returns (job id, new state) for every job taken back.
         """
+        from ... import lifecycle  # here: `jobq enqueue` never rescues (dataclasses)
+
         with self._write() as conn:
             pools: dict[str, str] = {}
             for pool_id, status, proc, beat in conn.execute(LIVE_POOLS).fetchall():

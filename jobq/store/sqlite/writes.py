@@ -7,7 +7,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 
-from ... import lifecycle, retry
+from ... import retry
 from ...backend import ANY, ActionOutcome, ActionResult, ClaimFilter, Ending
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
 from .reads import Reads
@@ -371,6 +371,8 @@ class JobWrites(Reads):
         if row is None:
             return None
         attempts, max_attempts, worker_id, started_at, cancel_requested = row
+        from ... import lifecycle  # here: `jobq enqueue` never ends an attempt (dataclasses)
+
         end = lifecycle.end_attempt(
             attempts=attempts,
             max_attempts=max_attempts,
