@@ -131,7 +131,7 @@ if TYPE_CHECKING:
         """Which jobs a read selects, and one page of them.
 
         `state` is a state or a view (scheduled, retrying); `type_glob` a shell-style glob
-        (`email:*`, matched case-sensitively as fnmatchcase does); `search` text in payload, type
+        (`email:*`, matched case-sensitively as SQLite GLOB does); `search` text in payload, type
         and last error. `order`: "newest" (id descending, `after` = last id seen), "oldest" (id
         ascending) or "claim" (priority DESC, run_at, id; `after` = (priority, run_at, id) of the
         last row seen). Keyset pagination keeps every page as cheap as the first.
