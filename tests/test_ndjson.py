@@ -3,8 +3,11 @@ builds the same jobs; whatever it is unsure of goes to the strict reader, which 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from hypothesis import strategies as st
 
 from jobq import InvalidInput, JobqError, Queue, ndjson
 from jobq.basics import NewJob
+from jobq.values import MAX_INT_DIGITS, _parse_int
 from tests.factories import T0
 
 LIMIT = 1024 * 1024
@@ -91,7 +95,12 @@ TRICKY = [
     ("trailing space and CR", '{"type": "a"}  \r'),
     ("whitespace-only line", "   "),
     ("two values on a line", '{"type": "a"} {"type": "b"}'),
+    ("form feed after the object", '{"type": "a"}\f'),
+    ("no-break space after the object", '{"type": "a"}\u00a0'),
+    ("a letter after the object", '{"type": "a"}X'),
+    ("deep nesting of objects", '{"type": "a", "payload": ' + '{"k": ' * 600 + "1" + "}" * 601),
     ("unique key", '{"type": "a", "unique_key": "k1"}'),
+    ("unique key and delay", '{"type": "a", "unique_key": "k2", "delay": 60}'),
     ("every field", '{"type": "a", "payload": {"p": 1}, "priority": "high", "queue": "q", '
                     '"delay": "1m", "max_attempts": 2, "timeout": "10s"}'),
     ("run_at", '{"type": "a", "run_at": "2030-01-01T00:00:00Z"}'),
@@ -136,6 +145,137 @@ def test_the_common_batch_takes_the_fast_path(tmp_path: Path) -> None:
     assert runs is not None
     assert [(t.type, n) for t, _, n in runs] == [(f"t{i}", 10) for i in range(10)]
     assert json.loads(runs[3][1]) == [{"i": i} for i in range(30, 40)]
+
+
+def _expand(runs: list[tuple[NewJob, str, int]]) -> list[tuple[NewJob, object]]:
+    """Each job of the runs as (its fields but the payload, its payload)."""
+    jobs = []
+    for template, array, count in runs:
+        elements = json.loads(array)
+        assert len(elements) == count
+        jobs += [(template, e if isinstance(e, dict) else e[0]) for e in elements]
+    return jobs
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ['{"type": "a"}', '{"type": "a", "payload": 3}', '{"type": "b", "payload": {"k": 1}}'],
+        ['{"type": "a", "payload": null}', '{"type": "a"}', '{"type": "a", "payload": [2]}'],
+        ['{"type": "a", "priority": 5, "queue": "q", "payload": [1]}',
+         '{"type": "a", "priority": 5, "queue": "q"}',
+         '{"type": "b", "max_attempts": 2, "timeout": "10s", "delay": "1m", "payload": "s"}'],
+    ],
+    ids=["no payload", "null and no payload", "other fields"],
+)  # fmt: skip
+def test_lines_without_a_payload_or_with_more_fields_take_the_fast_path(
+    tmp_path: Path, lines: list[str]
+) -> None:
+    text = "\n".join(lines) + "\n"
+    parsed = _fast(text)
+    assert isinstance(parsed, list)
+    with Queue(str(tmp_path / "q.db")) as q:
+        runs = ndjson.fast_runs(q, parsed, T0)
+        strict = ndjson.strict_jobs(q, ndjson.strict_lines(text), T0)
+    assert runs is not None, "a common batch fell back to the strict reader"
+    assert _expand(runs) == [(j._replace(payload_json="{}"), json.loads(j.payload_json))
+                             for j in strict]  # fmt: skip
+
+
+@pytest.mark.skipif(not hasattr(sys, "set_int_max_str_digits"), reason="no interpreter limit")
+@pytest.mark.parametrize("interpreter_limit", [0, 2 * MAX_INT_DIGITS])
+def test_a_looser_interpreter_digit_limit_does_not_loosen_jobqs(
+    tmp_path: Path, interpreter_limit: int
+) -> None:
+    # PYTHONINTMAXSTRDIGITS=0 (no limit) or a higher one must not let the C parser accept what
+    # the strict reader refuses
+    line = '{"type": "a", "payload": ' + "9" * (MAX_INT_DIGITS + 1) + "}"
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(interpreter_limit)
+    try:
+        assert _fast(line) is None
+        kind, message = _same_as_reference(tmp_path, line + "\n")
+    finally:
+        sys.set_int_max_str_digits(before)
+    assert (kind, message) == (
+        "error", f"line 1: invalid JSON: integer with {MAX_INT_DIGITS + 1} digits (the limit is "
+                 f"{MAX_INT_DIGITS})")  # fmt: skip
+
+
+@pytest.mark.skipif(not hasattr(sys, "set_int_max_str_digits"), reason="no interpreter limit")
+def test_a_python_without_a_digit_limit_gets_jobqs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python 3.10 before 3.10.7: no sys.get_int_max_str_digits, and C parses any integer
+    line = '{"type": "a", "payload": ' + "9" * (MAX_INT_DIGITS + 1) + "}"
+    before = sys.get_int_max_str_digits()
+    monkeypatch.delattr(sys, "get_int_max_str_digits")
+    sys.set_int_max_str_digits(0)
+    try:
+        assert _fast(line) is None
+        kind, message = _same_as_reference(tmp_path, line + "\n")
+    finally:
+        sys.set_int_max_str_digits(before)
+    assert kind == "error" and f"integer with {MAX_INT_DIGITS + 1} digits" in str(message)
+
+
+@pytest.mark.skipif(not hasattr(sys, "set_int_max_str_digits"), reason="no interpreter limit")
+def test_integers_are_parsed_in_c_when_the_limits_agree() -> None:
+    before = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(MAX_INT_DIGITS)
+    try:
+        assert ndjson._scanner().parse_int is int  # the C scanner's own int, not a hook
+        sys.set_int_max_str_digits(MAX_INT_DIGITS + 1)
+        assert ndjson._scanner().parse_int is _parse_int
+    finally:
+        sys.set_int_max_str_digits(before)
+
+
+def test_the_fast_readers_guards_let_common_lines_through() -> None:
+    line = '{"type": "a"}'
+    assert _fast(line, limit=len(line) * 20) is not None  # the size guard is not one too strict
+    assert _fast('{"type": "a", "payload": "' + "x" * 1200 + '"}') is not None  # long, flat
+    assert _fast('{"type": "a", "payload": ' + "[" * 499 + "]" * 499 + "}") is not None  # 500
+    assert _fast('{"type": "a"}\r\n{"type": "b"} \t\r\n') is not None  # CRLF, trailing blanks
+
+
+@pytest.mark.parametrize(
+    ("text", "strict_reads"),
+    [('{"type": "a"}\n{"type": "b", "priority": 3}\n', 0),
+     ('{"type": "a"}\n{"type": "a", "unique_key": "k"}\n', 1),
+     ('{"type": "a", "payload": [NaN]}\n', 1)],
+    ids=["common batch", "unique key", "bad line"],
+)  # fmt: skip
+def test_the_strict_reader_runs_only_when_needed_and_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, strict_reads: int
+) -> None:
+    calls = []
+    real = ndjson.strict_lines
+
+    def spy(text: str) -> list[tuple[int, dict[str, object]]]:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(ndjson, "strict_lines", spy)
+    with contextlib.suppress(InvalidInput):  # the bad line: its message is checked above
+        ndjson.enqueue(str(tmp_path / "q.db"), text.encode(), LIMIT, T0)
+    assert len(calls) == strict_reads
+
+
+@pytest.mark.parametrize("text", ['{"type": "a"}\n', '{"type": "a", "unique_key": "k"}\n', "{"])
+def test_a_batch_turns_the_cyclic_collector_back_on(tmp_path: Path, text: str) -> None:
+    assert gc.isenabled()
+    with contextlib.suppress(InvalidInput):
+        ndjson.enqueue(str(tmp_path / "q.db"), text.encode(), LIMIT, T0)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with contextlib.suppress(InvalidInput):
+            ndjson.enqueue(str(tmp_path / "q.db"), text.encode(), LIMIT, T0)
+    finally:
+        still_off = not gc.isenabled()
+        gc.enable()
+    assert still_off, "a caller that had turned it off finds it on"
 
 
 def test_a_payload_that_could_reach_the_limit_is_measured_by_the_strict_reader(
@@ -258,7 +398,7 @@ def test_enqueue_runs_writes_nothing_when_a_count_is_wrong(tmp_path: Path) -> No
         with pytest.raises(ValueError, match="held 2 payloads"):
             q.backend.enqueue_runs([(NewJob("a"), "[[1]]", 1), (NewJob("b"), "[[1],[2]]", 3)], T0)
         assert q.count() == 1
-        with pytest.raises(ValueError, match="unique key"):
+        with pytest.raises(ValueError, match=r"^a run of jobs cannot carry a unique key$"):
             q.backend.enqueue_runs([(NewJob("a", unique_key="k"), "[[1]]", 1)], T0)
         assert q.count() == 1
         # a bare scalar element is a caller's mistake (its SQL value is not its JSON text)

@@ -12,7 +12,7 @@ import unicodedata
 
 import pytest
 
-from jobq.safetext import safe_block, safe_line, safe_text
+from jobq.safetext import safe_block, safe_line, safe_text, truncate
 
 ALL = range(0x110000)
 KEPT_IN_BLOCKS = {0x09, 0x0A}  # tab (expanded to spaces) and newline, in multi-line text
@@ -138,3 +138,26 @@ def test_output_is_already_safe() -> None:
     once = safe_text(text, multiline=False)
     assert safe_text(once, multiline=False) == once
     assert not any(ord(ch) in UNSAFE for ch in once)
+
+
+def test_nothing_shows_as_nothing() -> None:
+    assert safe_line(None) == ""
+    assert safe_block(None) == ""
+
+
+def test_safe_text_keeps_lines_unless_told_otherwise() -> None:
+    assert safe_text("a\tb\nc") == "a   b\nc"
+
+
+def test_truncate_counts_the_bytes_left_out() -> None:
+    assert truncate("abc", 3) == "abc"  # exactly at the limit: nothing left out, no marker
+    assert truncate("abcd", 3) == "abc… [1 more bytes]"
+    assert truncate("aé日😀", 1) == "a… [9 more bytes]"  # 2 + 3 + 4 bytes of UTF-8
+    assert truncate("a\ud800b", 1) == "a… [4 more bytes]"  # a lone surrogate counts 3 bytes
+
+
+def test_a_cell_is_200_characters_then_says_what_is_left() -> None:
+    assert safe_line("x" * 200) == "x" * 200
+    assert safe_line("x" * 201) == "x" * 200 + "… [1 more bytes]"
+    # a first line of exactly the width still says that more lines follow
+    assert safe_line("x" * 5 + "\nmore", max_chars=5) == "xxxxx …"

@@ -3,10 +3,14 @@ retry policy, attempt history and the claim's query plan."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
-from jobq import retry
+from jobq import lifecycle, retry
 from jobq.backend import ActionResult
+from jobq.basics import NewJob
+from jobq.errors import CorruptFile
 from jobq.model import JobState
 from jobq.store import Store
 from jobq.store.sqlite.testhooks import claim_plan
@@ -433,6 +437,79 @@ def test_running_of_a_pool(store: Store) -> None:
         )  # fmt: skip
         assert cancel is (job_id == mine[1])
     assert store.running_of("zzz/") == []
+
+
+def test_running_of_a_damaged_file_names_the_file_and_the_fault(db_path: str) -> None:
+    store = Store(db_path)
+    for i in range(50):
+        make_job(store, "running", now=NOW, worker=f"p/{i}")
+    store.close()
+    conn = sqlite3.connect(db_path)
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    roots = conn.execute(  # the pages that RUNNING_OF reads whatever index it picks
+        "SELECT rootpage FROM sqlite_schema WHERE tbl_name = 'jobs' AND rootpage > 1"
+    ).fetchall()
+    conn.close()
+    with open(db_path, "r+b") as f:
+        for (root,) in roots:
+            f.seek((root - 1) * page)
+            f.write(bytes(range(256)) * (page // 256))  # not a b-tree page
+    store = Store(db_path)  # the header and the schema are intact: the read fails
+    try:
+        with pytest.raises(CorruptFile) as e:
+            store.running_of("p/")
+    finally:
+        store.close()
+    assert str(e.value) == (
+        f"{db_path} is damaged (database disk image is malformed); run `jobq doctor`, "
+        "restore a backup"
+    )
+
+
+def test_enqueue_unique_commits_with_synchronous_full(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    original = Store._insert_one
+
+    def spy(conn: sqlite3.Connection, j: NewJob, now: float) -> tuple[int, str | None]:
+        seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+        return original(conn, j, now)
+
+    monkeypatch.setattr(Store, "_insert_one", staticmethod(spy))
+    first, existing = store.enqueue_unique(new_job("a", unique_key="k"), NOW)
+    assert existing is None
+    assert store.enqueue_unique(new_job("a", unique_key="k"), NOW) == (first, "pending")
+    assert seen == [2, 2]  # FULL: the WAL is fsynced at commit, as for every enqueue
+
+
+def test_register_worker_keeps_its_type_globs(store: Store) -> None:
+    for pool, globs in (("a", ["img:*", "mail"]), ("b", []), ("c", None)):
+        store.register_worker(pool, name=pool, host="h", pid=1, concurrency=1, queues=[],
+                              types=["t"], type_globs=globs, now=NOW, proc_key=None)  # fmt: skip
+    got = {w.id: w.type_globs for w in store.workers()}
+    assert got == {"a": ("img:*", "mail"), "b": (), "c": None}
+
+
+def test_a_silent_pools_batch_with_its_progress_releases_what_did_not_start(store: Store) -> None:
+    # a pool whose process this host cannot see (another boot id) and whose heartbeat stopped
+    store.register_worker("quiet", name="quiet", host="h", pid=1, concurrency=1, queues=[],
+                          types=[], now=NOW - lifecycle.STALE_AFTER - 1,
+                          proc_key="otherboot:pid:[9]:123:456")  # fmt: skip
+    ids = [enqueue(store, NOW - 10, type="batch", priority=3 - i) for i in range(3)]
+    claimed = store.claim("quiet/1", NOW - 5, 3600, types=["batch"], limit=3)
+    assert [j.id for j in claimed] == ids
+    asked: list[str] = []
+
+    def progress(pool: str) -> lifecycle.Progress:
+        asked.append(pool)
+        return {"quiet/1": (ids[0], frozenset())}  # it was running the first, no other started
+
+    got = store.rescue(NOW, here="boot:pid:[1]", progress=progress)
+    assert asked == ["quiet"]
+    assert sorted(got) == [(i, JobState.PENDING) for i in ids]
+    assert [store.get(i).attempts for i in ids] == [1, 0, 0]  # type: ignore[union-attr]
+    assert [w.status for w in store.workers()] == ["dead"]
 
 
 def test_worker_heartbeat_records_count_status_and_time(store: Store) -> None:
