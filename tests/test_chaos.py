@@ -353,7 +353,7 @@ def _grandchildren() -> list[int]:
 def test_every_way_an_attempt_ends_at_once_loses_nothing(
     tmp_path: Path, db_path: str, jobq_env: dict[str, str], jobq_cmd: list[str]
 ):
-    n_each, child_kills, pool_kills = (1_000, 100, 10) if SLOW else (60, 10, 2)
+    n_each, child_kills, pool_kills = (1_000, 40, 10) if SLOW else (60, 10, 2)
     # one offset per pool, in turn: every pool's clock is a minute off the producer's
     offsets = [60.0, -60.0] if SLOW else [60.0]
     ledger, cmd_ledger = tmp_path / "ledger", tmp_path / "cmd-ledger"
@@ -363,7 +363,8 @@ def test_every_way_an_attempt_ends_at_once_loses_nothing(
     store = Store(db_path)
     # due a while ago for every clock (a pool a minute slow included)
     past = time.time() - 120
-    jobs = [new_job("chaos.ledger", f'{{"ledger": "{ledger}", "sleep": {0.2 * (i % 2)}}}',
+    slow = 0.5 if SLOW else 0.2  # long enough a run for every supervisor kill to land
+    jobs = [new_job("chaos.ledger", f'{{"ledger": "{ledger}", "sleep": {slow * (i % 2)}}}',
                     max_attempts=1000, run_at=past) for i in range(n_each)]  # fmt: skip
     jobs += [new_job("chaos.base", f'{{"ledger": "{ledger}"}}', max_attempts=1000, run_at=past)
              for _ in range(n_each // 4)]  # fmt: skip
@@ -456,7 +457,8 @@ def test_every_way_an_attempt_ends_at_once_loses_nothing(
     assert unexplained == [], unexplained[:10]
     base_ids = [j for j in runs if store.get(j).type == "chaos.base"]  # type: ignore[union-attr]
     for j in base_ids:
-        outcomes = [h.outcome.value for h in store.attempts(j)]
+        # a claimed job that never started is released uncharged ("interrupted"): skip those
+        outcomes = [h.outcome.value for h in store.attempts(j) if h.outcome.value != "interrupted"]
         assert outcomes[0] in ("failed", "crashed") and outcomes[-1] == "succeeded", outcomes
     assert integrity(db_path) == "ok"
     store.close()
