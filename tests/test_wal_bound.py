@@ -143,3 +143,34 @@ def test_wal_stays_bounded_with_producers_only(db_path: str, tmp_path: Path) -> 
     with Queue(db_path) as q:
         peak = Load(db_path, tmp_path).run(q, 4, {"pad": "p" * 2000}, drained=False)
     assert peak < BOUND, f"WAL grew to {peak / 2**20:.1f} MiB (bound {BOUND / 2**20:.0f} MiB)"
+
+
+@pytest.mark.timeout(60)
+def test_one_shot_enqueue_truncates_a_grown_wal(
+    db_path: str, jobq_env: dict[str, str], jobq_cmd: list[str]
+) -> None:
+    """A reader pinned a snapshot while 20 MiB were written: the WAL could not restart. Once the
+    reader is gone, one `jobq enqueue` (a single commit, as in a shell loop) truncates it."""
+    import sqlite3
+
+    Queue(db_path).close()
+    writer = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        writer.execute("INSERT INTO queues (name) VALUES ('q')")  # a frame for the reader to pin
+        reader = sqlite3.connect(db_path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM jobs").fetchone()
+        for i in range(100):  # a different value each time: SQLite skips no-op updates
+            writer.execute("UPDATE queues SET name = ? WHERE name LIKE 'q%'", (f"q{i}" * 50_000,))
+        reader.execute("COMMIT")
+        reader.close()
+        grown = wal_size(db_path)
+        assert grown > 16 * 2**20, grown
+        r = subprocess.run(
+            [*jobq_cmd, "enqueue", "noop"], env=jobq_env, capture_output=True, timeout=30
+        )
+        assert r.returncode == 0, r.stderr
+        after = wal_size(db_path)  # the writer's connection is still open: no close-checkpoint
+        assert after < 4 * 2**20, f"WAL still {after / 2**20:.1f} MiB (was {grown / 2**20:.1f})"
+    finally:
+        writer.close()

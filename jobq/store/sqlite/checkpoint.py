@@ -19,9 +19,9 @@ and a checkpoint that gave up has still copied what it could.
 Who runs it: the pool's supervisor, between its ticks, once the WAL passes RESTART_ABOVE (writes
 at rate come from pools, and its loop is off the workers' path); and, as a backstop for writers
 without a pool (producers only, with readers), any writing connection that finds the WAL past
-BACKSTOP_ABOVE when it checks, every CHECK_EVERY commits (one stat()). `journal_size_limit`
-makes every ordinary restart of the WAL (no readers in the way) also shrink a file that one big
-transaction has blown up.
+BACKSTOP_ABOVE when it checks, at its first commit and every CHECK_EVERY commits (one stat()).
+`journal_size_limit` makes every ordinary restart of the WAL (no readers in the way) also shrink
+a file that one big transaction has blown up.
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ class WalBound:
         self._not_before = 0.0  # monotonic time before which we do not retry after a failure
         self._patience = PATIENCE
         self._conn_patience = PATIENCE
-        self.commits = 0  # writes since the last size check (see Connection._write)
+        # writes since the last size check (see Connection._write); the first commit checks
+        # too, so that one-shot writers (`jobq enqueue` in a shell loop) bound the WAL as well
+        self.commits = CHECK_EVERY - 1
 
     def close(self) -> None:
         """Close the checkpoint connection, if it was opened."""
