@@ -14,6 +14,7 @@ from jobq import Queue
 from jobq.backend import Role, open_backend
 from jobq.store import Store
 from tests.helpers import wait_until as wait_until  # re-exported: many tests import it from here
+from tests.pgserver import PgServer, ServerUnavailable, start_server
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,21 +39,64 @@ def store(db_path: str) -> Iterator[Store]:
 
 
 # Every backend the contract tests run on; the next backend adds itself here (and its location).
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite"]  # "postgresql" joins when its backend lands
+
+_PG: PgServer | None = None  # the session's server, once `pg_server` has started it
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One real PostgreSQL server for the session (tests/pgserver.py). Without one, the
+    PostgreSQL tests skip with the reason, except in CI (`CI` or JOBQ_REQUIRE_PG=1 set, as
+    .ci/run does), where they fail."""
+    global _PG
+    try:
+        server = start_server()
+    except ServerUnavailable as e:
+        if os.environ.get("CI") or os.environ.get("JOBQ_REQUIRE_PG") == "1":
+            pytest.fail(f"CI must run the PostgreSQL tests: {e}")
+        pytest.skip(str(e))
+    _PG = server
+    yield server
+    _PG = None
+    server.destroy()
 
 
 def backend_location(kind: str, tmp_path: Path) -> str:
-    """A location for a fresh, empty queue of backend `kind`."""
+    """A location for a fresh, empty queue of backend `kind` (for postgresql, the `pg_server`
+    fixture must be active: ask for it, or call `need_backend` first)."""
     if kind == "sqlite":
         return "sqlite:" + str(tmp_path / "queue.db")
+    if kind == "postgresql":
+        assert _PG is not None, "the pg_server fixture is not active"
+        return _PG.location()
     raise AssertionError(f"no test location for backend {kind!r}")
 
 
+def need_backend(kind: str, request: pytest.FixtureRequest) -> None:
+    """Start what backend `kind` needs for this test (the session's server for postgresql)."""
+    if kind == "postgresql":
+        request.getfixturevalue("pg_server")
+
+
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    """Each backend's name in turn, with what it needs started."""
+    need_backend(request.param, request)
+    return str(request.param)
+
+
+@pytest.fixture
+def location(backend_kind: str, tmp_path: Path) -> str:
+    """A fresh, empty queue's location on each backend in turn (a --db / JOBQ_DB value)."""
+    return backend_location(backend_kind, tmp_path)
+
+
+@pytest.fixture
+def backend(backend_kind: str, tmp_path: Path) -> Iterator[Backend]:
     """A fresh queue on each backend, opened through `open_backend`, as a pool opens it: the
     contract tests (state machine, rescue, Hypothesis model) run on this fixture only."""
-    b = open_backend(backend_location(request.param, tmp_path), Role.WORKER)
+    b = open_backend(backend_location(backend_kind, tmp_path), Role.WORKER)
     yield b
     b.close()
 

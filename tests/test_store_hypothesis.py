@@ -23,7 +23,7 @@ from hypothesis.stateful import (
 from jobq import retry
 from jobq.backend import ActionOutcome, ActionResult, Ending, Role, open_backend
 from jobq.model import DEFAULT_MAX_ATTEMPTS, FINISHED_STATES, JobState
-from tests.conftest import BACKENDS, backend_location
+from tests.conftest import BACKENDS, backend_location, need_backend
 from tests.factories import T0, new_job
 
 LEASE = 30.0
@@ -263,6 +263,7 @@ SETTINGS = settings(
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
-def test_backend_matches_the_model(kind: str) -> None:
+def test_backend_matches_the_model(kind: str, request: pytest.FixtureRequest) -> None:
+    need_backend(kind, request)
     machine = type(f"{kind.title()}Machine", (StoreMachine,), {"kind": kind})
     run_state_machine_as_test(machine, settings=SETTINGS)
