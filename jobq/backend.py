@@ -20,7 +20,7 @@ from .errors import InvalidInput
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
     from typing import Protocol
 
     from .basics import JobState, NewJob
@@ -359,5 +359,15 @@ if TYPE_CHECKING:
         def check_identity(self, force: bool = False) -> None: ...
         def maintain(self) -> None: ...
         def backup(self, target: str) -> None: ...
+        def export_rows(
+            self, table: str, batch: int = 5000
+        ) -> Generator[list[tuple[object, ...]], None, None]: ...
+        def import_rows(
+            self,
+            tables: Sequence[tuple[str, Iterable[list[tuple[object, ...]]]]],
+            *,
+            replace: bool = False,
+            progress: Callable[[str, int], None] | None = None,
+        ) -> dict[str, int]: ...
         def doctor(self) -> dict[str, object]: ...
         def close(self) -> None: ...

@@ -1,5 +1,5 @@
 """The commands that look after the queue file and its pools: stats, workers, pause, resume,
-prune, doctor, backup, db path."""
+prune, doctor, backup, copy, db path."""
 
 from __future__ import annotations
 
@@ -127,6 +127,24 @@ def backup(
     _out(target)
 
 
+def copy(
+    src: Annotated[str, typer.Argument(metavar="SRC", help="Queue to copy: a file or a URL.")],
+    dst: Annotated[str, typer.Argument(metavar="DST", help="Where to: a file or a URL.")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite a target that already holds jobs.")
+    ] = False,
+) -> None:
+    """Copy a whole queue (jobs, history, pauses) between a file and PostgreSQL, all or nothing.
+
+    Ids are kept. A target holding jobs is refused unless --replace; a source with running jobs
+    is refused (stop its pools first). Exit 1 when refused, 2 for a bad location.
+    """
+    from ..transfer import copy_queue
+
+    report = copy_queue(src, dst, replace=replace)
+    _out(report.summary())
+
+
 def db_path(ctx: typer.Context) -> None:
     """Print the queue file in use (--db, else $JOBQ_DB, else the user data dir)."""
     from ..backend import display_location
@@ -143,6 +161,7 @@ COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("prune", prune),
     ("doctor", doctor),
     ("backup", backup),
+    ("copy", copy),
 ]
 
 

@@ -29,6 +29,7 @@ from .sql import (
     SET_PRIORITY,
     WORKER_HEARTBEAT,
 )
+from .transfer import Transfer
 from .writes import JobWrites, _state_outcome
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from ... import lifecycle
 
 
-class Store(JobWrites):
+class Store(JobWrites, Transfer):
     """A connection to one queue file, with every operation of the job state machine."""
 
     def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:

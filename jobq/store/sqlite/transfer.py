@@ -1,0 +1,96 @@
+"""Whole-queue export and import for `jobq copy` (jobq/transfer.py has the rules).
+
+Plain sqlite3 executemany, not sqlite-utils' insert_all: insert_all commits through `with conn`,
+which would end the one transaction that makes a copy all or nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Generator, Iterable, Sequence
+
+from .connection import _translate
+from .reads import Reads
+
+Batch = list[tuple[object, ...]]
+
+
+def _columns(table: str) -> tuple[str, ...]:
+    from ...transfer import COPY_COLUMNS  # here: off `jobq enqueue`'s start-up path
+
+    try:
+        return COPY_COLUMNS[table]
+    except KeyError:
+        raise ValueError(f"no table {table!r} travels in a copy") from None
+
+
+class Transfer(Reads):
+    """export_rows / import_rows of the Backend protocol."""
+
+    def export_rows(self, table: str, batch: int = 5000) -> Generator[Batch, None, None]:
+        """The rows of `table` in COPY_COLUMNS order, in batches, by primary key. All tables
+        read by one caller between its first and last batch come from one snapshot only if the
+        caller keeps reading; a copy reads each table to its end before the next."""
+        cols = _columns(table)
+        key = "name" if table == "queues" else "id"
+        sql = f"SELECT {', '.join(cols)} FROM {table} ORDER BY {key}"
+        try:
+            with self._read() as conn:
+                cur = conn.execute(sql)
+                while rows := cur.fetchmany(batch):
+                    yield rows
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
+
+    def import_rows(
+        self,
+        tables: Sequence[tuple[str, Iterable[Batch]]],
+        *,
+        replace: bool = False,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Insert every table's batches in one transaction (all or nothing); ids as given.
+
+        Refuses (TargetNotEmpty) a queue that holds jobs, attempts or queue settings unless
+        `replace`, which deletes them first in the same transaction. Returns rows per table.
+        """
+        written: dict[str, int] = {}
+        with self._write(durable=True) as conn:
+            held = conn.execute(
+                "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),"
+                " (SELECT count(*) FROM queues)"
+            ).fetchone()
+            from ...transfer import TargetNotEmpty
+
+            if any(held) and not replace:
+                raise TargetNotEmpty(
+                    f"{self.path} already holds {held[0]} jobs: copy into an empty queue, or "
+                    "pass --replace to overwrite it"
+                )
+            if any(held):
+                running = conn.execute("SELECT count(*) FROM jobs WHERE state = 'running'")
+                if running.fetchone()[0]:
+                    raise TargetNotEmpty(f"{self.path} has running jobs: stop its pools first")
+                for table in ("attempts", "jobs", "queues"):
+                    conn.execute(f"DELETE FROM {table}")  # constant names
+            for table, batches in tables:
+                cols = _columns(table)
+                sql = (f"INSERT INTO {table} ({', '.join(cols)}) "
+                       f"VALUES ({', '.join('?' * len(cols))})")  # fmt: skip
+                n = 0
+                for rows in batches:
+                    conn.executemany(sql, rows)
+                    n += len(rows)
+                    if progress is not None:
+                        progress(table, n)
+                written[table] = n
+            # the next enqueue continues after the highest copied id (AUTOINCREMENT keeps its
+            # own high-water mark, which a DELETE does not lower)
+            top = conn.execute("SELECT max(id) FROM jobs").fetchone()[0] or 0
+            conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'jobs'", (top,))
+            conn.execute(
+                "INSERT INTO sqlite_sequence (name, seq) SELECT 'jobs', ? WHERE NOT EXISTS "
+                "(SELECT 1 FROM sqlite_sequence WHERE name = 'jobs')",
+                (top,),
+            )
+        return written

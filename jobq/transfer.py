@@ -1,0 +1,117 @@
+"""`jobq copy`: move a whole queue between backends (a file and PostgreSQL, either way).
+
+What travels: every job (pending, scheduled, running-free history: succeeded, failed,
+cancelled), every attempt, and the queues' pause settings, with their ids, so `jobq show 1234`
+names the same job on both sides. Pools do not travel (they register again on the target).
+
+All or nothing: the target writes everything in one transaction, so a copy that fails or is
+killed leaves the target as it was. The source is read in one consistent snapshot. A target that
+already holds jobs is refused unless `replace` (which empties it in the same transaction); a
+source with running jobs is refused (stop its pools first: a job copied mid-run would run twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .backend import Role, display_location, open_backend
+from .errors import InvalidInput, JobqError
+
+# The columns each table travels with, in this order, timestamps as seconds since the epoch;
+# every backend exports and imports exactly these (see Backend.export_rows / import_rows).
+COPY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "queues": ("name", "paused", "paused_at"),
+    "jobs": (
+        "id", "type", "queue", "payload", "priority", "state", "run_at", "attempts",
+        "max_attempts", "timeout", "unique_key", "result", "last_error", "created_at",
+        "started_at", "finished_at", "worker_id", "lease_token", "lease_until",
+        "cancel_requested",
+    ),
+    "attempts": (
+        "id", "job_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "error",
+        "traceback", "output",
+    ),
+}  # fmt: skip
+COPY_TABLES = ("queues", "jobs", "attempts")  # parents before children
+
+
+class TargetNotEmpty(JobqError):
+    """`jobq copy` would overwrite a queue that holds jobs."""
+
+
+class SourceBusy(JobqError):
+    """`jobq copy` was asked to copy a queue whose jobs are running."""
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    """What one copy moved."""
+
+    source: str
+    target: str
+    rows: dict[str, int]
+
+    def summary(self) -> str:
+        r = self.rows
+        counts = f"{r.get('jobs', 0)} jobs, {r.get('attempts', 0)} attempts and "
+        counts += f"{r.get('queues', 0)} queue settings"
+        return f"copied {counts} from {self.source} to {self.target}"
+
+
+def _test_hold(
+    progress: Callable[[str, int], None] | None,
+) -> Callable[[str, int], None] | None:
+    """Test-only hook, JOBQ_TEST_HOLD_COPY=N:PATH: once N jobs are written (uncommitted), touch
+    PATH and sleep until killed (tests/test_copy.py: a killed copy leaves the target as it was)."""
+    import os
+
+    hold = os.environ.get("JOBQ_TEST_HOLD_COPY")
+    if not hold:
+        return progress
+    n, _, path = hold.partition(":")
+
+    def held(table: str, written: int) -> None:
+        if progress is not None:
+            progress(table, written)
+        if table == "jobs" and written >= int(n):
+            open(path, "w").close()
+            import time
+
+            time.sleep(3600)
+
+    return held
+
+
+def copy_queue(
+    source: str,
+    target: str,
+    *,
+    replace: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+) -> CopyReport:
+    """Copy the queue at `source` to `target` (locations), all or nothing; see the module doc."""
+    from .backend import absolute_location
+
+    progress = _test_hold(progress)
+    if absolute_location(source) == absolute_location(target):
+        raise InvalidInput("jobq copy: the source and the target are the same queue")
+    src = open_backend(source, Role.READER)
+    try:
+        running = src.counts().get("running", 0)
+        if running:
+            raise SourceBusy(
+                f"{display_location(source)} has {running} running jobs: stop its pools first "
+                "(a job copied mid-run would run twice)"
+            )
+        readers = [(table, src.export_rows(table)) for table in COPY_TABLES]
+        dst = open_backend(target, Role.PRODUCER)
+        try:
+            rows = dst.import_rows(readers, replace=replace, progress=progress)
+        finally:
+            dst.close()
+            for _, reader in readers:
+                reader.close()  # end a read cut short while its connection is still open
+    finally:
+        src.close()
+    return CopyReport(display_location(source), display_location(target), rows)

@@ -1,0 +1,210 @@
+"""`jobq copy SRC DST`: a whole queue moves between backends, all or nothing, ids and history kept.
+
+Every test runs over each (source, target) pair of backends in BACKENDS, so a file → PostgreSQL
+and a PostgreSQL → file copy are both checked once the PostgreSQL backend is listed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jobq.backend import Ending, Role, open_backend
+from jobq.errors import QueueFileError
+from jobq.transfer import COPY_TABLES, SourceBusy, TargetNotEmpty, copy_queue
+from tests.conftest import BACKENDS, backend_location, need_backend
+from tests.factories import new_job
+from tests.helpers import wait_until
+
+T0 = 1_800_000_000.0
+PAIRS = list(itertools.product(BACKENDS, BACKENDS))
+
+
+@pytest.fixture(params=PAIRS, ids=[f"{a}-to-{b}" for a, b in PAIRS])
+def pair(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(source, target) locations of two fresh queues on the backends of this pair."""
+    src_kind, dst_kind = request.param
+    need_backend(src_kind, request)
+    need_backend(dst_kind, request)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "dst").mkdir()
+    return backend_location(src_kind, tmp_path / "src"), backend_location(
+        dst_kind, tmp_path / "dst"
+    )
+
+
+def _everything(location: str) -> dict[str, list[tuple[object, ...]]]:
+    b = open_backend(location, Role.READER)
+    try:
+        return {t: [row for batch in b.export_rows(t, batch=7) for row in batch]
+                for t in COPY_TABLES}  # fmt: skip
+    finally:
+        b.close()
+
+
+def _fill(location: str) -> list[int]:
+    """A queue with a job in every state the copy carries, a history, a pause and odd payloads."""
+    b = open_backend(location, Role.PRODUCER)
+    try:
+        payloads = ['{"path":"a.jpg"}', '{"n":12345678901234567890,"s":"é\\u0000\\"x"}', "[1,2.5]",
+                    '"text"', "null", '{"deep":{"a":[{"b":-0.0}]}}']  # fmt: skip
+        ids = b.enqueue([new_job("resize", p, priority=i) for i, p in enumerate(payloads)], T0)
+        ids += b.enqueue([new_job("later", run_at=T0 + 3600, queue="slow", max_attempts=7)], T0)
+        ids += b.enqueue([new_job("keyed", unique_key="k1", timeout=12.5)], T0)
+        w = open_backend(location, Role.WORKER)
+        try:
+            ok, bad, gone = w.claim("pool-a/1", T0 + 1, 60, limit=3)
+            w.complete_many([(ok.id, ok.lease_token or "", '{"r":1}', "out\n")], T0 + 2)
+            w.end_attempt(bad.id, bad.lease_token or "", T0 + 3, Ending.FAIL, "boom",
+                          traceback="Traceback…", retryable=False)  # fmt: skip
+            w.end_attempt(gone.id, gone.lease_token or "", T0 + 4, Ending.CRASH, "killed")
+        finally:
+            w.close()
+        b.cancel([ids[-1]], T0 + 5)
+        b.set_paused("slow", True, T0 + 6)
+    finally:
+        b.close()
+    return ids
+
+
+def test_a_copy_carries_every_job_attempt_and_pause_exactly(pair: tuple[str, str]) -> None:
+    src, dst = pair
+    ids = _fill(src)
+    before = _everything(src)
+    report = copy_queue(src, dst)
+    assert report.rows == {"queues": 1, "jobs": len(ids), "attempts": 3}
+    assert _everything(dst) == before  # every column of every row, payload texts byte for byte
+    assert _everything(src) == before  # the source is untouched
+
+
+def test_after_a_copy_new_jobs_get_new_ids_and_old_jobs_read_the_same(
+    pair: tuple[str, str],
+) -> None:
+    src, dst = pair
+    ids = _fill(src)
+    copy_queue(src, dst)
+    b = open_backend(dst, Role.PRODUCER)
+    try:
+        new = b.enqueue([new_job("after")], T0 + 10)[0]
+        assert new > max(ids)
+        s = open_backend(src, Role.READER)
+        try:
+            for i in ids:
+                assert b.get(i) == s.get(i)
+                assert b.attempts(i) == s.attempts(i)
+            assert b.paused_queues() == ["slow"]
+        finally:
+            s.close()
+    finally:
+        b.close()
+
+
+def test_a_target_that_holds_jobs_is_refused_untouched_unless_replace(
+    pair: tuple[str, str],
+) -> None:
+    src, dst = pair
+    _fill(src)
+    b = open_backend(dst, Role.PRODUCER)
+    try:
+        b.enqueue([new_job("mine")], T0)
+    finally:
+        b.close()
+    before = _everything(dst)
+    with pytest.raises(TargetNotEmpty, match="already holds 1 jobs"):
+        copy_queue(src, dst)
+    assert _everything(dst) == before
+    copy_queue(src, dst, replace=True)
+    assert _everything(dst) == _everything(src)
+
+
+def test_a_source_with_running_jobs_is_refused(pair: tuple[str, str]) -> None:
+    src, dst = pair
+    b = open_backend(src, Role.WORKER)
+    try:
+        b.enqueue([new_job("t")], T0)
+        assert b.claim("pool-a/1", T0, 60)
+    finally:
+        b.close()
+    with pytest.raises(SourceBusy, match="1 running jobs"):
+        copy_queue(src, dst)
+    with pytest.raises(QueueFileError):  # refused before the target was even created
+        open_backend(dst, Role.READER)
+
+
+def test_a_copy_that_fails_midway_leaves_the_target_as_it_was(pair: tuple[str, str]) -> None:
+    src, dst = pair
+    b = open_backend(src, Role.PRODUCER)
+    try:
+        b.enqueue([new_job("t", f'{{"i":{i}}}') for i in range(3000)], T0)
+    finally:
+        b.close()
+
+    class Stop(Exception):
+        pass
+
+    def stop_midway(table: str, n: int) -> None:
+        if table == "jobs" and n >= 1500:
+            raise Stop
+
+    with pytest.raises(Stop):
+        copy_queue(src, dst, progress=stop_midway)
+    assert _everything(dst) == {"queues": [], "jobs": [], "attempts": []}
+    copy_queue(src, dst)  # and a second try copies everything
+    assert len(_everything(dst)["jobs"]) == 3000
+
+
+def test_a_killed_copy_leaves_the_target_as_it_was(pair: tuple[str, str], tmp_path: Path) -> None:
+    """SIGKILL of `jobq copy` while it writes (held there by JOBQ_TEST_HOLD_COPY)."""
+    src, dst = pair
+    b = open_backend(src, Role.PRODUCER)
+    try:
+        b.enqueue([new_job("t", f'{{"i":{i}}}') for i in range(2000)], T0)
+    finally:
+        b.close()
+    held = tmp_path / "held"
+    env = {**os.environ, "JOBQ_TEST_HOLD_COPY": f"1000:{held}"}
+    proc = subprocess.Popen([sys.executable, "-m", "jobq", "copy", src, dst], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        wait_until(held.exists, timeout=30, what="the copy reached its 1000th job")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _everything(dst)["jobs"] == []
+    r = subprocess.run([sys.executable, "-m", "jobq", "copy", src, dst],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("copied 2000 jobs, 0 attempts and 0 queue settings from ")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run([sys.executable, "-m", "jobq", *args], capture_output=True, text=True,
+                       timeout=60)  # fmt: skip
+    assert "Traceback" not in r.stderr, r.stderr
+    return r
+
+
+def test_the_cli_refuses_bad_copies_with_one_line(pair: tuple[str, str], tmp_path: Path) -> None:
+    src, dst = pair
+    _fill(src)
+    same = _cli("copy", src, src)
+    assert (same.returncode, same.stderr.count("\n")) == (2, 1)
+    assert "the source and the target are the same queue" in same.stderr
+    missing = _cli("copy", str(tmp_path / "nothing.db"), dst)
+    assert (missing.returncode, missing.stderr.count("\n")) == (1, 1)
+    with pytest.raises(QueueFileError):  # neither refusal created the target
+        open_backend(dst, Role.READER)
+    ok = _cli("copy", src, dst)
+    assert ok.returncode == 0, ok.stderr
+    again = _cli("copy", src, dst)
+    assert (again.returncode, again.stderr.count("\n")) == (1, 1)
+    assert "--replace" in again.stderr
+    assert _cli("copy", "--replace", src, dst).returncode == 0
