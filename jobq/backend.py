@@ -21,7 +21,7 @@ from .errors import InvalidInput
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-    from typing import Protocol
+    from typing import Any, Protocol
 
     from .basics import JobState, NewJob
     from .lifecycle import Progress
@@ -359,6 +359,7 @@ if TYPE_CHECKING:
         def check_identity(self, force: bool = False) -> None: ...
         def maintain(self) -> None: ...
         def backup(self, target: str) -> None: ...
+        def metric_totals(self, now: float) -> dict[str, list[tuple[Any, ...]]]: ...
         def export_rows(
             self, table: str, batch: int = 5000
         ) -> Generator[list[tuple[object, ...]], None, None]: ...

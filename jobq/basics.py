@@ -115,3 +115,8 @@ def same_batch(jobs: Sequence[NewJob]) -> list[tuple[int, int]]:
         spans.append((i, k))
         i = k
     return spans
+
+
+# Buckets of `jobq_run_seconds` (jobq.metrics): the store counts pruned attempts into the same ones
+RUN_SECONDS_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                      120.0, 300.0, 600.0, 1800.0, 3600.0)  # fmt: skip

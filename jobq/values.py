@@ -365,3 +365,17 @@ def decode_utf8(data: bytes, what: str = "input") -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InvalidInput(f"{what} is not valid UTF-8 (bad byte at offset {e.start})") from None
+
+
+def parse_listen(text: str, what: str = "address") -> tuple[str, int]:
+    """`[HOST:]PORT` (an IPv6 host in brackets) → (host, port); the host defaults to 127.0.0.1."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep:
+        host = "127.0.0.1"
+    elif host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise InvalidInput(f"{what} {text!r}: expected [HOST:]PORT with PORT in 1-65535")
+    if sep and not host:
+        raise InvalidInput(f"{what} {text!r}: the host before ':' is empty")
+    return host, int(port_text)

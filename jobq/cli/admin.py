@@ -145,6 +145,16 @@ def copy(
     _out(report.summary())
 
 
+def metrics(ctx: typer.Context) -> None:
+    """Print the queue's Prometheus metrics (text format), e.g. for node exporter's textfile
+    collector from cron: jobs per state/queue/type, oldest due job per queue, attempts and
+    failures per type, run-time histograms, busy slots per pool."""
+    from .. import config
+    from ..metrics import exposition
+
+    _out(exposition(config.resolve_db_path(ctx.obj)).rstrip("\n"))
+
+
 def db_path(ctx: typer.Context) -> None:
     """Print the queue file in use (--db, else $JOBQ_DB, else the user data dir)."""
     from ..backend import display_location
@@ -162,6 +172,7 @@ COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("doctor", doctor),
     ("backup", backup),
     ("copy", copy),
+    ("metrics", metrics),
 ]
 
 

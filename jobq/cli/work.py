@@ -137,6 +137,17 @@ def work(
             help="Prune finished jobs older than this while running.",
         ),
     ] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            metavar="[HOST:]PORT",
+            envvar="JOBQ_METRICS",
+            show_default=False,
+            help="Serve the queue's Prometheus metrics on http://HOST:PORT/metrics "
+            "(HOST defaults to 127.0.0.1).",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker pool: a supervisor and N child processes that claim and run jobs."""
     from ..pool.settings import pool_settings
@@ -156,6 +167,7 @@ def work(
         log_level=log_level,
         lease=lease,
         retention=retention,
+        metrics=metrics,
     )
     if ctx.info_name == "systemd-unit":
         render_unit = _optional("jobq.pool.systemd", "render_unit")

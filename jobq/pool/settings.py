@@ -11,7 +11,7 @@ class PoolSettings:
     """Everything `jobq work` was asked to do. Each field has a `JOBQ_*` environment variable
     (read by the CLI): JOBQ_CONCURRENCY, JOBQ_APP, JOBQ_EXEC, JOBQ_HANDLERS, JOBQ_QUEUE,
     JOBQ_TYPE, JOBQ_BURST, JOBQ_SHUTDOWN_TIMEOUT, JOBQ_MAX_JOBS_PER_CHILD, JOBQ_NAME,
-    JOBQ_LOG_LEVEL, JOBQ_LEASE, JOBQ_POLL_INTERVAL, JOBQ_RETENTION."""
+    JOBQ_LOG_LEVEL, JOBQ_LEASE, JOBQ_POLL_INTERVAL, JOBQ_RETENTION, JOBQ_METRICS."""
 
     db_path: str
     concurrency: int
@@ -30,6 +30,7 @@ class PoolSettings:
     poll_interval: float = 5.0  # fallback poll when no wake-up arrives
     retention: float | None = None  # prune finished jobs older than this many seconds
     start_method: str = "spawn"
+    metrics: tuple[str, int] | None = None  # serve Prometheus /metrics on (host, port)
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -58,12 +59,13 @@ def pool_settings(
     log_level: str,
     lease: str,
     retention: str | None,
+    metrics: str | None = None,
 ) -> PoolSettings:
     """Validate the `jobq work` options (flags over JOBQ_* variables) into PoolSettings."""
     from ..backend import supported
     from ..config import resolve_db_path
     from ..errors import InvalidInput
-    from ..values import parse_duration, validate_queue, validate_type
+    from ..values import parse_duration, parse_listen, validate_queue, validate_type
     from .loader import parse_exec
 
     apps = apps or _env_list("JOBQ_APP", "," + os.pathsep)
@@ -101,4 +103,5 @@ def pool_settings(
         lease_seconds=lease_seconds,
         poll_interval=poll_interval,
         retention=None if retention is None else parse_duration(retention, "retention"),
+        metrics=None if metrics is None else parse_listen(metrics, "--metrics"),
     )

@@ -62,6 +62,16 @@ def run_pool(settings: PoolSettings) -> int:
         return e.exit_code
 
 
+def serve_metrics(location: str, host: str, port: int) -> object:
+    """Start serving /metrics (jobq.metrics) or raise a one-line JobqError."""
+    from ..metrics import serve
+
+    try:
+        return serve(location, host, port)
+    except OSError as e:
+        raise JobqError(f"cannot serve metrics on {host}:{port}: {e.strerror or e}") from None
+
+
 class Pool:
     """A supervisor and its children."""
 
@@ -77,6 +87,8 @@ class Pool:
         )
         self.types = sorted(self.handlers)
         self.store = open_backend(self.db_path, Role.WORKER)
+        if settings.metrics is not None:
+            self.metrics_server = serve_metrics(self.db_path, *settings.metrics)
         host = socket.gethostname()
         name = (settings.name or host).replace("/", "_")
         self.pool_id = f"{name}:{os.getpid()}:{secrets.token_hex(2)}"

@@ -142,6 +142,9 @@ def settings_to_argv(s: PoolSettings) -> list[str]:
         argv += ["--log-level", s.log_level]
     if s.retention is not None:
         argv += ["--retention", f"{s.retention:g}s"]
+    if s.metrics is not None:
+        host, port = s.metrics
+        argv += ["--metrics", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     return argv
 
 

@@ -14,11 +14,13 @@ from collections.abc import Callable, Sequence
 from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState, Outcome
 from .connection import _translate
+from .metrics import Metrics, keep_totals
 from .sql import (
     CANCEL_PENDING,
     HELD,
     LIVE_POOLS,
     MARK_POOL_DEAD,
+    PRUNABLE,
     PRUNE,
     PRUNE_WORKERS,
     REGISTER_WORKER,
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from ... import lifecycle
 
 
-class Store(JobWrites, Transfer):
+class Store(JobWrites, Transfer, Metrics):
     """A connection to one queue file, with every operation of the job state machine."""
 
     def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:
@@ -161,9 +163,13 @@ class Store(JobWrites, Transfer):
         states_json = json.dumps([s for s in states if s in ("succeeded", "failed", "cancelled")])
         while True:
             with self._write() as conn:
-                n = conn.execute(
-                    PRUNE, {"before": before, "states": states_json, "batch": batch}
-                ).rowcount
+                ids = conn.execute(
+                    PRUNABLE, {"before": before, "states": states_json, "batch": batch}
+                ).fetchall()
+                ids_json = json.dumps([r[0] for r in ids])
+                if ids:  # their attempts stay counted in the metrics (metrics.py)
+                    keep_totals(conn, ids_json)
+                n = conn.execute(PRUNE, {"ids": ids_json}).rowcount
                 if n < batch:
                     conn.execute(PRUNE_WORKERS, {"before": before})
             total += n

@@ -97,6 +97,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE workers ADD COLUMN type_globs TEXT",
         "ALTER TABLE workers ADD COLUMN proc_key TEXT",
     ),
+    # 3: what pruned attempts add to the Prometheus counters (jobq metrics), so that a prune
+    # never makes a counter go down: per job type, a key ('attempts:<outcome>', 'seconds',
+    # 'bucket:<i>') and the total of the attempts pruned so far
+    (
+        """
+        CREATE TABLE metric_totals (
+            type  TEXT NOT NULL,
+            key   TEXT NOT NULL,
+            value REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY (type, key)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -157,13 +157,13 @@ SET_PRIORITY = "UPDATE jobs SET priority = :priority WHERE id = :id"
 
 STATE_OF = "SELECT state FROM jobs WHERE id = :id"
 
-PRUNE = """
-DELETE FROM jobs WHERE id IN (
-    SELECT id FROM jobs
-    WHERE finished_at < :before AND state IN (SELECT value FROM json_each(:states))
-    LIMIT :batch
-)
+PRUNABLE = """
+SELECT id FROM jobs
+WHERE finished_at < :before AND state IN (SELECT value FROM json_each(:states))
+LIMIT :batch
 """
+
+PRUNE = "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(:ids))"
 
 PRUNE_WORKERS = """
 DELETE FROM workers WHERE heartbeat_at < :before
@@ -203,11 +203,76 @@ SELECT EXISTS (
 """
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
-SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues")
+SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals")
 COUNT_TABLES = """
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
-       (SELECT count(*) FROM workers), (SELECT count(*) FROM queues)
+       (SELECT count(*) FROM workers), (SELECT count(*) FROM queues),
+       (SELECT count(*) FROM metric_totals)
 """
 
 # Every connection: a WAL restarted at its front is also cut back to 4 MiB (store/checkpoint.py)
 JOURNAL_SIZE_LIMIT = "PRAGMA journal_size_limit = 4194304"
+
+# ---- metrics (store/sqlite/metrics.py, jobq/metrics.py)
+
+# An ended attempt's run time, and the index of its jobq_run_seconds bucket: the first of
+# basics.RUN_SECONDS_BOUNDS it is within, 18 for +Inf (tests/test_metrics.py checks the bounds)
+RUN_SECONDS = "max(a.finished_at - a.started_at, 0)"
+RUN_BUCKET = """
+CASE
+    WHEN max(a.finished_at - a.started_at, 0) <= 0.005 THEN 0
+    WHEN max(a.finished_at - a.started_at, 0) <= 0.01 THEN 1
+    WHEN max(a.finished_at - a.started_at, 0) <= 0.025 THEN 2
+    WHEN max(a.finished_at - a.started_at, 0) <= 0.05 THEN 3
+    WHEN max(a.finished_at - a.started_at, 0) <= 0.1 THEN 4
+    WHEN max(a.finished_at - a.started_at, 0) <= 0.25 THEN 5
+    WHEN max(a.finished_at - a.started_at, 0) <= 0.5 THEN 6
+    WHEN max(a.finished_at - a.started_at, 0) <= 1.0 THEN 7
+    WHEN max(a.finished_at - a.started_at, 0) <= 2.5 THEN 8
+    WHEN max(a.finished_at - a.started_at, 0) <= 5.0 THEN 9
+    WHEN max(a.finished_at - a.started_at, 0) <= 10.0 THEN 10
+    WHEN max(a.finished_at - a.started_at, 0) <= 30.0 THEN 11
+    WHEN max(a.finished_at - a.started_at, 0) <= 60.0 THEN 12
+    WHEN max(a.finished_at - a.started_at, 0) <= 120.0 THEN 13
+    WHEN max(a.finished_at - a.started_at, 0) <= 300.0 THEN 14
+    WHEN max(a.finished_at - a.started_at, 0) <= 600.0 THEN 15
+    WHEN max(a.finished_at - a.started_at, 0) <= 1800.0 THEN 16
+    WHEN max(a.finished_at - a.started_at, 0) <= 3600.0 THEN 17
+    ELSE 18
+END
+"""
+
+# A prune adds the attempts of the jobs it deletes to metric_totals, so no counter goes down
+KEEP_TOTALS = f"""
+INSERT INTO metric_totals (type, key, value)
+SELECT j.type, k.key, k.value FROM (
+    SELECT a.job_id, 'attempts:' || a.outcome AS key, 1.0 AS value
+    FROM attempts AS a WHERE a.job_id IN (SELECT value FROM json_each(:ids))
+    UNION ALL
+    SELECT a.job_id, 'seconds', {RUN_SECONDS} FROM attempts AS a
+    WHERE a.job_id IN (SELECT value FROM json_each(:ids))
+    UNION ALL
+    SELECT a.job_id, 'bucket:' || ({RUN_BUCKET}), 1.0 FROM attempts AS a
+    WHERE a.job_id IN (SELECT value FROM json_each(:ids))
+) AS k JOIN jobs AS j ON j.id = k.job_id
+WHERE true
+ON CONFLICT (type, key) DO UPDATE SET value = value + excluded.value
+"""
+
+METRIC_JOBS = "SELECT state, queue, type, count(*) FROM jobs GROUP BY state, queue, type"
+METRIC_DUE = """
+SELECT queue, min(run_at) FROM jobs WHERE state = 'pending' AND run_at <= :now GROUP BY queue
+"""
+METRIC_ATTEMPTS = f"""
+SELECT j.type, a.outcome, count(*), sum({RUN_SECONDS}) FROM attempts AS a
+JOIN jobs AS j ON j.id = a.job_id GROUP BY j.type, a.outcome
+"""
+METRIC_BUCKETS = f"""
+SELECT j.type, {RUN_BUCKET} AS b, count(*) FROM attempts AS a
+JOIN jobs AS j ON j.id = a.job_id GROUP BY j.type, b
+"""
+METRIC_KEPT = "SELECT type, key, value FROM metric_totals"
+METRIC_BUSY = """
+SELECT substr(worker_id, 1, instr(worker_id || '/', '/') - 1), count(*)
+FROM jobs WHERE state = 'running' GROUP BY 1
+"""
