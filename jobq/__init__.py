@@ -10,6 +10,7 @@ from __future__ import annotations
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
     from .backend import ActionOutcome, ActionResult
+    from .control import Fail, Snooze
     from .diagnose import (
         Diagnosis,
         ErrorGroup,
@@ -65,6 +66,7 @@ _EXPORTS = {
     "Diagnosis": "diagnose",
     "DiskFull": "errors",
     "ErrorGroup": "diagnose",
+    "Fail": "control",
     "FailedAttempt": "model",
     "FileReplaced": "errors",
     "Handler": "handlers",
@@ -85,6 +87,7 @@ _EXPORTS = {
     "Queue": "queue",
     "QueueFileError": "errors",
     "QueueStats": "model",
+    "Snooze": "control",
     "TemporaryFailure": "errors",
     "WaitReason": "diagnose",
     "WaitTimeout": "errors",
@@ -130,6 +133,7 @@ __all__ = [
     "Diagnosis",
     "DiskFull",
     "ErrorGroup",
+    "Fail",
     "FailedAttempt",
     "FileReplaced",
     "Handler",
@@ -149,6 +153,7 @@ __all__ = [
     "Queue",
     "QueueFileError",
     "QueueStats",
+    "Snooze",
     "TemporaryFailure",
     "WaitReason",
     "WaitTimeout",

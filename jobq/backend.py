@@ -62,6 +62,9 @@ class Ending(enum.Enum):
     """A graceful shutdown interrupted the attempt: back to pending, attempt not used up."""
     RELEASE = "release"
     """Claimed but never started: back to pending, attempt not used up."""
+    SNOOZE = "snooze"
+    """The handler asked to run again later (jobq.Snooze): pending after `delay`, attempt not
+    used up; past jobq.control.MAX_SNOOZES snoozes in a job's life it counts like FAIL."""
 
 
 class ActionResult(str, enum.Enum):
@@ -302,6 +305,7 @@ if TYPE_CHECKING:
             output: str | None = None,
             retryable: bool = True,
             rand: float | None = None,
+            delay: float | None = None,
         ) -> JobState | None: ...
         def running_of(self, worker_prefix: str) -> list[RunningRow]: ...
         def rescue(

@@ -91,6 +91,30 @@ def end_attempt(
     return Ending(JobState.FAILED, outcome, new_attempts, None, True)
 
 
+def snooze_or_fail(
+    snoozes: int,
+    now: float,
+    retry_at: Callable[[int], float] | None,
+    rand: float | None,
+    error: str | None,
+) -> tuple[bool, Outcome, bool, Callable[[int], float] | None, str | None]:
+    """A snooze (jobq.Snooze) of a job that has snoozed `snoozes` times before: (still a snooze,
+    outcome, counted, retry_at, error). Up to MAX_SNOOZES it is one: not counted, due at
+    `retry_at`. Past it, the snooze counts as a failed attempt, retried after the default backoff.
+    """
+    from .control import MAX_SNOOZES
+    from .retry import backoff
+
+    if snoozes < MAX_SNOOZES:
+        return True, Outcome.INTERRUPTED, False, retry_at, error
+
+    def later(attempts: int) -> float:
+        return now + backoff(attempts, rand)
+
+    why = f"snoozed {snoozes} times (the most a job may): counted as a failed attempt"
+    return False, Outcome.FAILED, True, later, why
+
+
 # What a dead pool's child was doing: (job it was running or 0, jobs that ran but whose
 # success was not recorded yet), by worker id.
 Progress = Mapping[str, tuple[int, frozenset[int]]]

@@ -158,6 +158,32 @@ def limits(payload: JSONValue, job: jobq.Job) -> dict[str, float | None]:
     return {"max_attempts": job.max_attempts, "timeout": job.timeout}
 
 
+@jobq.handler("fail_now", max_attempts=5)
+def fail_now(payload: JSONValue, job: jobq.Job) -> None:
+    """Give up at once with jobq.Fail, though attempts are left."""
+    _ledger(payload, job)
+    raise jobq.Fail("image too large: 90000x90000")
+
+
+@jobq.handler("snooze_then_ok", max_attempts=1)
+def snooze_then_ok(payload: JSONValue, job: jobq.Job) -> object:
+    """Snooze payload["snoozes"] times for payload["seconds"], then succeed (one attempt only:
+    a snooze that counted would fail the job)."""
+    assert isinstance(payload, dict) and isinstance(payload["ledger"], str)
+    _ledger(payload, job)
+    runs = len(Path(payload["ledger"]).read_text().splitlines())
+    if runs <= int(payload["snoozes"]):  # type: ignore[call-overload]
+        return jobq.Snooze(float(payload["seconds"]))  # type: ignore[arg-type]
+    return {"runs": runs}
+
+
+@jobq.handler("backoff_list", max_attempts=3, backoff=[0.3, 0.6])
+def backoff_list(payload: JSONValue, job: jobq.Job) -> None:
+    """Always fail; retried after the handler's own 0.3 s, then 0.6 s."""
+    _ledger(payload, job)
+    raise ValueError(f"attempt {job.attempts}")
+
+
 # ---- running a pool in a test ----------------------------------------------------------------
 
 POOL_SCRIPT = """

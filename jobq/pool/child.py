@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, TypeVar
 
 from ..backend import ClaimFilter, Ending, Role, absolute_location, open_backend
+from ..control import Backoff, backoff_delay
 from ..errors import DatabaseBusy, FileReplaced, JobqError, TemporaryFailure
 from ..handlers import Handler
 from ..model import Job
@@ -310,22 +311,27 @@ class Child:
             self.slot.end()
             return
         self.flush()
-        self.record_failure(job, result)
+        self.record_failure(job, result, handler.backoff)
         self.slot.end()
 
-    def record_failure(self, job: Job, result: Result) -> None:
-        """Record a failed attempt: retried after backoff, or failed for good."""
+    def record_failure(self, job: Job, result: Result, backoff: Backoff | None = None) -> None:
+        """Record a failed attempt: retried after backoff (the handler's, else the default), or
+        failed for good; or a snooze (jobq.Snooze): due again later, the attempt not counted."""
         assert job.lease_token is not None
         token = job.lease_token
+        how = Ending.SNOOZE if result.snooze is not None else Ending.FAIL
+        delay = result.snooze if result.snooze is not None else backoff_delay(backoff, job.attempts)
         state = self.persist(
             lambda: self.store.end_attempt(
                 job.id,
                 token,
                 time.time(),
-                Ending.FAIL,
+                how,
                 result.error or "failed",
                 traceback=result.traceback,
                 output=result.output,
+                retryable=result.retryable,
+                delay=delay,
             )
         )
         self.count_done(1)

@@ -4,7 +4,8 @@ The command runs without a shell (argv was split shell-style when the handler wa
 new session so that its whole process group can be killed on timeout or cancel. The payload goes
 to its stdin as JSON and nothing from the payload ever reaches its command line. Exit 0: stdout
 is the result (JSON if it parses, else text). Non-zero: the last stderr line is the error and the
-stderr tail is kept as the attempt's traceback.
+stderr tail is kept as the attempt's traceback; 100 fails the job now (no retry), 101 snoozes it
+(jobq.control).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..backend import absolute_location
+from ..control import DEFAULT_SNOOZE, EXIT_FAIL_NOW, EXIT_SNOOZE, Snooze
 from ..values import _reject_constant
 from .executor import (
     OUTPUT_LIMIT,
@@ -242,6 +244,9 @@ def run_command(
     if rc == 0:
         result = stdout_to_result(bytes(stdout.data), stdout.truncated)
         return Result(True, result_json=result, output=err_text)
+    if rc == EXIT_SNOOZE:
+        seconds = snooze_seconds(bytes(stdout.data))
+        return Result(False, error=f"snoozed for {seconds:g}s", output=err_text, snooze=seconds)
     if rc < 0:
         try:
             name = signal.Signals(-rc).name
@@ -254,7 +259,18 @@ def run_command(
     if last:
         error += f": {last}"
     out_text = bytes(stdout.data).decode("utf-8", "replace") or None
-    return Result(False, error=error, traceback=err_text, output=out_text)
+    return Result(False, error=error, traceback=err_text, output=out_text,
+                  retryable=rc != EXIT_FAIL_NOW)  # fmt: skip
+
+
+def snooze_seconds(stdout: bytes) -> float:
+    """The seconds a snoozing command asked for: its stdout's first line, else the default (also
+    for a line that is not a number of seconds jobq.Snooze accepts)."""
+    first = stdout.decode("utf-8", "replace").strip().split("\n", 1)[0].strip()
+    try:
+        return Snooze(float(first)).seconds
+    except ValueError:
+        return DEFAULT_SNOOZE
 
 
 def _wait_exited(pid: int) -> None:

@@ -13,6 +13,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 
+from ..control import Fail, Snooze
 from ..handlers import HandlerFunc
 from ..model import Job
 
@@ -30,6 +31,8 @@ class Result:
     error: str | None = None
     traceback: str | None = None
     output: str | None = None
+    retryable: bool = True  # False: jobq.Fail, the job fails now whatever attempts are left
+    snooze: float | None = None  # jobq.Snooze: due again in this many seconds, not counted
 
 
 def dropped_marker(count: int, unit: str) -> str:
@@ -107,6 +110,14 @@ def one_line(text: str, limit: int = 500) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def _kept_traceback() -> str:
+    """The traceback of the exception being handled, its tail kept within the limit."""
+    tb = traceback.format_exc()
+    if len(tb) > TRACEBACK_LIMIT:
+        tb = dropped_marker(len(tb) - TRACEBACK_LIMIT, "characters") + tb[-TRACEBACK_LIMIT:]
+    return tb
+
+
 class Executor:
     """Runs Python handlers in this process with stdout, stderr and logging captured."""
 
@@ -125,18 +136,23 @@ class Executor:
         sys.stdout = sys.stderr = buf
         try:
             value = func(job.payload, job)
+        except Fail as e:  # the handler says: no point retrying
+            return Result(False, error=one_line(str(e)) or "failed (jobq.Fail)",
+                          traceback=_kept_traceback(), output=buf.getvalue(),
+                          retryable=False)  # fmt: skip
         # BaseException: a handler's KeyboardInterrupt, GeneratorExit, CancelledError or own
         # subclass fails its attempt like any error (the child ignores SIGINT, so none of these
         # comes from outside); letting one kill the child would make a poison pill of it
         except BaseException as e:
-            tb = traceback.format_exc()
-            if len(tb) > TRACEBACK_LIMIT:
-                tb = dropped_marker(len(tb) - TRACEBACK_LIMIT, "characters") + tb[-TRACEBACK_LIMIT:]
+            tb = _kept_traceback()
             summary = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             return Result(False, error=one_line(summary), traceback=tb, output=buf.getvalue())
         finally:
             sys.stdout, sys.stderr = saved
             root.removeHandler(self._log_handler)
+        if isinstance(value, Snooze):
+            return Result(False, error=f"snoozed for {value.seconds:g}s", output=buf.getvalue(),
+                          snooze=value.seconds)  # fmt: skip
         try:
             result_json = result_to_json(value)
         except (TypeError, ValueError) as e:

@@ -6,6 +6,7 @@ A handlers file names one table per type:
     command = "convert -resize 50% - -"
     timeout = "60s"          # or a number of seconds; 0 = none
     max_attempts = 3
+    backoff = ["10s", "1m", "10m"]   # or "30s": delays before retries (jobq.control)
 
 Precedence when a type is defined twice: `--exec` over the handlers file over Python handlers
 (the most explicit source wins).
@@ -93,7 +94,7 @@ def _toml_handler(path: str, type_name: str, spec: object) -> Handler:
     where = f"{path}: [handlers.{type_name}]"
     if not isinstance(spec, dict):
         raise HandlerError(f"{where} must be a table")
-    unknown = set(spec) - {"command", "timeout", "max_attempts"}
+    unknown = set(spec) - {"command", "timeout", "max_attempts", "backoff"}
     if unknown:
         raise HandlerError(f"{where}: unknown key {sorted(unknown)[0]!r}")
     command = spec.get("command")
@@ -114,7 +115,13 @@ def _toml_handler(path: str, type_name: str, spec: object) -> Handler:
         not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1
     ):
         raise HandlerError(f"{where}: max_attempts must be an integer >= 1")
-    return Handler(type_name, command=argv, max_attempts=max_attempts, timeout=timeout)
+    backoff = spec.get("backoff")
+    if backoff is not None:
+        from ..control import check_backoff
+
+        backoff = check_backoff(backoff, where)
+    return Handler(type_name, command=argv, max_attempts=max_attempts, timeout=timeout,
+                   backoff=backoff)  # fmt: skip
 
 
 def load_handlers(

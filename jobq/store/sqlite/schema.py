@@ -110,6 +110,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    # 4: how often a job snoozed (jobq.Snooze), so that it cannot snooze for ever
+    ("ALTER TABLE jobs ADD COLUMN snoozes INTEGER NOT NULL DEFAULT 0",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -96,7 +96,7 @@ RETURNING attempts, worker_id, started_at
 """
 
 LEASED = """
-SELECT attempts, max_attempts, worker_id, started_at, cancel_requested
+SELECT attempts, max_attempts, worker_id, started_at, cancel_requested, snoozes
 FROM jobs WHERE id = :id AND lease_token = :token AND state = 'running'
 """
 
@@ -105,7 +105,7 @@ UPDATE jobs
 SET state = :state, attempts = :attempts, finished_at = :finished_at,
     run_at = COALESCE(:run_at, run_at), last_error = COALESCE(:error, last_error),
     lease_token = NULL, lease_until = NULL,
-    cancel_requested = 0
+    cancel_requested = 0, snoozes = snoozes + :snoozed
 WHERE id = :id AND lease_token = :token AND state = 'running'
 """
 
@@ -149,7 +149,7 @@ UPDATE jobs SET cancel_requested = 1 WHERE id = :id AND state = 'running'
 RETRY = """
 UPDATE OR IGNORE jobs
 SET state = 'pending', attempts = 0, run_at = :now, finished_at = NULL, started_at = NULL,
-    result = NULL, cancel_requested = 0
+    result = NULL, cancel_requested = 0, snoozes = 0
 WHERE id = :id AND state IN ('failed', 'cancelled')
 """
 

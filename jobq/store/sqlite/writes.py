@@ -40,6 +40,7 @@ _ENDINGS = {
     Ending.CANCEL: (Outcome.CANCELLED, True, False),
     Ending.INTERRUPT: (Outcome.INTERRUPTED, False, False),
     Ending.RELEASE: (Outcome.INTERRUPTED, False, False),
+    Ending.SNOOZE: (Outcome.INTERRUPTED, False, False),
 }
 _DEFAULT_ERROR = {
     Ending.FAIL: "failed",
@@ -48,6 +49,7 @@ _DEFAULT_ERROR = {
     Ending.CANCEL: "cancelled while running",
     Ending.INTERRUPT: "interrupted by shutdown",
     Ending.RELEASE: "not started: released",
+    Ending.SNOOZE: "snoozed",
 }
 
 
@@ -295,26 +297,32 @@ class JobWrites(Reads):
         output: str | None = None,
         retryable: bool = True,
         rand: float | None = None,
+        delay: float | None = None,
     ) -> JobState | None:
         """End a leased attempt other than by success (see `Ending`); return the job's new state,
         or None if the lease was lost (the write is fenced on `token`).
 
-        FAIL and TIMEOUT retry after backoff (`rand` fixes the jitter) while attempts are left and
-        `retryable`; CRASH makes the job due at once; INTERRUPT and RELEASE give it back without
-        using up the attempt; CANCEL ends it cancelled. A requested cancel wins over a retry.
+        FAIL and TIMEOUT retry after backoff (`delay` seconds if given, else the default backoff,
+        `rand` fixing its jitter) while attempts are left and `retryable`; CRASH makes the job due
+        at once; INTERRUPT and RELEASE give it back without using up the attempt; SNOOZE too, due
+        in `delay` seconds (past MAX_SNOOZES it counts like FAIL); CANCEL ends it cancelled. A
+        requested cancel wins over a retry.
         """
         outcome, counted, backoff = _ENDINGS[how]
         if error is None:
             error = _DEFAULT_ERROR[how]
 
         def retry_at(attempts: int) -> float:
+            if delay is not None and (backoff or how is Ending.SNOOZE):
+                return now + delay
             return now + retry.backoff(attempts, rand) if backoff else now
 
         force = JobState.CANCELLED if how is Ending.CANCEL else None
         with self._write() as conn:
             return self._end_in(conn, job_id, token, now, outcome, error, traceback, output,
                                 retry_at if retryable and how is not Ending.CANCEL else None,
-                                counted, force_state=force)  # fmt: skip
+                                counted, force_state=force,
+                                snooze=how is Ending.SNOOZE, rand=rand)  # fmt: skip
 
     # Older names, kept for tests written before `end_attempt`.
     def fail(
@@ -366,12 +374,20 @@ class JobWrites(Reads):
         retry_at: Callable[[int], float] | None,
         count: bool,
         force_state: JobState | None = None,
+        *,
+        snooze: bool = False,
+        rand: float | None = None,
     ) -> JobState | None:
         row = conn.execute(LEASED, {"id": job_id, "token": token}).fetchone()
         if row is None:
             return None
-        attempts, max_attempts, worker_id, started_at, cancel_requested = row
+        attempts, max_attempts, worker_id, started_at, cancel_requested, snoozes = row
         from ... import lifecycle  # here: `jobq enqueue` never ends an attempt (dataclasses)
+
+        if snooze:
+            snooze, outcome, count, retry_at, error = lifecycle.snooze_or_fail(
+                snoozes, now, retry_at, rand, error
+            )
 
         end = lifecycle.end_attempt(
             attempts=attempts,
@@ -393,6 +409,7 @@ class JobWrites(Reads):
                 "run_at": end.run_at,  # None keeps the old value
                 "finished_at": now if end.finished else None,
                 "error": error,
+                "snoozed": int(snooze),
             },
         )
         conn.execute(
