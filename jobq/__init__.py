@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         TemporaryFailure,
         WaitTimeout,
     )
-    from .handlers import Handler, handler
+    from .handlers import Handler, handler, on_failure
     from .model import (
         PRIORITY_NAMES,
         Attempt,
@@ -98,6 +98,7 @@ _EXPORTS = {
     "format_duration": "values",
     "group_errors": "diagnose",
     "handler": "handlers",
+    "on_failure": "handlers",
     "pool_alive": "diagnose",
     "safe_block": "safetext",
     "safe_line": "safetext",
@@ -165,6 +166,7 @@ __all__ = [
     "format_duration",
     "group_errors",
     "handler",
+    "on_failure",
     "pool_alive",
     "safe_block",
     "safe_line",

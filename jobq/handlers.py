@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 HandlerFunc = Callable[["JSONValue", "Job"], object]
 F = TypeVar("F", bound=Callable[..., object])
+G = TypeVar("G", bound=Callable[["Job"], object])
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +56,13 @@ def handler(
         return func
 
     return register
+
+
+ON_FAILURE: list[Callable[[Job], object]] = []
+
+
+def on_failure(func: G) -> G:
+    """Register `func(job)` to run when a job ends `failed` for good (in the pool's supervisor,
+    on a thread of its own, after the failure is recorded: jobq.pool.hooks)."""
+    ON_FAILURE.append(func)
+    return func

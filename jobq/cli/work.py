@@ -148,6 +148,16 @@ def work(
             "(HOST defaults to 127.0.0.1).",
         ),
     ] = None,
+    on_failure: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--on-failure",
+            metavar="COMMAND",
+            show_default=False,
+            help="Run COMMAND (no shell; the job as JSON on stdin) when a job ends failed for "
+            "good (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker pool: a supervisor and N child processes that claim and run jobs."""
     from ..pool.settings import pool_settings
@@ -168,6 +178,7 @@ def work(
         lease=lease,
         retention=retention,
         metrics=metrics,
+        on_failure=on_failure,
     )
     if ctx.info_name == "systemd-unit":
         render_unit = _optional("jobq.pool.systemd", "render_unit")

@@ -13,6 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from .. import lifecycle
+from ..basics import JobState
 from ..errors import JobqError
 from .children import RunningRow
 from .slots import forget, read_progress
@@ -79,9 +80,10 @@ class Rescuer:
         self.own_pool = own_pool
         self.every = Every(min(RESCUE_EVERY, lease_seconds / 2))
 
-    def rescue(self, now: float) -> None:
-        """Rescue what is due at `now`, logging each job taken back. A dead pool of this host
-        left its slots file: it tells which of its jobs ran (jobq.pool.slots)."""
+    def rescue(self, now: float) -> list[tuple[int, JobState]]:
+        """Rescue what is due at `now`, logging each job taken back; return (id, new state) of
+        each. A dead pool of this host left its slots file: it tells which of its jobs ran
+        (jobq.pool.slots)."""
         asked: list[str] = []
 
         def progress(pool_id: str) -> lifecycle.Progress | None:
@@ -93,6 +95,7 @@ class Rescuer:
             log.warning("rescued job %d from a dead or silent pool -> %s", job_id, state.value)
         for pool_id in asked:  # their jobs are taken back: what they were doing is history
             forget(pool_id)
+        return rescued
 
 
 class Heartbeat:

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class PoolSettings:
-    """Everything `jobq work` was asked to do. Each field has a `JOBQ_*` environment variable
-    (read by the CLI): JOBQ_CONCURRENCY, JOBQ_APP, JOBQ_EXEC, JOBQ_HANDLERS, JOBQ_QUEUE,
-    JOBQ_TYPE, JOBQ_BURST, JOBQ_SHUTDOWN_TIMEOUT, JOBQ_MAX_JOBS_PER_CHILD, JOBQ_NAME,
-    JOBQ_LOG_LEVEL, JOBQ_LEASE, JOBQ_POLL_INTERVAL, JOBQ_RETENTION, JOBQ_METRICS."""
+    """Everything `jobq work` was asked to do. Each field but on_failure has a `JOBQ_*`
+    environment variable (read by the CLI): JOBQ_CONCURRENCY, JOBQ_APP, JOBQ_EXEC,
+    JOBQ_HANDLERS, JOBQ_QUEUE, JOBQ_TYPE, JOBQ_BURST, JOBQ_SHUTDOWN_TIMEOUT,
+    JOBQ_MAX_JOBS_PER_CHILD, JOBQ_NAME, JOBQ_LOG_LEVEL, JOBQ_LEASE, JOBQ_POLL_INTERVAL,
+    JOBQ_RETENTION, JOBQ_METRICS."""
 
     db_path: str
     concurrency: int
@@ -31,6 +32,7 @@ class PoolSettings:
     retention: float | None = None  # prune finished jobs older than this many seconds
     start_method: str = "spawn"
     metrics: tuple[str, int] | None = None  # serve Prometheus /metrics on (host, port)
+    on_failure: tuple[tuple[str, ...], ...] = ()  # hook commands (argv) for jobs failed for good
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -60,6 +62,7 @@ def pool_settings(
     lease: str,
     retention: str | None,
     metrics: str | None = None,
+    on_failure: list[str] | None = None,
 ) -> PoolSettings:
     """Validate the `jobq work` options (flags over JOBQ_* variables) into PoolSettings."""
     from ..backend import supported
@@ -104,4 +107,23 @@ def pool_settings(
         poll_interval=poll_interval,
         retention=None if retention is None else parse_duration(retention, "retention"),
         metrics=None if metrics is None else parse_listen(metrics, "--metrics"),
+        on_failure=tuple(hook_command(c) for c in on_failure or ()),
     )
+
+
+def hook_command(command: str) -> tuple[str, ...]:
+    """An --on-failure command split shell-style (no shell runs it), its program found now."""
+    import shlex
+    import shutil
+
+    from ..errors import InvalidInput
+
+    try:
+        argv = tuple(shlex.split(command))
+    except ValueError as e:
+        raise InvalidInput(f"--on-failure {command!r}: {e}") from None
+    if not argv:
+        raise InvalidInput("--on-failure needs a command")
+    if shutil.which(argv[0]) is None:
+        raise InvalidInput(f"--on-failure: program {argv[0]!r} not found or not executable")
+    return argv

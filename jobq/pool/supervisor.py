@@ -31,9 +31,10 @@ from typing import TypeVar
 from .. import lifecycle
 from ..backend import ClaimFilter, Role, absolute_location, display_location, open_backend
 from ..errors import JobqError, TemporaryFailure
-from ..handlers import Handler
+from ..handlers import ON_FAILURE, Handler
 from .child import setup_logging
 from .children import Children, RunningRow
+from .hooks import FailureHooks
 from .loader import describe, load_handlers
 from .maintenance import Every, Heartbeat, PoolCounts, Pruner, Renewer, Rescuer, SystemdStatus
 from .settings import PoolSettings
@@ -105,6 +106,7 @@ class Pool:
         self.rescuer = Rescuer(self.store, self.here, self.pool_id, settings.lease_seconds)
         self.heartbeat = Heartbeat(self.store, self.pool_id)
         self.pruner = Pruner(self.store, settings.retention)
+        self.hooks = FailureHooks(self.store, self.pool_id, settings.on_failure, ON_FAILURE)
         self.notifier = Notifier.from_environ()  # removed from os.environ: children lack it
         self.systemd = SystemdStatus(self.notifier)
         self._wake_r, self._wake_w = os.pipe()
@@ -160,6 +162,7 @@ class Pool:
             every.every.last = mono
         self.systemd.rate_mark = (mono, 0)
         try:
+            self.hooks.start()
             self._guarded(self._rescue)  # a dead pool's jobs first: a burst run must see them
             for i in range(s.concurrency):
                 self.children.spawn(i)
@@ -224,6 +227,7 @@ class Pool:
             self._heartbeat("stopping" if self.stopping else "running")
         if self.pruner.due(mono):
             self.pruner.prune(time.time())
+        self.hooks.poll(mono)
         self.store.maintain()  # e.g. SQLite: readers cannot starve checkpoints
         if self.notifier.enabled:
             self.systemd.tick(mono, self._counts(), children.all_ready())
@@ -238,7 +242,7 @@ class Pool:
         return True
 
     def _rescue(self) -> None:
-        self.rescuer.rescue(time.time())
+        self.hooks.rescued(self.rescuer.rescue(time.time()))
 
     def _has_work(self) -> bool:
         s = self.settings
@@ -261,6 +265,8 @@ class Pool:
         if self.children:
             self.children.kill_all("interrupted: worker pool stopped")
         self._heartbeat("stopped")
+        self._guarded(lambda: self.hooks.poll(float("inf")))  # the last failures, then drain
+        self.hooks.stop()
         self.children.shared.unlink()
         self.notifier.close()
         self.store.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import socket
 import sys
@@ -142,6 +143,8 @@ def settings_to_argv(s: PoolSettings) -> list[str]:
         argv += ["--log-level", s.log_level]
     if s.retention is not None:
         argv += ["--retention", f"{s.retention:g}s"]
+    for hook in s.on_failure:
+        argv += ["--on-failure", shlex.join(hook)]
     if s.metrics is not None:
         host, port = s.metrics
         argv += ["--metrics", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
