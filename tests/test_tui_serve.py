@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 
 from jobq import Queue
-from tests.conftest import ROOT
 from tests.helpers import descendants, gone, wait_until
 
 pytest.importorskip("textual_serve")
 from tui.serve import Address, parse_address, served_command
 
+ROOT = Path(__file__).resolve().parent.parent
 MARKER = "marker.s13type"  # a job type that exists only in the served queue
 
 
