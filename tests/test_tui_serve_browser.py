@@ -22,7 +22,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -172,7 +171,6 @@ def test_the_browser_shows_the_live_pending_list(tmp_path: Path) -> None:
     dashboard of that very queue comes over the page's websocket and is drawn (the screenshot
     is the whole window, the terminal shown); a key typed in the page is refused, read-only."""
     exe = chromium()
-    t0 = time.monotonic()
     d, canary = hostile_dir(tmp_path)
     path = str(d / "queue.db")
     seed(path)
@@ -203,8 +201,6 @@ def test_the_browser_shows_the_live_pending_list(tmp_path: Path) -> None:
     assert not canary.exists()
     if out := os.environ.get("JOBQ_BROWSER_SCREENSHOT"):
         Path(out).write_bytes(png)
-    wall = time.monotonic() - t0
-    assert wall < 30, f"the browser test took {wall:.1f}s"
 
 
 def _screenshot(out: str) -> None:

@@ -20,6 +20,7 @@ a browser visits may open a websocket to 127.0.0.1; browsers send its origin).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import re
 import shlex
@@ -155,6 +156,11 @@ class DashboardServer(Server):
     def __init__(self, command: str, address: Address, title: str) -> None:
         super().__init__(command, host=address.host, port=address.port, title=title)
         self.address = address
+
+    def initialize_logging(self) -> None:
+        """Plain lines on stderr: textual-serve's Rich handler prints the local variables of a
+        traceback's frames, and a dashboard's environment holds the location."""
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
     async def on_startup(self, app: web.Application) -> None:
         """Say nothing: `serve` printed the one line that matters (textual-serve would print
