@@ -101,12 +101,17 @@ def served(location: str, *flags: str, log: Path) -> Iterator[Served]:
         wait_until(lambda: all(gone(k) for k in kids), 10, what="dashboards gone")
 
 
-async def _session(port: int, marker: str, keys: str = "", origin: str | None = None) -> bytes:
-    """Open the websocket like the page does, read the dashboard's output until `marker`
-    appears, then type `keys`; return what was read (what the keys drew after `--keys--`)."""
+async def _session(
+    port: int, marker: str, keys: str = "", origin: str | None = None, **headers: str
+) -> bytes:
+    """Open the websocket like the page does (with `headers`: Host=…, X_Forwarded_Host=…),
+    read the dashboard's output until `marker` appears, then type `keys`; return what was
+    read (what the keys drew after `--keys--`)."""
     import aiohttp
 
-    headers = {"Origin": origin} if origin else {}
+    headers = {k.replace("_", "-"): v for k, v in headers.items()}
+    if origin:
+        headers["Origin"] = origin
     url = f"http://127.0.0.1:{port}/ws?width=140&height=40"
     async with aiohttp.ClientSession() as s, s.ws_connect(url, headers=headers) as ws:
         got = bytearray()
@@ -331,3 +336,24 @@ def test_a_websocket_from_another_site_is_refused(tmp_path: Path) -> None:
         assert _dashboards(srv.proc.pid) == []
         got = asyncio.run(_session(srv.port, MARKER, origin=f"http://127.0.0.1:{srv.port}"))
         assert MARKER.encode() in got
+
+
+def test_a_websocket_by_a_rebound_name_is_refused(tmp_path: Path) -> None:
+    """DNS rebinding: a site's name made to resolve to 127.0.0.1 passes the origin check (its
+    page is of that name), so a handshake by a name that is not a loopback one is refused,
+    unless a proxy says where it came from (X-Forwarded-Host, which no page can set)."""
+    import aiohttp
+
+    path = str(tmp_path / "queue.db")
+    seed(path, 1)
+    with served(path, log=tmp_path / "serve.log") as srv:
+        rebound = f"evil.example:{srv.port}"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            asyncio.run(_session(srv.port, MARKER, origin=f"http://{rebound}", Host=rebound))
+        assert refused.value.status == 403
+        assert _dashboards(srv.proc.pid) == []
+        for headers in ({"Host": f"localhost:{srv.port}"},
+                        {"Host": rebound, "X_Forwarded_Host": rebound}):  # fmt: skip
+            origin = f"http://{headers['Host']}"
+            got = asyncio.run(_session(srv.port, MARKER, origin=origin, **headers))
+            assert MARKER.encode() in got

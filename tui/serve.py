@@ -14,7 +14,8 @@ no authentication: the README says to use an SSH tunnel or a proxy that authenti
 changes to textual-serve's page, for tunnels and proxies: the websocket URL in the page is built
 from the address the browser used (textual-serve writes the bind address, unreachable through a
 tunnel on another port), and a websocket handshake from another site's page is refused (any page
-a browser visits may open a websocket to 127.0.0.1; browsers send its origin).
+a browser visits may open a websocket to 127.0.0.1; browsers send its origin), as is one by a
+name other than a loopback one unless `public` (DNS rebinding: see `loopback_host`).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def serve(location: str, address: Address, *, allow_actions: bool, public: bool)
         )
     os.environ[ENV_DB] = location  # copied into each dashboard process by textual-serve
     command = served_command(sys.executable, read_only=not allow_actions)
-    server = DashboardServer(command, address, title=f"jobq · {shown}")
+    server = DashboardServer(command, address, title=f"jobq · {shown}", public=public)
     sys.stderr.write(
         f"jobq: serving the dashboard of {shown} at http://{address.netloc} ({mode}); "
         "Ctrl+C stops it\n"
@@ -153,9 +154,10 @@ def serve(location: str, address: Address, *, allow_actions: bool, public: bool)
 class DashboardServer(Server):
     """textual-serve's Server with the page and handshake changes of the module doc."""
 
-    def __init__(self, command: str, address: Address, title: str) -> None:
+    def __init__(self, command: str, address: Address, title: str, *, public: bool) -> None:
         super().__init__(command, host=address.host, port=address.port, title=title)
         self.address = address
+        self.public = public
 
     def initialize_logging(self) -> None:
         """Plain lines on stderr: textual-serve's Rich handler prints the local variables of a
@@ -175,6 +177,11 @@ class DashboardServer(Server):
         """Refuse a handshake from another site's page, then run a dashboard for it."""
         if not same_origin(request):
             raise web.HTTPForbidden(text="websocket refused: opened from another site")
+        if not (self.public or loopback_host(request, self.address)):
+            raise web.HTTPForbidden(
+                text=f"websocket refused: {request.host!r} is not a name of this machine's "
+                f"loopback; open http://{self.address.netloc} (a proxy: set X-Forwarded-Host)"
+            )
         return await super().handle_websocket(request)
 
 
@@ -204,3 +211,14 @@ def same_origin(request: web.Request) -> bool:
         return True
     hosts = {request.host, request.headers.get("X-Forwarded-Host")}
     return urlsplit(origin).netloc.lower() in {h.lower() for h in hosts if h}
+
+
+def loopback_host(request: web.Request, address: Address) -> bool:
+    """Whether the browser reached the server by a loopback name (localhost, 127.0.0.1, [::1],
+    the bound address), or through a proxy that says so (X-Forwarded-Host, a header a page's
+    script cannot add to a websocket handshake). Refuses DNS rebinding: a site's name made to
+    resolve to 127.0.0.1 passes the origin check, its page being of that same name."""
+    if "X-Forwarded-Host" in request.headers:
+        return True
+    host = urlsplit(f"//{request.host}").hostname or ""
+    return host == address.host or Address(host, address.port).loopback
