@@ -14,6 +14,14 @@ if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev
         echo "test.sh: PostgreSQL not found; its tests will skip (apt-get install postgresql)" >&2
     fi
 fi
+# The browser test (tests/test_tui_serve_browser.py) drives headless Chromium: install it if missing
+if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "test.sh: chromium not found; the browser test will skip (apt-get install chromium)" >&2
+    fi
+fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[dev]'
 .venv/bin/python -m ruff check jobq tui tests

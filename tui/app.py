@@ -170,8 +170,8 @@ class JobqApp(App[None]):
 
     def action_refuse(self) -> None:
         """What every action key does in read-only mode."""
-        self.notify("read-only: actions are disabled (started with --read-only)",
-                    severity="warning")  # fmt: skip
+        self.notify("read-only: actions are disabled (--read-only, or --serve without "
+                    "--allow-actions)", severity="warning")  # fmt: skip
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "refuse":

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import JobqError
+from ..errors import InvalidInput, JobqError
 from .common import _out
 
 
@@ -203,10 +203,43 @@ def _optional(module: str, name: str) -> Any:
 def tui(
     ctx: typer.Context,
     read_only: Annotated[bool, typer.Option("--read-only", help="Disable every action.")] = False,
+    serve: Annotated[
+        str | None,
+        typer.Option(
+            "--serve",
+            metavar="[HOST:]PORT",
+            show_default=False,
+            help="Serve the dashboard to web browsers at HOST:PORT (HOST default: 127.0.0.1), "
+            "read-only unless --allow-actions. No authentication: see the README.",
+        ),
+    ] = None,
+    allow_actions: Annotated[
+        bool,
+        typer.Option("--allow-actions", help="With --serve: let browser users act on jobs."),
+    ] = False,
+    public: Annotated[
+        bool,
+        typer.Option(
+            "--public",
+            help="With --serve: allow an address other machines can reach (no authentication).",
+        ),
+    ] = False,
 ) -> None:
-    """Open the live dashboard."""
+    """Open the live dashboard (in this terminal, or served to browsers with --serve)."""
     from ..config import resolve_db_path
 
+    if serve is None:
+        for flag, given in (("--allow-actions", allow_actions), ("--public", public)):
+            if given:
+                raise InvalidInput(f"{flag} applies to --serve only")
+    elif allow_actions and read_only:
+        raise InvalidInput("--allow-actions and --read-only contradict each other")
+    if serve is not None:
+        parse_address = _optional("tui.serve", "parse_address")
+        address = parse_address(serve)  # bad input fails before the location is looked at
+        run_server = _optional("tui.serve", "serve")
+        run_server(resolve_db_path(ctx.obj), address, allow_actions=allow_actions, public=public)
+        return
     make_app = _optional("tui.app", "make_app")
     # refuses a missing (with --read-only), foreign or damaged file before the screen opens
     app = make_app(resolve_db_path(ctx.obj), read_only=read_only)
