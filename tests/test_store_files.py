@@ -26,7 +26,7 @@ from jobq.store.sqlite import filecheck
 from jobq.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
 from tests.factories import T0, enqueue, new_job
 
-TABLES = ["attempts", "jobs", "metric_totals", "queues", "workers"]
+TABLES = ["attempts", "jobs", "metric_totals", "queues", "schedules", "workers"]
 
 
 @pytest.fixture

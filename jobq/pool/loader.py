@@ -8,6 +8,12 @@ A handlers file names one table per type:
     max_attempts = 3
     backoff = ["10s", "1m", "10m"]   # or "30s": delays before retries (jobq.control)
 
+    [schedules.nightly-report]       # periodic jobs (jobq.schedules), applied at pool start
+    cron = "30 2 * * *"
+    tz = "Europe/Paris"
+    type = "report"
+    payload = { kind = "daily" }
+
 Precedence when a type is defined twice: `--exec` over the handlers file over Python handlers
 (the most explicit source wins).
 """
@@ -23,6 +29,10 @@ from collections.abc import Iterable, Mapping
 from ..errors import HandlerError, InvalidInput
 from ..handlers import REGISTRY, Handler
 from ..values import parse_duration, validate_type
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..schedules import Schedule
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,21 +82,65 @@ def _checked_type(type_name: str) -> str:
         raise HandlerError(str(e)) from None
 
 
-def handlers_from_toml(path: str) -> dict[str, Handler]:
-    """Parse a handlers file into command handlers."""
+def _load_toml(path: str) -> dict[str, object]:
     try:
         with open(path, "rb") as f:
-            doc = tomllib.load(f)
+            doc: dict[str, object] = tomllib.load(f)
+            return doc
     except OSError as e:
         raise HandlerError(f"cannot read handlers file {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise HandlerError(f"handlers file {path} is not valid TOML: {e}") from None
+
+
+def handlers_from_toml(path: str) -> dict[str, Handler]:
+    """Parse a handlers file into command handlers (a file of only [schedules.NAME] has none)."""
+    doc = _load_toml(path)
     table = doc.get("handlers")
+    if table is None and isinstance(doc.get("schedules"), dict) and doc["schedules"]:
+        return {}
     if not isinstance(table, dict) or not table:
         raise HandlerError(f"handlers file {path} has no [handlers.TYPE] table")
     out: dict[str, Handler] = {}
     for type_name, spec in table.items():
         out[_checked_type(type_name)] = _toml_handler(path, type_name, spec)
+    return out
+
+
+def schedules_from_file(path: str | None) -> list[Schedule]:
+    """The `[schedules.NAME]` tables of a handlers file, validated (HandlerError otherwise):
+    `cron` and `type` required; `payload` (any TOML value), `queue`, `priority`, `tz`."""
+    if path is None:
+        return []
+    from ..schedules import Schedule, check_cron, validate_name
+    from ..values import dump_json, parse_priority, validate_queue
+
+    doc = _load_toml(path)
+    table = doc.get("schedules", {})
+    if not isinstance(table, dict):
+        raise HandlerError(f"{path}: schedules must be a table of [schedules.NAME] tables")
+    out = []
+    for name, spec in table.items():
+        where = f"{path}: [schedules.{name}]"
+        if not isinstance(spec, dict):
+            raise HandlerError(f"{where} must be a table")
+        unknown = set(spec) - {"cron", "type", "payload", "queue", "priority", "tz"}
+        if unknown:
+            raise HandlerError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+        try:
+            cron, tz = spec.get("cron"), spec.get("tz", "UTC")
+            if not isinstance(cron, str) or not isinstance(tz, str):
+                raise InvalidInput("cron and tz must be strings")
+            out.append(Schedule(
+                name=validate_name(name), cron=cron.strip(), tz=tz,
+                type=validate_type(spec.get("type")),
+                queue=validate_queue(spec.get("queue", "default")),
+                payload_json=dump_json(spec.get("payload", {})),
+                priority=parse_priority(spec.get("priority", 0)),
+                paused=False, next_at=check_cron(cron, tz, 0.0),
+            ))  # fmt: skip
+        except InvalidInput as e:
+            raise HandlerError(f"{where}: {e}") from None
     return out
 
 

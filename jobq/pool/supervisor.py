@@ -35,8 +35,9 @@ from ..handlers import ON_FAILURE, Handler
 from .child import setup_logging
 from .children import Children, RunningRow
 from .hooks import FailureHooks
-from .loader import describe, load_handlers
+from .loader import describe, load_handlers, schedules_from_file
 from .maintenance import Every, Heartbeat, PoolCounts, Pruner, Renewer, Rescuer, SystemdStatus
+from .scheduler import Scheduler
 from .settings import PoolSettings
 from .systemd import Notifier
 
@@ -107,6 +108,7 @@ class Pool:
         self.heartbeat = Heartbeat(self.store, self.pool_id)
         self.pruner = Pruner(self.store, settings.retention)
         self.hooks = FailureHooks(self.store, self.pool_id, settings.on_failure, ON_FAILURE)
+        self.scheduler = Scheduler(self.store, schedules_from_file(settings.handlers_file))
         self.notifier = Notifier.from_environ()  # removed from os.environ: children lack it
         self.systemd = SystemdStatus(self.notifier)
         self._wake_r, self._wake_w = os.pipe()
@@ -162,6 +164,7 @@ class Pool:
             every.every.last = mono
         self.systemd.rate_mark = (mono, 0)
         try:
+            self.scheduler.apply(now)
             self.hooks.start()
             self._guarded(self._rescue)  # a dead pool's jobs first: a burst run must see them
             for i in range(s.concurrency):
@@ -228,6 +231,8 @@ class Pool:
         if self.pruner.due(mono):
             self.pruner.prune(time.time())
         self.hooks.poll(mono)
+        if not self.stopping:
+            self.scheduler.tick(mono, time.time())
         self.store.maintain()  # e.g. SQLite: readers cannot starve checkpoints
         if self.notifier.enabled:
             self.systemd.tick(mono, self._counts(), children.all_ready())

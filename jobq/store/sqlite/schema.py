@@ -112,6 +112,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 4: how often a job snoozed (jobq.Snooze), so that it cannot snooze for ever
     ("ALTER TABLE jobs ADD COLUMN snoozes INTEGER NOT NULL DEFAULT 0",),
+    # 5: periodic jobs (jobq.schedules): fired by pools, one job per due slot
+    (
+        """
+        CREATE TABLE schedules (
+            name        TEXT PRIMARY KEY,
+            cron        TEXT    NOT NULL,
+            tz          TEXT    NOT NULL DEFAULT 'UTC',
+            type        TEXT    NOT NULL,
+            queue       TEXT    NOT NULL DEFAULT 'default',
+            payload     TEXT    NOT NULL DEFAULT '{}',
+            priority    INTEGER NOT NULL DEFAULT 0,
+            paused      INTEGER NOT NULL DEFAULT 0,
+            next_at     REAL    NOT NULL,
+            last_at     REAL,
+            last_job_id INTEGER,
+            created_at  REAL    NOT NULL
+        )
+        """,
+        "CREATE INDEX schedules_due ON schedules (next_at) WHERE NOT paused",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

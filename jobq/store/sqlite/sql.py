@@ -203,11 +203,11 @@ SELECT EXISTS (
 """
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
-SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals")
+SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules")
 COUNT_TABLES = """
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
        (SELECT count(*) FROM workers), (SELECT count(*) FROM queues),
-       (SELECT count(*) FROM metric_totals)
+       (SELECT count(*) FROM metric_totals), (SELECT count(*) FROM schedules)
 """
 
 # Every connection: a WAL restarted at its front is also cut back to 4 MiB (store/checkpoint.py)
@@ -275,4 +275,32 @@ METRIC_KEPT = "SELECT type, key, value FROM metric_totals"
 METRIC_BUSY = """
 SELECT substr(worker_id, 1, instr(worker_id || '/', '/') - 1), count(*)
 FROM jobs WHERE state = 'running' GROUP BY 1
+"""
+
+# ---- schedules (store/sqlite/schedules.py, jobq/schedules.py)
+
+SCHEDULE_COLUMNS = (
+    "name, cron, tz, type, queue, payload, priority, paused, next_at, last_at, last_job_id, "
+    "created_at"
+)
+SCHEDULES = f"SELECT {SCHEDULE_COLUMNS} FROM schedules ORDER BY name"
+SCHEDULE = f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE name = :name"
+PUT_SCHEDULE = """
+INSERT INTO schedules (name, cron, tz, type, queue, payload, priority, paused, next_at,
+                       created_at)
+VALUES (:name, :cron, :tz, :type, :queue, :payload, :priority, :paused, :next_at, :now)
+ON CONFLICT (name) DO UPDATE SET
+    cron = excluded.cron, tz = excluded.tz, type = excluded.type, queue = excluded.queue,
+    payload = excluded.payload, priority = excluded.priority, next_at = excluded.next_at
+"""
+REMOVE_SCHEDULE = "DELETE FROM schedules WHERE name = :name"
+PAUSE_SCHEDULE = "UPDATE schedules SET paused = :paused WHERE name = :name"
+NEXT_SCHEDULE = "SELECT min(next_at) FROM schedules WHERE NOT paused"
+DUE_SCHEDULES = f"""
+SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE NOT paused AND next_at <= :now ORDER BY next_at
+"""
+# moves a fired schedule on, only from the slot the firing pool read
+FIRED_SCHEDULE = """
+UPDATE schedules SET next_at = :next_at, last_at = :slot, last_job_id = :job_id
+WHERE name = :name AND next_at = :slot AND NOT paused
 """
