@@ -18,13 +18,14 @@ from ... import retry
 from ...backend import ANY, ClaimFilter, Ending
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
 from .reads import Reads
-from .rows import claim_params, limits_json, row_to_job
+from .rows import claim_params, limits_json, row_to_job, split_run
 from .sql import (
     CLAIM,
     COMPLETE_MANY,
     END_ATTEMPT,
     INSERT_JOB,
     INSERT_JOBS_BULK,
+    INSERT_JOBS_TEXTS,
     INSERT_UNIQUE,
     LEASED,
     RENEW,
@@ -140,10 +141,15 @@ class JobWrites(Reads):
                 raise ValueError("a run of jobs cannot carry a unique key")
             params = _job_params(template, now)
             del params["unique_key"], params["payload"]
-            params["payloads"] = payloads
+            sql = INSERT_JOBS_BULK
+            if "\\u0000" in payloads:  # see INSERT_JOBS_TEXTS
+                sql, payloads_param = INSERT_JOBS_TEXTS, split_run(payloads)
+                params["payloads"] = payloads_param
+            else:
+                params["payloads"] = payloads
             # binary rows: 100,000 ids come back without a text conversion each
             cur = conn.cursor(binary=True)
-            ids = sorted(r[0] for r in cur.execute(INSERT_JOBS_BULK, params).fetchall())
+            ids = sorted(r[0] for r in cur.execute(sql, params).fetchall())
             if len(ids) != count:  # the caller's array and count disagree: insert nothing
                 raise ValueError(f"a run of {count} jobs held {len(ids)} payloads")
             out += ids
