@@ -256,3 +256,23 @@ def test_backup_is_refused_with_what_to_use_instead(pg_location: str, tmp_path: 
     finally:
         b.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_running_of_takes_a_prefix_whatever_the_collation(pg_server: PgServer) -> None:
+    """Under a collation where punctuation weighs nothing at first (ICU's "shifted", glibc's
+    en_US), "p2/1" sorts between "p/" and "p/\\U0010ffff": a range of worker ids would hand
+    another pool's job to this one's supervisor."""
+    with psycopg.connect(pg_server.url("postgres"), autocommit=True) as c:
+        c.execute("DROP DATABASE IF EXISTS jobq_shifted")
+        try:
+            c.execute("CREATE DATABASE jobq_shifted TEMPLATE template0 LOCALE_PROVIDER icu"
+                      " ICU_LOCALE 'en-US-u-ka-shifted' LOCALE 'C.utf8'")  # fmt: skip
+        except psycopg.Error as e:
+            pytest.skip(f"no ICU collation on this server: {e}")
+    b = open_backend(pg_server.url("jobq_shifted", schema="q"), Role.WORKER)
+    try:
+        mine = make_job(b, "running", worker="p/1")
+        make_job(b, "running", worker="p2/1")
+        assert [r[0] for r in b.running_of("p/")] == [mine.id]
+    finally:
+        b.close()

@@ -98,6 +98,12 @@ class JobWrites(Reads):
     def enqueue_unique(self, job: NewJob, now: float) -> tuple[int, str | None]:
         """Insert one job durably unless a job of its type with its unique key is pending or
         running; return (id, None) for a new job, else (that job's id, its state)."""
+        if job.unique_key is not None and not self._async_commit:
+            params = _job_params(job, now)
+            while True:  # one statement, one round trip (see INSERT_UNIQUE for the loop)
+                got = self._one(INSERT_UNIQUE, params).fetchone()
+                if got is not None:
+                    return got[0], got[1]
         with self._write(durable=True) as conn:
             return self._insert_one(conn, job, now)
 
