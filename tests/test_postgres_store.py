@@ -6,6 +6,7 @@ query plan with much history."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from jobq.backend import Role, open_backend
+from jobq.backend import Ending, Role, open_backend
 from jobq.errors import (
     NewerSchema,
     NotAJobqFile,
@@ -276,3 +277,47 @@ def test_running_of_takes_a_prefix_whatever_the_collation(pg_server: PgServer) -
         assert [r[0] for r in b.running_of("p/")] == [mine.id]
     finally:
         b.close()
+
+
+def _fail_jobs(location: str, barrier: Any, n: int) -> None:
+    b = open_backend(location, Role.WORKER)
+    barrier.wait(30)
+    for _ in range(n):
+        jobs = b.claim(f"p{os.getpid()}/1", time.time(), 30)
+        if not jobs:
+            break
+        b.end_attempt(jobs[0].id, jobs[0].lease_token or "", time.time(), Ending.FAIL, "boom",
+                      retryable=False)  # fmt: skip
+    b.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_follower_of_errors_sees_every_failure(pg_location: str) -> None:
+    """`jobq errors -f` asks for the failed attempts after the last id it saw: ids must reach
+    it in commit order, or a failure whose transaction took an id first and committed last is
+    skipped for good."""
+    b = open_backend(pg_location, Role.PRODUCER)
+    total, n_procs = 600, 4
+    b.enqueue([new_job("f") for _ in range(total)], time.time())
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(n_procs + 1)
+    procs = [ctx.Process(target=_fail_jobs, args=(pg_location, barrier, total))
+             for _ in range(n_procs)]  # fmt: skip
+    for p in procs:
+        p.start()
+    barrier.wait(30)
+    seen: list[int] = []
+    last = 0
+    try:
+        while any(p.is_alive() for p in procs):
+            new = b.errors(after=last, limit=1000)
+            if new:
+                last = new[0].attempt.id
+                seen += [e.attempt.job_id for e in new]
+        seen += [e.attempt.job_id for e in b.errors(after=last, limit=1000)]
+    finally:
+        for p in procs:
+            p.join(60)
+        b.close()
+    assert [p.exitcode for p in procs] == [0] * n_procs
+    assert len(seen) == len(set(seen)) == total, f"{total - len(set(seen))} failures never seen"

@@ -167,6 +167,9 @@ FROM jobs WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
 FOR UPDATE
 """
 
+# Taken before an error's attempt row is written, held to the commit (see JobWrites._end_in).
+LOCK_ERRORS = "SELECT pg_advisory_xact_lock(hashtext(%(key)s))"
+
 # End an attempt (lifecycle.end_attempt decided how) and record it, in one statement.
 END_ATTEMPT = f"""
 WITH ended AS (

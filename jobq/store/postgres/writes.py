@@ -28,6 +28,7 @@ from .sql import (
     INSERT_JOBS_TEXTS,
     INSERT_UNIQUE,
     LEASED,
+    LOCK_ERRORS,
     RENEW,
 )
 
@@ -44,6 +45,7 @@ _ENDINGS = {
     Ending.INTERRUPT: (Outcome.INTERRUPTED, False, False),
     Ending.RELEASE: (Outcome.INTERRUPTED, False, False),
 }
+_ERRORS = (Outcome.FAILED, Outcome.TIMEOUT, Outcome.CRASHED)  # what the errors feed lists
 _DEFAULT_ERROR = {
     Ending.FAIL: "failed",
     Ending.TIMEOUT: "timed out",
@@ -255,8 +257,8 @@ class JobWrites(Reads):
                                 retry_at if retryable and how is not Ending.CANCEL else None,
                                 counted, force_state=force)  # fmt: skip
 
-    @staticmethod
     def _end_in(
+        self,
         conn: psycopg.Connection[Any],
         job_id: int,
         token: str,
@@ -269,6 +271,13 @@ class JobWrites(Reads):
         count: bool,
         force_state: JobState | None = None,
     ) -> JobState | None:
+        if outcome in _ERRORS:
+            # The errors feed (`jobq errors -f`) follows attempt ids: an error's id must be
+            # taken and committed in turn, or one that took a lower id and committed last would
+            # fall behind a follower's "after" for good. Errors are rare; successes never wait.
+            # Taken before the job's row lock, as everywhere (a rescue ends its charges first):
+            # one order, no deadlock. (A requested cancel may turn it into no error: no harm.)
+            conn.execute(LOCK_ERRORS, {"key": "jobq-errors:" + self.schema})
         row = conn.execute(LEASED, {"id": job_id, "token": token}).fetchone()
         if row is None:
             return None
