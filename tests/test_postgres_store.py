@@ -183,6 +183,8 @@ def test_a_server_that_goes_away_is_server_unavailable_then_reconnected(
         job = b.get(first)  # the next call connects again
         assert job is not None and job.id == first
         assert len(b.enqueue([new_job()], T0)) == 1
+        own_server.restart()  # while this process is idle: its connection dies unnoticed
+        assert b.counts()["pending"] == 2, "a read is sent again on a new connection"
     finally:
         b.close()
     with pytest.raises(ServerUnavailable):

@@ -215,6 +215,18 @@ class Connection:
         except psycopg.Error as e:
             raise translate(e, self.display, self._secret) from None
 
+    def _get(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> Any:
+        """Run one read-only statement; return its cursor (rows fetched). A read that finds its
+        connection dead (the server restarted while this process was idle) is sent once more on
+        a new connection: it changes nothing, so sending it twice is harmless."""
+        conn = self._live()
+        try:
+            return conn.execute(sql, params)
+        except psycopg.Error as e:
+            if not conn.broken:
+                raise translate(e, self.display, self._secret) from None
+        return self._one(sql, params)
+
     @contextmanager
     def _write(self, durable: bool = False) -> Iterator[psycopg.Connection[Any]]:
         """One transaction of several statements; `durable` waits for the WAL flush at commit
@@ -234,7 +246,7 @@ class Connection:
 
     def change_token(self) -> int:
         """A number that changes once another connection's write is visible (see schema.py)."""
-        row = self._one(CHANGE_TOKEN).fetchone()
+        row = self._get(CHANGE_TOKEN).fetchone()
         return int(row[0])
 
     data_version = change_token  # the older name
