@@ -323,3 +323,22 @@ def test_a_follower_of_errors_sees_every_failure(pg_location: str) -> None:
         b.close()
     assert [p.exitcode for p in procs] == [0] * n_procs
     assert len(seen) == len(set(seen)) == total, f"{total - len(set(seen))} failures never seen"
+
+
+def test_a_nul_in_a_handlers_output_or_error_is_recorded(pg_location: str) -> None:
+    """PostgreSQL text cannot hold NUL, which a command's stdout or stderr may: the attempt is
+    recorded with U+FFFD in its place, not left running because its end could not be written."""
+    b = open_backend(pg_location, Role.WORKER)
+    try:
+        failed = make_job(b, "running")
+        state = b.end_attempt(failed.id, failed.lease_token or "", T0, Ending.FAIL, "bad\x00",
+                              traceback="tb\x00", output="out\x00")  # fmt: skip
+        assert state is not None
+        (a,) = b.attempts(failed.id)
+        assert (a.error, a.traceback, a.output) == ("bad\ufffd", "tb\ufffd", "out\ufffd")
+        assert b.get(failed.id).last_error == "bad\ufffd"  # type: ignore[union-attr]
+        done = make_job(b, "running")
+        assert b.complete_many([(done.id, done.lease_token or "", None, "x\x00y")], T0) == [True]
+        assert [a.output for a in b.attempts(done.id)] == ["x\ufffdy"]
+    finally:
+        b.close()

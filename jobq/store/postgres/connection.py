@@ -87,6 +87,8 @@ def translate(e: psycopg.Error, where: str, secret: str | None = None) -> JobqEr
         state is None or state.startswith(("08", "57P"))
     ):
         return ServerUnavailable(f"cannot reach the PostgreSQL server of {where}: {first}")
+    if state is None and isinstance(e, psycopg.DataError):  # refused before it was sent
+        return InvalidInput(f"{where}: {first}")
     if state == "42501":
         return QueueFileError(f"{where}: {first}")
     return JobqError(f"{where}: {first}")
