@@ -17,6 +17,7 @@ import pytest
 
 from jobq.backend import Ending, Role, open_backend
 from jobq.errors import (
+    InvalidInput,
     NewerSchema,
     NotAJobqFile,
     QueueFileError,
@@ -249,8 +250,6 @@ def test_the_change_token_moves_only_when_a_write_is_visible(pg_location: str) -
 
 
 def test_backup_is_refused_with_what_to_use_instead(pg_location: str, tmp_path: Path) -> None:
-    from jobq.errors import InvalidInput
-
     open_backend(pg_location, Role.PRODUCER).close()
     b = open_backend(pg_location, Role.OPERATOR)
     try:
@@ -342,3 +341,12 @@ def test_a_nul_in_a_handlers_output_or_error_is_recorded(pg_location: str) -> No
         assert [a.output for a in b.attempts(done.id)] == ["x\ufffdy"]
     finally:
         b.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://u:s3cret%zz@h/db", "postgresql://h/db?password=s3cret%zz&user=u"]
+)
+def test_a_malformed_url_is_bad_input_without_its_password(url: str) -> None:
+    with pytest.raises(InvalidInput, match="not a valid PostgreSQL URL") as got:
+        open_backend(url, Role.PRODUCER)
+    assert "s3cret" not in str(got.value) and "***" in str(got.value)

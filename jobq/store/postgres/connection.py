@@ -70,6 +70,17 @@ def split_url(url: str) -> tuple[str, str]:
     return base + ("?" + "&".join(kept) if kept else ""), schema
 
 
+def _written_passwords(url: str) -> list[str]:
+    """The password of a URL as written (user:PASSWORD@ and password=PASSWORD), unparsed."""
+    rest = url.partition("://")[2]
+    rest, _, query = rest.partition("?")
+    userinfo = rest.partition("/")[0].rpartition("@")[0]
+    found = [userinfo.partition(":")[2]] if ":" in userinfo else []
+    found += [p.partition("=")[2] for p in query.split("&")
+              if p.partition("=")[0].strip().lower() == "password"]  # fmt: skip
+    return [f for f in found if f]
+
+
 def translate(e: psycopg.Error, where: str, secret: str | None = None) -> JobqError:
     """Turn a psycopg error into the jobq error a person can act on (one line, no password)."""
     lines = str(e).strip().splitlines()
@@ -106,16 +117,18 @@ class Connection:
 
     def __init__(self, url: str, role: Role, *, busy_timeout: float) -> None:
         self.location = url
-        self.path = self.display = display_location(url)
+        self.display = display_location(url)
         self._conninfo, self.schema = split_url(url)
         self.channel = channel_of(self.schema)
         try:
             params = conninfo_to_dict(self._conninfo)
         except psycopg.Error as e:
             first = (str(e).strip().splitlines() or ["invalid"])[0]
+            for written in _written_passwords(url):  # libpq may quote the bad part: a password
+                first = first.replace(written, "***")
             raise InvalidInput(f"{self.display} is not a valid PostgreSQL URL: {first}") from None
-        secret = params.get("password")
-        self._secret = str(secret) if secret else None
+        password = params.get("password")
+        self._secret = str(password) if password else None
         self._kwargs: dict[str, Any] = {"autocommit": True}
         if "application_name" not in params:
             self._kwargs["application_name"] = "jobq"
