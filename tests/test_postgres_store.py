@@ -350,3 +350,32 @@ def test_a_malformed_url_is_bad_input_without_its_password(url: str) -> None:
     with pytest.raises(InvalidInput, match="not a valid PostgreSQL URL") as got:
         open_backend(url, Role.PRODUCER)
     assert "s3cret" not in str(got.value) and "***" in str(got.value)
+
+
+def test_a_write_that_changes_nothing_wakes_nobody(pg_location: str) -> None:
+    """Idle workers wake on every notification and claim: if an empty claim notified, two idle
+    workers would wake each other for ever. Writes that change no row neither notify nor move
+    the change token; writes that do, do both."""
+    b = open_backend(pg_location, Role.WORKER)
+    listener = _raw(pg_location)
+    try:
+        listener.execute(f'LISTEN "jobq:{_schema(pg_location)}"')
+        stale = make_job(b, "succeeded")
+        list(listener.notifies(timeout=0.2))  # what making the job sent
+        token = b.change_token()
+        assert b.claim("w/1", T0, 30) == []
+        assert b.renew([(stale.id, "0" * 16)], T0) == 0
+        assert b.complete_many([(stale.id, "0" * 16, None, None)], T0) == [False]
+        assert b.end_attempt(stale.id, "0" * 16, T0, Ending.FAIL) is None
+        assert b.prune(T0 - 10_000, ["succeeded"]) == 0
+        assert b.change_token() == token
+        assert list(listener.notifies(timeout=0.5)) == []
+        job = make_job(b, "pending")
+        list(listener.notifies(timeout=0.2))
+        token = b.change_token()
+        assert [j.id for j in b.claim("w/1", T0, 30)] == [job.id]
+        assert b.change_token() != token
+        assert len(list(listener.notifies(timeout=5, stop_after=1))) == 1
+    finally:
+        listener.close()
+        b.close()

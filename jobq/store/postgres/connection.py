@@ -44,6 +44,7 @@ DEFAULT_SCHEMA = "jobq"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,57}")
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise (libpq's default is forever)
 
+CHANGE_TRIGGERS = ("jobq_changed_insert", "jobq_changed_update", "jobq_changed_delete")
 EXPECTED_INDEXES = ("jobs_pending", "jobs_running", "jobs_state", "jobs_finished", "jobs_unique",
                     "attempts_job", "attempts_errors")  # fmt: skip
 
@@ -304,18 +305,19 @@ class Connection:
                 " JOIN pg_class AS c ON c.oid = i.indexrelid"
                 " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
                 " WHERE n.nspname = %s", (self.schema,))}  # fmt: skip
-            triggers = {r[0] for r in conn.execute(
-                "SELECT c.relname FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid"
+            triggers = {(r[0], r[1]) for r in conn.execute(
+                "SELECT c.relname, t.tgname FROM pg_trigger AS t"
+                " JOIN pg_class AS c ON c.oid = t.tgrelid"
                 " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = %s AND t.tgname = 'jobq_changed' AND t.tgenabled <> 'D'",
-                (self.schema,))}  # fmt: skip
+                " WHERE n.nspname = %s AND t.tgenabled <> 'D'", (self.schema,))}  # fmt: skip
         assert server is not None and got is not None and counts is not None
         problems = [f"missing table {t}" for t in (*SCHEMA_TABLES, "jobq_meta")
                     if t not in present]  # fmt: skip
         problems += [f"missing index {i}" for i in EXPECTED_INDEXES if i not in indexes]
         problems += [f"invalid index {i}" for i, valid in sorted(indexes.items()) if not valid]
-        problems += [f"no change trigger on {t} (workers would not wake)"
-                     for t in ("jobs", "workers", "queues") if t not in triggers]  # fmt: skip
+        problems += [f"no trigger {g} on {t} (workers would not wake)"
+                     for t in ("jobs", "workers", "queues") for g in CHANGE_TRIGGERS
+                     if (t, g) not in triggers]  # fmt: skip
         return {
             "location": self.display,
             "backend": "postgresql",
