@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         NewerSchema,
         NotAJobqFile,
         QueueFileError,
+        ServerUnavailable,
         TemporaryFailure,
         WaitTimeout,
     )
@@ -80,6 +81,7 @@ _EXPORTS = {
     "JobqError": "errors",
     "NetworkFilesystem": "errors",
     "NewJob": "model",
+    "ServerUnavailable": "errors",
     "NewerSchema": "errors",
     "NotAJobqFile": "errors",
     "Outcome": "model",
@@ -154,6 +156,7 @@ __all__ = [
     "Queue",
     "QueueFileError",
     "QueueStats",
+    "ServerUnavailable",
     "Snooze",
     "TemporaryFailure",
     "WaitReason",

@@ -226,6 +226,7 @@ def tui(
     ] = False,
 ) -> None:
     """Open the live dashboard (in this terminal, or served to browsers with --serve)."""
+    from ..backend import display_location
     from ..config import resolve_db_path
 
     if serve is None:
@@ -241,8 +242,10 @@ def tui(
         run_server(resolve_db_path(ctx.obj), address, allow_actions=allow_actions, public=public)
         return
     make_app = _optional("tui.app", "make_app")
-    # refuses a missing (with --read-only), foreign or damaged file before the screen opens
-    app = make_app(resolve_db_path(ctx.obj), read_only=read_only)
+    location = resolve_db_path(ctx.obj)
+    # refuses a missing (with --read-only), foreign or damaged file before the screen opens;
+    # the header shows a server URL with its password masked
+    app = make_app(location, read_only=read_only, display_path=display_location(location))
     app.run()
     if app.fatal is not None:  # e.g. the file was replaced: exit 75, for systemd or a loop
         raise app.fatal
