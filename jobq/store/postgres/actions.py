@@ -15,12 +15,15 @@ import psycopg
 
 from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState, Outcome
+from .metrics import Metrics, keep_totals
+from .schedules import Schedules
 from .sql import (
     CANCEL_PENDING,
     HELD,
     LIVE_POOLS,
     MARK_POOL_DEAD,
-    PRUNE,
+    PRUNABLE,
+    PRUNE_IDS,
     PRUNE_WORKERS,
     REGISTER_WORKER,
     REQUEST_CANCEL,
@@ -31,6 +34,7 @@ from .sql import (
     STATE_OF,
     WORKER_HEARTBEAT,
 )
+from .transfer import Transfer
 from .writes import JobWrites
 
 TYPE_CHECKING = False
@@ -45,7 +49,7 @@ def _state_outcome(conn: psycopg.Connection[Any], job_id: int) -> ActionOutcome:
     return ActionOutcome(ActionResult.WRONG_STATE, JobState(row[0]))
 
 
-class PgStore(JobWrites):
+class PgStore(JobWrites, Transfer, Metrics, Schedules):
     """A connection to one PostgreSQL queue, with every operation of the Backend protocol."""
 
     def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:
@@ -160,7 +164,11 @@ class PgStore(JobWrites):
         kept = [s for s in states if s in ("succeeded", "failed", "cancelled")]
         while True:
             with self._write() as conn:
-                n = conn.execute(PRUNE, {"before": before, "states": kept, "batch": batch}).rowcount
+                params = {"before": before, "states": kept, "batch": batch}
+                ids = [r[0] for r in conn.execute(PRUNABLE, params).fetchall()]
+                if ids:  # their attempts stay counted in the metrics (metrics.py)
+                    keep_totals(conn, ids)
+                n = conn.execute(PRUNE_IDS, {"ids": ids}).rowcount
                 if n < batch:
                     conn.execute(PRUNE_WORKERS, {"before": before})
             total += n

@@ -154,6 +154,36 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         END $$
         """,
     ),
+    # 2: the SQLite file's migrations 3-5: what pruned attempts add to the Prometheus counters
+    # (jobq.metrics), how often a job snoozed (jobq.control), periodic jobs (jobq.schedules)
+    (
+        """
+        CREATE TABLE {s}.metric_totals (
+            type  text   NOT NULL,
+            key   text   NOT NULL,
+            value float8 NOT NULL DEFAULT 0,
+            PRIMARY KEY (type, key)
+        )
+        """,
+        "ALTER TABLE {s}.jobs ADD COLUMN snoozes integer NOT NULL DEFAULT 0",
+        """
+        CREATE TABLE {s}.schedules (
+            name        text PRIMARY KEY,
+            cron        text        NOT NULL,
+            tz          text        NOT NULL DEFAULT 'UTC',
+            type        text        NOT NULL,
+            queue       text        NOT NULL DEFAULT 'default',
+            payload     json        NOT NULL DEFAULT '{{}}',
+            priority    integer     NOT NULL DEFAULT 0,
+            paused      boolean     NOT NULL DEFAULT false,
+            next_at     timestamptz NOT NULL,
+            last_at     timestamptz,
+            last_job_id bigint,
+            created_at  timestamptz NOT NULL
+        )
+        """,
+        "CREATE INDEX schedules_due ON {s}.schedules (next_at) WHERE NOT paused",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -190,9 +190,14 @@ SELECT n FROM done
 
 # The lease of a job being ended, locked until the end of the transaction.
 LEASED = f"""
-SELECT attempts, max_attempts, worker_id, {_epoch("started_at")}, cancel_requested
+SELECT attempts, max_attempts, worker_id, {_epoch("started_at")}, cancel_requested, snoozes
 FROM jobs WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
 FOR UPDATE
+"""
+
+# How often a leased job snoozed, read without a row lock (the errors lock must come first)
+SNOOZES = """
+SELECT snoozes FROM jobs WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
 """
 
 # Taken before an error's attempt row is written, held to the commit (see JobWrites._end_in).
@@ -206,7 +211,8 @@ WITH ended AS (
         finished_at = to_timestamp(%(finished_at)s::float8),
         run_at = COALESCE(to_timestamp(%(run_at)s::float8), run_at),
         last_error = COALESCE(%(error)s, last_error),
-        lease_token = NULL, lease_until = NULL, cancel_requested = false
+        lease_token = NULL, lease_until = NULL, cancel_requested = false,
+        snoozes = snoozes + %(snoozed)s
     WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
     RETURNING id
 )
@@ -255,7 +261,7 @@ UPDATE jobs SET cancel_requested = true WHERE id = %(id)s AND state = 'running'
 RETRY = f"""
 UPDATE jobs
 SET state = 'pending', attempts = 0, run_at = {NOW}, finished_at = NULL, started_at = NULL,
-    result = NULL, cancel_requested = false
+    result = NULL, cancel_requested = false, snoozes = 0
 WHERE id = %(id)s AND state IN ('failed', 'cancelled')
   AND (unique_key IS NULL OR NOT EXISTS (
         SELECT 1 FROM jobs AS o WHERE o.type = jobs.type AND o.unique_key = jobs.unique_key
@@ -322,3 +328,100 @@ SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
 """
 
 CHANGE_TOKEN = "SELECT jobq_change_token()"
+
+
+# ---- metrics (store/postgres/metrics.py, jobq/metrics.py): as the SQLite file's
+
+RUN_SECONDS = "greatest(date_part('epoch', a.finished_at - a.started_at), 0)"
+RUN_BUCKET = """
+CASE
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 0.005 THEN 0
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 0.01 THEN 1
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 0.025 THEN 2
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 0.05 THEN 3
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 0.1 THEN 4
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 0.25 THEN 5
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 0.5 THEN 6
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 1.0 THEN 7
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 2.5 THEN 8
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 5.0 THEN 9
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 10.0 THEN 10
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 30.0 THEN 11
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 60.0 THEN 12
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 120.0 THEN 13
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 300.0 THEN 14
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 600.0 THEN 15
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 1800.0 THEN 16
+    WHEN greatest(date_part('epoch', a.finished_at - a.started_at), 0) <= 3600.0 THEN 17
+    ELSE 18
+END
+"""
+KEEP_TOTALS = f"""
+INSERT INTO metric_totals (type, key, value)
+SELECT j.type, k.key, sum(k.value) FROM (
+    SELECT a.job_id, 'attempts:' || a.outcome AS key, 1.0::float8 AS value
+    FROM attempts AS a WHERE a.job_id = ANY(%(ids)s)
+    UNION ALL
+    SELECT a.job_id, 'seconds', {RUN_SECONDS} FROM attempts AS a WHERE a.job_id = ANY(%(ids)s)
+    UNION ALL
+    SELECT a.job_id, 'bucket:' || ({RUN_BUCKET}), 1.0 FROM attempts AS a
+    WHERE a.job_id = ANY(%(ids)s)
+) AS k JOIN jobs AS j ON j.id = k.job_id
+GROUP BY j.type, k.key
+ON CONFLICT (type, key) DO UPDATE SET value = metric_totals.value + excluded.value
+"""
+PRUNABLE = """
+SELECT id FROM jobs
+WHERE finished_at < to_timestamp(%(before)s::float8) AND state = ANY(%(states)s::text[])
+LIMIT %(batch)s
+"""
+PRUNE_IDS = "DELETE FROM jobs WHERE id = ANY(%(ids)s)"
+METRIC_JOBS = "SELECT state, queue, type, count(*) FROM jobs GROUP BY state, queue, type"
+METRIC_DUE = """
+SELECT queue, date_part('epoch', min(run_at)) FROM jobs
+WHERE state = 'pending' AND run_at <= to_timestamp(%(now)s::float8) GROUP BY queue
+"""
+METRIC_ATTEMPTS = f"""
+SELECT j.type, a.outcome, count(*), sum({RUN_SECONDS}) FROM attempts AS a
+JOIN jobs AS j ON j.id = a.job_id GROUP BY j.type, a.outcome
+"""
+METRIC_BUCKETS = f"""
+SELECT j.type, {RUN_BUCKET} AS b, count(*) FROM attempts AS a
+JOIN jobs AS j ON j.id = a.job_id GROUP BY j.type, b
+"""
+METRIC_KEPT = "SELECT type, key, value FROM metric_totals"
+METRIC_BUSY = """
+SELECT split_part(worker_id, '/', 1), count(*) FROM jobs WHERE state = 'running' GROUP BY 1
+"""
+
+# ---- schedules (store/postgres/schedules.py, jobq/schedules.py)
+
+SCHEDULE_COLUMNS = (
+    "name, cron, tz, type, queue, payload::text, priority, paused, date_part('epoch', next_at), "
+    "date_part('epoch', last_at), last_job_id, date_part('epoch', created_at)"
+)
+SCHEDULES = f'SELECT {SCHEDULE_COLUMNS} FROM schedules ORDER BY name COLLATE "C"'
+SCHEDULE = "SELECT 1 FROM schedules WHERE name = %(name)s"
+PUT_SCHEDULE = """
+INSERT INTO schedules (name, cron, tz, type, queue, payload, priority, paused, next_at,
+                       created_at)
+VALUES (%(name)s, %(cron)s, %(tz)s, %(type)s, %(queue)s, %(payload)s::json, %(priority)s,
+        %(paused)s, to_timestamp(%(next_at)s::float8), to_timestamp(%(now)s::float8))
+ON CONFLICT (name) DO UPDATE SET
+    cron = excluded.cron, tz = excluded.tz, type = excluded.type, queue = excluded.queue,
+    payload = excluded.payload, priority = excluded.priority, next_at = excluded.next_at
+"""
+REMOVE_SCHEDULE = "DELETE FROM schedules WHERE name = %(name)s"
+PAUSE_SCHEDULE = "UPDATE schedules SET paused = %(paused)s WHERE name = %(name)s"
+NEXT_SCHEDULE = "SELECT date_part('epoch', min(next_at)) FROM schedules WHERE NOT paused"
+# the due schedules, locked; another pool firing them at the same time skips them
+DUE_SCHEDULES = f"""
+SELECT {SCHEDULE_COLUMNS} FROM schedules
+WHERE NOT paused AND next_at <= to_timestamp(%(now)s::float8)
+ORDER BY next_at FOR UPDATE SKIP LOCKED
+"""
+FIRED_SCHEDULE = """
+UPDATE schedules SET next_at = to_timestamp(%(next_at)s::float8),
+    last_at = to_timestamp(%(slot)s::float8), last_job_id = %(job_id)s
+WHERE name = %(name)s AND next_at = to_timestamp(%(slot)s::float8) AND NOT paused
+"""

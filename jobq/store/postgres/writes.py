@@ -29,6 +29,7 @@ from .sql import (
     LEASED,
     LOCK_ERRORS,
     RENEW,
+    SNOOZES,
     claim_sql,
 )
 
@@ -44,6 +45,7 @@ _ENDINGS = {
     Ending.CANCEL: (Outcome.CANCELLED, True, False),
     Ending.INTERRUPT: (Outcome.INTERRUPTED, False, False),
     Ending.RELEASE: (Outcome.INTERRUPTED, False, False),
+    Ending.SNOOZE: (Outcome.INTERRUPTED, False, False),
 }
 _ERRORS = (Outcome.FAILED, Outcome.TIMEOUT, Outcome.CRASHED)  # what the errors feed lists
 _DEFAULT_ERROR = {
@@ -53,6 +55,7 @@ _DEFAULT_ERROR = {
     Ending.CANCEL: "cancelled while running",
     Ending.INTERRUPT: "interrupted by shutdown",
     Ending.RELEASE: "not started: released",
+    Ending.SNOOZE: "snoozed",
 }
 
 
@@ -239,13 +242,16 @@ class JobWrites(Reads):
         output: str | None = None,
         retryable: bool = True,
         rand: float | None = None,
+        delay: float | None = None,
     ) -> JobState | None:
         """End a leased attempt other than by success (see `Ending`); return the job's new state,
         or None if the lease was lost (the write is fenced on `token`).
 
-        FAIL and TIMEOUT retry after backoff (`rand` fixes the jitter) while attempts are left and
-        `retryable`; CRASH makes the job due at once; INTERRUPT and RELEASE give it back without
-        using up the attempt; CANCEL ends it cancelled. A requested cancel wins over a retry.
+        FAIL and TIMEOUT retry after backoff (`delay` seconds if given, else the default backoff,
+        `rand` fixing its jitter) while attempts are left and `retryable`; CRASH makes the job due
+        at once; INTERRUPT and RELEASE give it back without using up the attempt; SNOOZE too, due
+        in `delay` seconds (past MAX_SNOOZES it counts like FAIL); CANCEL ends it cancelled. A
+        requested cancel wins over a retry.
         """
         outcome, counted, backoff = _ENDINGS[how]
         if error is None:
@@ -253,13 +259,16 @@ class JobWrites(Reads):
         error, traceback, output = pg_text(error), pg_text(traceback), pg_text(output)
 
         def retry_at(attempts: int) -> float:
+            if delay is not None and (backoff or how is Ending.SNOOZE):
+                return now + delay
             return now + retry.backoff(attempts, rand) if backoff else now
 
         force = JobState.CANCELLED if how is Ending.CANCEL else None
         with self._write() as conn:
             return self._end_in(conn, job_id, token, now, outcome, error, traceback, output,
                                 retry_at if retryable and how is not Ending.CANCEL else None,
-                                counted, force_state=force)  # fmt: skip
+                                counted, force_state=force,
+                                snooze=how is Ending.SNOOZE, rand=rand)  # fmt: skip
 
     def _end_in(
         self,
@@ -274,7 +283,19 @@ class JobWrites(Reads):
         retry_at: Callable[[int], float] | None,
         count: bool,
         force_state: JobState | None = None,
+        *,
+        snooze: bool = False,
+        rand: float | None = None,
     ) -> JobState | None:
+        if snooze:  # a snooze past the cap is a failure: it takes the errors lock below
+            got = conn.execute(SNOOZES, {"id": job_id, "token": token}).fetchone()
+            if got is None:
+                return None
+            from ... import lifecycle
+
+            snooze, outcome, count, retry_at, error = lifecycle.snooze_or_fail(
+                got[0], now, retry_at, rand, error
+            )
         if outcome in _ERRORS:
             # The errors feed (`jobq errors -f`) follows attempt ids: an error's id must be
             # taken and committed in turn, or one that took a lower id and committed last would
@@ -285,7 +306,7 @@ class JobWrites(Reads):
         row = conn.execute(LEASED, {"id": job_id, "token": token}).fetchone()
         if row is None:
             return None
-        attempts, max_attempts, worker_id, started_at, cancel_requested = row
+        attempts, max_attempts, worker_id, started_at, cancel_requested, _snoozes = row
         from ... import lifecycle  # here: `jobq enqueue` never ends an attempt (dataclasses)
 
         end = lifecycle.end_attempt(
@@ -314,6 +335,7 @@ class JobWrites(Reads):
                 "outcome": end.outcome.value,
                 "traceback": traceback,
                 "output": output,
+                "snoozed": int(snooze),
             },
         )
         return end.state
