@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import secrets
 import signal
-import socket
 import time
 from collections.abc import Callable
 from multiprocessing.connection import wait
@@ -77,9 +76,11 @@ class Pool:
         )
         self.types = sorted(self.handlers)
         self.store = open_backend(self.db_path, Role.WORKER)
-        host = socket.gethostname()
+        host = lifecycle.host_name()
         name = (settings.name or host).replace("/", "_")
-        self.pool_id = f"{name}:{os.getpid()}:{secrets.token_hex(2)}"
+        # 4 random bytes: pools on many hosts share one server, and containers often give every
+        # pool the same pid (1) and, with --name, the same name; a shared id would mix their jobs
+        self.pool_id = f"{name}:{os.getpid()}:{secrets.token_hex(4)}"
         self.name = settings.name or host
         self.host = host
         self.ctx = multiprocessing.get_context(settings.start_method)
