@@ -204,8 +204,14 @@ class Pool:
             rows = children.running_rows()
             children.check_cancels(rows)
         if self.renewer.every.due(mono):
-            rows = rows if rows is not None else children.running_rows()
-            self.renewer.renew(rows, children.healthy(), time.time())
+            try:
+                rows = rows if rows is not None else children.running_rows()
+                self.renewer.renew(rows, children.healthy(), time.time())
+            except TemporaryFailure:
+                # the queue is away (a server restarting): try again in a second, not in a
+                # third of a lease, or a short outage would cost the leases
+                self.renewer.every.last = mono - self.renewer.every.period + 1.0
+                raise
         if self.rescuer.every.due(mono):
             self._rescue()
             children.check_stopped(mono, time.time())
@@ -248,7 +254,11 @@ class Pool:
 
     def _finish(self) -> None:
         if self.children:
-            self.children.kill_all("interrupted: worker pool stopped")
+            try:
+                self.children.kill_all("interrupted: worker pool stopped")
+            except TemporaryFailure as e:
+                log.warning("%s: the jobs of this pool's children are taken back when their "
+                            "leases expire", e)  # fmt: skip
         self._heartbeat("stopped")
         self.children.shared.unlink()
         self.notifier.close()
