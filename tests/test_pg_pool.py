@@ -80,7 +80,7 @@ def test_delayed_jobs_start_on_time(loc: str, lpools: Pools) -> None:
         for delay in (1.0, 1.6):
             job_id = q.enqueue("noop", delay=delay)
             job = q.get(job_id)
-            wait_until(lambda: q.get(job_id).state is JobState.SUCCEEDED, timeout=15)
+            wait_until(lambda j=job_id: q.get(j).state is JobState.SUCCEEDED, timeout=15)
             started = q.attempts(job_id)[0].started_at
             late.append(started - job.run_at)
         assert all(0 <= d < 0.5 for d in late), late
@@ -96,7 +96,7 @@ def test_an_enqueue_wakes_an_idle_pool_at_once(loc: str, lpools: Pools) -> None:
         for _ in range(5):
             t0 = time.time()
             job_id = q.enqueue("noop")
-            wait_until(lambda: q.get(job_id).state is JobState.SUCCEEDED, timeout=10)
+            wait_until(lambda j=job_id: q.get(j).state is JobState.SUCCEEDED, timeout=10)
             lags.append(q.attempts(job_id)[0].started_at - t0)
         assert max(lags) < 0.5, lags
 
