@@ -152,3 +152,76 @@ def test_a_pool_goes_on_across_a_server_restart(own_server: PgServer, tmp_path: 
         log = pool.log()
         assert "Traceback" not in log
         print(f"restart took {restarted - t0:.2f}s; resumed {resumed - restarted:.2f}s later")
+
+
+# ---- the queue away while a child dies (a unit test: time and health are given) -------------
+
+
+class _DeadProc:
+    """A child process that exited on SIGKILL."""
+
+    exitcode = -9
+    pid = None
+
+    def is_alive(self) -> bool:
+        return False
+
+    def join(self, timeout: float | None = None) -> None:
+        return None
+
+
+class _Away:
+    """A backend that fails with a temporary error while `away` is set."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.away = False
+
+    def __getattr__(self, name: str) -> object:
+        from jobq.errors import DatabaseBusy
+
+        if self.away and name in ("running_of", "end_attempt"):
+            raise DatabaseBusy("the queue is away")
+        return getattr(self.inner, name)
+
+
+def test_a_dead_childs_jobs_are_ended_once_the_queue_is_back(tmp_path: Path) -> None:
+    """A child dies while the queue does not answer: its jobs are ended by a later reap, from
+    what its slot said when it died (a new child in its place resets the slot meanwhile). No
+    rescuer would ever take them back: pools never rescue their own jobs."""
+    import multiprocessing
+
+    from jobq.pool.children import ChildHandle, Children
+    from jobq.pool.settings import PoolSettings
+    from jobq.pool.slots import JOB
+    from jobq.store import Store
+    from tests.factories import LEASE, T0, enqueue, history
+
+    store = Store(str(tmp_path / "q.db"))
+    pool = "host:1:abcd"
+    running, waiting = enqueue(store, type="t"), enqueue(store, type="t")
+    got = store.claim(f"{pool}/1", T0, LEASE, limit=2, types=["t"])
+    assert sorted(j.id for j in got) == [running, waiting]
+    away = _Away(store)
+    ctx = multiprocessing.get_context("spawn")
+    settings = PoolSettings(db_path=str(tmp_path / "q.db"), concurrency=1, lease_seconds=LEASE)
+    kids = Children(away, settings, ctx, settings.db_path, pool)  # type: ignore[arg-type]
+    stop_r, stop_w = ctx.Pipe()
+    try:
+        kids.by_index[0] = ChildHandle(0, f"{pool}/1", _DeadProc(), stop_w, started=0.0)  # type: ignore[arg-type]
+        kids.slot(kids.by_index[0]).set(JOB, float(running))
+        away.away = True
+        kids.reap()  # no exception: the ending waits
+        assert not kids.by_index and store.get(running).state is JobState.RUNNING  # type: ignore[union-attr]
+        kids.shared.array[JOB] = 999.0  # a new child in place 0 writes its own slot
+        kids.reap()
+        assert store.get(running).state is JobState.RUNNING  # type: ignore[union-attr]
+        away.away = False
+        kids.reap()
+        assert history(store, running) == ["crashed"]  # it ran: charged
+        assert history(store, waiting) == ["interrupted"]  # never started: released
+        assert not kids.unended
+    finally:
+        stop_r.close()
+        kids.shared.unlink()
+        store.close()

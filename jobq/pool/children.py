@@ -208,7 +208,10 @@ class Children:
             self._child_exited(child)
         while self.unended:
             child, why, when, progress = self.unended[0]
-            self.end_jobs_of(child, why, when, progress)  # TemporaryFailure: away, next tick
+            try:
+                self.end_jobs_of(child, why, when, progress)
+            except TemporaryFailure:
+                return  # still away: the next reap tries again
             self.unended.pop(0)
 
     def _child_exited(self, child: ChildHandle) -> None:
