@@ -135,6 +135,34 @@ def test_wait_wakes_on_notify(up: PgServer) -> None:
     assert sorted(lags)[2] < 0.3 and max(lags) < 0.9, lags
 
 
+def test_wait_outlives_a_restart(up: PgServer) -> None:
+    """`jobq wait` that started fine goes on through a server restart (exit 75 is for a
+    server that is down when it starts)."""
+    loc = up.location()
+    with jobq.Queue(loc) as q:
+        job_id = q.enqueue("x")
+    proc = subprocess.Popen([sys.executable, "-m", "jobq", "wait", str(job_id)], env=_env(loc),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        time.sleep(1.5)
+        up.restart()
+        time.sleep(1.0)
+        assert proc.poll() is None, proc.communicate()
+        b = open_backend(loc, Role.WORKER)
+        try:
+            (job,) = b.claim("t:1:ab/1", time.time(), 60)
+            assert job.lease_token is not None
+            b.complete_many([(job.id, job.lease_token, None, None)], time.time())
+        finally:
+            b.close()
+        out, err = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    assert out == f"{job_id} succeeded\n" and "Traceback" not in err
+
+
 def test_errors_follow_wakes_on_notify_and_outlives_a_restart(up: PgServer) -> None:
     loc = up.location()
     b = open_backend(loc, Role.WORKER)
