@@ -1,7 +1,8 @@
 """Wake-ups on commits to a PostgreSQL queue: LISTEN on the schema's channel.
 
-Every write transaction of the store runs `pg_notify('jobq:<schema>', '')`; PostgreSQL delivers
-it at commit, so a waiter never wakes before the change is visible. `PgWaker` holds its own
+Every write transaction of the store notifies the channel `jobq:<schema>` (a trigger,
+schema.py); PostgreSQL delivers it at commit, so a waiter never wakes before the change is
+visible. `PgWaker` holds its own
 autocommit connection that only LISTENs: `fileno()` is its socket, for select. Nothing is lost
 while it is armed: a notification committed after the LISTEN waits in the socket.
 
@@ -29,25 +30,21 @@ MAX_BACKOFF = 2.0
 CONNECT_TIMEOUT = 5  # seconds: a server that does not answer must not block a waiter for long
 
 
-def channel_for(schema: str) -> str:
-    """The NOTIFY channel of a jobq schema (the store notifies it; `PgWaker` listens)."""
-    return f"jobq:{schema}"
-
-
 class PgWaker:
     """Wait until a transaction on the queue commits, or a timeout passes (jobq.Waiter).
 
     `conninfo` is what psycopg.connect takes (a URL or key=value string, without jobq's own
-    `schema=` parameter); `connect_kwargs` are extra connection parameters. Construction never
-    raises for an unreachable server: the waker starts disconnected and reconnects.
+    `schema=` parameter); `channel` the queue's NOTIFY channel (schema.channel_of);
+    `connect_kwargs` extra connection parameters (the connection is autocommit whatever they
+    say). Construction never raises for an unreachable server: the waker starts disconnected
+    and reconnects.
     """
 
-    def __init__(self, conninfo: str, schema: str, **connect_kwargs: Any) -> None:
+    def __init__(self, conninfo: str, channel: str, **connect_kwargs: Any) -> None:
         self._conninfo = conninfo
-        self._kwargs = dict(connect_kwargs)
+        self._kwargs = {**connect_kwargs, "autocommit": True}
         self._kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
-        self._kwargs.setdefault("application_name", "jobq-waker")
-        self._channel = channel_for(schema)
+        self._channel = channel
         self._conn: psycopg.Connection[Any] | None = None
         self._heard = False  # a notification psycopg received while running a statement
         self._backoff = FIRST_BACKOFF
@@ -140,7 +137,7 @@ class PgWaker:
 
     def _connect(self) -> bool:
         try:
-            conn = psycopg.connect(self._conninfo, autocommit=True, **self._kwargs)
+            conn = psycopg.connect(self._conninfo, **self._kwargs)
         except psycopg.Error:
             self._schedule_retry()
             return False
