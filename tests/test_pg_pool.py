@@ -144,7 +144,7 @@ def test_a_pool_goes_on_across_a_server_restart(own_server: PgServer, tmp_path: 
         resumed = time.monotonic()
         q.close()
         with jobq.Queue(loc) as q2:
-            wait_until(lambda: all(j.state is JobState.SUCCEEDED for j in q2.get_many(ids)),
+            wait_until(lambda: all(j.state is JobState.SUCCEEDED for j in q2.backend.get_many(ids)),
                        timeout=120, what="all succeeded")  # fmt: skip
         runs = ledger_runs(ledger)
         assert {r[0] for r in runs} == set(ids)

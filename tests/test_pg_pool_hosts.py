@@ -169,7 +169,7 @@ def test_kills_on_two_hosts_and_a_server_restart_lose_nothing(
     def done_count() -> int:
         try:
             with jobq.Queue(loc) as q:
-                return sum(1 for j in q.get_many(ids) if j.state is JobState.SUCCEEDED)
+                return sum(1 for j in q.backend.get_many(ids) if j.state is JobState.SUCCEEDED)
         except jobq.JobqError:
             return -1  # the server is restarting
 
@@ -225,7 +225,7 @@ def test_kills_on_two_hosts_and_a_server_restart_lose_nothing(
     unexplained = []
     duplicates = 0
     with jobq.Queue(loc) as q:
-        assert all(j.state is JobState.SUCCEEDED for j in q.get_many(ids))
+        assert all(j.state is JobState.SUCCEEDED for j in q.backend.get_many(ids))
         for job_id, job_runs in runs.items():
             history = q.attempts(job_id)
             final = [h.attempt for h in history if h.outcome.value == "succeeded"]
