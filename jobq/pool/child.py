@@ -281,8 +281,9 @@ class Child:
                 return
             if not ready or stop in ready:
                 return
-            # another file in the directory (e.g. the turnstile's -lock, written by every writer,
-            # empty claims included): not a reason to claim, or idle children would wake each
+            # not a commit (SQLite: another file in the directory, e.g. the turnstile's -lock,
+            # written by every writer, empty claims included; PostgreSQL: a server message that
+            # is not a notification): not a reason to claim, or idle children would wake each
             # other forever
 
     def next_due(self, horizon: float) -> float | None:
