@@ -44,6 +44,9 @@ DEFAULT_SCHEMA = "jobq"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,57}")
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise (libpq's default is forever)
 
+EXPECTED_INDEXES = ("jobs_pending", "jobs_running", "jobs_state", "jobs_finished", "jobs_unique",
+                    "attempts_job", "attempts_errors")  # fmt: skip
+
 # SQLSTATEs that mean "wait and try again": lock_timeout, statement_timeout, deadlock, serialization
 _BUSY = ("55P03", "57014", "40P01", "40001")
 
@@ -256,7 +259,12 @@ class Connection:
         )
 
     def doctor(self) -> dict[str, object]:
-        """Server and schema report: versions, table counts, indexes, the masked location."""
+        """Server and schema report: versions, table counts, indexes, the masked location.
+
+        `integrity` is "ok" when every table, index and change trigger of the schema version is
+        there and every index is valid (a failed CREATE INDEX CONCURRENTLY leaves an invalid
+        one), else the list of what is wrong. Foreign keys are enforced by the server.
+        """
         with self._read() as conn:
             server = conn.execute("SHOW server_version").fetchone()
             got = conn.execute("SELECT max(version) FROM jobq_meta").fetchone()
@@ -264,21 +272,35 @@ class Connection:
             present = [r[0] for r in conn.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
                 (self.schema,))]  # fmt: skip
-            indexes = [r[0] for r in conn.execute(
-                "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = 'jobs'"
-                " AND indexname LIKE 'jobs\\_%%' ORDER BY indexname", (self.schema,))]  # fmt: skip
+            indexes = {r[0]: r[1] for r in conn.execute(
+                "SELECT c.relname, i.indisvalid FROM pg_index AS i"
+                " JOIN pg_class AS c ON c.oid = i.indexrelid"
+                " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s", (self.schema,))}  # fmt: skip
+            triggers = {r[0] for r in conn.execute(
+                "SELECT c.relname FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid"
+                " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND t.tgname = 'jobq_changed' AND t.tgenabled <> 'D'",
+                (self.schema,))}  # fmt: skip
         assert server is not None and got is not None and counts is not None
+        problems = [f"missing table {t}" for t in (*SCHEMA_TABLES, "jobq_meta")
+                    if t not in present]  # fmt: skip
+        problems += [f"missing index {i}" for i in EXPECTED_INDEXES if i not in indexes]
+        problems += [f"invalid index {i}" for i, valid in sorted(indexes.items()) if not valid]
+        problems += [f"no change trigger on {t} (workers would not wake)"
+                     for t in ("jobs", "workers", "queues") if t not in triggers]  # fmt: skip
         return {
             "location": self.display,
             "backend": "postgresql",
             "schema": self.schema,
-            "integrity": "ok",
+            "integrity": problems or "ok",
+            "foreign_key_violations": 0,
             "schema_version": got[0],
             "supported_schema_version": SCHEMA_VERSION,
             "server_version": server[0],
             "tables": dict(zip(SCHEMA_TABLES, counts, strict=True)),
             "unexpected_tables": [n for n in present if n not in (*SCHEMA_TABLES, "jobq_meta")],
-            "indexes": indexes,
+            "indexes": sorted(i for i in indexes if i.startswith("jobs_")),
         }
 
     def close(self) -> None:

@@ -92,3 +92,41 @@ def claim_params(now: float, f: ClaimFilter) -> dict[str, Any]:
 def limits_json(limits: dict[str, tuple[int | None, float | None]] | None) -> str | None:
     """A claim's handler limits as the JSON object sql.HANDLER_LIMIT reads."""
     return None if not limits else json.dumps({t: list(v) for t, v in limits.items()})
+
+
+def split_run(array: str) -> list[str | None]:
+    """The payload texts of a run's array (see JobWrites.enqueue_runs), exactly as they are
+    written in it: an object element as it is, an array element's one element; None for a bare
+    scalar element (no payload: the insert refuses it). The slow path, for arrays that the
+    server's json functions cannot take apart."""
+    out: list[str | None] = []
+    depth, start, in_string, escaped = 0, 1, False, False
+    for i, ch in enumerate(array):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}" or (ch == "," and depth == 1):
+            if ch != ",":
+                depth -= 1
+            if depth == 0 or ch == ",":
+                element = array[start:i].strip()
+                if element:
+                    out.append(_unwrap(element))
+                start = i + 1
+    return out
+
+
+def _unwrap(element: str) -> str | None:
+    if element[:1] == "{":
+        return element
+    if element[:1] == "[":
+        return element[1:-1].strip()
+    return None

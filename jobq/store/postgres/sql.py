@@ -73,6 +73,18 @@ ORDER BY e.n
 RETURNING id
 """
 
+# The same from the payloads as a text array (rows.split_run), for a run whose array holds a
+# \u0000 escape: every json function but the input check refuses to take such text apart.
+INSERT_JOBS_TEXTS = f"""
+INSERT INTO jobs (type, queue, payload, priority, state, run_at, max_attempts, timeout,
+                  created_at)
+SELECT %(type)s, %(queue)s, e.v::json, %(priority)s, 'pending', to_timestamp(%(run_at)s::float8),
+       %(max_attempts)s, %(timeout)s::float8, {NOW}
+FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS e(v, n)
+ORDER BY e.n
+RETURNING id
+"""
+
 # The active job holding a unique key: keys are scoped to the type (index jobs_unique).
 FIND_UNIQUE = """
 SELECT id, state FROM jobs
@@ -191,9 +203,11 @@ MARK_POOL_DEAD = """
 UPDATE workers SET status = 'dead' WHERE id = %(id)s AND status NOT IN ('stopped', 'dead')
 """
 
+# starts_with, not a range of worker ids: under a linguistic collation (en_US…) "p2/1" sorts
+# between "p/" and "p/\U0010ffff", as punctuation weighs nothing at first.
 RUNNING_OF = f"""
 SELECT id, lease_token, worker_id, {_epoch("started_at")}, timeout, cancel_requested, attempts
-FROM jobs WHERE state = 'running' AND worker_id >= %(prefix)s AND worker_id < %(prefix_end)s
+FROM jobs WHERE state = 'running' AND starts_with(worker_id, %(prefix)s)
 """
 
 CANCEL_PENDING = f"""
@@ -236,7 +250,7 @@ INSERT INTO queues (name, paused, paused_at) VALUES (%(name)s, %(paused)s, {NOW}
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, paused_at = excluded.paused_at
 """
 
-PAUSED = "SELECT name FROM queues WHERE paused ORDER BY name"
+PAUSED = 'SELECT name FROM queues WHERE paused ORDER BY name COLLATE "C"'
 
 ERRORS = f"""
 SELECT {ATTEMPT_COLUMNS}, j.type, j.queue

@@ -18,13 +18,14 @@ from ... import retry
 from ...backend import ANY, ClaimFilter, Ending
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
 from .reads import Reads
-from .rows import claim_params, limits_json, row_to_job
+from .rows import claim_params, limits_json, row_to_job, split_run
 from .sql import (
     CLAIM,
     COMPLETE_MANY,
     END_ATTEMPT,
     INSERT_JOB,
     INSERT_JOBS_BULK,
+    INSERT_JOBS_TEXTS,
     INSERT_UNIQUE,
     LEASED,
     RENEW,
@@ -97,6 +98,12 @@ class JobWrites(Reads):
     def enqueue_unique(self, job: NewJob, now: float) -> tuple[int, str | None]:
         """Insert one job durably unless a job of its type with its unique key is pending or
         running; return (id, None) for a new job, else (that job's id, its state)."""
+        if job.unique_key is not None and not self._async_commit:
+            params = _job_params(job, now)
+            while True:  # one statement, one round trip (see INSERT_UNIQUE for the loop)
+                got = self._one(INSERT_UNIQUE, params).fetchone()
+                if got is not None:
+                    return got[0], got[1]
         with self._write(durable=True) as conn:
             return self._insert_one(conn, job, now)
 
@@ -140,10 +147,15 @@ class JobWrites(Reads):
                 raise ValueError("a run of jobs cannot carry a unique key")
             params = _job_params(template, now)
             del params["unique_key"], params["payload"]
-            params["payloads"] = payloads
+            sql = INSERT_JOBS_BULK
+            if "\\u0000" in payloads:  # see INSERT_JOBS_TEXTS
+                sql, payloads_param = INSERT_JOBS_TEXTS, split_run(payloads)
+                params["payloads"] = payloads_param
+            else:
+                params["payloads"] = payloads
             # binary rows: 100,000 ids come back without a text conversion each
             cur = conn.cursor(binary=True)
-            ids = sorted(r[0] for r in cur.execute(INSERT_JOBS_BULK, params).fetchall())
+            ids = sorted(r[0] for r in cur.execute(sql, params).fetchall())
             if len(ids) != count:  # the caller's array and count disagree: insert nothing
                 raise ValueError(f"a run of {count} jobs held {len(ids)} payloads")
             out += ids
