@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, TypeVar
 
 from ..backend import ClaimFilter, Ending, Role, absolute_location, is_url, open_backend
-from ..errors import DatabaseBusy, FileReplaced, JobqError, TemporaryFailure
+from ..errors import DatabaseBusy, FileReplaced, JobqError, ServerUnavailable, TemporaryFailure
 from ..handlers import Handler
 from ..model import Job
 from .commands import command_env, run_command, set_parent_death_signal
@@ -436,6 +436,11 @@ class Child:
         if self.temp_delay == 0.0:
             log.warning("%s; retrying", e)
         self.temp_delay = min(5.0, max(0.1, self.temp_delay * 2))
+        if isinstance(e, ServerUnavailable):
+            # the waker reconnects on its own backoff (<= 2 s) and wakes us when the server is
+            # back: the pool resumes then, not up to 5 s later
+            self.waker.wait(self.temp_delay)
+            return
         time.sleep(self.temp_delay)
 
     def count_done(self, n: int) -> None:
