@@ -18,9 +18,8 @@ from ... import retry
 from ...backend import ANY, ClaimFilter, Ending
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
 from .reads import Reads
-from .rows import claim_params, limits_json, row_to_job, split_run
+from .rows import claim_params, claim_shape, limits_json, pg_text, row_to_job, split_run
 from .sql import (
-    CLAIM,
     COMPLETE_MANY,
     END_ATTEMPT,
     INSERT_JOB,
@@ -28,7 +27,9 @@ from .sql import (
     INSERT_JOBS_TEXTS,
     INSERT_UNIQUE,
     LEASED,
+    LOCK_ERRORS,
     RENEW,
+    claim_sql,
 )
 
 TYPE_CHECKING = False
@@ -44,6 +45,7 @@ _ENDINGS = {
     Ending.INTERRUPT: (Outcome.INTERRUPTED, False, False),
     Ending.RELEASE: (Outcome.INTERRUPTED, False, False),
 }
+_ERRORS = (Outcome.FAILED, Outcome.TIMEOUT, Outcome.CRASHED)  # what the errors feed lists
 _DEFAULT_ERROR = {
     Ending.FAIL: "failed",
     Ending.TIMEOUT: "timed out",
@@ -188,7 +190,10 @@ class JobWrites(Reads):
             "default_max_attempts": DEFAULT_MAX_ATTEMPTS,
             "default_timeout": DEFAULT_TIMEOUT,
         })  # fmt: skip
-        jobs = [row_to_job(r) for r in self._one(CLAIM, params).fetchall()]
+        jobs = [
+            row_to_job(r)
+            for r in self._one(claim_sql(limit, *claim_shape(filter)), params).fetchall()
+        ]
         jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
         return jobs
 
@@ -216,7 +221,7 @@ class JobWrites(Reads):
             "ids": [d[0] for d in done],
             "tokens": [d[1] for d in done],
             "results": [d[2] for d in done],
-            "outputs": [d[3] for d in done],
+            "outputs": [pg_text(d[3]) for d in done],
             "now": now,
         }
         held = {r[0] for r in self._one(COMPLETE_MANY, params).fetchall()}
@@ -245,6 +250,7 @@ class JobWrites(Reads):
         outcome, counted, backoff = _ENDINGS[how]
         if error is None:
             error = _DEFAULT_ERROR[how]
+        error, traceback, output = pg_text(error), pg_text(traceback), pg_text(output)
 
         def retry_at(attempts: int) -> float:
             return now + retry.backoff(attempts, rand) if backoff else now
@@ -255,8 +261,8 @@ class JobWrites(Reads):
                                 retry_at if retryable and how is not Ending.CANCEL else None,
                                 counted, force_state=force)  # fmt: skip
 
-    @staticmethod
     def _end_in(
+        self,
         conn: psycopg.Connection[Any],
         job_id: int,
         token: str,
@@ -269,6 +275,13 @@ class JobWrites(Reads):
         count: bool,
         force_state: JobState | None = None,
     ) -> JobState | None:
+        if outcome in _ERRORS:
+            # The errors feed (`jobq errors -f`) follows attempt ids: an error's id must be
+            # taken and committed in turn, or one that took a lower id and committed last would
+            # fall behind a follower's "after" for good. Errors are rare; successes never wait.
+            # Taken before the job's row lock, as everywhere (a rescue ends its charges first):
+            # one order, no deadlock. (A requested cancel may turn it into no error: no harm.)
+            conn.execute(LOCK_ERRORS, {"key": "jobq-errors:" + self.schema})
         row = conn.execute(LEASED, {"id": job_id, "token": token}).fetchone()
         if row is None:
             return None
