@@ -230,3 +230,30 @@ def test_a_dead_childs_jobs_are_ended_once_the_queue_is_back(tmp_path: Path) -> 
         stop_r.close()
         kids.shared.unlink()
         store.close()
+
+
+def test_an_idle_pool_on_a_server_stays_idle(pg_server: PgServer, tmp_path: Path) -> None:
+    """No wake-up storm: an idle pool's empty claims and heartbeats wake nobody (a NOTIFY for a
+    write that changed nothing would wake every idle child, whose empty claims would wake the
+    others, for ever), and nothing polls faster than the fallback."""
+    from test_worker_service import IDLE_SHARE, accounting_noise, cpu_seconds
+
+    if not pg_backend_ready():
+        pytest.skip("the PostgreSQL store is not in this build yet")
+    loc = backend_location("postgresql", tmp_path)
+    with jobq.Queue(loc) as q, pools_for(loc, tmp_path) as pools:
+        pool = pools.start(concurrency=4)
+        _ready(pool, q, 4)
+        pids = [pool.pid, *pool.children()]
+
+        def settled() -> bool:
+            before = cpu_seconds(pids)
+            time.sleep(0.5)
+            return cpu_seconds(pids) - before < 0.02
+
+        wait_until(settled, timeout=20, what="start-up finished")
+        before, t0 = cpu_seconds(pids), time.monotonic()
+        time.sleep(5.0)  # measuring, not synchronising
+        share = (cpu_seconds(pids) - before) / (time.monotonic() - t0)
+        print(f"\nidle pool on PostgreSQL (supervisor + 4 children): {share * 100:.3f}% of a core")
+        assert share <= IDLE_SHARE + accounting_noise(pids) / 5.0
