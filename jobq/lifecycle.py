@@ -145,12 +145,29 @@ def _read(path: str) -> str | None:
         return None
 
 
+# Test-only: JOBQ_TEST_HOST=NAME makes this process a host of its own named NAME (its host key
+# and host name), so that tests can run "several hosts" against one PostgreSQL server on one
+# machine. Not a setting: nothing else about the process changes, and pools of such a "host"
+# are judged as remote ones are (heartbeat staleness, lease expiry), never by pid.
+ENV_TEST_HOST = "JOBQ_TEST_HOST"
+
+
+def host_name() -> str:
+    """The host name a pool records (`jobq workers`): the machine's, or JOBQ_TEST_HOST's."""
+    import socket
+
+    return os.environ.get(ENV_TEST_HOST) or socket.gethostname()
+
+
 def host_key() -> str | None:
     """This machine and PID namespace ("boot id:pid namespace"), None where it cannot be told.
 
     Two pools with the same host key see each other's processes, so a pid is meaningful between
     them; a container with its own PID namespace is another host for this purpose.
     """
+    fake = os.environ.get(ENV_TEST_HOST)
+    if fake:
+        return f"test-host {fake}"
     if not sys.platform.startswith("linux"):
         return None
     boot = _read("/proc/sys/kernel/random/boot_id")

@@ -16,7 +16,14 @@ from .basics import (
     JobState,
     NewJob,
 )
-from .errors import InvalidInput, InvalidTransition, JobNotFound, JobqError, WaitTimeout
+from .errors import (
+    InvalidInput,
+    InvalidTransition,
+    JobNotFound,
+    JobqError,
+    TemporaryFailure,
+    WaitTimeout,
+)
 from .values import (
     dump_json,
     new_job,
@@ -427,8 +434,20 @@ class Queue:
         ids = [job_ids] if isinstance(job_ids, int) else list(job_ids)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.backend.waker() as waker:
+            first = True
             while True:
-                jobs = self.backend.get_many(ids)
+                try:
+                    jobs = self.backend.get_many(ids)
+                except TemporaryFailure:
+                    if first:
+                        raise  # the queue is away from the start: say so (exit 75)
+                    # away for a while (a server restarting): the waker reconnects and wakes us
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise
+                    waker.wait(1.0 if left is None else min(1.0, left))
+                    continue
+                first = False
                 if len(jobs) < len(set(ids)):
                     missing = sorted(set(ids) - {j.id for j in jobs})
                     raise JobNotFound(f"no job {missing[0]} in {self.location}")

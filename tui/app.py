@@ -355,6 +355,7 @@ def make_app(
     shown in the header instead of the real path (tests and screenshots use a fixed one).
     """
     path = os.fspath(db_path)
-    Queue(path, create=not read_only).close()  # before any screen opens: one line, not a notice
-    return JobqApp(path, read_only=read_only, clock=clock, display_path=display_path,
+    with Queue(path, create=not read_only) as q:  # before any screen opens: one line, not a notice
+        shown = q.location  # a password in a server URL masked
+    return JobqApp(path, read_only=read_only, clock=clock, display_path=display_path or shown,
                    watch=watch)  # fmt: skip

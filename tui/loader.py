@@ -15,9 +15,10 @@ While the user is pressing keys (`busy`), changes are coalesced harder (at most 
 queries here, a redraw on the UI thread), and on a big file being drained that competes with
 answering the keys.
 Each query is one short read transaction: nothing stays open between loads, so the WAL can be
-checkpointed while the dashboard runs. Every pass of the loop also checks (at most once a second)
-that the path still names the file it opened; if not, the loader posts the `FileReplaced` error
-and stops, and the app exits 75.
+checkpointed while the dashboard runs. A failed load (e.g. the PostgreSQL server restarting) is
+reported once and retried on the next pass; the dashboard goes on when the queue answers again.
+Every pass of the loop also checks (at most once a second) that the path still names the file it
+opened; if not, the loader posts the `FileReplaced` error and stops, and the app exits 75.
 """
 
 from __future__ import annotations
@@ -134,12 +135,15 @@ class Loader:
         last_load = 0.0
         settle_until = 0.0  # a wake-up showed no change yet: look again until then
         step = _FIRST_STEP
-        fds = [self._r]
-        if waker is not None and waker.fileno() >= 0:
-            fds.append(waker.fileno())
-        # without inotify, poll data_version (one cheap pragma) a few times a second
-        tick = self._fallback if len(fds) > 1 else min(self._fallback, 0.25)
+        failed = ""  # the error last posted: an outage is reported once, not every pass
+        pause = 0.0  # after a failed load: wait this long (growing) before the next try
         while not self._stopping:
+            # the waker's descriptor may change (a server connection is re-established after a
+            # restart) or be missing for a while: ask each pass
+            fd = waker.fileno() if waker is not None else -1
+            fds = [self._r] if fd < 0 else [self._r, fd]
+            # without a descriptor, poll the change token (one cheap query) a few times a second
+            tick = self._fallback if fd >= 0 else min(self._fallback, 0.25)
             with self._lock:
                 forced, self._forced = self._forced, False
                 req = self._request
@@ -163,16 +167,23 @@ class Loader:
                     last_load = time.monotonic()
                     counts.defer_slow = self._is_busy()
                     self._post(load(q, req, self._clock(), counts))
+                failed, pause = "", 0.0
             except FileReplaced as e:
                 self._post(e)
                 return
             except JobqError as e:
-                self._post(str(e))
+                if str(e) != failed or forced:
+                    self._post(str(e))
+                failed = str(e)
+                version = None  # whatever happened meanwhile: load again once it works
+                pause = min(2.0, max(0.25, pause * 2))
             now = time.monotonic()
             timeout = min(max(0.0, self._fallback - (now - last_load)), tick)
             if now < settle_until:
                 timeout = min(timeout, step)
                 step = min(step * 2, self._settle_step)
+            if failed:
+                timeout = max(timeout, pause)  # never a busy loop while the queue is away
             select.select(fds, [], [], timeout)
             if waker is not None and waker.drain():
                 # the commit behind this event may not be visible yet (see the module doc)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, TemporaryFailure
 from .common import _note, _now, _out, _per_id, _queue
 
 TYPE_CHECKING = False
@@ -267,15 +267,23 @@ def errors(
             latest = q.errors(limit=limit)
             last = max((e.attempt.id for e in latest), default=0)
             emit(list(reversed(latest)))
+            away = False  # the queue did not answer (a server restarting): said once
             try:
                 while True:
                     waker.wait(1.0)  # a hint; the fallback timeout catches anything missed
-                    while True:
-                        new = q.errors(after=last, limit=1000)
-                        if not new:
-                            break
-                        last = new[0].attempt.id
-                        emit(list(reversed(new)))
+                    try:
+                        while True:
+                            new = q.errors(after=last, limit=1000)
+                            away = False
+                            if not new:
+                                break
+                            last = new[0].attempt.id
+                            emit(list(reversed(new)))
+                    except TemporaryFailure as e:
+                        # keep following: the waker reconnects with backoff and wakes us
+                        if not away:
+                            _note(f"jobq: {e}; still following")
+                        away = True
             except KeyboardInterrupt:
                 return  # Ctrl-C is how one stops following: not an error
 

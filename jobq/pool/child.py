@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, TypeVar
 
-from ..backend import ClaimFilter, Ending, Role, absolute_location, open_backend
+from ..backend import ClaimFilter, Ending, Role, absolute_location, is_url, open_backend
 from ..control import Backoff, backoff_delay
-from ..errors import DatabaseBusy, FileReplaced, JobqError, TemporaryFailure
+from ..errors import DatabaseBusy, FileReplaced, JobqError, ServerUnavailable, TemporaryFailure
 from ..handlers import Handler
 from ..model import Job
 from .commands import command_env, run_command, set_parent_death_signal
@@ -62,6 +62,7 @@ FLUSH_AFTER = 0.020
 
 T = TypeVar("T")
 SPIN_AFTER_WAKE = 0.05  # seconds of 0.2 ms claim retries after a wake-up
+DUE_RESOLUTION = 0.005  # how close to its run_at an idle child wakes for a delayed job
 
 
 def setup_logging(level: str) -> None:
@@ -98,7 +99,7 @@ def child_main(
     setup_logging(settings.log_level)
     logging.getLogger().setLevel(settings.log_level.upper())  # handlers' logging, captured
     try:
-        child = Child(db_path, worker_id, Slot(shared, index), stop_conn, parent_pid, settings)
+        child = _start(db_path, worker_id, Slot(shared, index), stop_conn, parent_pid, settings)
     except JobqError as e:
         _report_start_failure(stop_conn, worker_id, str(e))
         sys.exit(e.exit_code)
@@ -113,6 +114,30 @@ def child_main(
         sys.exit(e.exit_code)
     finally:
         child.close()
+
+
+def _start(
+    db_path: str,
+    worker_id: str,
+    slot: Slot,
+    stop_conn: Connection,
+    parent_pid: int,
+    settings: PoolSettings,
+) -> Child:
+    """Build the Child, waiting (with backoff) while the queue is temporarily away: a child
+    respawned while its server restarts must not count as a start-up failure, or a pool would
+    give up on a server that is back a few seconds later."""
+    delay = 0.1
+    while True:
+        try:
+            return Child(db_path, worker_id, slot, stop_conn, parent_pid, settings)
+        except TemporaryFailure as e:
+            if stop_conn.poll() or os.getppid() != parent_pid:
+                raise
+            if delay == 0.1:
+                log.warning("worker %s waits for the queue: %s", worker_id, e)
+            time.sleep(delay)
+            delay = min(2.0, delay * 2)
 
 
 def _report_start_failure(conn: Connection, worker_id: str, message: str) -> None:
@@ -153,8 +178,11 @@ class Child:
                                   else tuple(self.queues))  # fmt: skip
         self.store = open_backend(db_path, Role.WORKER)
         # The first claim after a wake-up spins on a handle that never waits for a lock (see
-        # claim): the producer that woke us usually still holds it for a moment.
-        self.spin_store = open_backend(db_path, Role.WORKER_SPIN)
+        # claim): the producer that woke us usually still holds it for a moment. A server has
+        # no such lock (claims skip locked rows): one connection per child is enough there.
+        self.spin_store = (
+            self.store if is_url(self.db_path) else open_backend(db_path, Role.WORKER_SPIN)
+        )
         self.woken = False
         # armed before the first claim: no commit after this point can be missed
         self.waker = self.store.waker()
@@ -176,7 +204,8 @@ class Child:
     def close(self) -> None:
         """Release what the child holds."""
         self.waker.close()
-        self.spin_store.close()
+        if self.spin_store is not self.store:
+            self.spin_store.close()
         self.store.close()
 
     def should_stop(self) -> bool:
@@ -219,7 +248,7 @@ class Child:
         the producer and go in the moment it leaves; without it, first spin briefly on a
         connection without a busy handler, retrying every 0.2 ms, then wait the ordinary way.
         """
-        if woken:
+        if woken and self.spin_store is not self.store:
             deadline = time.monotonic() + SPIN_AFTER_WAKE
             while time.monotonic() < deadline:
                 try:
@@ -233,13 +262,19 @@ class Child:
                            limit=limit, limits=self.limits)  # fmt: skip
 
     def idle_wait(self) -> None:
-        """Sleep until the queue file changes, the supervisor speaks, or the fallback poll."""
+        """Sleep until the queue changes, the supervisor speaks, a delayed job is due, or the
+        fallback poll."""
+        sleep = self.settings.poll_interval
+        due = self.next_due(sleep)
+        if due is not None:
+            sleep = due
         fd = self.waker.fileno()
-        if fd < 0:
-            self.waker.wait(min(self.settings.poll_interval, 0.5))
+        if fd < 0:  # no descriptor (no inotify; a server connection being re-established)
+            if self.waker.wait(min(sleep, 0.5)):
+                self.woken = True
             return
         stop = self.stop_conn.fileno()
-        deadline = time.monotonic() + self.settings.poll_interval
+        deadline = time.monotonic() + sleep
         while (left := deadline - time.monotonic()) > 0:
             ready, _, _ = select.select([fd, stop], [], [], left)
             if fd in ready and self.waker.drain():
@@ -247,9 +282,37 @@ class Child:
                 return
             if not ready or stop in ready:
                 return
-            # another file in the directory (e.g. the turnstile's -lock, written by every writer,
-            # empty claims included): not a reason to claim, or idle children would wake each
+            # not a commit (SQLite: another file in the directory, e.g. the turnstile's -lock,
+            # written by every writer, empty claims included; PostgreSQL: a server message that
+            # is not a notification): not a reason to claim, or idle children would wake each
             # other forever
+
+    def next_due(self, horizon: float) -> float | None:
+        """Seconds until a job this child may claim is due, if one is within `horizon` (to
+        DUE_RESOLUTION), else None: a delayed job starts on time, not at the next fallback poll.
+
+        No commit announces that a job's run_at has come, so the child sleeps until then. Found
+        with `has_claimable` (the claim's own filter: types, globs, queues, pauses) by bisection:
+        one query when nothing is due within the horizon, about ten when something is.
+        """
+        now = time.time()
+        try:
+            if not self.store.has_claimable(now + horizon, self.filter):
+                return None
+            if self.store.has_claimable(now, self.filter):
+                # due already (it came due since our claim, or another claim holds its row
+                # for a moment): claim again soon, but never in a tight loop
+                return 2 * DUE_RESOLUTION
+            lo, hi = 0.0, horizon
+            while hi - lo > DUE_RESOLUTION:
+                mid = (lo + hi) / 2
+                if self.store.has_claimable(now + mid, self.filter):
+                    hi = mid
+                else:
+                    lo = mid
+        except TemporaryFailure:
+            return None  # the fallback poll and the waker's reconnection cover it
+        return max(0.0, hi - (time.time() - now))
 
     def run_batch(self, jobs: Sequence[Job]) -> None:
         """Run claimed jobs one after the other, then record the successes together."""
@@ -379,6 +442,11 @@ class Child:
         if self.temp_delay == 0.0:
             log.warning("%s; retrying", e)
         self.temp_delay = min(5.0, max(0.1, self.temp_delay * 2))
+        if isinstance(e, ServerUnavailable):
+            # the waker reconnects on its own backoff (<= 2 s) and wakes us when the server is
+            # back: the pool resumes then, not up to 5 s later
+            self.waker.wait(self.temp_delay)
+            return
         time.sleep(self.temp_delay)
 
     def count_done(self, n: int) -> None:
@@ -391,6 +459,12 @@ class Child:
         now = time.time()
         for job in jobs:
             assert job.lease_token is not None
-            if self.store.end_attempt(job.id, job.lease_token, now, Ending.RELEASE,
-                                      "not started: worker stopping"):  # fmt: skip
+            try:
+                state = self.store.end_attempt(job.id, job.lease_token, now, Ending.RELEASE,
+                                               "not started: worker stopping")  # fmt: skip
+            except TemporaryFailure as e:
+                # the supervisor releases what we still hold when we exit (or the lease expires)
+                log.warning("cannot release job %d now (%s): the supervisor will", job.id, e)
+                return
+            if state:
                 log.info("released job %d (%s): not started before stop", job.id, job.type)

@@ -24,7 +24,7 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 
 from ..backend import Ending
-from ..errors import JobqError
+from ..errors import JobqError, TemporaryFailure
 from .child import child_main
 from .guardian import kill_group as _kill_group
 from .settings import PoolSettings
@@ -45,6 +45,8 @@ _HAVE_PROC = os.path.exists("/proc/self/stat")
 
 # (id, token, worker_id, started_at, timeout, cancel_requested, attempts): Backend.running_of
 RunningRow = tuple[int, str, str, float, float, bool, int]
+# what a child's slot said: (job it was running or 0, jobs it ran whose success is unrecorded)
+Progress = tuple[int, frozenset[int]]
 
 
 @dataclass(eq=False)
@@ -113,6 +115,9 @@ class Children:
         self.done_before = 0  # jobs finished by children that have exited
         self.start_failures = StartFailures()
         self.spawn_after: dict[int, float] = {}
+        # exited children whose jobs could not be ended yet (the queue was away): retried by
+        # each reap, since no rescuer takes back its own pool's jobs
+        self.unended: list[tuple[ChildHandle, str, float, Progress]] = []
 
     def __len__(self) -> int:
         return len(self.by_index)
@@ -201,6 +206,13 @@ class Children:
                 continue
             child.proc.join()
             self._child_exited(child)
+        while self.unended:
+            child, why, when, progress = self.unended[0]
+            try:
+                self.end_jobs_of(child, why, when, progress)
+            except TemporaryFailure:
+                return  # still away: the next reap tries again
+            self.unended.pop(0)
 
     def _child_exited(self, child: ChildHandle) -> None:
         slot = self.slot(child)
@@ -214,7 +226,14 @@ class Children:
         del self.by_index[child.index]
         message = _start_failure_message(child.stop_w)
         child.stop_w.close()
-        ended = self.end_jobs_of(child, f"worker exited: {how}", time.time())
+        why, now = f"worker exited: {how}", time.time()
+        # what the slot says now: a new child in this place will reset it
+        progress = (int(slot.get(JOB)), slot.unrecorded())
+        try:
+            ended = self.end_jobs_of(child, why, now, progress)
+        except TemporaryFailure:
+            self.unended.append((child, why, now, progress))  # the next reap tries again
+            ended = 1  # not a silent exit: its jobs are known to be held
         if code != 0 and child.killed is None:
             if not ended:
                 log.warning("worker %s exited (%s)", child.worker_id, how)
@@ -222,13 +241,17 @@ class Children:
                 self.spawn_after[child.index] = time.monotonic() + RESPAWN_BACKOFF
         self.start_failures.record(code, was_ready, child.killed is not None, message)
 
-    def end_jobs_of(self, child: ChildHandle, why: str, now: float) -> int:
+    def end_jobs_of(
+        self, child: ChildHandle, why: str, now: float, progress: Progress | None = None
+    ) -> int:
         """End the attempts a child holds now that it cannot finish them (it died, or it has
         been stopped for a whole lease): what it ran is charged, what it never started is
-        released. The slot tells which, whatever the wall clock says. Returns how many."""
-        slot = self.slot(child)
-        current = int(slot.get(JOB))
-        ran = slot.unrecorded()
+        released. The slot (or `progress`, read from it earlier: the job it ran, the jobs it
+        finished unrecorded) tells which, whatever the wall clock says. Returns how many."""
+        if progress is None:
+            slot = self.slot(child)
+            progress = (int(slot.get(JOB)), slot.unrecorded())
+        current, ran = progress
         rows = [r for r in self.store.running_of(child.worker_id) if r[2] == child.worker_id]
         for job_id, token, _wid, _started, _timeout, _cancel, attempts in rows:
             if child.killed is not None and child.killed[1] == job_id:

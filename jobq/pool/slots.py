@@ -20,6 +20,8 @@ import os
 import tempfile
 from collections.abc import Mapping
 
+from .. import lifecycle
+
 # Fields of a child's row; UNRECORDED_N ids from UNRECORDED on are jobs that ran to success but
 # whose success is not committed yet (a batch).
 JOB, STARTED, DEADLINE, PGID, DONE, BEAT, READY, PID, UNRECORDED_N, GEN = range(10)
@@ -73,9 +75,15 @@ class Slot:
 
 
 def path_for(pool_id: str) -> str:
-    """Where the slots of pool `pool_id` live (any process on this host computes the same)."""
+    """Where the slots of pool `pool_id` live (any process on this host computes the same).
+
+    Keyed on the host key as well as the pool id: a pool of another host (pools on several
+    machines share a PostgreSQL queue) never names a file here, even if its id equals one of
+    ours, and a test "host" (JOBQ_TEST_HOST) sees only its own files, as a real one would.
+    """
     base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-    return os.path.join(base, "jobq-slots-" + hashlib.sha1(pool_id.encode()).hexdigest()[:20])
+    key = f"{lifecycle.this_host()}\0{pool_id}"
+    return os.path.join(base, "jobq-slots-" + hashlib.sha1(key.encode()).hexdigest()[:20])
 
 
 class SharedSlots:

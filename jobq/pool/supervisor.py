@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import secrets
 import signal
-import socket
 import time
 from collections.abc import Callable
 from multiprocessing.connection import wait
@@ -91,9 +90,11 @@ class Pool:
         self.store = open_backend(self.db_path, Role.WORKER)
         if settings.metrics is not None:
             self.metrics_server = serve_metrics(self.db_path, *settings.metrics)
-        host = socket.gethostname()
+        host = lifecycle.host_name()
         name = (settings.name or host).replace("/", "_")
-        self.pool_id = f"{name}:{os.getpid()}:{secrets.token_hex(2)}"
+        # 4 random bytes: pools on many hosts share one server, and containers often give every
+        # pool the same pid (1) and, with --name, the same name; a shared id would mix their jobs
+        self.pool_id = f"{name}:{os.getpid()}:{secrets.token_hex(4)}"
         self.name = settings.name or host
         self.host = host
         self.ctx = multiprocessing.get_context(settings.start_method)
@@ -221,8 +222,14 @@ class Pool:
             rows = children.running_rows()
             children.check_cancels(rows)
         if self.renewer.every.due(mono):
-            rows = rows if rows is not None else children.running_rows()
-            self.renewer.renew(rows, children.healthy(), time.time())
+            try:
+                rows = rows if rows is not None else children.running_rows()
+                self.renewer.renew(rows, children.healthy(), time.time())
+            except TemporaryFailure:
+                # the queue is away (a server restarting): try again in a second, not in a
+                # third of a lease, or a short outage would cost the leases
+                self.renewer.every.last = mono - self.renewer.every.period + 1.0
+                raise
         if self.rescuer.every.due(mono):
             self._rescue()
             children.check_stopped(mono, time.time())
@@ -268,7 +275,11 @@ class Pool:
 
     def _finish(self) -> None:
         if self.children:
-            self.children.kill_all("interrupted: worker pool stopped")
+            try:
+                self.children.kill_all("interrupted: worker pool stopped")
+            except TemporaryFailure as e:
+                log.warning("%s: the jobs of this pool's children are taken back when their "
+                            "leases expire", e)  # fmt: skip
         self._heartbeat("stopped")
         self._guarded(lambda: self.hooks.poll(float("inf")))  # the last failures, then drain
         self.hooks.stop()

@@ -14,7 +14,8 @@ import socket
 import sys
 from collections.abc import MutableMapping, Sequence
 
-from ..backend import absolute_location
+from ..backend import absolute_location, is_url
+from ..errors import InvalidInput
 from .settings import PoolSettings
 
 # Seconds `TimeoutStopSec=` adds to the drain timeout: time to interrupt jobs and record that.
@@ -151,6 +152,16 @@ def settings_to_argv(s: PoolSettings) -> list[str]:
     return argv
 
 
+def has_password(url: str) -> bool:
+    """Whether a postgresql:// URL carries a password (`user:pw@`, or `password=` in its query)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    if parts.password is not None:
+        return True
+    return any(k.strip().lower() == "password" for k, _ in parse_qsl(parts.query, True))
+
+
 def render_unit(
     settings: PoolSettings,
     argv: Sequence[str] | None = None,
@@ -162,6 +173,13 @@ def render_unit(
     """A systemd service unit running `jobq --db DB work ARGV` (ARGV: the work flags; derived
     from `settings` when None)."""
     db = absolute_location(settings.db_path)
+    server = is_url(db)
+    if server and has_password(db):
+        raise InvalidInput(
+            "the --db URL holds a password, and a unit file is readable by anyone who can run"
+            " `systemctl cat`: put the password in a PGPASSFILE (Environment=PGPASSFILE=…) or"
+            " use a pg_service.conf service (postgresql:///db?service=jobq)"
+        )
     exe = list(executable) if executable is not None else jobq_executable()
     work_args = list(argv) if argv is not None else settings_to_argv(settings)
     cmd = [*exe, "--db", db, "work", *work_args]
@@ -178,7 +196,12 @@ def render_unit(
         "",
         "[Unit]",
         f"Description=jobq worker pool on {db}",
-        "After=local-fs.target",
+        # a server: start once the network is up (the pool reconnects if it goes away later)
+        *(
+            ["Wants=network-online.target", "After=network-online.target"]
+            if server
+            else ["After=local-fs.target"]
+        ),
         "",
         "[Service]",
         "Type=notify",
