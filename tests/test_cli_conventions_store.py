@@ -9,6 +9,7 @@ import pytest
 from jobq import lifecycle
 from jobq.backend import ActionOutcome, ActionResult
 from jobq.model import JobState
+from jobq.pool.maintenance import Pruner
 from tests.factories import T0, make_job
 
 TYPE_CHECKING = False
@@ -137,3 +138,16 @@ def test_prune_forgets_stopped_pools_never_a_running_one(backend: Backend) -> No
     _pool(backend, "running", T0 - 8)
     backend.prune(T0 - 5, FINISHED)
     assert _pool_ids(backend) == ["running", "stopped-lately"]
+
+
+def test_pool_maintenance_forgets_pools_stopped_longer_than_the_retention(
+    backend: Backend,
+) -> None:
+    """A pool's Pruner (jobq work --retention) is what forgets stopped pools over time."""
+    _pool(backend, "long-gone", T0 - 7200, "stopped")
+    _pool(backend, "found-dead", T0 - 7200)
+    assert backend.rescue(T0) == []  # a live pool's rescuer marks the silent one dead
+    _pool(backend, "lately", T0 - 10, "stopped")
+    _pool(backend, "me", T0 - 1)
+    Pruner(backend, retention=3600).prune(T0)
+    assert _pool_ids(backend) == ["lately", "me"]
