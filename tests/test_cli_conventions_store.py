@@ -4,12 +4,20 @@ conventions added: `delete`, `count_prunable` (prune --dry-run), `forget_pools` 
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
 import pytest
 
 from jobq import lifecycle
-from jobq.backend import ActionOutcome, ActionResult
+from jobq.backend import ActionOutcome, ActionResult, Role, open_backend
 from jobq.model import JobState
 from jobq.pool.maintenance import Pruner
+from tests.conftest import ROOT
 from tests.factories import T0, make_job
 
 TYPE_CHECKING = False
@@ -151,3 +159,35 @@ def test_pool_maintenance_forgets_pools_stopped_longer_than_the_retention(
     _pool(backend, "me", T0 - 1)
     Pruner(backend, retention=3600).prune(T0)
     assert _pool_ids(backend) == ["lately", "me"]
+
+
+def test_the_new_commands_on_every_backend(location: str) -> None:
+    """delete, prune --dry-run, workers --prune and ISO times, through `jobq` processes, on
+    each backend's queue (the CLI reaches the new verbs through the Backend protocol only)."""
+    now = time.time()
+    b = open_backend(location, Role.WORKER)
+    try:
+        gone, kept = make_job(b, "succeeded", now=now), make_job(b, "succeeded", now=now)
+        pending = make_job(b, "pending", now=now)
+        _pool(b, "stopped", now - 5, "stopped")
+    finally:
+        b.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
+    env.update(JOBQ_DB=location, PYTHONPATH=str(ROOT))
+
+    def jq(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "jobq", *args], env=env, text=True,
+                              capture_output=True, timeout=60, check=False)  # fmt: skip
+
+    assert jq("delete", str(gone.id)).stdout == f"{gone.id} deleted\n"
+    r = jq("delete", str(pending.id))
+    assert (r.returncode, r.stdout) == (1, "") and "use --force" in r.stderr
+    assert jq("prune", "--older-than", "0s", "--dry-run").stdout == "would prune 1 job (dry run)\n"
+    assert jq("workers", "--prune").stdout == "forgot 1 pool\n"
+    shown = json.loads(jq("show", str(kept.id), "--json").stdout)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", shown["finished_at"])
+    b = open_backend(location, Role.WORKER)
+    try:
+        assert b.get(gone.id) is None and b.get(kept.id) is not None and b.workers() == []
+    finally:
+        b.close()
