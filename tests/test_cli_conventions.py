@@ -427,3 +427,8 @@ def test_demo_reset_refuses_while_a_demo_pool_runs(
     before = path.read_bytes()
     assert "still runs on" in one_error(jq(env, "demo", "--reset"), 1)
     assert path.read_bytes() == before
+
+
+def test_pause_of_a_bad_queue_name_writes_nothing(jobq_env: dict[str, str], db_path: str) -> None:
+    assert "whitespace" in one_error(jq(jobq_env, "pause", "a b"), 2)
+    assert not os.path.exists(db_path)

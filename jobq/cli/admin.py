@@ -84,7 +84,9 @@ def pause(
     A queue no job in the file uses yet is paused all the same, with a warning (a typo?).
     """
     from ..safetext import safe_line
+    from ..values import validate_queue
 
+    validate_queue(queue)  # before the file is opened (or created): bad input writes nothing
     with _queue(ctx, create=True) as q:
         unused = q.count(queue=queue) == 0
         q.pause(queue)

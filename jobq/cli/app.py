@@ -6,7 +6,7 @@ write may create the queue file; the others say `no queue file at PATH`. `jobq e
 `jobq.cli.enqueue` without importing typer, because it runs in shell loops; every other command
 line goes to the typer app, which `build_app()` assembles on demand from the command modules:
 `jobs` (enqueue, ls, show, retry, cancel, priority, errors, wait), `admin` (stats, workers, pause,
-resume, prune, doctor, backup, db path) and `work` (work, systemd-unit, tui, demo). Only
+resume, prune, delete, doctor, backup, db path) and `work` (work, systemd-unit, tui, demo). Only
 `build_app()` imports them, so importing this module costs no typer import.
 
 Output: human tables by default, `--json` on every read command. Strings from the queue file go
@@ -125,7 +125,7 @@ def build_app() -> typer.Typer:
     )
     app.callback()(root)
     jobs.register(app)  # enqueue, ls, show, retry, cancel, priority, errors, wait
-    admin.register(app)  # stats, workers, pause, resume, prune, doctor, backup; db path
+    admin.register(app)  # stats, workers, pause, resume, prune, delete, doctor, backup; db path
     work.register(app)  # work, tui, demo, systemd-unit
     return app
 
@@ -138,8 +138,8 @@ def root(
             "--db",
             metavar="PATH",
             show_default=False,
-            help="The queue: a file path (or sqlite:PATH). Default: jobq.db in the user data "
-            "dir (`jobq db path` prints it). [env: JOBQ_DB]",
+            help="The queue: a file path (or sqlite:PATH), or postgresql://… Default: jobq.db "
+            "in the user data dir (`jobq db path` prints it). [env: JOBQ_DB]",
         ),
     ] = None,
     version: Annotated[

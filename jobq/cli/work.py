@@ -244,8 +244,9 @@ _USER_OPTION = inspect.Parameter(
 )
 # systemd-unit takes every option of `work`, and --user: typer reads the parameters from the
 # signature, so give it work's plus one instead of repeating fourteen options here.
-systemd_unit.__signature__ = inspect.signature(work, eval_str=True).replace(  # type: ignore[attr-defined]
-    parameters=[*inspect.signature(work, eval_str=True).parameters.values(), _USER_OPTION]
+_WORK = inspect.signature(work, eval_str=True)
+systemd_unit.__signature__ = _WORK.replace(  # type: ignore[attr-defined]
+    parameters=[*_WORK.parameters.values(), _USER_OPTION]
 )
 
 
