@@ -429,6 +429,9 @@ def test_demo_reset_refuses_while_a_demo_pool_runs(
     assert path.read_bytes() == before
 
 
-def test_pause_of_a_bad_queue_name_writes_nothing(jobq_env: dict[str, str], db_path: str) -> None:
-    assert "whitespace" in one_error(jq(jobq_env, "pause", "a b"), 2)
+@pytest.mark.parametrize("command", ["pause", "resume"])
+def test_pause_of_a_bad_queue_name_writes_nothing(
+    jobq_env: dict[str, str], db_path: str, command: str
+) -> None:
+    assert "whitespace" in one_error(jq(jobq_env, command, "a b"), 2)
     assert not os.path.exists(db_path)

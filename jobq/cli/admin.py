@@ -100,6 +100,9 @@ def resume(
     queue: Annotated[str, typer.Argument(metavar="Q", help="The queue's name.")],
 ) -> None:
     """Let workers claim from a paused queue again."""
+    from ..values import validate_queue
+
+    validate_queue(queue)
     with _queue(ctx, create=True) as q:
         q.resume(queue)
     _out(f"resumed queue {queue}")
