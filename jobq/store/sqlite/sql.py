@@ -167,7 +167,7 @@ DELETE FROM jobs WHERE id IN (
 
 COUNT_PRUNABLE = """
 SELECT count(*) FROM jobs
-WHERE finished_at < :before AND state IN (SELECT value FROM json_each(:states))
+WHERE state IN (SELECT value FROM json_each(:states)) AND finished_at < :before
 """
 
 # A pool's children lease jobs as "POOL_ID/GENERATION": ids from 'POOL_ID/' up to 'POOL_ID0'
