@@ -359,6 +359,8 @@ def test_db_path_prints_the_default_location(jobq_env: dict[str, str], tmp_path:
     env["XDG_DATA_HOME"] = str(tmp_path / "data")
     r = jq(env, "db", "path")
     assert (r.returncode, r.stdout) == (0, f"{tmp_path}/data/jobq/jobq.db\n")
+    r = jq({**env, "JOBQ_DB": "/elsewhere/q.db"}, "db", "path", "--demo")
+    assert (r.returncode, r.stdout) == (0, f"{tmp_path}/data/jobq/demo.db\n")
     assert not (tmp_path / "data").exists()  # printing it creates nothing
 
 

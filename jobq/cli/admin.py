@@ -232,7 +232,12 @@ def backup(
     _out(target)
 
 
-def db_path(ctx: typer.Context) -> None:
+def db_path(
+    ctx: typer.Context,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Print where `jobq demo` keeps its queue instead.")
+    ] = False,
+) -> None:
     """Print the queue in use.
 
     The --db option, else the environment's [env: JOBQ_DB], else jobq.db in the user data dir.
@@ -240,6 +245,11 @@ def db_path(ctx: typer.Context) -> None:
     from ..backend import display_location
     from ..config import resolve_db_path
 
+    if demo:
+        from ..demo import demo_db_path
+
+        _out(demo_db_path())
+        return
     _out(display_location(resolve_db_path(ctx.obj)))
 
 
