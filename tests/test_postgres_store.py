@@ -6,6 +6,7 @@ query plan with much history."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +15,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from jobq.backend import Role, open_backend
+from jobq.backend import Ending, Role, open_backend
 from jobq.errors import (
+    InvalidInput,
     NewerSchema,
     NotAJobqFile,
     QueueFileError,
@@ -182,6 +184,8 @@ def test_a_server_that_goes_away_is_server_unavailable_then_reconnected(
         job = b.get(first)  # the next call connects again
         assert job is not None and job.id == first
         assert len(b.enqueue([new_job()], T0)) == 1
+        own_server.restart()  # while this process is idle: its connection dies unnoticed
+        assert b.counts()["pending"] == 2, "a read is sent again on a new connection"
     finally:
         b.close()
     with pytest.raises(ServerUnavailable):
@@ -246,8 +250,6 @@ def test_the_change_token_moves_only_when_a_write_is_visible(pg_location: str) -
 
 
 def test_backup_is_refused_with_what_to_use_instead(pg_location: str, tmp_path: Path) -> None:
-    from jobq.errors import InvalidInput
-
     open_backend(pg_location, Role.PRODUCER).close()
     b = open_backend(pg_location, Role.OPERATOR)
     try:
@@ -256,3 +258,124 @@ def test_backup_is_refused_with_what_to_use_instead(pg_location: str, tmp_path: 
     finally:
         b.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_running_of_takes_a_prefix_whatever_the_collation(pg_server: PgServer) -> None:
+    """Under a collation where punctuation weighs nothing at first (ICU's "shifted", glibc's
+    en_US), "p2/1" sorts between "p/" and "p/\\U0010ffff": a range of worker ids would hand
+    another pool's job to this one's supervisor."""
+    with psycopg.connect(pg_server.url("postgres"), autocommit=True) as c:
+        c.execute("DROP DATABASE IF EXISTS jobq_shifted")
+        try:
+            c.execute("CREATE DATABASE jobq_shifted TEMPLATE template0 LOCALE_PROVIDER icu"
+                      " ICU_LOCALE 'en-US-u-ka-shifted' LOCALE 'C.utf8'")  # fmt: skip
+        except psycopg.Error as e:
+            pytest.skip(f"no ICU collation on this server: {e}")
+    b = open_backend(pg_server.url("jobq_shifted", schema="q"), Role.WORKER)
+    try:
+        mine = make_job(b, "running", worker="p/1")
+        make_job(b, "running", worker="p2/1")
+        assert [r[0] for r in b.running_of("p/")] == [mine.id]
+    finally:
+        b.close()
+
+
+def _fail_jobs(location: str, barrier: Any, n: int) -> None:
+    b = open_backend(location, Role.WORKER)
+    barrier.wait(30)
+    for _ in range(n):
+        jobs = b.claim(f"p{os.getpid()}/1", time.time(), 30)
+        if not jobs:
+            break
+        b.end_attempt(jobs[0].id, jobs[0].lease_token or "", time.time(), Ending.FAIL, "boom",
+                      retryable=False)  # fmt: skip
+    b.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_follower_of_errors_sees_every_failure(pg_location: str) -> None:
+    """`jobq errors -f` asks for the failed attempts after the last id it saw: ids must reach
+    it in commit order, or a failure whose transaction took an id first and committed last is
+    skipped for good."""
+    b = open_backend(pg_location, Role.PRODUCER)
+    total, n_procs = 600, 4
+    b.enqueue([new_job("f") for _ in range(total)], time.time())
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(n_procs + 1)
+    procs = [ctx.Process(target=_fail_jobs, args=(pg_location, barrier, total))
+             for _ in range(n_procs)]  # fmt: skip
+    for p in procs:
+        p.start()
+    barrier.wait(30)
+    seen: list[int] = []
+    last = 0
+    try:
+        while any(p.is_alive() for p in procs):
+            new = b.errors(after=last, limit=1000)
+            if new:
+                last = new[0].attempt.id
+                seen += [e.attempt.job_id for e in new]
+        seen += [e.attempt.job_id for e in b.errors(after=last, limit=1000)]
+    finally:
+        for p in procs:
+            p.join(60)
+        b.close()
+    assert [p.exitcode for p in procs] == [0] * n_procs
+    assert len(seen) == len(set(seen)) == total, f"{total - len(set(seen))} failures never seen"
+
+
+def test_a_nul_in_a_handlers_output_or_error_is_recorded(pg_location: str) -> None:
+    """PostgreSQL text cannot hold NUL, which a command's stdout or stderr may: the attempt is
+    recorded with U+FFFD in its place, not left running because its end could not be written."""
+    b = open_backend(pg_location, Role.WORKER)
+    try:
+        failed = make_job(b, "running")
+        state = b.end_attempt(failed.id, failed.lease_token or "", T0, Ending.FAIL, "bad\x00",
+                              traceback="tb\x00", output="out\x00")  # fmt: skip
+        assert state is not None
+        (a,) = b.attempts(failed.id)
+        assert (a.error, a.traceback, a.output) == ("bad\ufffd", "tb\ufffd", "out\ufffd")
+        assert b.get(failed.id).last_error == "bad\ufffd"  # type: ignore[union-attr]
+        done = make_job(b, "running")
+        assert b.complete_many([(done.id, done.lease_token or "", None, "x\x00y")], T0) == [True]
+        assert [a.output for a in b.attempts(done.id)] == ["x\ufffdy"]
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://u:s3cret%zz@h/db", "postgresql://h/db?password=s3cret%zz&user=u"]
+)
+def test_a_malformed_url_is_bad_input_without_its_password(url: str) -> None:
+    with pytest.raises(InvalidInput, match="not a valid PostgreSQL URL") as got:
+        open_backend(url, Role.PRODUCER)
+    assert "s3cret" not in str(got.value) and "***" in str(got.value)
+
+
+def test_a_write_that_changes_nothing_wakes_nobody(pg_location: str) -> None:
+    """Idle workers wake on every notification and claim: if an empty claim notified, two idle
+    workers would wake each other for ever. Writes that change no row neither notify nor move
+    the change token; writes that do, do both."""
+    b = open_backend(pg_location, Role.WORKER)
+    listener = _raw(pg_location)
+    try:
+        listener.execute(f'LISTEN "jobq:{_schema(pg_location)}"')
+        stale = make_job(b, "succeeded")
+        list(listener.notifies(timeout=0.2))  # what making the job sent
+        token = b.change_token()
+        assert b.claim("w/1", T0, 30) == []
+        assert b.renew([(stale.id, "0" * 16)], T0) == 0
+        assert b.complete_many([(stale.id, "0" * 16, None, None)], T0) == [False]
+        assert b.end_attempt(stale.id, "0" * 16, T0, Ending.FAIL) is None
+        assert b.prune(T0 - 10_000, ["succeeded"]) == 0
+        assert b.change_token() == token
+        assert list(listener.notifies(timeout=0.5)) == []
+        job = make_job(b, "pending")
+        list(listener.notifies(timeout=0.2))
+        token = b.change_token()
+        assert [j.id for j in b.claim("w/1", T0, 30)] == [job.id]
+        assert b.change_token() != token
+        assert len(list(listener.notifies(timeout=5, stop_after=1))) == 1
+    finally:
+        listener.close()
+        b.close()

@@ -44,6 +44,7 @@ DEFAULT_SCHEMA = "jobq"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,57}")
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise (libpq's default is forever)
 
+CHANGE_TRIGGERS = ("jobq_changed_insert", "jobq_changed_update", "jobq_changed_delete")
 EXPECTED_INDEXES = ("jobs_pending", "jobs_running", "jobs_state", "jobs_finished", "jobs_unique",
                     "attempts_job", "attempts_errors")  # fmt: skip
 
@@ -70,6 +71,17 @@ def split_url(url: str) -> tuple[str, str]:
     return base + ("?" + "&".join(kept) if kept else ""), schema
 
 
+def _written_passwords(url: str) -> list[str]:
+    """The password of a URL as written (user:PASSWORD@ and password=PASSWORD), unparsed."""
+    rest = url.partition("://")[2]
+    rest, _, query = rest.partition("?")
+    userinfo = rest.partition("/")[0].rpartition("@")[0]
+    found = [userinfo.partition(":")[2]] if ":" in userinfo else []
+    found += [p.partition("=")[2] for p in query.split("&")
+              if p.partition("=")[0].strip().lower() == "password"]  # fmt: skip
+    return [f for f in found if f]
+
+
 def translate(e: psycopg.Error, where: str, secret: str | None = None) -> JobqError:
     """Turn a psycopg error into the jobq error a person can act on (one line, no password)."""
     lines = str(e).strip().splitlines()
@@ -87,6 +99,8 @@ def translate(e: psycopg.Error, where: str, secret: str | None = None) -> JobqEr
         state is None or state.startswith(("08", "57P"))
     ):
         return ServerUnavailable(f"cannot reach the PostgreSQL server of {where}: {first}")
+    if state is None and isinstance(e, psycopg.DataError):  # refused before it was sent
+        return InvalidInput(f"{where}: {first}")
     if state == "42501":
         return QueueFileError(f"{where}: {first}")
     return JobqError(f"{where}: {first}")
@@ -104,16 +118,18 @@ class Connection:
 
     def __init__(self, url: str, role: Role, *, busy_timeout: float) -> None:
         self.location = url
-        self.path = self.display = display_location(url)
+        self.display = display_location(url)
         self._conninfo, self.schema = split_url(url)
         self.channel = channel_of(self.schema)
         try:
             params = conninfo_to_dict(self._conninfo)
         except psycopg.Error as e:
             first = (str(e).strip().splitlines() or ["invalid"])[0]
+            for written in _written_passwords(url):  # libpq may quote the bad part: a password
+                first = first.replace(written, "***")
             raise InvalidInput(f"{self.display} is not a valid PostgreSQL URL: {first}") from None
-        secret = params.get("password")
-        self._secret = str(secret) if secret else None
+        password = params.get("password")
+        self._secret = str(password) if password else None
         self._kwargs: dict[str, Any] = {"autocommit": True}
         if "application_name" not in params:
             self._kwargs["application_name"] = "jobq"
@@ -215,6 +231,18 @@ class Connection:
         except psycopg.Error as e:
             raise translate(e, self.display, self._secret) from None
 
+    def _get(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> Any:
+        """Run one read-only statement; return its cursor (rows fetched). A read that finds its
+        connection dead (the server restarted while this process was idle) is sent once more on
+        a new connection: it changes nothing, so sending it twice is harmless."""
+        conn = self._live()
+        try:
+            return conn.execute(sql, params)
+        except psycopg.Error as e:
+            if not conn.broken:
+                raise translate(e, self.display, self._secret) from None
+        return self._one(sql, params)
+
     @contextmanager
     def _write(self, durable: bool = False) -> Iterator[psycopg.Connection[Any]]:
         """One transaction of several statements; `durable` waits for the WAL flush at commit
@@ -234,7 +262,7 @@ class Connection:
 
     def change_token(self) -> int:
         """A number that changes once another connection's write is visible (see schema.py)."""
-        row = self._one(CHANGE_TOKEN).fetchone()
+        row = self._get(CHANGE_TOKEN).fetchone()
         return int(row[0])
 
     data_version = change_token  # the older name
@@ -277,18 +305,19 @@ class Connection:
                 " JOIN pg_class AS c ON c.oid = i.indexrelid"
                 " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
                 " WHERE n.nspname = %s", (self.schema,))}  # fmt: skip
-            triggers = {r[0] for r in conn.execute(
-                "SELECT c.relname FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid"
+            triggers = {(r[0], r[1]) for r in conn.execute(
+                "SELECT c.relname, t.tgname FROM pg_trigger AS t"
+                " JOIN pg_class AS c ON c.oid = t.tgrelid"
                 " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = %s AND t.tgname = 'jobq_changed' AND t.tgenabled <> 'D'",
-                (self.schema,))}  # fmt: skip
+                " WHERE n.nspname = %s AND t.tgenabled <> 'D'", (self.schema,))}  # fmt: skip
         assert server is not None and got is not None and counts is not None
         problems = [f"missing table {t}" for t in (*SCHEMA_TABLES, "jobq_meta")
                     if t not in present]  # fmt: skip
         problems += [f"missing index {i}" for i in EXPECTED_INDEXES if i not in indexes]
         problems += [f"invalid index {i}" for i, valid in sorted(indexes.items()) if not valid]
-        problems += [f"no change trigger on {t} (workers would not wake)"
-                     for t in ("jobs", "workers", "queues") if t not in triggers]  # fmt: skip
+        problems += [f"no trigger {g} on {t} (workers would not wake)"
+                     for t in ("jobs", "workers", "queues") for g in CHANGE_TRIGGERS
+                     if (t, g) not in triggers]  # fmt: skip
         return {
             "location": self.display,
             "backend": "postgresql",

@@ -10,9 +10,10 @@ payload reads back byte for byte as enqueued). Two things SQLite has no need for
 
 - a sequence `changes`, bumped by every statement that writes jobs, workers or queues (the change
   token: a sequence, not a counter row, which would serialise every writer);
-- a statement trigger on those tables that bumps it and calls `pg_notify('jobq:<schema>', '')`:
-  delivered at commit only, so a listener never wakes before the write is visible, and written
-  once here rather than in every statement (raw SQL by a person wakes the workers too).
+- statement triggers on those tables that bump it and call `pg_notify('jobq:<schema>', '')` when
+  a statement changed rows: delivered at commit only, so a listener never wakes before the write
+  is visible, and written once here rather than in every statement (raw SQL by a person wakes
+  the workers too).
 """
 
 from __future__ import annotations
@@ -106,12 +107,35 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             RETURN NULL;
         END $$
         """,
-        """CREATE TRIGGER jobq_changed AFTER INSERT OR UPDATE OR DELETE ON {s}.jobs
-           FOR EACH STATEMENT EXECUTE FUNCTION {s}.jobq_changed()""",
-        """CREATE TRIGGER jobq_changed AFTER INSERT OR UPDATE OR DELETE ON {s}.workers
-           FOR EACH STATEMENT EXECUTE FUNCTION {s}.jobq_changed()""",
-        """CREATE TRIGGER jobq_changed AFTER INSERT OR UPDATE OR DELETE ON {s}.queues
-           FOR EACH STATEMENT EXECUTE FUNCTION {s}.jobq_changed()""",
+        # An UPDATE or DELETE that changed no row (a claim, renewal or fenced write that found
+        # nothing) must not notify: every idle worker wakes on a notification and claims, and an
+        # empty claim that woke the others would set them ping-ponging for ever. The changed
+        # rows are in the transition table `jobq_rows`. (An INSERT inserts rows, except one that
+        # yields to a unique key: a rare, single wake-up, not worth copying bulk inserts.)
+        """
+        CREATE FUNCTION {s}.jobq_rows_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM jobq_rows) THEN
+                PERFORM nextval('{s}.changes');
+                PERFORM pg_notify({channel}, '');
+            END IF;
+            RETURN NULL;
+        END $$
+        """,
+        *(
+            sql
+            for table in ("jobs", "workers", "queues")
+            for sql in (
+                f"""CREATE TRIGGER jobq_changed_insert AFTER INSERT ON {{s}}.{table}
+                    FOR EACH STATEMENT EXECUTE FUNCTION {{s}}.jobq_changed()""",
+                f"""CREATE TRIGGER jobq_changed_update AFTER UPDATE ON {{s}}.{table}
+                    REFERENCING NEW TABLE AS jobq_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION {{s}}.jobq_rows_changed()""",
+                f"""CREATE TRIGGER jobq_changed_delete AFTER DELETE ON {{s}}.{table}
+                    REFERENCING OLD TABLE AS jobq_rows
+                    FOR EACH STATEMENT EXECUTE FUNCTION {{s}}.jobq_rows_changed()""",
+            )
+        ),
         # The change token (see Connection.change_token): the sequence read first, then, in a
         # statement of its own (a fresh snapshot), the snapshot's bounds and the transactions
         # still in progress. A writer bumps the sequence before it commits; until it has

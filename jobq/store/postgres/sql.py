@@ -167,6 +167,9 @@ FROM jobs WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
 FOR UPDATE
 """
 
+# Taken before an error's attempt row is written, held to the commit (see JobWrites._end_in).
+LOCK_ERRORS = "SELECT pg_advisory_xact_lock(hashtext(%(key)s))"
+
 # End an attempt (lifecycle.end_attempt decided how) and record it, in one statement.
 END_ATTEMPT = f"""
 WITH ended AS (
@@ -203,9 +206,11 @@ MARK_POOL_DEAD = """
 UPDATE workers SET status = 'dead' WHERE id = %(id)s AND status NOT IN ('stopped', 'dead')
 """
 
+# starts_with, not a range of worker ids: under a linguistic collation (en_US…) "p2/1" sorts
+# between "p/" and "p/\U0010ffff", as punctuation weighs nothing at first.
 RUNNING_OF = f"""
 SELECT id, lease_token, worker_id, {_epoch("started_at")}, timeout, cancel_requested, attempts
-FROM jobs WHERE state = 'running' AND worker_id >= %(prefix)s AND worker_id < %(prefix_end)s
+FROM jobs WHERE state = 'running' AND starts_with(worker_id, %(prefix)s)
 """
 
 CANCEL_PENDING = f"""
@@ -282,7 +287,7 @@ INSERT INTO queues (name, paused, paused_at) VALUES (%(name)s, %(paused)s, {NOW}
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, paused_at = excluded.paused_at
 """
 
-PAUSED = "SELECT name FROM queues WHERE paused ORDER BY name"
+PAUSED = 'SELECT name FROM queues WHERE paused ORDER BY name COLLATE "C"'
 
 ERRORS = f"""
 SELECT {ATTEMPT_COLUMNS}, j.type, j.queue

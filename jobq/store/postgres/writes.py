@@ -18,7 +18,7 @@ from ... import retry
 from ...backend import ANY, ClaimFilter, Ending
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
 from .reads import Reads
-from .rows import claim_params, limits_json, row_to_job, split_run
+from .rows import claim_params, limits_json, pg_text, row_to_job, split_run
 from .sql import (
     CLAIM,
     COMPLETE_MANY,
@@ -28,6 +28,7 @@ from .sql import (
     INSERT_JOBS_TEXTS,
     INSERT_UNIQUE,
     LEASED,
+    LOCK_ERRORS,
     RENEW,
 )
 
@@ -44,6 +45,7 @@ _ENDINGS = {
     Ending.INTERRUPT: (Outcome.INTERRUPTED, False, False),
     Ending.RELEASE: (Outcome.INTERRUPTED, False, False),
 }
+_ERRORS = (Outcome.FAILED, Outcome.TIMEOUT, Outcome.CRASHED)  # what the errors feed lists
 _DEFAULT_ERROR = {
     Ending.FAIL: "failed",
     Ending.TIMEOUT: "timed out",
@@ -98,6 +100,12 @@ class JobWrites(Reads):
     def enqueue_unique(self, job: NewJob, now: float) -> tuple[int, str | None]:
         """Insert one job durably unless a job of its type with its unique key is pending or
         running; return (id, None) for a new job, else (that job's id, its state)."""
+        if job.unique_key is not None and not self._async_commit:
+            params = _job_params(job, now)
+            while True:  # one statement, one round trip (see INSERT_UNIQUE for the loop)
+                got = self._one(INSERT_UNIQUE, params).fetchone()
+                if got is not None:
+                    return got[0], got[1]
         with self._write(durable=True) as conn:
             return self._insert_one(conn, job, now)
 
@@ -210,7 +218,7 @@ class JobWrites(Reads):
             "ids": [d[0] for d in done],
             "tokens": [d[1] for d in done],
             "results": [d[2] for d in done],
-            "outputs": [d[3] for d in done],
+            "outputs": [pg_text(d[3]) for d in done],
             "now": now,
         }
         held = {r[0] for r in self._one(COMPLETE_MANY, params).fetchall()}
@@ -239,6 +247,7 @@ class JobWrites(Reads):
         outcome, counted, backoff = _ENDINGS[how]
         if error is None:
             error = _DEFAULT_ERROR[how]
+        error, traceback, output = pg_text(error), pg_text(traceback), pg_text(output)
 
         def retry_at(attempts: int) -> float:
             return now + retry.backoff(attempts, rand) if backoff else now
@@ -249,8 +258,8 @@ class JobWrites(Reads):
                                 retry_at if retryable and how is not Ending.CANCEL else None,
                                 counted, force_state=force)  # fmt: skip
 
-    @staticmethod
     def _end_in(
+        self,
         conn: psycopg.Connection[Any],
         job_id: int,
         token: str,
@@ -263,6 +272,13 @@ class JobWrites(Reads):
         count: bool,
         force_state: JobState | None = None,
     ) -> JobState | None:
+        if outcome in _ERRORS:
+            # The errors feed (`jobq errors -f`) follows attempt ids: an error's id must be
+            # taken and committed in turn, or one that took a lower id and committed last would
+            # fall behind a follower's "after" for good. Errors are rare; successes never wait.
+            # Taken before the job's row lock, as everywhere (a rescue ends its charges first):
+            # one order, no deadlock. (A requested cancel may turn it into no error: no harm.)
+            conn.execute(LOCK_ERRORS, {"key": "jobq-errors:" + self.schema})
         row = conn.execute(LEASED, {"id": job_id, "token": token}).fetchone()
         if row is None:
             return None
