@@ -9,8 +9,8 @@ from typing import Any
 from ...backend import ANY, EVERY, ClaimFilter, JobFilter
 from ...basics import JobState
 from .connection import Connection
-from .rows import claim_params, glob_regex, like_escape, row_to_attempt, row_to_job
-from .sql import ATTEMPT_COLUMNS, CLAIMABLE, ERRORS, JOB_COLUMNS, PAUSED, WORKERS
+from .rows import claim_params, claim_shape, glob_regex, like_escape, row_to_attempt, row_to_job
+from .sql import ATTEMPT_COLUMNS, ERRORS, JOB_COLUMNS, PAUSED, WORKERS, claimable_sql
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -229,4 +229,5 @@ class Reads(Connection):
 
     def has_claimable(self, now: float, filter: ClaimFilter = ANY) -> bool:
         """Whether a job that `claim` with this filter would lease is due now (`--burst`)."""
-        return bool(self._get(CLAIMABLE, claim_params(now, filter)).fetchone()[0])
+        sql = claimable_sql(*claim_shape(filter))
+        return bool(self._get(sql, claim_params(now, filter)).fetchone()[0])

@@ -86,13 +86,18 @@ def glob_regex(pattern: str) -> str:
 
 
 def claim_params(now: float, f: ClaimFilter) -> dict[str, Any]:
-    """The parameters of sql.DUE_FOR_WORKER for a claim filter at `now`."""
+    """The parameters of sql.due_where for a claim filter at `now`."""
     return {
         "now": now,
         "types": None if f.types is None else list(f.types),
         "globs": None if f.type_globs is None else [glob_regex(g) for g in f.type_globs],
         "queues": None if f.queues is None else list(f.queues),
     }
+
+
+def claim_shape(f: ClaimFilter) -> tuple[bool, bool, bool]:
+    """Which conditions a claim filter has (sql.due_where): queues, types, globs."""
+    return (f.queues is not None, f.types is not None, f.type_globs is not None)
 
 
 def limits_json(limits: dict[str, tuple[int | None, float | None]] | None) -> str | None:

@@ -9,6 +9,8 @@ unqualified: the connection's search_path is the queue's schema (and only it).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 
 def _epoch(col: str) -> str:
     return f"date_part('epoch', {col})"
@@ -92,13 +94,25 @@ WHERE type = %(type)s AND unique_key = %(unique_key)s AND state IN ('pending', '
 """
 
 # The jobs a worker may claim now: due, in its queues and types, not in a paused queue. Type
-# globs arrive as anchored regular expressions (rows.glob_regex: SQLite GLOB's semantics).
+# globs arrive as anchored regular expressions (rows.glob_regex: SQLite GLOB's semantics). Only
+# the conditions a filter has are written in ({only}, see due_where): `$1 IS NULL OR …` would
+# make the server's generic plan (psycopg prepares a statement on its fifth use) guess that
+# almost no row is due, and sort every due row instead of walking the index.
 # (Walked through the partial index jobs_pending, whose WHERE needs the state as a literal.)
 DUE_FOR_WORKER = f"""state = 'pending' AND run_at <= {NOW}
-      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
-      AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
-      AND (%(globs)s::text[] IS NULL OR type ~ ANY(%(globs)s::text[]))
-      AND queue NOT IN (SELECT name FROM queues WHERE paused)"""
+      {{only}}AND queue NOT IN (SELECT name FROM queues WHERE paused)"""
+_ONLY = (
+    "AND queue = ANY(%(queues)s::text[])\n      ",
+    "AND type = ANY(%(types)s::text[])\n      ",
+    "AND type ~ ANY(%(globs)s::text[])\n      ",
+)
+
+
+def due_where(queues: bool, types: bool, globs: bool) -> str:
+    """DUE_FOR_WORKER with the conditions of a filter that has queues, types or globs."""
+    only = "".join(c for c, given in zip(_ONLY, (queues, types, globs), strict=True) if given)
+    return DUE_FOR_WORKER.replace("{only}", only)
+
 
 # A claimed job's handler limit (max_attempts: i=0, timeout: i=1) from the claim's %(limits)s, a
 # JSON object {type: [max_attempts, timeout]} (null: the handler has none).
@@ -114,9 +128,9 @@ HANDLER_LIMIT = (
 CLAIM = f"""
 WITH due AS MATERIALIZED (
     SELECT id FROM jobs
-    WHERE {DUE_FOR_WORKER}
+    WHERE {{due}}
     ORDER BY priority DESC, run_at, id
-    LIMIT %(limit)s
+    LIMIT {{limit}}
     FOR UPDATE SKIP LOCKED
 )
 UPDATE jobs
@@ -131,8 +145,22 @@ FROM due WHERE jobs.id = due.id
 RETURNING jobs.{JOB_COLUMNS}
 """
 
-# Whether any job a worker could claim now exists (the claim's filter, read-only): `--burst`.
-CLAIMABLE = f"SELECT EXISTS (SELECT 1 FROM jobs WHERE {DUE_FOR_WORKER})"
+
+@lru_cache(maxsize=64)
+def claim_sql(limit: int, queues: bool = False, types: bool = False, globs: bool = False) -> str:
+    """The claim of at most `limit` jobs with the filter's conditions (see due_where). The limit
+    is an int written in: a `LIMIT $1` makes a generic plan guess a tenth of the table."""
+    return CLAIM.replace("{due}", due_where(queues, types, globs)).replace(
+        "{limit}", str(int(limit))
+    )
+
+
+@lru_cache(maxsize=16)
+def claimable_sql(queues: bool = False, types: bool = False, globs: bool = False) -> str:
+    """Whether any job a worker could claim now exists (the claim's filter, read-only):
+    `--burst`."""
+    return f"SELECT EXISTS (SELECT 1 FROM jobs WHERE {due_where(queues, types, globs)})"
+
 
 RENEW = """
 UPDATE jobs SET lease_until = to_timestamp(%(lease_until)s::float8)

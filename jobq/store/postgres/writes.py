@@ -18,9 +18,8 @@ from ... import retry
 from ...backend import ANY, ClaimFilter, Ending
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
 from .reads import Reads
-from .rows import claim_params, limits_json, pg_text, row_to_job, split_run
+from .rows import claim_params, claim_shape, limits_json, pg_text, row_to_job, split_run
 from .sql import (
-    CLAIM,
     COMPLETE_MANY,
     END_ATTEMPT,
     INSERT_JOB,
@@ -30,6 +29,7 @@ from .sql import (
     LEASED,
     LOCK_ERRORS,
     RENEW,
+    claim_sql,
 )
 
 TYPE_CHECKING = False
@@ -190,7 +190,10 @@ class JobWrites(Reads):
             "default_max_attempts": DEFAULT_MAX_ATTEMPTS,
             "default_timeout": DEFAULT_TIMEOUT,
         })  # fmt: skip
-        jobs = [row_to_job(r) for r in self._one(CLAIM, params).fetchall()]
+        jobs = [
+            row_to_job(r)
+            for r in self._one(claim_sql(limit, *claim_shape(filter)), params).fetchall()
+        ]
         jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
         return jobs
 
