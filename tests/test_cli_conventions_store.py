@@ -1,6 +1,7 @@
 """Contract tests (every backend, over the `backend` fixture) for the operations the CLI
 conventions added: `delete`, `count_prunable` (prune --dry-run), `forget_pools` (`jobq workers
---prune`) and prune forgetting stopped pools but never a running one."""
+--prune`) and prune forgetting stopped pools but never a running one; and the commands that use
+them, run as `jobq` processes on each backend's queue."""
 
 from __future__ import annotations
 
