@@ -75,6 +75,7 @@ class ActionResult(str, enum.Enum):
     CANCELLED = "cancelled"
     CANCEL_REQUESTED = "cancel requested"
     RETRIED = "retried"
+    DELETED = "deleted"
     NOT_FOUND = "not found"
     DUPLICATE_UNIQUE_KEY = "duplicate unique key"
     """retry: a pending or running job of the same type holds its unique key."""
@@ -86,7 +87,7 @@ class ActionResult(str, enum.Enum):
 
 
 DONE = (ActionResult.OK, ActionResult.CANCELLED, ActionResult.CANCEL_REQUESTED,
-        ActionResult.RETRIED)  # fmt: skip
+        ActionResult.RETRIED, ActionResult.DELETED)  # fmt: skip
 
 
 class ActionOutcome:
@@ -356,13 +357,37 @@ if TYPE_CHECKING:
             self, worker_id: str, now: float, jobs_done: int, status: str = "running"
         ) -> None: ...
         def workers(self) -> list[WorkerInfo]: ...
+        def forget_pools(
+            self, now: float, *, before: float | None = None, here: str | None = None
+        ) -> list[str]:
+            """Delete the records of pools that are stopped or dead at `now`
+            (lifecycle.pool_status, `here` being the caller's lifecycle.host_key()), whose last
+            heartbeat is before `before` (None: any), and none of whose workers still holds a
+            running job (the rescuer needs a dead pool's record until its jobs are back). One
+            transaction; returns the ids of the pools forgotten, in id order."""
+            ...
 
         # ---- operators
         def cancel(self, ids: Sequence[int], now: float) -> dict[int, ActionOutcome]: ...
         def retry(self, ids: Sequence[int], now: float) -> dict[int, ActionOutcome]: ...
         def set_priority(self, ids: Sequence[int], priority: int) -> dict[int, ActionOutcome]: ...
         def set_paused(self, queue: str, paused: bool, now: float) -> None: ...
-        def prune(self, before: float, states: Sequence[str], batch: int = 5000) -> int: ...
+        def prune(self, before: float, states: Sequence[str], batch: int = 5000) -> int:
+            """Delete jobs in `states` (finished ones only) that finished before `before`, with
+            their attempts, in batches; then the records of stopped or dead pools whose last
+            heartbeat is before `before` and which hold no running job. Returns the jobs
+            deleted."""
+            ...
+
+        def count_prunable(self, before: float, states: Sequence[str]) -> int:
+            """How many jobs `prune(before, states)` would delete now (a read: `--dry-run`)."""
+            ...
+
+        def delete(self, ids: Sequence[int], *, force: bool = False) -> dict[int, ActionOutcome]:
+            """Delete jobs and their attempts, in one transaction. Per id: DELETED (succeeded,
+            failed or cancelled; with `force` also pending), NOT_FOUND, or WRONG_STATE with the
+            job's state (pending without `force`; running, always: cancel it first)."""
+            ...
 
         # ---- reads
         def get(self, job_id: int) -> Job | None: ...

@@ -79,8 +79,12 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 6048
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
-def parse_duration(value: object, what: str = "duration") -> float:
-    """Parse `30`, `30s`, `5m`, `2h`, `7d`, `1h30m` or a number of seconds into seconds (>= 0)."""
+def parse_duration(value: object, what: str = "duration", *, unit: bool = False) -> float:
+    """Parse `30`, `30s`, `5m`, `2h`, `7d`, `1h30m` or a number of seconds into seconds (>= 0).
+
+    With `unit`, a bare number is refused: where a slip costs data (`prune --older-than 7`
+    meant 7 days, not 7 seconds) the unit must be written.
+    """
     if isinstance(value, bool):
         raise InvalidInput(f"{what} must be a number of seconds or like 30s, 5m, 2h, 7d")
     if isinstance(value, (int, float)):
@@ -88,6 +92,10 @@ def parse_duration(value: object, what: str = "duration") -> float:
     elif isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
         if re.fullmatch(r"\d+(\.\d+)?", text):
+            if unit:
+                raise InvalidInput(
+                    f"{what} {value!r} needs a unit: e.g. {text}d, {text}h, {text}m or {text}s"
+                )
             seconds = float(text)
         elif text and re.fullmatch(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+", text):
             seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text))
@@ -110,6 +118,14 @@ def format_duration(seconds: float) -> str:
     if s < 86400:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 86400}d{s % 86400 // 3600}h"
+
+
+def format_iso(ts: float) -> str:
+    """A Unix time as ISO 8601 UTC with microseconds: `2026-12-02T00:23:44.123456Z` (the form
+    of every time in `--json` output, and one `--at` accepts)."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_at(value: object) -> float:

@@ -126,6 +126,22 @@ def test_a_prune_never_makes_a_counter_go_down(location: str) -> None:
         not in after  # fmt: skip
 
 
+def test_deleting_a_finished_job_keeps_its_attempts_counted(location: str) -> None:
+    _history(location)
+    before = samples(_families_text(location, T0 + 200))
+    b = open_backend(location, Role.WORKER)
+    try:
+        done = [j.id for j in b.list_jobs(T0 + 200) if j.state.value in ("succeeded", "failed")]
+        assert len(done) == 3
+        outcomes = b.delete(done)
+        assert all(o.done for o in outcomes.values())
+    finally:
+        b.close()
+    after = samples(_families_text(location, T0 + 200))
+    counters = {k: v for k, v in before.items() if k[0] == "jobq_attempts_total"}
+    assert {k: after.get(k) for k in counters} == counters
+
+
 def test_jobq_metrics_prints_the_text_format(location: str) -> None:
     _history(location)
     r = subprocess.run([sys.executable, "-m", "jobq", "--db", location, "metrics"],

@@ -1,5 +1,5 @@
 """The commands that look after the queue file and its pools: stats, workers, pause, resume,
-prune, doctor, backup, copy, db path."""
+prune, delete, doctor, backup, copy, metrics, db path."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import InvalidInput, QueueFileError
+from ..errors import InvalidInput, JobqError, QueueFileError
 from .common import _note, _now, _out, _queue
 
 
 def stats(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The counts as one JSON object.")] = False,
 ) -> None:
-    """Counts per state, queue and type, and the last minute's throughput."""
+    """Count jobs per state, queue and type.
+
+    Also the last minute's throughput and the paused queues.
+    """
     from . import output
 
     with _queue(ctx) as q:
@@ -27,12 +30,34 @@ def stats(
 
 def workers(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list of pools.")] = False,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Forget every stopped or dead pool now (a pool still holding a running job "
+            "stays until its job is rescued).",
+        ),
+    ] = False,
 ) -> None:
-    """Registered worker pools: running, stopping, stopped or dead (its process is gone, or from
-    another host, no heartbeat for 30 s)."""
+    """List the registered worker pools.
+
+    Status: running, stopping, stopped, or dead (its process is gone or, seen from another
+    host, no heartbeat for 30 s). Pools that stopped are forgotten after a pool's --retention,
+    or at once with --prune.
+    """
     from . import output
 
+    if prune:
+        from ..lifecycle import host_key
+
+        with _queue(ctx) as q:
+            gone = q.backend.forget_pools(_now(), here=host_key())
+        if as_json:
+            _out(output.to_json({"forgotten": gone}))
+        else:
+            _out(f"forgot {len(gone)} pool{'s' if len(gone) != 1 else ''}")
+        return
     with _queue(ctx) as q:
         pools = q.workers()
     now = _now()
@@ -50,18 +75,40 @@ def workers(
         _note("no worker pools registered")
 
 
-def pause(ctx: typer.Context, queue: Annotated[str, typer.Argument(metavar="Q")]) -> None:
-    """Stop workers claiming from a queue (running jobs finish)."""
+def pause(
+    ctx: typer.Context,
+    queue: Annotated[str, typer.Argument(metavar="Q", help="The queue's name.")],
+) -> None:
+    """Stop workers claiming from a queue (running jobs finish).
+
+    A queue no job in the file uses yet is paused all the same, with a warning (a typo?).
+    """
+    from ..safetext import safe_line
+    from ..values import validate_queue
+
+    validate_queue(queue)  # before the file is opened (or created): bad input writes nothing
     with _queue(ctx, create=True) as q:
+        unused = q.count(queue=queue) == 0
         q.pause(queue)
+    if unused:
+        _note(f"jobq: warning: no job uses queue {safe_line(queue, 200)!r}; paused it anyway")
     _out(f"paused queue {queue}")
 
 
-def resume(ctx: typer.Context, queue: Annotated[str, typer.Argument(metavar="Q")]) -> None:
+def resume(
+    ctx: typer.Context,
+    queue: Annotated[str, typer.Argument(metavar="Q", help="The queue's name.")],
+) -> None:
     """Let workers claim from a paused queue again."""
+    from ..values import validate_queue
+
+    validate_queue(queue)
     with _queue(ctx, create=True) as q:
         q.resume(queue)
     _out(f"resumed queue {queue}")
+
+
+PRUNABLE = ("succeeded", "failed", "cancelled")
 
 
 def prune(
@@ -69,7 +116,9 @@ def prune(
     older_than: Annotated[
         str,
         typer.Option(
-            "--older-than", metavar="DURATION", help="Finished longer ago than this, e.g. 7d."
+            "--older-than",
+            metavar="DURATION",
+            help="Finished longer ago than this; a unit is required: 7d, 12h, 30m, 90s.",
         ),
     ],
     state: Annotated[
@@ -80,18 +129,68 @@ def prune(
             help="succeeded, failed or cancelled (repeatable). Default: all three.",
         ),
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print how many jobs would go; delete nothing.")
+    ] = False,
 ) -> None:
-    """Delete finished jobs and their history."""
+    """Delete finished jobs and their history.
+
+    Also forgets pools that stopped (or died) before the same cut-off.
+    """
+    from ..values import parse_duration
+
+    seconds = parse_duration(older_than, "--older-than", unit=True)
+    states = tuple(state) if state else PRUNABLE
+    for s in states:
+        if s not in PRUNABLE:
+            raise InvalidInput(f"prune deletes finished jobs only; {s!r} is not a finished state")
     with _queue(ctx) as q:
-        n = q.prune(older_than, tuple(state) if state else ("succeeded", "failed", "cancelled"))
-    _out(f"pruned {n} job{'s' if n != 1 else ''}")
+        if dry_run:
+            n = q.backend.count_prunable(_now() - seconds, states)
+        else:
+            n = q.prune(seconds, states)
+    plural = "s" if n != 1 else ""
+    _out(f"would prune {n} job{plural} (dry run)" if dry_run else f"pruned {n} job{plural}")
+
+
+def delete(
+    ctx: typer.Context,
+    ids: Annotated[list[int], typer.Argument(metavar="ID...", help="The jobs to delete.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Delete pending jobs too (never a running one).")
+    ] = False,
+) -> None:
+    """Delete jobs and their history.
+
+    Succeeded, failed and cancelled jobs go; a pending job needs --force; a running job is
+    never deleted (a worker holds it): cancel it first. Exit 1 if any id was not deleted.
+    """
+    from ..queue import outcome_error
+
+    with _queue(ctx) as q:
+        outcomes = q.backend.delete(list(dict.fromkeys(ids)), force=force)
+        location = q.location
+    problems = []
+    for job_id, outcome in outcomes.items():
+        if outcome.done:
+            _out(f"{job_id} deleted")
+            continue
+        hint = {"pending": " (use --force)", "running": " (cancel it first: jobq cancel ID)"}
+        state = outcome.state.value if outcome.state is not None else ""
+        problems.append(f"{outcome_error(job_id, outcome, 'delete', location)}"
+                        + hint.get(state, ""))  # fmt: skip
+    if problems:
+        raise JobqError("; ".join(problems))
 
 
 def doctor(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as one JSON object.")] = False,
 ) -> int:
-    """Check the file's integrity and report its schema; exit 1 if anything is wrong."""
+    """Check the queue's integrity and report its schema.
+
+    Exit 1 if anything is wrong (a refused or damaged file included).
+    """
     from .. import config
     from ..backend import Role, display_location, open_backend
     from . import output
@@ -116,7 +215,10 @@ def backup(
     ctx: typer.Context,
     out: Annotated[str, typer.Argument(metavar="OUT", help="File (or directory) to write.")],
 ) -> None:
-    """Write a consistent copy of the queue file, safe while others write to it."""
+    """Write a consistent copy of the queue file.
+
+    Safe while pools and producers write to it.
+    """
     from ..backend import is_url
 
     with _queue(ctx) as q:
@@ -158,11 +260,24 @@ def metrics(ctx: typer.Context) -> None:
     _out(exposition(config.resolve_db_path(ctx.obj)).rstrip("\n"))
 
 
-def db_path(ctx: typer.Context) -> None:
-    """Print the queue file in use (--db, else $JOBQ_DB, else the user data dir)."""
+def db_path(
+    ctx: typer.Context,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Print where `jobq demo` keeps its queue instead.")
+    ] = False,
+) -> None:
+    """Print the queue in use.
+
+    The --db option, else the environment's [env: JOBQ_DB], else jobq.db in the user data dir.
+    """
     from ..backend import display_location
     from ..config import resolve_db_path
 
+    if demo:
+        from ..demo import demo_db_path
+
+        _out(demo_db_path())
+        return
     _out(display_location(resolve_db_path(ctx.obj)))
 
 
@@ -172,6 +287,7 @@ COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("pause", pause),
     ("resume", resume),
     ("prune", prune),
+    ("delete", delete),
     ("doctor", doctor),
     ("backup", backup),
     ("copy", copy),
@@ -183,6 +299,6 @@ def register(app: typer.Typer) -> None:
     """Add these commands, and the `db` group, to `app`."""
     for name, func in COMMANDS:
         app.command(name)(func)
-    db_app = typer.Typer(help="The queue file.", no_args_is_help=True)
+    db_app = typer.Typer(help="Show where the queue is.", no_args_is_help=True)
     db_app.command("path")(db_path)
     app.add_typer(db_app, name="db")

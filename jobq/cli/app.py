@@ -6,7 +6,7 @@ write may create the queue file; the others say `no queue file at PATH`. `jobq e
 `jobq.cli.enqueue` without importing typer, because it runs in shell loops; every other command
 line goes to the typer app, which `build_app()` assembles on demand from the command modules:
 `jobs` (enqueue, ls, show, retry, cancel, priority, errors, wait), `admin` (stats, workers, pause,
-resume, prune, doctor, backup, db path) and `work` (work, systemd-unit, tui, demo). Only
+resume, prune, delete, doctor, backup, db path) and `work` (work, systemd-unit, tui, demo). Only
 `build_app()` imports them, so importing this module costs no typer import.
 
 Output: human tables by default, `--json` on every read command. Strings from the queue file go
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI on `argv` (default: sys.argv[1:]) and exit with its code."""
     args = list(sys.argv[1:] if argv is None else argv) or ["--help"]
     try:
-        if "--help" not in args and "-h" not in args:
+        if not {"--help", "-h", "--version"} & set(args):
             from ..config import check_env
 
             check_env()  # a malformed JOBQ_* variable: one line, exit 2, whatever the command
@@ -85,9 +85,22 @@ def _run_typer(args: list[str]) -> int:
         return EXIT_INTERRUPTED
     except ClickException as e:  # usage errors: one line, exit 2
         where = e.ctx.command_path if isinstance(e, UsageError) and e.ctx else "jobq"
-        _error(f"{e.format_message()} (see '{where} --help')")
+        _error(f"{e.format_message()}{_from_env(e)} (see '{where} --help')")
         return e.exit_code
     return rv if isinstance(rv, int) else 0
+
+
+def _from_env(e: Exception) -> str:
+    """ " (from JOBQ_X)" when the bad value came from an option's environment variable."""
+    from typer._click.core import ParameterSource
+
+    param, ctx = getattr(e, "param", None), getattr(e, "ctx", None)
+    envvar, name = getattr(param, "envvar", None), getattr(param, "name", None)
+    if not isinstance(envvar, str) or ctx is None or name is None:
+        return ""
+    return (
+        f" (from {envvar})" if ctx.get_parameter_source(name) is ParameterSource.ENVIRONMENT else ""
+    )
 
 
 def build_app() -> typer.Typer:
@@ -112,7 +125,7 @@ def build_app() -> typer.Typer:
     )
     app.callback()(root)
     jobs.register(app)  # enqueue, ls, show, retry, cancel, priority, errors, wait
-    admin.register(app)  # stats, workers, pause, resume, prune, doctor, backup; db path
+    admin.register(app)  # stats, workers, pause, resume, prune, delete, doctor, backup; db path
     work.register(app)  # work, tui, demo, systemd-unit
     schedule.register(app)  # schedule add, ls, rm, pause, resume
     return app
@@ -126,9 +139,29 @@ def root(
             "--db",
             metavar="PATH",
             show_default=False,
-            help="The queue file. Default: $JOBQ_DB, else the user data dir.",
+            help="The queue: a file path (or sqlite:PATH), or postgresql://… Default: jobq.db "
+            "in the user data dir (`jobq db path` prints it). [env: JOBQ_DB]",
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print jobq's version and exit.",
+        ),
+    ] = False,
 ) -> None:
     """A durable local job queue in one SQLite file."""
     ctx.obj = db
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        import typer
+
+        from .. import __version__
+
+        sys.stdout.write(f"jobq {__version__}\n")
+        raise typer.Exit()

@@ -10,6 +10,10 @@ import sys
 
 from ..errors import JobqError
 
+# `jobq wait --timeout` ran out before every job finished: 124, as timeout(1) exits (1 stays
+# "a job failed or was cancelled").
+EXIT_WAIT_TIMEOUT = 124
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: cheap to import
 if TYPE_CHECKING:
     import typer

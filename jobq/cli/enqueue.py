@@ -199,11 +199,15 @@ def _ndjson_data(a: EnqueueArgs, stdin: BinaryIO) -> bytes:
         raise InvalidInput(f"--ndjson takes every field from its lines; drop {extra}")
     if a.ndjson == "-":
         return stdin.read()
+    # @FILE as for --payload; a bare FILE is still read (the older spelling)
+    path = str(a.ndjson)[1:] if str(a.ndjson).startswith("@") else str(a.ndjson)
+    if not path:
+        raise InvalidInput("--ndjson takes - (stdin) or @FILE")
     try:
-        with open(str(a.ndjson), "rb") as f:
+        with open(path, "rb") as f:
             return f.read()
     except OSError as e:
-        raise InvalidInput(f"cannot read {a.ndjson!r}: {e.strerror}") from None
+        raise InvalidInput(f"cannot read --ndjson file {path!r}: {e.strerror}") from None
 
 
 def enqueue(

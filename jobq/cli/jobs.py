@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import InvalidInput, TemporaryFailure
-from .common import _note, _now, _out, _per_id, _queue
+from .common import EXIT_WAIT_TIMEOUT, _note, _now, _out, _per_id, _queue
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,7 +54,11 @@ def enqueue(
     ] = None,
     at: Annotated[
         str | None,
-        typer.Option("--at", metavar="ISO", help="Run no earlier than this time (naive = UTC)."),
+        typer.Option(
+            "--at",
+            metavar="ISO",
+            help="Run no earlier than this time, e.g. 2026-12-02T00:23:44.123456Z (naive = UTC).",
+        ),
     ] = None,
     max_attempts: Annotated[
         str | None,
@@ -76,9 +80,10 @@ def enqueue(
         str | None,
         typer.Option(
             "--ndjson",
-            metavar="-|FILE",
-            help="Read one JSON object per line (type, payload, priority, queue, delay, run_at, "
-            "max_attempts, timeout, unique_key); one transaction, all or nothing.",
+            metavar="-|@FILE",
+            help="Read one JSON object per line from stdin (-) or @FILE (type, payload, "
+            "priority, queue, delay, run_at, max_attempts, timeout, unique_key); one "
+            "transaction, all or nothing.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"id": N}.')] = False,
@@ -117,19 +122,27 @@ def ls(
         str | None,
         typer.Option("--type", "-t", metavar="GLOB", help="Job type glob, e.g. 'email.*'."),
     ] = None,
-    queue: Annotated[str | None, typer.Option("--queue", "-q", metavar="Q")] = None,
+    queue: Annotated[
+        str | None, typer.Option("--queue", "-q", metavar="Q", help="Jobs of this queue only.")
+    ] = None,
     search: Annotated[
         str | None,
         typer.Option("--search", metavar="TEXT", help="Text in the payload, type or last error."),
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, help="At most this many, newest first.")
+        int, typer.Option("--limit", "-n", metavar="N", help="At most this many, newest first.")
     ] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON list of jobs.")] = False,
 ) -> None:
-    """List jobs, newest first; WAITING says why a pending or running job is where it is."""
+    """List jobs, newest first.
+
+    WAITING says why a pending or running job is where it is (`jobq show ID` has the sentence).
+    """
     from ..diagnose import diagnose_job
+    from ..values import validate_positive_int
     from . import output
+
+    validate_positive_int(limit, "--limit")
 
     with _queue(ctx) as q:
         jobs = q.list(state, type=type_, queue=queue, search=search, limit=limit)
@@ -150,10 +163,14 @@ def ls(
 
 def show(
     ctx: typer.Context,
-    job_id: Annotated[int, typer.Argument(metavar="ID")],
+    job_id: Annotated[int, typer.Argument(metavar="ID", help="The job's id.")],
     as_json: Annotated[bool, typer.Option("--json", help="The job with attempts_history.")] = False,
 ) -> None:
-    """Show everything about a job, its attempts included, and why it waits if it does."""
+    """Show everything about a job.
+
+    Its fields, payload, result and every attempt (tracebacks, output), and for a pending or
+    running job why it is where it is.
+    """
     from ..diagnose import diagnose_job
     from . import output
 
@@ -176,15 +193,32 @@ def show(
 
 def retry(
     ctx: typer.Context,
-    ids: Annotated[list[int] | None, typer.Argument(metavar="[ID]...", show_default=False)] = None,
+    ids: Annotated[
+        list[int] | None,
+        typer.Argument(metavar="[ID]...", show_default=False, help="The jobs to retry."),
+    ] = None,
     all_failed: Annotated[
         bool, typer.Option("--all-failed", help="Every failed job matching the filters.")
     ] = False,
-    type_: Annotated[str | None, typer.Option("--type", "-t", metavar="GLOB")] = None,
-    queue: Annotated[str | None, typer.Option("--queue", "-q", metavar="Q")] = None,
-    search: Annotated[str | None, typer.Option("--search", metavar="TEXT")] = None,
+    type_: Annotated[
+        str | None,
+        typer.Option("--type", "-t", metavar="GLOB", help="With --all-failed: types matching."),
+    ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option("--queue", "-q", metavar="Q", help="With --all-failed: this queue only."),
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search", metavar="TEXT", help="With --all-failed: text in payload or error."
+        ),
+    ] = None,
 ) -> None:
-    """Move failed or cancelled jobs back to pending, attempts reset."""
+    """Move failed or cancelled jobs back to pending.
+
+    Their attempts start again from zero.
+    """
     if ids and all_failed:
         raise InvalidInput("give job ids or --all-failed, not both")
     if not ids and not all_failed:
@@ -209,16 +243,19 @@ def retry(
 
 def cancel(
     ctx: typer.Context,
-    ids: Annotated[list[int], typer.Argument(metavar="ID...")],
+    ids: Annotated[list[int], typer.Argument(metavar="ID...", help="The jobs to cancel.")],
 ) -> None:
-    """Cancel jobs: pending ones at once, running ones by asking their worker to stop."""
+    """Cancel jobs.
+
+    A pending job is cancelled at once; a running one when its pool has stopped it.
+    """
     with _queue(ctx) as q:
         _per_id(q.cancel_many(ids), "cancel", q.location)
 
 
 def priority(
     ctx: typer.Context,
-    job_id: Annotated[int, typer.Argument(metavar="ID")],
+    job_id: Annotated[int, typer.Argument(metavar="ID", help="The job's id.")],
     value: Annotated[
         str, typer.Argument(metavar="P", help="Integer or low, normal, high, critical.")
     ],
@@ -237,19 +274,22 @@ def errors(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new failures as they happen.")
     ] = False,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", help="At most this many (the latest).")
+    ] = 20,
     as_json: Annotated[
         bool, typer.Option("--json", help="A JSON list (with -f: one JSON object per line).")
     ] = False,
 ) -> None:
     """Show the latest failed attempts, oldest of them first."""
-    import json
-
+    from ..values import validate_positive_int
     from . import output
+
+    validate_positive_int(limit, "--limit")
 
     def emit(batch: list[FailedAttempt]) -> None:
         for e in batch:
-            _out(json.dumps(e.to_dict(), ensure_ascii=True) if as_json else output.error_line(e))
+            _out(output.to_json(e.to_dict(), indent=None) if as_json else output.error_line(e))
         sys.stdout.flush()
 
     with _queue(ctx) as q:
@@ -290,24 +330,53 @@ def errors(
 
 def wait(
     ctx: typer.Context,
-    ids: Annotated[list[int], typer.Argument(metavar="ID...")],
+    ids: Annotated[list[int], typer.Argument(metavar="ID...", help="The jobs to wait for.")],
     timeout: Annotated[
         str | None,
         typer.Option(
             "--timeout",
             metavar="DURATION",
-            help="Give up after this long (exit 1). Default: wait forever.",
+            help=f"Give up after this long (exit {EXIT_WAIT_TIMEOUT}). Default: wait forever.",
         ),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help='Print {"timed_out": …, "jobs": [the jobs as they are]}.'),
+    ] = False,
 ) -> int:
-    """Wait until jobs finish; exit 0 if all succeeded, 1 if any failed or was cancelled."""
+    """Wait until jobs finish.
+
+    Prints each job's state; for a failed or cancelled job, its error on stderr. Exit 0 if
+    all succeeded, 1 if any failed or was cancelled, 124 if --timeout ran out first.
+    """
+    from ..errors import WaitTimeout
+    from ..safetext import safe_line
     from ..values import parse_duration
+    from . import output
 
     seconds = None if timeout is None else parse_duration(timeout, "timeout")
     with _queue(ctx) as q:
-        jobs = q.wait(ids, timeout=seconds)
-    for j in jobs:
-        _out(f"{j.id} {j.state.value}")
+        try:
+            jobs = q.wait(ids, timeout=seconds)
+        except WaitTimeout:
+            found = {j.id: j for j in q.backend.get_many(ids)}
+            jobs = [found[i] for i in dict.fromkeys(ids) if i in found]
+    finished = [j for j in jobs if j.state.value in ("succeeded", "failed", "cancelled")]
+    timed_out = len(finished) < len(jobs)
+    if as_json:
+        _out(output.to_json({"timed_out": timed_out, "jobs": [j.to_dict() for j in jobs]}))
+    else:
+        _out("\n".join(f"{j.id} {j.state.value}" for j in jobs))
+    for j in finished:
+        if j.state.value != "succeeded":
+            why = safe_line(j.last_error, 300) or "-"
+            _note(f"jobq: job {j.id} ({safe_line(j.type, 60)}) {j.state.value}: {why}")
+    if timed_out:
+        left = next(j for j in jobs if j not in finished)
+        after = safe_line(timeout, 40)
+        _note(f"jobq: error: timed out after {after}: job {left.id} is still {left.state.value}"
+              f" ({len(finished)} of {len(jobs)} finished)")  # fmt: skip
+        return EXIT_WAIT_TIMEOUT
     return 0 if all(j.state.value == "succeeded" for j in jobs) else 1
 
 

@@ -16,11 +16,37 @@ from ..diagnose import Diagnosis
 from ..model import Attempt, FailedAttempt, Job, JobState, QueueStats, WorkerInfo
 from ..safetext import safe_block, safe_line
 from ..values import format_duration as span
+from ..values import format_iso
 
 
-def to_json(value: object) -> str:
-    """JSON for `--json` output: ASCII only (escapes every control and bidi character)."""
-    return json.dumps(value, ensure_ascii=True, indent=2, allow_nan=False)
+def to_json(value: object, indent: int | None = 2) -> str:
+    """JSON for `--json` output: ASCII only (escapes every control and bidi character), every
+    time an ISO 8601 UTC string with microseconds (`json_times`)."""
+    return json.dumps(json_times(value), ensure_ascii=True, indent=indent, allow_nan=False)
+
+
+def _is_time(key: str, value: object) -> bool:
+    return (
+        (key.endswith(("_at", "_until")) or key == "at")
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+    )
+
+
+def json_times(value: object) -> object:
+    """`value` with every time field (`…_at`, `…_until`: seconds since the epoch) as ISO 8601
+    UTC with microseconds, `2026-12-02T00:23:44.123456Z`. A job's own data (payload, result) is
+    left as it is, whatever its keys are called."""
+    if isinstance(value, dict):
+        return {
+            k: format_iso(v) if _is_time(k, v)
+            else v if "payload" in k or "result" in k
+            else json_times(v)
+            for k, v in value.items()
+        }  # fmt: skip
+    if isinstance(value, list):
+        return [json_times(v) for v in value]
+    return value
 
 
 def iso(ts: float | None) -> str:

@@ -6,6 +6,8 @@ The pool, the dashboard and the demo are imported only when their command runs, 
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -22,10 +24,11 @@ def work(
         typer.Option(
             "--concurrency",
             "-c",
-            min=1,
+            metavar="N",
             envvar="JOBQ_CONCURRENCY",
             show_default=False,
-            help="Child processes. Default: the CPU count.",
+            show_envvar=False,
+            help="Child processes. Default: the CPU count. [env: JOBQ_CONCURRENCY]",
         ),
     ] = None,
     app: Annotated[
@@ -34,8 +37,8 @@ def work(
             "--app",
             metavar="MODULE",
             show_default=False,
-            help="Import this module for its @jobq.handler functions (repeatable). "
-            "Env: JOBQ_APP, comma-separated.",
+            help="Import this module (a dotted name, e.g. myapp.tasks) for its @jobq.handler "
+            "functions (repeatable). [env: JOBQ_APP, comma-separated]",
         ),
     ] = None,
     exec_: Annotated[
@@ -45,7 +48,7 @@ def work(
             metavar="TYPE=COMMAND",
             show_default=False,
             help="Run COMMAND (no shell; payload on stdin) for jobs of TYPE (repeatable). "
-            "Env: JOBQ_EXEC, one per line or ;-separated.",
+            "[env: JOBQ_EXEC, one per line or ;-separated]",
         ),
     ] = None,
     handlers: Annotated[
@@ -55,7 +58,8 @@ def work(
             metavar="FILE",
             envvar="JOBQ_HANDLERS",
             show_default=False,
-            help="TOML file of command handlers.",
+            show_envvar=False,
+            help="TOML file of command handlers. [env: JOBQ_HANDLERS]",
         ),
     ] = None,
     queue: Annotated[
@@ -65,8 +69,8 @@ def work(
             "-q",
             metavar="Q",
             show_default=False,
-            help="Claim only from this queue (repeatable). Default: all. Env: JOBQ_QUEUE, "
-            "comma-separated.",
+            help="Claim only from this queue (repeatable). Default: all. "
+            "[env: JOBQ_QUEUE, comma-separated]",
         ),
     ] = None,
     type_: Annotated[
@@ -75,8 +79,8 @@ def work(
             "--type",
             metavar="GLOB",
             show_default=False,
-            help="Claim only types matching this glob (repeatable). Env: JOBQ_TYPE, "
-            "comma-separated.",
+            help="Claim only types matching this glob (repeatable). "
+            "[env: JOBQ_TYPE, comma-separated]",
         ),
     ] = None,
     burst: Annotated[
@@ -84,7 +88,8 @@ def work(
         typer.Option(
             "--burst",
             envvar="JOBQ_BURST",
-            help="Exit 0 once no job this pool can run is pending or running.",
+            show_envvar=False,
+            help="Exit 0 once no job this pool can run is pending or running. [env: JOBQ_BURST]",
         ),
     ] = False,
     shutdown_timeout: Annotated[
@@ -93,30 +98,41 @@ def work(
             "--shutdown-timeout",
             metavar="DURATION",
             envvar="JOBQ_SHUTDOWN_TIMEOUT",
-            help="On SIGTERM, let running jobs finish this long, then interrupt them.",
+            show_envvar=False,
+            help="On SIGTERM, let running jobs finish this long, then interrupt them. "
+            "[env: JOBQ_SHUTDOWN_TIMEOUT]",
         ),
     ] = "30s",
     max_jobs_per_child: Annotated[
         int,
         typer.Option(
             "--max-jobs-per-child",
-            min=0,
+            metavar="N",
             envvar="JOBQ_MAX_JOBS_PER_CHILD",
-            help="Replace a child after this many jobs; 0 = never.",
+            show_envvar=False,
+            help="Replace a child after this many jobs; 0 = never. [env: JOBQ_MAX_JOBS_PER_CHILD]",
         ),
     ] = 0,
     name: Annotated[
         str | None,
         typer.Option(
             "--name",
+            metavar="NAME",
             envvar="JOBQ_NAME",
+            show_envvar=False,
             show_default=False,
-            help="Pool name shown by `jobq workers`. Default: host and pid.",
+            help="Pool name shown by `jobq workers`. Default: the host name. [env: JOBQ_NAME]",
         ),
     ] = None,
     log_level: Annotated[
         str,
-        typer.Option("--log-level", envvar="JOBQ_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR."),
+        typer.Option(
+            "--log-level",
+            metavar="LEVEL",
+            envvar="JOBQ_LOG_LEVEL",
+            show_envvar=False,
+            help="DEBUG, INFO, WARNING or ERROR. [env: JOBQ_LOG_LEVEL]",
+        ),
     ] = "INFO",
     lease: Annotated[
         str,
@@ -124,7 +140,8 @@ def work(
             "--lease",
             metavar="DURATION",
             envvar="JOBQ_LEASE",
-            help="Lease length; the supervisor renews it while a job runs.",
+            show_envvar=False,
+            help="Lease length; the supervisor renews it while a job runs. [env: JOBQ_LEASE]",
         ),
     ] = "30s",
     retention: Annotated[
@@ -134,7 +151,9 @@ def work(
             metavar="DURATION",
             envvar="JOBQ_RETENTION",
             show_default=False,
-            help="Prune finished jobs older than this while running.",
+            show_envvar=False,
+            help="While running, prune finished jobs, and forget stopped pools, older than "
+            "this (e.g. 7d). [env: JOBQ_RETENTION]",
         ),
     ] = None,
     metrics: Annotated[
@@ -159,33 +178,99 @@ def work(
         ),
     ] = None,
 ) -> None:
-    """Run a worker pool: a supervisor and N child processes that claim and run jobs."""
+    """Run a worker pool.
+
+    A supervisor and N child processes that claim and run jobs; SIGTERM or SIGINT lets running
+    jobs finish (up to --shutdown-timeout), a second one stops at once. Start-up errors (a
+    handler that cannot be loaded, a command not found, a queue file refused) are one
+    `jobq: error:` line: exit 2 for bad options or handlers, 1 for a refused file.
+    """
+    settings = _settings(ctx, locals())
+    run_pool = _optional("jobq.pool", "run_pool")
+    _preflight(settings)
+    raise SystemExit(run_pool(settings))
+
+
+def _preflight(settings: Any) -> None:
+    """Load the handlers and open the queue once here, so that what stops a pool at start-up
+    is this command's one-line error (the pool, which logs, then finds both ready)."""
+    from ..backend import Role, absolute_location, open_backend
+    from ..pool.loader import load_handlers
+
+    load_handlers(settings.apps, settings.execs, settings.handlers_file)
+    open_backend(absolute_location(settings.db_path), Role.WORKER).close()
+
+
+def _settings(ctx: typer.Context, options: dict[str, Any]) -> Any:
     from ..pool.settings import pool_settings
 
-    settings = pool_settings(
+    concurrency = options["concurrency"]
+    if concurrency is not None and concurrency < 1:
+        raise InvalidInput(
+            f"--concurrency (or JOBQ_CONCURRENCY) must be at least 1, not {concurrency}"
+        )
+    if options["max_jobs_per_child"] < 0:
+        raise InvalidInput(
+            "--max-jobs-per-child (or JOBQ_MAX_JOBS_PER_CHILD) must be 0 (never) or more, "
+            f"not {options['max_jobs_per_child']}"
+        )
+    return pool_settings(
         ctx.obj,
         concurrency=concurrency,
-        apps=app,
-        execs=exec_,
-        handlers=handlers,
-        queues=queue,
-        type_globs=type_,
-        burst=burst,
-        shutdown_timeout=shutdown_timeout,
-        max_jobs_per_child=max_jobs_per_child,
-        name=name,
-        log_level=log_level,
-        lease=lease,
-        retention=retention,
-        metrics=metrics,
-        on_failure=on_failure,
+        apps=options["app"],
+        execs=options["exec_"],
+        handlers=options["handlers"],
+        queues=options["queue"],
+        type_globs=options["type_"],
+        burst=options["burst"],
+        shutdown_timeout=options["shutdown_timeout"],
+        max_jobs_per_child=options["max_jobs_per_child"],
+        name=options["name"],
+        log_level=options["log_level"],
+        lease=options["lease"],
+        retention=options["retention"],
+        metrics=options["metrics"],
+        on_failure=options["on_failure"],
     )
-    if ctx.info_name == "systemd-unit":
-        render_unit = _optional("jobq.pool.systemd", "render_unit")
-        _out(render_unit(settings))
-        return
-    run_pool = _optional("jobq.pool", "run_pool")
-    raise SystemExit(run_pool(settings))
+
+
+_USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}|\d{1,10}")
+
+
+def systemd_unit(ctx: typer.Context, user: str | None = None, **options: Any) -> None:
+    """Print a systemd unit for `jobq work` with these options.
+
+    Type=notify, KillMode=mixed, Restart=on-failure, the queue in its environment. As printed
+    it is a user service; with --user NAME, a system service that runs as NAME.
+    """
+    if user is not None and not _USER_NAME.fullmatch(user):
+        raise InvalidInput(f"--user {user!r} is not a user name or uid")
+    settings = _settings(ctx, options)
+    render_unit = _optional("jobq.pool.systemd", "render_unit")
+    _out(render_unit(settings, user=user))
+
+
+_USER_OPTION = inspect.Parameter(
+    "user",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=None,
+    annotation=Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            metavar="NAME",
+            show_default=False,
+            help="Run the pool as this user (User=NAME): a system service, for "
+            "/etc/systemd/system. Default: a user service.",
+        ),
+    ],
+)
+# systemd-unit takes every option of `work`, and --user: typer reads the parameters from the
+# signature, so give it work's plus one instead of repeating fourteen options here.
+_WORK = inspect.signature(work, eval_str=True)
+systemd_unit.__signature__ = _WORK.replace(  # type: ignore[attr-defined]
+    parameters=[*_WORK.parameters.values(), _USER_OPTION]
+)
 
 
 def _optional(module: str, name: str) -> Any:
@@ -251,11 +336,40 @@ def tui(
         raise app.fatal
 
 
-def demo() -> None:
-    """Seed a demo queue file, start `work -c 4` on demo handlers, and open the dashboard."""
+def demo(
+    reset: Annotated[
+        bool,
+        typer.Option("--reset", help="Start on a fresh demo queue (the old one is deleted)."),
+    ] = False,
+) -> None:
+    """Run a demo: a seeded queue, four workers, the dashboard.
+
+    The demo queue is demo.db in the user data dir (next to the default queue, never it);
+    quitting the dashboard stops the workers.
+    """
     run_demo = _optional("jobq.demo", "run_demo")
     make_app = _optional("tui.app", "make_app")  # this edge loads the dashboard; jobq.demo cannot
+    if reset:
+        _remove_demo_queue(_optional("jobq.demo", "demo_db_path")())
     raise SystemExit(run_demo(lambda path: make_app(path).run()))
+
+
+def _remove_demo_queue(path: str) -> None:
+    """Delete the demo queue file and its side files (refused while a demo pool runs on it)."""
+    import contextlib
+    import os
+    import time
+
+    if os.path.exists(path):
+        from ..queue import Queue
+
+        with Queue(path, create=False) as q:
+            live = [w for w in q.workers() if w.alive(time.time())]
+        if live:
+            raise JobqError(f"a demo pool still runs on {path} (pid {live[0].pid}); stop it first")
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path + suffix)
 
 
 COMMANDS: list[tuple[str, Callable[..., Any]]] = [
@@ -269,7 +383,4 @@ def register(app: typer.Typer) -> None:
     """Add these commands, then `systemd-unit` (the same options as work), to `app`."""
     for name, func in COMMANDS:
         app.command(name)(func)
-    app.command(
-        "systemd-unit",
-        help="Print a systemd unit that runs `jobq work` with these options (Type=notify).",
-    )(work)
+    app.command("systemd-unit")(systemd_unit)

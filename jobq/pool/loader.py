@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import os
 import shlex
+import shutil
 import sys
 from collections.abc import Iterable, Mapping
 
@@ -40,12 +41,29 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[import-not-found, no-redef, unused-ignore]
 
 
+def _module_hint(name: str) -> str:
+    """What to give instead of a file path to --app."""
+    path = os.path.normpath(name)
+    if path.endswith(".py"):
+        path = path[:-3]
+    if os.path.isabs(path) or path.startswith(".."):
+        folder, module = os.path.split(path)
+        return f"--app {module}, run from {folder} (or with it on PYTHONPATH)"
+    top = path.split(os.sep)[0]
+    where = f", run from the directory that holds {top}" if os.sep in path else ""
+    return f"--app {path.replace(os.sep, '.')}{where}"
+
+
 def import_apps(modules: Iterable[str]) -> None:
     """Import `--app` modules (importable from the current directory, like other task runners)."""
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     for name in modules:
+        if name.endswith(".py") or "/" in name or os.sep in name:
+            raise HandlerError(
+                f"--app {name} is a file path; give a dotted module name: {_module_hint(name)}"
+            )
         try:
             importlib.import_module(name)
         except ImportError as e:
@@ -191,9 +209,26 @@ def load_handlers(
     for type_name, command in execs:
         t = _checked_type(type_name)
         found[t] = Handler(t, command=split_command(t, command))
+    for h in found.values():
+        if h.command is not None:
+            check_program(h.type, h.command)
     if not found:
         raise HandlerError("no handlers: give --app MODULE, --exec TYPE=COMMAND or --handlers FILE")
     return found
+
+
+def check_program(type_name: str, argv: tuple[str, ...]) -> None:
+    """Refuse a command handler whose program cannot run: not on PATH, missing, or not an
+    executable file (the pool would otherwise fail every one of its jobs)."""
+    program = argv[0]
+    if "/" not in program:
+        if shutil.which(program) is None:
+            raise HandlerError(f"handler {type_name!r}: program {program!r} not found on PATH")
+        return
+    if not os.path.isfile(program):
+        raise HandlerError(f"handler {type_name!r}: program {program} not found")
+    if not os.access(program, os.X_OK):
+        raise HandlerError(f"handler {type_name!r}: program {program} is not executable")
 
 
 def describe(handlers: Mapping[str, Handler]) -> str:

@@ -1,8 +1,9 @@
 """The PostgreSQL backend's writes beyond a job's own attempt: operators' actions and pools.
 
 `PgStore` is the backend as callers get it from `open_backend`: the reads (reads.py), a job's
-writes (writes.py), and here cancel / retry / priority / prune / pause, pools (register,
-heartbeat, running jobs) and the rescue of dead pools' jobs, as jobq/store/sqlite/actions.py.
+writes (writes.py), and here cancel / retry / priority / delete / prune / pause, pools (register,
+heartbeat, running jobs, forget) and the rescue of dead pools' jobs, as
+jobq/store/sqlite/actions.py.
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ from .metrics import Metrics, keep_totals
 from .schedules import Schedules
 from .sql import (
     CANCEL_PENDING,
+    COUNT_PRUNABLE,
+    DELETE_FINISHED,
+    DELETE_FORCED,
+    FORGET_POOL,
     HELD,
     LIVE_POOLS,
     MARK_POOL_DEAD,
+    POOLS_TO_FORGET,
     PRUNABLE,
     PRUNE_IDS,
     PRUNE_WORKERS,
@@ -174,6 +180,53 @@ class PgStore(JobWrites, Transfer, Metrics, Schedules):
             total += n
             if n < batch:
                 return total
+
+    def count_prunable(self, before: float, states: Sequence[str]) -> int:
+        """How many jobs `prune(before, states)` would delete now (a read: `--dry-run`)."""
+        kept = [s for s in states if s in ("succeeded", "failed", "cancelled")]
+        row = self._one(COUNT_PRUNABLE, {"before": before, "states": kept}).fetchone()
+        return int(row[0])
+
+    def delete(self, ids: Sequence[int], *, force: bool = False) -> dict[int, ActionOutcome]:
+        """Delete jobs and their attempts. Per id: DELETED (succeeded, failed or cancelled; with
+        `force` also pending), NOT_FOUND, or WRONG_STATE (pending without `force`; running
+        always: a worker holds it, cancel it first)."""
+        statement = DELETE_FORCED if force else DELETE_FINISHED
+        out: dict[int, ActionOutcome] = {}
+        deletable = ("succeeded", "failed", "cancelled", "pending") if force else (
+            "succeeded", "failed", "cancelled")  # fmt: skip
+        with self._write() as conn:
+            for job_id in ids:
+                state = conn.execute(STATE_OF, {"id": job_id}).fetchone()
+                if state is not None and state[0] in deletable:
+                    keep_totals(conn, [job_id])  # its attempts stay counted
+                if conn.execute(statement, {"id": job_id}).rowcount:
+                    out[job_id] = ActionOutcome(ActionResult.DELETED)
+                else:
+                    out[job_id] = _state_outcome(conn, job_id)
+        return out
+
+    def forget_pools(
+        self, now: float, *, before: float | None = None, here: str | None = None
+    ) -> list[str]:
+        """Delete the records of pools stopped or dead at `now` (as `jobq workers` says, seen
+        from `here`, a lifecycle.host_key), last heard of before `before` (None: any time), that
+        hold no running job; return their ids."""
+        from ... import lifecycle
+
+        cutoff = float("inf") if before is None else before
+        gone: list[str] = []
+        with self._write() as conn:
+            for pool_id, status, proc, beat in conn.execute(
+                POOLS_TO_FORGET, {"before": cutoff}
+            ).fetchall():
+                word = lifecycle.pool_status(status, proc, beat, now, here)
+                if (
+                    word in (lifecycle.STOPPED, lifecycle.DEAD)
+                    and conn.execute(FORGET_POOL, {"id": pool_id}).rowcount
+                ):
+                    gone.append(pool_id)
+        return gone
 
     def set_paused(self, queue: str, paused: bool, now: float) -> None:
         """Pause or resume claiming from a queue."""

@@ -280,7 +280,41 @@ DELETE FROM jobs WHERE id IN (
 )
 """
 
-PRUNE_WORKERS = "DELETE FROM workers WHERE heartbeat_at < to_timestamp(%(before)s::float8)"
+COUNT_PRUNABLE = """
+SELECT count(*) FROM jobs
+WHERE finished_at < to_timestamp(%(before)s::float8) AND state = ANY(%(states)s::text[])
+"""
+
+# A pool's children lease jobs as "POOL_ID/GENERATION". A pool still holding a running job keeps
+# its record: the rescuer decides from it what to do with that job. (starts_with, not a range
+# of ids: text order follows the database's collation, where '/' and '0' need not be neighbours.)
+_HOLDS_NO_JOB = """NOT EXISTS (
+    SELECT 1 FROM jobs WHERE state = 'running' AND starts_with(worker_id, workers.id || '/')
+)"""
+
+# Retention forgets pools that stopped or were found dead (the rescuer of any live pool marks
+# them) — never one that still runs, however late its heartbeat.
+PRUNE_WORKERS = f"""
+DELETE FROM workers
+WHERE heartbeat_at < to_timestamp(%(before)s::float8) AND status IN ('stopped', 'dead')
+  AND {_HOLDS_NO_JOB}
+"""
+
+POOLS_TO_FORGET = f"""
+SELECT id, status, proc_key, {_epoch("heartbeat_at")} FROM workers
+WHERE heartbeat_at < to_timestamp(%(before)s::float8) ORDER BY id COLLATE "C"
+FOR UPDATE
+"""
+
+FORGET_POOL = f"DELETE FROM workers WHERE id = %(id)s AND {_HOLDS_NO_JOB}"
+
+DELETE_FINISHED = """
+DELETE FROM jobs WHERE id = %(id)s AND state IN ('succeeded', 'failed', 'cancelled')
+"""
+
+DELETE_FORCED = """
+DELETE FROM jobs WHERE id = %(id)s AND state IN ('succeeded', 'failed', 'cancelled', 'pending')
+"""
 
 SET_PAUSED = f"""
 INSERT INTO queues (name, paused, paused_at) VALUES (%(name)s, %(paused)s, {NOW})

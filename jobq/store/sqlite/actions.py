@@ -2,7 +2,8 @@
 
 `Store` is the SQLite backend as callers get it from `open_backend`: the reads (reads.py), a job's
 writes from enqueue to the end of an attempt (writes.py), and here cancel / retry / priority /
-prune / pause, pools (register, heartbeat, running jobs) and the rescue of dead pools' jobs.
+delete / prune / pause, pools (register, heartbeat, running jobs, forget) and the rescue of dead
+pools' jobs.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ from .metrics import Metrics, keep_totals
 from .schedules import Schedules
 from .sql import (
     CANCEL_PENDING,
+    COUNT_PRUNABLE,
+    DELETE_FINISHED,
+    DELETE_FORCED,
+    FORGET_POOL,
     HELD,
     LIVE_POOLS,
     MARK_POOL_DEAD,
+    POOLS_TO_FORGET,
     PRUNABLE,
     PRUNE,
     PRUNE_WORKERS,
@@ -30,6 +36,7 @@ from .sql import (
     RUNNING_OF,
     SET_PAUSED,
     SET_PRIORITY,
+    STATE_OF,
     WORKER_HEARTBEAT,
 )
 from .transfer import Transfer
@@ -176,6 +183,56 @@ class Store(JobWrites, Transfer, Metrics, Schedules):
             total += n
             if n < batch:
                 return total
+
+    def count_prunable(self, before: float, states: Sequence[str]) -> int:
+        """How many jobs `prune(before, states)` would delete now (a read: `--dry-run`)."""
+        states_json = json.dumps([s for s in states if s in ("succeeded", "failed", "cancelled")])
+        with self._read() as conn:
+            row = conn.execute(COUNT_PRUNABLE, {"before": before, "states": states_json}).fetchone()
+        return int(row[0])
+
+    def delete(self, ids: Sequence[int], *, force: bool = False) -> dict[int, ActionOutcome]:
+        """Delete jobs and their attempts. Per id: DELETED (succeeded, failed or cancelled; with
+        `force` also pending), NOT_FOUND, or WRONG_STATE (pending without `force`; running
+        always: a worker holds it, cancel it first)."""
+        statement = DELETE_FORCED if force else DELETE_FINISHED
+        out: dict[int, ActionOutcome] = {}
+        deletable = ("succeeded", "failed", "cancelled", "pending") if force else (
+            "succeeded", "failed", "cancelled")  # fmt: skip
+        with self._write() as conn:
+            for job_id in ids:
+                state = conn.execute(STATE_OF, {"id": job_id}).fetchone()
+                if state is not None and state[0] in deletable:
+                    keep_totals(
+                        conn, json.dumps([job_id])
+                    )  # the metrics' counters keep its attempts
+                if conn.execute(statement, {"id": job_id}).rowcount:
+                    out[job_id] = ActionOutcome(ActionResult.DELETED)
+                else:
+                    out[job_id] = _state_outcome(conn, job_id)
+        return out
+
+    def forget_pools(
+        self, now: float, *, before: float | None = None, here: str | None = None
+    ) -> list[str]:
+        """Delete the records of pools stopped or dead at `now` (as `jobq workers` says, seen
+        from `here`, a lifecycle.host_key), last heard of before `before` (None: any time), that
+        hold no running job; return their ids."""
+        from ... import lifecycle  # here: `jobq enqueue` never needs it (dataclasses)
+
+        cutoff = float("inf") if before is None else before
+        gone: list[str] = []
+        with self._write() as conn:
+            for pool_id, status, proc, beat in conn.execute(
+                POOLS_TO_FORGET, {"before": cutoff}
+            ).fetchall():
+                word = lifecycle.pool_status(status, proc, beat, now, here)
+                if (
+                    word in (lifecycle.STOPPED, lifecycle.DEAD)
+                    and conn.execute(FORGET_POOL, {"id": pool_id}).rowcount
+                ):
+                    gone.append(pool_id)
+        return gone
 
     def set_paused(self, queue: str, paused: bool, now: float) -> None:
         """Pause or resume claiming from a queue."""

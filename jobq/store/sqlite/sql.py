@@ -165,8 +165,39 @@ LIMIT :batch
 
 PRUNE = "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(:ids))"
 
-PRUNE_WORKERS = """
-DELETE FROM workers WHERE heartbeat_at < :before
+COUNT_PRUNABLE = """
+SELECT count(*) FROM jobs
+WHERE state IN (SELECT value FROM json_each(:states)) AND finished_at < :before
+"""
+
+# A pool's children lease jobs as "POOL_ID/GENERATION": ids from 'POOL_ID/' up to 'POOL_ID0'
+# ('0' follows '/') are its workers'. A pool still holding a running job keeps its record: the
+# rescuer decides from it what to do with that job.
+_HOLDS_NO_JOB = """NOT EXISTS (
+    SELECT 1 FROM jobs WHERE state = 'running'
+    AND worker_id >= workers.id || '/' AND worker_id < workers.id || '0'
+)"""
+
+# Retention forgets pools that stopped or were found dead (the rescuer of any live pool marks
+# them) — never one that still runs, however late its heartbeat.
+PRUNE_WORKERS = f"""
+DELETE FROM workers
+WHERE heartbeat_at < :before AND status IN ('stopped', 'dead') AND {_HOLDS_NO_JOB}
+"""
+
+POOLS_TO_FORGET = """
+SELECT id, status, proc_key, heartbeat_at FROM workers
+WHERE heartbeat_at < :before ORDER BY id
+"""
+
+FORGET_POOL = f"DELETE FROM workers WHERE id = :id AND {_HOLDS_NO_JOB}"
+
+DELETE_FINISHED = """
+DELETE FROM jobs WHERE id = :id AND state IN ('succeeded', 'failed', 'cancelled')
+"""
+
+DELETE_FORCED = """
+DELETE FROM jobs WHERE id = :id AND state IN ('succeeded', 'failed', 'cancelled', 'pending')
 """
 
 SET_PAUSED = """
