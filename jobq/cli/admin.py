@@ -239,10 +239,12 @@ def copy(
         bool, typer.Option("--replace", help="Overwrite a target that already holds jobs.")
     ] = False,
 ) -> None:
-    """Copy a whole queue (jobs, history, pauses) between a file and PostgreSQL, all or nothing.
+    """Copy a whole queue to another file or server.
 
-    Ids are kept. A target holding jobs is refused unless --replace; a source with running jobs
-    is refused (stop its pools first). Exit 1 when refused, 2 for a bad location.
+    Jobs, their history and paused queues travel in one transaction (all or nothing), between a
+    file and PostgreSQL either way. Ids are kept. A target holding jobs is refused unless
+    --replace; a source with running jobs is refused (stop its pools first). Exit 1 when
+    refused, 2 for a bad location.
     """
     from ..transfer import copy_queue
 
@@ -251,9 +253,12 @@ def copy(
 
 
 def metrics(ctx: typer.Context) -> None:
-    """Print the queue's Prometheus metrics (text format), e.g. for node exporter's textfile
-    collector from cron: jobs per state/queue/type, oldest due job per queue, attempts and
-    failures per type, run-time histograms, busy slots per pool."""
+    """Print the queue's Prometheus metrics.
+
+    The text exposition format, e.g. for node exporter's textfile collector from cron: jobs per
+    state/queue/type, oldest due job per queue, attempts and failures per type, run-time
+    histograms, busy slots per pool.
+    """
     from .. import config
     from ..metrics import exposition
 

@@ -34,8 +34,11 @@ def add(
         bool, typer.Option("--replace", help="Change a schedule of that name (keeps its pause).")
     ] = False,
 ) -> None:
-    """Add a schedule: the pools enqueue one TYPE job at each CRON slot (none while no pool
-    runs; after downtime, one catch-up job). Exit 1 if NAME exists (see --replace)."""
+    """Add a periodic job.
+
+    The pools enqueue one TYPE job at each CRON slot (none while no pool runs; after downtime,
+    one catch-up job). Exit 1 if NAME exists (see --replace), 2 for bad input.
+    """
     from ..schedules import Schedule, check_cron, validate_name
     from ..values import parse_priority, validate_queue, validate_type
     from .enqueue import payload_limit, read_payload
@@ -92,17 +95,29 @@ def _named(ctx: typer.Context, name: str, act: str) -> None:
     _out({"rm": "removed", "pause": "paused", "resume": "resumed"}[act] + f" schedule {name}")
 
 
-def rm(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
+def rm(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The schedule's name.")],
+) -> None:
     """Remove a schedule (jobs it already enqueued stay)."""
     _named(ctx, name, "rm")
 
 
-def pause(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
-    """Stop a schedule firing until resumed (slots missed meanwhile are not caught up)."""
+def pause(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The schedule's name.")],
+) -> None:
+    """Stop a schedule until it is resumed.
+
+    Slots missed meanwhile are not caught up.
+    """
     _named(ctx, name, "pause")
 
 
-def resume(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="NAME")]) -> None:
+def resume(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The schedule's name.")],
+) -> None:
     """Let a paused schedule fire again, from its next slot."""
     from ..schedules import next_run
 

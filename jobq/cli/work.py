@@ -163,8 +163,9 @@ def work(
             metavar="[HOST:]PORT",
             envvar="JOBQ_METRICS",
             show_default=False,
+            show_envvar=False,
             help="Serve the queue's Prometheus metrics on http://HOST:PORT/metrics "
-            "(HOST defaults to 127.0.0.1).",
+            "(HOST defaults to 127.0.0.1). [env: JOBQ_METRICS]",
         ),
     ] = None,
     on_failure: Annotated[
@@ -310,7 +311,10 @@ def tui(
         ),
     ] = False,
 ) -> None:
-    """Open the live dashboard (in this terminal, or served to browsers with --serve)."""
+    """Open the live dashboard.
+
+    In this terminal, or served to web browsers with --serve.
+    """
     from ..backend import display_location
     from ..config import resolve_db_path
 
