@@ -29,6 +29,7 @@ from .sql import (
     SET_PRIORITY,
     WORKER_HEARTBEAT,
 )
+from .events import Events
 from .transfer import Transfer
 from .writes import JobWrites, _state_outcome
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from ... import lifecycle
 
 
-class Store(JobWrites, Transfer):
+class Store(Events, JobWrites, Transfer):
     """A connection to one queue file, with every operation of the job state machine."""
 
     def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:

@@ -97,6 +97,88 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE workers ADD COLUMN type_globs TEXT",
         "ALTER TABLE workers ADD COLUMN proc_key TEXT",
     ),
+    # 3: lifecycle events (jobq events, Queue.events), written by triggers in the transaction
+    # of the change they describe, so every write path records them and none pays a round trip.
+    # Kinds and what each means: jobq/store/sqlite/events.py. No index but the id: readers
+    # scan forward from a cursor, and the table is bounded (retention and a hard cap).
+    (
+        # AUTOINCREMENT: an id is never reused after a prune, so a follower's cursor stays valid;
+        # one writer at a time makes ids commit-ordered (a reader of `id > last` misses nothing)
+        """
+        CREATE TABLE events (
+            id        INTEGER PRIMARY KEY AUTOINCREMENT,
+            at        REAL    NOT NULL,
+            kind      TEXT    NOT NULL,
+            job_id    INTEGER NOT NULL,
+            type      TEXT    NOT NULL,
+            queue     TEXT    NOT NULL,
+            attempt   INTEGER NOT NULL,
+            error     TEXT,
+            duration  REAL,
+            worker_id TEXT
+        )
+        """,
+        """
+        CREATE TRIGGER events_created AFTER INSERT ON jobs
+        BEGIN
+            INSERT INTO events (at, kind, job_id, type, queue, attempt)
+            VALUES (NEW.created_at, 'created', NEW.id, NEW.type, NEW.queue, NEW.attempts);
+        END
+        """,
+        """
+        CREATE TRIGGER events_started AFTER UPDATE OF state ON jobs
+        WHEN NEW.state = 'running' AND OLD.state <> 'running'
+        BEGIN
+            INSERT INTO events (at, kind, job_id, type, queue, attempt, worker_id)
+            VALUES (NEW.started_at, 'started', NEW.id, NEW.type, NEW.queue, NEW.attempts,
+                    NEW.worker_id);
+        END
+        """,
+        # an operator's cancel of a pending job (a running one ends through its attempt)
+        """
+        CREATE TRIGGER events_cancelled AFTER UPDATE OF state ON jobs
+        WHEN NEW.state = 'cancelled' AND OLD.state = 'pending'
+        BEGIN
+            INSERT INTO events (at, kind, job_id, type, queue, attempt, error)
+            VALUES (NEW.finished_at, 'cancelled', NEW.id, NEW.type, NEW.queue, NEW.attempts,
+                    NEW.last_error);
+        END
+        """,
+        # an operator's retry of a failed or cancelled job (its attempts start again at 0)
+        """
+        CREATE TRIGGER events_retried AFTER UPDATE OF state ON jobs
+        WHEN NEW.state = 'pending' AND OLD.state IN ('failed', 'cancelled')
+        BEGIN
+            INSERT INTO events (at, kind, job_id, type, queue, attempt)
+            VALUES (NEW.run_at, 'retried', NEW.id, NEW.type, NEW.queue, NEW.attempts);
+        END
+        """,
+        # Every ended attempt. The store updates the job before it records the attempt, so the
+        # job's state here is its new one: one event per attempt, named by what became of the
+        # job. The error is its first line, at most 1000 characters.
+        """
+        CREATE TRIGGER events_ended AFTER INSERT ON attempts
+        BEGIN
+            INSERT INTO events (at, kind, job_id, type, queue, attempt, error, duration,
+                                worker_id)
+            SELECT NEW.finished_at,
+                   CASE
+                       WHEN NEW.outcome = 'succeeded' THEN 'succeeded'
+                       WHEN NEW.outcome = 'interrupted' THEN 'released'
+                       WHEN j.state = 'cancelled' THEN 'cancelled'
+                       WHEN j.state = 'pending' AND NEW.outcome = 'crashed' THEN 'crashed'
+                       WHEN j.state = 'pending' THEN 'retrying'
+                       ELSE 'failed'
+                   END,
+                   NEW.job_id, j.type, j.queue, NEW.attempt,
+                   substr(NEW.error, 1, CASE instr(NEW.error, char(10))
+                                        WHEN 0 THEN 1000
+                                        ELSE min(instr(NEW.error, char(10)) - 1, 1000) END),
+                   NEW.finished_at - NEW.started_at, NEW.worker_id
+            FROM jobs AS j WHERE j.id = NEW.job_id;
+        END
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
