@@ -99,7 +99,7 @@ def build_app() -> typer.Typer:
 
     import typer
 
-    from . import admin, jobs, work
+    from . import admin, events, jobs, work
 
     globals().update(typer=typer, Annotated=typing.Annotated)
     app = typer.Typer(
@@ -114,6 +114,7 @@ def build_app() -> typer.Typer:
     jobs.register(app)  # enqueue, ls, show, retry, cancel, priority, errors, wait
     admin.register(app)  # stats, workers, pause, resume, prune, doctor, backup; db path
     work.register(app)  # work, tui, demo, systemd-unit
+    events.register(app)  # events
     return app
 
 

@@ -262,20 +262,24 @@ def errors(
             else:
                 _note("no failed attempts")
             return
+        from ..follow import follow as follow_loop  # the loop `jobq events -f` uses too
+
         # Watch before the first query, so a failure recorded in between is not missed.
         with q.waker() as waker:
             latest = q.errors(limit=limit)
             last = max((e.attempt.id for e in latest), default=0)
             emit(list(reversed(latest)))
+
+            def poll() -> list[FailedAttempt]:
+                nonlocal last
+                new = q.errors(after=last, limit=1000)
+                if new:
+                    last = new[0].attempt.id
+                return new[::-1]
+
             try:
-                while True:
-                    waker.wait(1.0)  # a hint; the fallback timeout catches anything missed
-                    while True:
-                        new = q.errors(after=last, limit=1000)
-                        if not new:
-                            break
-                        last = new[0].attempt.id
-                        emit(list(reversed(new)))
+                for e in follow_loop(waker, poll):
+                    emit([e])
             except KeyboardInterrupt:
                 return  # Ctrl-C is how one stops following: not an error
 

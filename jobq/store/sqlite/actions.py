@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState, Outcome
 from .connection import _translate
+from .events import Events
 from .sql import (
     CANCEL_PENDING,
     HELD,
@@ -29,7 +30,6 @@ from .sql import (
     SET_PRIORITY,
     WORKER_HEARTBEAT,
 )
-from .events import Events
 from .transfer import Transfer
 from .writes import JobWrites, _state_outcome
 

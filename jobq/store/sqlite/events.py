@@ -91,9 +91,7 @@ class Events(Reads):
         with self._read() as conn:
             return int(conn.execute(LAST_EVENT_ID).fetchone()[0])
 
-    def prune_events(
-        self, before: float | None, keep: int = EVENTS_KEEP, batch: int = 5000
-    ) -> int:
+    def prune_events(self, before: float | None, keep: int = EVENTS_KEEP, batch: int = 5000) -> int:
         """Delete events older than `before` (None: no age limit) and all but the newest `keep`;
         in batches, so workers never wait behind one huge delete. Returns how many."""
         with self._read() as conn:
@@ -118,4 +116,3 @@ class Events(Reads):
         if self._cap_checked is None or mono - self._cap_checked >= CAP_EVERY:
             self._cap_checked = mono
             self.prune_events(None)
-
