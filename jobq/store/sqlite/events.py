@@ -91,9 +91,11 @@ class Events(Reads):
         with self._read() as conn:
             return int(conn.execute(LAST_EVENT_ID).fetchone()[0])
 
-    def prune_events(self, before: float | None, keep: int = EVENTS_KEEP, batch: int = 5000) -> int:
-        """Delete events older than `before` (None: no age limit) and all but the newest `keep`;
-        in batches, so workers never wait behind one huge delete. Returns how many."""
+    def prune_events(self, before: float | None, keep: int | None = None, batch: int = 5000) -> int:
+        """Delete events older than `before` (None: no age limit) and all but the newest `keep`
+        (None: EVENTS_KEEP); in batches, so workers never wait behind one huge delete. Returns
+        how many."""
+        keep = EVENTS_KEEP if keep is None else keep
         with self._read() as conn:
             last = int(conn.execute(LAST_EVENT_ID).fetchone()[0])
             below = last + 1 - keep  # delete ids below this one

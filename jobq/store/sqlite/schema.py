@@ -125,13 +125,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             VALUES (NEW.created_at, 'created', NEW.id, NEW.type, NEW.queue, NEW.attempts);
         END
         """,
+        # (COALESCE here and below: a hand-written UPDATE that leaves the time out still gets
+        # its event, at the current time, rather than failing)
         """
         CREATE TRIGGER events_started AFTER UPDATE OF state ON jobs
         WHEN NEW.state = 'running' AND OLD.state <> 'running'
         BEGIN
             INSERT INTO events (at, kind, job_id, type, queue, attempt, worker_id)
-            VALUES (NEW.started_at, 'started', NEW.id, NEW.type, NEW.queue, NEW.attempts,
-                    NEW.worker_id);
+            VALUES (COALESCE(NEW.started_at, (julianday('now') - 2440587.5) * 86400.0),
+                    'started', NEW.id, NEW.type, NEW.queue, NEW.attempts, NEW.worker_id);
         END
         """,
         # an operator's cancel of a pending job (a running one ends through its attempt)
@@ -140,8 +142,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         WHEN NEW.state = 'cancelled' AND OLD.state = 'pending'
         BEGIN
             INSERT INTO events (at, kind, job_id, type, queue, attempt, error)
-            VALUES (NEW.finished_at, 'cancelled', NEW.id, NEW.type, NEW.queue, NEW.attempts,
-                    NEW.last_error);
+            VALUES (COALESCE(NEW.finished_at, (julianday('now') - 2440587.5) * 86400.0),
+                    'cancelled', NEW.id, NEW.type, NEW.queue, NEW.attempts, NEW.last_error);
         END
         """,
         # an operator's retry of a failed or cancelled job (its attempts start again at 0)
