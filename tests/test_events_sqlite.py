@@ -45,7 +45,7 @@ def _vm_steps(path: str, statement: str, params: dict[str, object]) -> int:
 @pytest.mark.parametrize(
     ("what", "statement"),
     [
-        ("created", "INSERT INTO jobs (type, payload, run_at, created_at) VALUES ('t', '{}', 0, 0)"),
+        ("created", "INSERT INTO jobs (type, payload, run_at, created_at) VALUES ('t', '', 0, 0)"),
         ("started", "UPDATE jobs SET state = 'running', lease_token = 'x' WHERE id = :id"),
         ("cancelled", "UPDATE jobs SET state = 'cancelled', finished_at = 1 WHERE id = :id"),
         ("ended", "INSERT INTO attempts (job_id, attempt, started_at, finished_at, outcome,"
