@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from .errors import InvalidInput
 from .model import DEFAULT_EVENT_KINDS, Event, EventKind
@@ -66,19 +66,27 @@ def check_kinds(kinds: Iterable[str] | str | None) -> tuple[str, ...]:
     return tuple(out)
 
 
-def event_feed(
-    backend: Backend,
+class FeedArgs(NamedTuple):
+    """The checked arguments of an event feed (see `jobq.Queue.events`)."""
+
+    kinds: tuple[str, ...]
+    type_glob: str | None
+    queue: str | None
+    since: float | None
+    after_id: int | None
+    limit: int
+
+
+def check_feed(
     *,
-    follow: bool = False,
     kinds: Iterable[str] | str | None = None,
     type_glob: str | None = None,
     queue: str | None = None,
     since: float | None = None,
     after_id: int | None = None,
     limit: int = 100,
-) -> Iterator[Event]:
-    """Lifecycle events, oldest first (see `jobq.Queue.events`); the arguments are checked
-    now (InvalidInput), the backend read when iteration starts."""
+) -> FeedArgs:
+    """Check an event feed's arguments (InvalidInput), before anything is opened."""
     names = check_kinds(kinds)
     if after_id is not None and (
         isinstance(after_id, bool) or not isinstance(after_id, int) or after_id < 0
@@ -94,7 +102,25 @@ def event_feed(
         raise InvalidInput("a type glob is a non-empty text such as 'email.*'")
     if queue is not None:
         queue = validate_queue(queue)
-    return _feed(backend, follow, names, type_glob, queue, since, after_id, limit)
+    return FeedArgs(names, type_glob, queue, since, after_id, limit)
+
+
+def event_feed(
+    backend: Backend,
+    *,
+    follow: bool = False,
+    kinds: Iterable[str] | str | None = None,
+    type_glob: str | None = None,
+    queue: str | None = None,
+    since: float | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
+) -> Iterator[Event]:
+    """Lifecycle events, oldest first (see `jobq.Queue.events`); the arguments are checked
+    now (InvalidInput), the backend read when iteration starts."""
+    args = check_feed(kinds=kinds, type_glob=type_glob, queue=queue, since=since,
+                      after_id=after_id, limit=limit)  # fmt: skip
+    return _feed(backend, follow, *args)
 
 
 def _feed(

@@ -82,12 +82,17 @@ def events(
         raise InvalidInput(f"--after-id must be an event id >= 0, not {after_id}")
     if limit < 0:
         raise InvalidInput(f"--limit must be >= 0, not {limit}")
-    kinds = None if not kind else ",".join(kind)
-    start = None if since is None else _since(since, _now())
+    from ..follow import check_feed
+
+    # every filter checked before the queue is opened: bad input writes and opens nothing
+    args = check_feed(kinds=None if not kind else ",".join(kind), type_glob=type_glob,
+                      queue=queue, since=None if since is None else _since(since, _now()),
+                      after_id=after_id, limit=limit)  # fmt: skip
     out = sys.stdout
     with _queue(ctx) as q:
-        feed = q.events(follow=follow, kinds=kinds, type_glob=type_glob, queue=queue,
-                        since=start, after_id=after_id, limit=limit)  # fmt: skip
+        feed = q.events(follow=follow, kinds=args.kinds, type_glob=args.type_glob,
+                        queue=args.queue, since=args.since, after_id=args.after_id,
+                        limit=args.limit)  # fmt: skip
         try:
             for ev in feed:
                 out.write(ndjson_line(ev.to_dict()) + "\n")
