@@ -255,7 +255,7 @@ def test_no_queue_file_is_an_error_and_creates_nothing(run: Run, db_path: str) -
 def test_untrusted_strings_are_escaped(run: Run, store: Store) -> None:
     job_id = enqueue(store, time.time(), type="t")
     lease = claim_one(store, job_id, time.time())
-    evil = "bad \x1b]52;c;ZXZpbA==\x07 \x9b31m \u202eevil\x7f\x00 end\nsecond line"
+    evil = "bad \x1b]52;c;ZXZpbA==\x07 \x9b31m \u202eevil\x7f end\nsecond line"
     store.end_attempt(job_id, lease.lease_token or "", time.time(), Ending.FAIL, evil,
                       retryable=False)  # fmt: skip
     r = run("events", "--kind", "failed")
