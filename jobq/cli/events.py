@@ -30,10 +30,10 @@ def _since(text: str, now: float) -> float:
 
 
 def ndjson_line(d: Mapping[str, object]) -> str:
-    """One JSON object on one line. ensure_ascii escapes C0 and C1 controls and every non-ASCII
-    character; DEL, the one ASCII control it leaves, is escaped too: strings from the queue
-    never reach a terminal raw. (DEL can only occur inside a JSON string here.)"""
-    return json.dumps(d, ensure_ascii=True, allow_nan=False).replace("\x7f", "\\u007f")
+    """One JSON object on one line. ensure_ascii escapes every character outside printable
+    ASCII (C0, DEL, C1, bidi controls, all non-ASCII): strings from the queue never reach a
+    terminal raw."""
+    return json.dumps(d, ensure_ascii=True, allow_nan=False)
 
 
 def events(
