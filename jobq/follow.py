@@ -156,6 +156,8 @@ def _feed(
             # Read up to a head taken first: every event up to it is committed (and on SQLite
             # ids are commit-ordered), so the cursor may pass events that matched no filter.
             nonlocal cursor
+            # a queue file replaced under us (a restore): FileReplaced, exit 75, as pools do
+            backend.check_identity()
             head = backend.last_event_id()
             if head <= cursor:
                 return []

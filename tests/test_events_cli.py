@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from workerapp import Pools
@@ -127,6 +128,27 @@ def test_a_follower_killed_midway_and_restarted_with_after_id_misses_and_repeats
     assert before + after == total  # the union is the whole feed: no gap, no repeat
     print(f"\nkilled after {len(before)} of {len(total)} events (pool still draining: "
           f"{drained_at_kill})")  # fmt: skip
+
+
+def test_a_follower_exits_75_when_its_queue_file_is_replaced(
+    queue: jobq.Queue, db_path: str, tmp_path: Path, jobq_env: dict[str, str],
+    jobq_cmd: list[str],
+) -> None:  # fmt: skip
+    queue.enqueue("marker")
+    other = str(tmp_path / "restored.db")
+    jobq.Queue(other).close()
+    follower = Follower(jobq_cmd, jobq_env, "-f")
+    try:
+        wait_until(lambda: follower.events(), what="the follower's first event")
+        os.replace(other, db_path)  # a restore, the way people do it
+        follower.proc.wait(timeout=30)
+        _, err = follower.proc.communicate(timeout=10)
+    finally:
+        if follower.proc.poll() is None:
+            follower.proc.kill()
+        follower.reader.join(timeout=10)
+    assert follower.proc.returncode == 75
+    assert len(err.splitlines()) == 1 and "was replaced" in err, err
 
 
 # ---- the command in-process: history, filters, bad input --------------------------------------
