@@ -14,8 +14,9 @@ rolled-back change leaves no event. The kinds (jobq.model.EventKind):
 - `cancelled` too when an operator cancels a pending job, and `retried` when an operator moves
   a failed or cancelled job back to pending (attempt 0).
 
-Ordering: SQLite has one writer at a time and AUTOINCREMENT ids, so ids are commit-ordered and
-never reused: a follower that reads `id > last` misses nothing and repeats nothing.
+Ordering: SQLite has one writer at a time and ids are rowids (max + 1), so ids are commit-ordered;
+pruning always keeps the newest event, so they are never reused: a follower that reads
+`id > last` misses nothing and repeats nothing.
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ class Events(Reads):
 
     def prune_events(self, before: float | None, keep: int | None = None, batch: int = 5000) -> int:
         """Delete events older than `before` (None: no age limit) and all but the newest `keep`
-        (None: EVENTS_KEEP); in batches, so workers never wait behind one huge delete. Returns
-        how many."""
+        (None: EVENTS_KEEP), never the newest of all; in batches, so workers never wait behind
+        one huge delete. Returns how many."""
         keep = EVENTS_KEEP if keep is None else keep
         with self._read() as conn:
             last = int(conn.execute(LAST_EVENT_ID).fetchone()[0])
@@ -102,6 +103,9 @@ class Events(Reads):
             if before is not None:
                 first = conn.execute(FIRST_EVENT_SINCE, {"before": before}).fetchone()
                 below = max(below, last + 1 if first is None else first[0])
+            # never the newest: ids are rowids (max + 1), and a follower's cursor must never
+            # see an id again
+            below = min(below, last)
         total = 0
         while below > 1:
             with self._write() as conn:

@@ -102,11 +102,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # Kinds and what each means: jobq/store/sqlite/events.py. No index but the id: readers
     # scan forward from a cursor, and the table is bounded (retention and a hard cap).
     (
-        # AUTOINCREMENT: an id is never reused after a prune, so a follower's cursor stays valid;
-        # one writer at a time makes ids commit-ordered (a reader of `id > last` misses nothing)
+        # Ids are rowids, max + 1: one writer at a time makes them commit-ordered (a reader of
+        # `id > last` misses nothing), and as pruning always keeps the newest event they are
+        # never reused. (Not AUTOINCREMENT: its sqlite_sequence update on every insert cost the
+        # drain ~3 % more.)
         """
         CREATE TABLE events (
-            id        INTEGER PRIMARY KEY AUTOINCREMENT,
+            id        INTEGER PRIMARY KEY,
             at        REAL    NOT NULL,
             kind      TEXT    NOT NULL,
             job_id    INTEGER NOT NULL,
