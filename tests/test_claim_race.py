@@ -1,4 +1,5 @@
-"""No double claim: processes racing through Store.claim get each ready job exactly once."""
+"""No double claim: processes racing through a backend's claim get each ready job exactly once,
+on every backend (SQLite's write lock, PostgreSQL's FOR UPDATE SKIP LOCKED)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from jobq.store import Store
+from jobq.backend import Role, open_backend
 from tests.factories import new_job
-from tests.helpers import integrity, kill_all, wait_until
+from tests.helpers import kill_all, wait_until
 
 CLAIMER = textwrap.dedent(
     """
     import json, os, sys, time
+    from jobq.backend import Role, open_backend
     from jobq.errors import DatabaseBusy
-    from jobq.store import Store
 
-    path, out, go, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    store = Store(path)
+    location, out, go, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    store = open_backend(location, Role.WORKER)
     open(out + ".ready", "w").close()
     while not os.path.exists(go):
         time.sleep(0.001)
@@ -48,11 +49,11 @@ CLAIMER = textwrap.dedent(
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("limit", [1, 8])
 def test_racing_processes_claim_each_job_exactly_once(
-    tmp_path: Path, db_path: str, jobq_env: dict[str, str], limit: int
+    tmp_path: Path, location: str, jobq_env: dict[str, str], limit: int
 ):
     """8 processes claim 10,000 ready jobs at once: each id exactly once, no busy error."""
     total = 10_000
-    store = Store(db_path)
+    store = open_backend(location, Role.PRODUCER)
     for start in range(0, total, 5_000):
         store.enqueue([new_job("race") for _ in range(min(5_000, total - start))], time.time())
     go = tmp_path / "go"
@@ -62,7 +63,7 @@ def test_racing_processes_claim_each_job_exactly_once(
                 sys.executable,
                 "-c",
                 CLAIMER,
-                db_path,
+                location,
                 str(tmp_path / f"out{i}"),
                 str(go),
                 str(limit),
@@ -90,5 +91,5 @@ def test_racing_processes_claim_each_job_exactly_once(
     assert sum(1 for n in per_proc if n > 0) >= 2, f"no race happened: {per_proc}"
     counts = store.counts()
     assert counts["running"] == total and counts["pending"] == 0
-    assert integrity(db_path) == "ok"
+    assert store.doctor()["integrity"] == "ok"
     store.close()

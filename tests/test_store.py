@@ -1,5 +1,7 @@
 """Store behaviour beyond single transitions: fencing, claim order and filters, unique keys,
-retry policy, attempt history and the claim's query plan."""
+retry policy, attempt history and the claim's query plan. Every test that uses the Backend API
+only runs on every backend (`store` is the `backend` fixture here); those that reach into the
+SQLite file (its query plan, its pages, its PRAGMAs) take `sqlite_store`."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import sqlite3
 import pytest
 
 from jobq import lifecycle, retry
-from jobq.backend import ActionResult
+from jobq.backend import ActionResult, ClaimFilter, Ending
 from jobq.basics import NewJob
 from jobq.errors import CorruptFile
 from jobq.model import JobState
@@ -23,50 +25,69 @@ from tests.factories import (
     ids,
     make_job,
     new_job,
-    raw_row,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from jobq.backend import Backend
+
 NOW = T0
+
+
+@pytest.fixture
+def store(backend: Backend) -> Backend:
+    """A fresh queue on each backend in turn."""
+    return backend
+
+
+@pytest.fixture
+def sqlite_store(db_path: str) -> Iterator[Store]:
+    """A SQLite Store on a fresh queue file, for the tests that look inside the file."""
+    s = Store(db_path)
+    yield s
+    s.close()
+
 
 # ---- fencing ----------------------------------------------------------------------------------
 
 STALE_WRITES = {
     "renew": lambda s, i, t: s.renew([(i, t)], NOW + 500),
-    "complete": lambda s, i, t: s.complete(i, t, NOW + 5, '"late"', "out"),
-    "complete_many": lambda s, i, t: s.complete_many([(i, t, '"late"', None)], NOW + 5),
-    "fail": lambda s, i, t: s.fail(i, t, NOW + 5, "late failure"),
-    "crash": lambda s, i, t: s.crash(i, t, NOW + 5, "late crash"),
-    "release": lambda s, i, t: s.release(i, t, NOW + 5),
-    "finish_cancelled": lambda s, i, t: s.finish_cancelled(i, t, NOW + 5),
+    "complete_many": lambda s, i, t: s.complete_many([(i, t, '"late"', "out")], NOW + 5),
+    **{
+        how.value: lambda s, i, t, how=how: s.end_attempt(i, t, NOW + 5, how, f"late {how}")
+        for how in Ending
+    },
 }
-NOTHING = {"renew": 0, "complete": False, "complete_many": [False]}
+NOTHING = {"renew": 0, "complete_many": [False]}
 
 
 @pytest.mark.parametrize("write", STALE_WRITES)
 @pytest.mark.parametrize("then", ["reclaimed", "reclaimed-and-finished", "rescued-only"])
-def test_a_stale_token_changes_nothing(store: Store, write: str, then: str) -> None:
+def test_a_stale_token_changes_nothing(store: Backend, write: str, then: str) -> None:
     # worker A's lease expires, a rescuer ends its attempt, worker B may claim the job again
     a = make_job(store, "running", now=NOW, lease_until=NOW - 1, worker="pool-a/1")
-    assert store.rescue_expired(NOW) == [(a.id, JobState.PENDING)]
+    assert store.rescue(NOW) == [(a.id, JobState.PENDING)]
     if then != "rescued-only":
         b = claim_one(store, a.id, NOW + 1, worker="pool-b/1")
         assert b.lease_token != a.lease_token
         if then == "reclaimed-and-finished":
-            assert store.complete(b.id, b.lease_token or "", NOW + 2, '"b"', None)
-    before_row = raw_row(store.path, a.id)
+            assert store.complete_many([(b.id, b.lease_token or "", '"b"', None)], NOW + 2)
+    before_row = store.get(a.id)
     before_history = store.attempts(a.id)
 
     returned = STALE_WRITES[write](store, a.id, a.lease_token)
 
     assert returned == NOTHING.get(write)
-    assert raw_row(store.path, a.id) == before_row
+    assert store.get(a.id) == before_row
     assert store.attempts(a.id) == before_history
 
 
-def test_complete_many_fences_each_job_on_its_own(store: Store) -> None:
+def test_complete_many_fences_each_job_on_its_own(store: Backend) -> None:
     live = make_job(store, "running", now=NOW)
     lost = make_job(store, "running", now=NOW, lease_until=NOW - 1)
-    store.rescue_expired(NOW)
+    store.rescue(NOW)
     done = store.complete_many(
         [
             (live.id, live.lease_token or "", '"a"', "printed"),
@@ -84,7 +105,7 @@ def test_complete_many_fences_each_job_on_its_own(store: Store) -> None:
 # ---- claim order and filters -----------------------------------------------------------------
 
 
-def test_claim_order_is_priority_desc_then_run_at_then_id(store: Store) -> None:
+def test_claim_order_is_priority_desc_then_run_at_then_id(store: Backend) -> None:
     spec = [  # (priority, run_at offset)
         (0, -10), (10, -5), (0, -20), (10, -5), (-10, -30), (20, -1), (0, -20),
     ]  # fmt: skip
@@ -97,7 +118,7 @@ def test_claim_order_is_priority_desc_then_run_at_then_id(store: Store) -> None:
     assert store.claim("w", NOW, LEASE) == []
 
 
-def test_claim_batch_returns_jobs_in_claim_order(store: Store) -> None:
+def test_claim_batch_returns_jobs_in_claim_order(store: Backend) -> None:
     made = [enqueue(store, NOW - 100, priority=p) for p in (0, 5, 0, 5, 1)]
     batch = store.claim("w", NOW, LEASE, limit=3)
     assert ids(batch) == [made[1], made[3], made[4]]
@@ -106,25 +127,25 @@ def test_claim_batch_returns_jobs_in_claim_order(store: Store) -> None:
     assert ids(store.claim("w", NOW, LEASE, limit=10)) == [made[0], made[2]]
 
 
-def test_run_at_in_the_future_is_not_claimed_until_due(store: Store) -> None:
+def test_run_at_in_the_future_is_not_claimed_until_due(store: Backend) -> None:
     later = enqueue(store, NOW, run_at=NOW + 30)
     assert store.claim("w", NOW + 29.999, LEASE) == []
     assert ids(store.claim("w", NOW + 30, LEASE)) == [later]
 
 
-def test_paused_queue_is_skipped_until_resumed(store: Store) -> None:
+def test_paused_queue_is_skipped_until_resumed(store: Backend) -> None:
     paused = enqueue(store, NOW, queue="images", priority=20)
     other = enqueue(store, NOW, queue="default")
     store.set_paused("images", True, NOW)
     assert store.paused_queues() == ["images"]
     assert ids(store.claim("w", NOW, LEASE, limit=5)) == [other]
-    assert store.claim("w", NOW, LEASE, queues=["images"]) == []
+    assert store.claim("w", NOW, LEASE, ClaimFilter(queues=("images",))) == []
     store.set_paused("images", False, NOW + 1)
     assert store.paused_queues() == []
     assert ids(store.claim("w", NOW + 1, LEASE)) == [paused]
 
 
-def test_pausing_does_not_touch_running_jobs(store: Store) -> None:
+def test_pausing_does_not_touch_running_jobs(store: Backend) -> None:
     job = make_job(store, "running", now=NOW, queue="images")
     store.set_paused("images", True, NOW)
     assert store.complete(job.id, job.lease_token or "", NOW, None, None)
@@ -147,24 +168,28 @@ def test_pausing_does_not_touch_running_jobs(store: Store) -> None:
         ({"type_globs": ["email.*"], "queues": ["img"]}, []),
     ],
 )
-def test_claim_restrictions(store: Store, kwargs: dict[str, list[str]], claimed: list[str]) -> None:
+def test_claim_restrictions(
+    store: Backend, kwargs: dict[str, list[str]], claimed: list[str]
+) -> None:
     for label in ["email.send", "email.bounce", "resize", "resize@img"]:
         type_, _, queue = label.partition("@")
         enqueue(store, NOW, type=type_, queue=queue or "default")
-    jobs = store.claim("w", NOW, LEASE, limit=10, **kwargs)  # type: ignore[arg-type]
+    only = ClaimFilter(**{k: tuple(v) for k, v in kwargs.items()})
+    jobs = store.claim("w", NOW, LEASE, only, limit=10)
     assert [j.type + ("@img" if j.queue == "img" else "") for j in jobs] == claimed
 
 
-def test_claim_takes_a_glob_literally_only_where_it_has_no_metacharacters(store: Store) -> None:
+def test_claim_takes_a_glob_literally_only_where_it_has_no_metacharacters(store: Backend) -> None:
     enqueue(store, NOW, type="a[1]")
     enqueue(store, NOW, type="a1")
-    assert [j.type for j in store.claim("w", NOW, LEASE, limit=5, types=["a[1]"])] == ["a[1]"]
+    only = ClaimFilter(types=("a[1]",))
+    assert [j.type for j in store.claim("w", NOW, LEASE, only, limit=5)] == ["a[1]"]
 
 
 # ---- unique keys ------------------------------------------------------------------------------
 
 
-def test_unique_key_returns_the_active_job(store: Store) -> None:
+def test_unique_key_returns_the_active_job(store: Backend) -> None:
     first = enqueue(store, NOW, type="u", unique_key="k")
     assert enqueue(store, NOW + 1, type="u", unique_key="k") == first  # pending
     claim_one(store, first, NOW + 2)
@@ -174,30 +199,30 @@ def test_unique_key_returns_the_active_job(store: Store) -> None:
     assert other != first
 
 
-def test_unique_key_is_free_again_once_the_job_finished(store: Store) -> None:
+def test_unique_key_is_free_again_once_the_job_finished(store: Backend) -> None:
     done = make_job(store, "succeeded", now=NOW, unique_key="k")
     again = enqueue(store, NOW, unique_key="k")
     assert again != done.id
 
 
-def test_unique_key_within_one_batch(store: Store) -> None:
+def test_unique_key_within_one_batch(store: Backend) -> None:
     got = store.enqueue([new_job(unique_key="k"), new_job(), new_job(unique_key="k")], NOW)
     assert got[0] == got[2] != got[1]
     assert store.count_jobs(NOW) == 2
 
 
-def test_retry_reports_a_duplicate_unique_key(store: Store) -> None:
+def test_retry_reports_a_duplicate_unique_key(store: Backend) -> None:
     failed = make_job(store, "failed", now=NOW, type="u", unique_key="k")
     active = enqueue(store, NOW, type="u", unique_key="k")  # keys are per type
     assert active != failed.id
-    before = raw_row(store.path, failed.id)
+    before = store.get(failed.id)
     assert store.retry([failed.id], NOW) == {failed.id: ActionResult.DUPLICATE_UNIQUE_KEY}
-    assert raw_row(store.path, failed.id) == before
+    assert store.get(failed.id) == before
     store.cancel([active], NOW)
     assert store.retry([failed.id], NOW) == {failed.id: ActionResult.RETRIED}
 
 
-def test_batch_ids_are_in_order_and_never_reused_after_prune(store: Store) -> None:
+def test_batch_ids_are_in_order_and_never_reused_after_prune(store: Backend) -> None:
     first = store.enqueue([new_job() for _ in range(3)], NOW)
     assert first == sorted(first) and len(set(first)) == 3
     for job_id in first:
@@ -226,9 +251,10 @@ def test_backoff(attempt: int, base: float) -> None:
 
 
 @pytest.mark.parametrize("rand", [0.0, 0.5, 0.999999])
-def test_fail_schedules_the_backoff(store: Store, rand: float) -> None:
+def test_fail_schedules_the_backoff(store: Backend, rand: float) -> None:
     job = make_job(store, "running", now=NOW, attempts=2)
-    assert store.fail(job.id, job.lease_token or "", NOW, "e", rand=rand) is JobState.PENDING
+    got = store.end_attempt(job.id, job.lease_token or "", NOW, Ending.FAIL, "e", rand=rand)
+    assert got is JobState.PENDING
     after = store.get(job.id)
     assert after is not None
     assert after.run_at == pytest.approx(NOW + retry.backoff(2, rand))
@@ -236,9 +262,10 @@ def test_fail_schedules_the_backoff(store: Store, rand: float) -> None:
     assert after.view(after.run_at) == "pending"
 
 
-def test_not_retryable_fails_at_once(store: Store) -> None:
+def test_not_retryable_fails_at_once(store: Backend) -> None:
     job = make_job(store, "running", now=NOW)
-    assert store.fail(job.id, job.lease_token or "", NOW, "bad", retryable=False) is JobState.FAILED
+    got = store.end_attempt(job.id, job.lease_token or "", NOW, Ending.FAIL, retryable=False)
+    assert got is JobState.FAILED
 
 
 @pytest.mark.parametrize(
@@ -254,14 +281,14 @@ def test_not_retryable_fails_at_once(store: Store) -> None:
     ],
 )
 def test_max_attempts_per_job_then_handler_then_default_fixed_at_claim(
-    store: Store, job_max: int | None, handler_max: int | None, attempts: int, end: JobState
+    store: Backend, job_max: int | None, handler_max: int | None, attempts: int, end: JobState
 ) -> None:
     job = make_job(
         store, "running", now=NOW, attempts=attempts, max_attempts=job_max, handler_max=handler_max
     )
     effective = job_max or handler_max or 4
     assert job.max_attempts == effective, "the claim writes the limit that applies on the job"
-    assert store.fail(job.id, job.lease_token or "", NOW, "e") is end
+    assert store.end_attempt(job.id, job.lease_token or "", NOW, Ending.FAIL, "e") is end
 
 
 @pytest.mark.parametrize(
@@ -269,12 +296,12 @@ def test_max_attempts_per_job_then_handler_then_default_fixed_at_claim(
     [(None, None, 300.0), (None, 12.5, 12.5), (3.0, 12.5, 3.0), (3.0, None, 3.0)],
 )
 def test_timeout_per_job_then_handler_then_default_fixed_at_claim(
-    store: Store, job_timeout: float | None, handler_timeout: float | None, effective: float
+    store: Backend, job_timeout: float | None, handler_timeout: float | None, effective: float
 ) -> None:
     job_id = enqueue(store, NOW, type="slow", timeout=job_timeout)
     enqueue(store, NOW, type="other", timeout=None)  # another type's handler limit
     limits = {"slow": (None, handler_timeout), "other": (9, 99.0)}
-    (job,) = store.claim("w", NOW, LEASE, types=["slow"], limits=limits)
+    (job,) = store.claim("w", NOW, LEASE, ClaimFilter(types=("slow",)), limits=limits)
     assert (job.id, job.timeout, job.max_attempts) == (job_id, effective, 4)
     assert store.get(job_id).timeout == effective  # type: ignore[union-attr]
 
@@ -282,19 +309,20 @@ def test_timeout_per_job_then_handler_then_default_fixed_at_claim(
 # ---- history ----------------------------------------------------------------------------------
 
 
-def test_attempt_history_over_a_whole_life(store: Store) -> None:
+def test_attempt_history_over_a_whole_life(store: Backend) -> None:
     job_id = enqueue(store, NOW)
     t = NOW
     lease = claim_one(store, job_id, t, worker="p/1")
-    store.fail(job_id, lease.lease_token or "", t + 1, "ValueError: x", traceback="Traceback…",
-               output="printed", rand=0.0)  # fmt: skip
+    store.end_attempt(job_id, lease.lease_token or "", t + 1, Ending.FAIL, "ValueError: x",
+                      traceback="Traceback…", output="printed", rand=0.0)  # fmt: skip
     t = store.get(job_id).run_at  # type: ignore[union-attr]
     lease = claim_one(store, job_id, t, worker="p/2")
-    store.crash(job_id, lease.lease_token or "", t + 2, "worker exited: signal 9", "tail")
+    store.end_attempt(job_id, lease.lease_token or "", t + 2, Ending.CRASH,
+                      "worker exited: signal 9", output="tail")  # fmt: skip
     lease = claim_one(store, job_id, t + 2, worker="p/3")
-    store.release(job_id, lease.lease_token or "", t + 3)
+    store.end_attempt(job_id, lease.lease_token or "", t + 3, Ending.INTERRUPT)
     lease = claim_one(store, job_id, t + 3, worker="p/4")
-    store.complete(job_id, lease.lease_token or "", t + 4, '{"n":1}', "done")
+    store.complete_many([(job_id, lease.lease_token or "", '{"n":1}', "done")], t + 4)
 
     rows = store.attempts(job_id)
     assert [(a.attempt, a.outcome.value, a.worker_id) for a in rows] == [
@@ -334,11 +362,12 @@ def _assert_indexed(plan: list[str]) -> None:
         assert "TEMP B-TREE" not in line, plan
 
 
-def test_claim_plan_uses_the_partial_index(store: Store) -> None:
-    _assert_indexed(claim_plan(store))
+def test_claim_plan_uses_the_partial_index(sqlite_store: Store) -> None:
+    _assert_indexed(claim_plan(sqlite_store))
 
 
-def test_claim_plan_is_the_same_with_100k_finished_rows(store: Store) -> None:
+def test_claim_plan_is_the_same_with_100k_finished_rows(sqlite_store: Store) -> None:
+    store = sqlite_store
     empty_plan = claim_plan(store)
     n = 100_000
     store.enqueue([new_job("old") for _ in range(n)], NOW - 100)
@@ -352,14 +381,14 @@ def test_claim_plan_is_the_same_with_100k_finished_rows(store: Store) -> None:
     assert [j.type for j in store.claim("w", NOW, LEASE, limit=20)] == ["new"] * 10
 
 
-def test_a_job_that_completes_despite_a_cancel_request_is_left_without_one(store: Store) -> None:
+def test_a_job_that_completes_despite_a_cancel_request_is_left_without_one(store: Backend) -> None:
     """Found by the Hypothesis model: complete() must clear cancel_requested like every other
     end of an attempt, or a finished job would still show a pending cancel."""
     job_id = enqueue(store, NOW)
     job = claim_one(store, job_id, NOW + 1)
     assert store.cancel([job_id], NOW + 2) == {job_id: ActionResult.CANCEL_REQUESTED}
     assert job.lease_token is not None
-    assert store.complete(job_id, job.lease_token, NOW + 3, None, None)
+    assert store.complete_many([(job_id, job.lease_token, None, None)], NOW + 3) == [True]
     done = store.get(job_id)
     assert done is not None and done.state is JobState.SUCCEEDED
     assert done.cancel_requested is False
@@ -368,7 +397,7 @@ def test_a_job_that_completes_despite_a_cancel_request_is_left_without_one(store
 # ---- per-id answers of the operator writes, and the pools' bookkeeping ------------------------
 
 
-def test_each_id_gets_its_own_answer(store: Store) -> None:
+def test_each_id_gets_its_own_answer(store: Backend) -> None:
     pending = enqueue(store, NOW)
     running = make_job(store, "running", now=NOW).id
     done = make_job(store, "succeeded", now=NOW).id
@@ -394,7 +423,7 @@ def test_each_id_gets_its_own_answer(store: Store) -> None:
     assert [j.priority for j in store.get_many([done, failed])] == [5, 5]
 
 
-def test_retry_reports_a_duplicate_unique_key_of_a_cancelled_job(store: Store) -> None:
+def test_retry_reports_a_duplicate_unique_key_of_a_cancelled_job(store: Backend) -> None:
     cancelled = enqueue(store, NOW, unique_key="k")
     store.cancel([cancelled], NOW)
     enqueue(store, NOW, unique_key="k")
@@ -403,17 +432,17 @@ def test_retry_reports_a_duplicate_unique_key_of_a_cancelled_job(store: Store) -
     }
 
 
-def test_renew_counts_the_leases_still_held(store: Store) -> None:
+def test_renew_counts_the_leases_still_held(store: Backend) -> None:
     jobs = [make_job(store, "running", now=NOW) for _ in range(3)]
     leases = [(j.id, j.lease_token or "") for j in jobs]
     assert store.renew([], NOW + 100) == 0
     assert store.renew(leases, NOW + 100) == 3
-    store.release(jobs[1].id, jobs[1].lease_token or "", NOW)
+    store.end_attempt(jobs[1].id, jobs[1].lease_token or "", NOW, Ending.INTERRUPT)
     assert store.renew(leases, NOW + 200) == 2
     assert [j.lease_until for j in store.get_many([jobs[0].id, jobs[2].id])] == [NOW + 200] * 2
 
 
-def test_prune_works_through_every_batch(store: Store) -> None:
+def test_prune_works_through_every_batch(store: Backend) -> None:
     ids_ = store.enqueue([new_job() for _ in range(5)], NOW)
     store.cancel(ids_, NOW)
     keep = make_job(store, "failed", now=NOW + 10).id
@@ -421,7 +450,7 @@ def test_prune_works_through_every_batch(store: Store) -> None:
     assert store.get_many(ids_) == [] and store.get(keep) is not None
 
 
-def test_running_of_a_pool(store: Store) -> None:
+def test_running_of_a_pool(store: Backend) -> None:
     mine = [make_job(store, "running", now=NOW, worker=w).id for w in ("p/1", "p/2")]
     make_job(store, "running", now=NOW, worker="p2/1")  # a pool whose id extends ours
     make_job(store, "running", now=NOW, worker="o/1")
@@ -467,8 +496,9 @@ def test_running_of_a_damaged_file_names_the_file_and_the_fault(db_path: str) ->
 
 
 def test_enqueue_unique_commits_with_synchronous_full(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    store = sqlite_store
     seen: list[int] = []
     original = Store._insert_one
 
@@ -483,7 +513,7 @@ def test_enqueue_unique_commits_with_synchronous_full(
     assert seen == [2, 2]  # FULL: the WAL is fsynced at commit, as for every enqueue
 
 
-def test_register_worker_keeps_its_type_globs(store: Store) -> None:
+def test_register_worker_keeps_its_type_globs(store: Backend) -> None:
     for pool, globs in (("a", ["img:*", "mail"]), ("b", []), ("c", None)):
         store.register_worker(pool, name=pool, host="h", pid=1, concurrency=1, queues=[],
                               types=["t"], type_globs=globs, now=NOW, proc_key=None)  # fmt: skip
@@ -491,13 +521,13 @@ def test_register_worker_keeps_its_type_globs(store: Store) -> None:
     assert got == {"a": ("img:*", "mail"), "b": (), "c": None}
 
 
-def test_a_silent_pools_batch_with_its_progress_releases_what_did_not_start(store: Store) -> None:
+def test_a_silent_pools_batch_with_its_progress_releases_what_did_not_start(store: Backend) -> None:
     # a pool whose process this host cannot see (another boot id) and whose heartbeat stopped
     store.register_worker("quiet", name="quiet", host="h", pid=1, concurrency=1, queues=[],
                           types=[], now=NOW - lifecycle.STALE_AFTER - 1,
                           proc_key="otherboot:pid:[9]:123:456")  # fmt: skip
     ids = [enqueue(store, NOW - 10, type="batch", priority=3 - i) for i in range(3)]
-    claimed = store.claim("quiet/1", NOW - 5, 3600, types=["batch"], limit=3)
+    claimed = store.claim("quiet/1", NOW - 5, 3600, ClaimFilter(types=("batch",)), limit=3)
     assert [j.id for j in claimed] == ids
     asked: list[str] = []
 
@@ -512,7 +542,7 @@ def test_a_silent_pools_batch_with_its_progress_releases_what_did_not_start(stor
     assert [w.status for w in store.workers()] == ["dead"]
 
 
-def test_worker_heartbeat_records_count_status_and_time(store: Store) -> None:
+def test_worker_heartbeat_records_count_status_and_time(store: Backend) -> None:
     store.register_worker("pool", name="n", host="h", pid=42, concurrency=3, queues=["q"],
                           types=["t"], now=NOW, proc_key="k")  # fmt: skip
     store.worker_heartbeat("pool", NOW + 5, 17, "stopping")

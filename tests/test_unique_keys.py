@@ -1,5 +1,5 @@
 """Unique keys are scoped to (type, key): store, retry, Python API, the CLI (in a subprocess),
-and a queue file made by the version-1 schema."""
+on every backend; and a queue file made by the version-1 schema."""
 
 from __future__ import annotations
 
@@ -9,14 +9,31 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 import jobq
-from jobq.backend import ActionResult
-from jobq.store import Store
+from jobq.backend import ActionResult, Role, open_backend
 from jobq.store.sqlite.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.factories import T0, claim_one, enqueue, make_job, new_job
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from jobq.backend import Backend
 
-def test_the_same_key_in_two_types_makes_two_jobs(store: Store) -> None:
+
+@pytest.fixture
+def store(backend: Backend) -> Backend:
+    """A fresh queue on each backend in turn."""
+    return backend
+
+
+@pytest.fixture
+def env(jobq_env: dict[str, str], location: str) -> dict[str, str]:
+    """The subprocess environment with JOBQ_DB naming a fresh queue on each backend."""
+    return dict(jobq_env, JOBQ_DB=location)
+
+
+def test_the_same_key_in_two_types_makes_two_jobs(store: Backend) -> None:
     resize = enqueue(store, type="resize", unique_key="K")
     email = enqueue(store, type="email.send", unique_key="K")
     assert email != resize
@@ -27,7 +44,7 @@ def test_the_same_key_in_two_types_makes_two_jobs(store: Store) -> None:
     assert got[0] == got[2] and len(set(got)) == 2
 
 
-def test_enqueue_unique_says_which_job_holds_the_key(store: Store) -> None:
+def test_enqueue_unique_says_which_job_holds_the_key(store: Backend) -> None:
     first, existing = store.enqueue_unique(new_job("resize", unique_key="K"), T0)
     assert existing is None
     assert store.enqueue_unique(new_job("resize", unique_key="K"), T0) == (first, "pending")
@@ -37,7 +54,7 @@ def test_enqueue_unique_says_which_job_holds_the_key(store: Store) -> None:
     assert existing is None and other != first
 
 
-def test_retry_is_blocked_only_by_a_job_of_the_same_type(store: Store) -> None:
+def test_retry_is_blocked_only_by_a_job_of_the_same_type(store: Backend) -> None:
     failed = make_job(store, "failed", type="resize", unique_key="K")
     enqueue(store, type="email.send", unique_key="K")  # another type: no conflict
     assert store.retry([failed.id], T0) == {failed.id: ActionResult.RETRIED}
@@ -46,8 +63,8 @@ def test_retry_is_blocked_only_by_a_job_of_the_same_type(store: Store) -> None:
     assert store.retry([cancelled.id], T0) == {cancelled.id: ActionResult.DUPLICATE_UNIQUE_KEY}
 
 
-def test_python_api_tells_a_new_job_from_an_existing_one(db_path: str) -> None:
-    with jobq.Queue(db_path) as q:
+def test_python_api_tells_a_new_job_from_an_existing_one(location: str) -> None:
+    with jobq.Queue(location) as q:
         job_id, created = q.enqueue_unique("resize", {"p": 1}, unique_key="K")
         assert created
         assert q.enqueue_unique("resize", {"p": 2}, unique_key="K") == (job_id, False)
@@ -62,9 +79,10 @@ def jobq_run(env: dict[str, str], cmd: list[str], *args: str) -> subprocess.Comp
 
 
 def test_cli_scopes_keys_by_type_and_says_when_it_returned_an_existing_job(
-    jobq_env: dict[str, str], jobq_cmd: list[str], db_path: str
+    env: dict[str, str], jobq_cmd: list[str], location: str
 ) -> None:
     """The issue: `enqueue email.send --unique-key K` returned a pending resize job's id."""
+    jobq_env = env
     r = jobq_run(jobq_env, jobq_cmd, "enqueue", "resize", "--unique-key", "K")
     assert (r.returncode, r.stdout, r.stderr) == (0, "1\n", "")
     r = jobq_run(jobq_env, jobq_cmd, "enqueue", "email.send", "--unique-key", "K")
@@ -75,7 +93,7 @@ def test_cli_scopes_keys_by_type_and_says_when_it_returned_an_existing_job(
     r = jobq_run(jobq_env, jobq_cmd, "enqueue", "resize", "--unique-key", "K", "--json")
     assert r.returncode == 0 and json.loads(r.stdout) == {"id": 1, "existing": True}
     assert "already pending" in r.stderr
-    store = Store(db_path)
+    store = open_backend(location, Role.WORKER)
     claim_one(store, 1, time.time() + 1)
     store.close()
     r = jobq_run(jobq_env, jobq_cmd, "enqueue", "resize", "--unique-key", "K")
@@ -87,7 +105,8 @@ def test_cli_scopes_keys_by_type_and_says_when_it_returned_an_existing_job(
     assert r.stdout == "3\n" and "\x1b" not in r.stderr and "already pending" in r.stderr
 
 
-def test_ndjson_keys_are_per_type_too(jobq_env: dict[str, str], jobq_cmd: list[str]) -> None:
+def test_ndjson_keys_are_per_type_too(env: dict[str, str], jobq_cmd: list[str]) -> None:
+    jobq_env = env
     lines = "".join(json.dumps({"type": t, "unique_key": "K"}) + "\n"
                     for t in ("a", "b", "a"))  # fmt: skip
     r = subprocess.run([*jobq_cmd, "enqueue", "--ndjson", "-"], env=jobq_env, input=lines,
@@ -140,9 +159,10 @@ def test_a_version_1_file_is_migrated_and_keeps_working(
 
 
 def test_cli_retry_names_the_unique_key_conflict(
-    jobq_env: dict[str, str], jobq_cmd: list[str], db_path: str
+    env: dict[str, str], jobq_cmd: list[str], location: str
 ) -> None:
-    store = Store(db_path)
+    jobq_env = env
+    store = open_backend(location, Role.PRODUCER)
     held = make_job(store, "failed", now=time.time(), type="pdf", unique_key="P")
     free = make_job(store, "failed", now=time.time(), type="resize", unique_key="P")
     store.close()

@@ -182,11 +182,14 @@ def tui(
     read_only: Annotated[bool, typer.Option("--read-only", help="Disable every action.")] = False,
 ) -> None:
     """Open the live dashboard."""
+    from ..backend import display_location
     from ..config import resolve_db_path
 
     make_app = _optional("tui.app", "make_app")
-    # refuses a missing (with --read-only), foreign or damaged file before the screen opens
-    app = make_app(resolve_db_path(ctx.obj), read_only=read_only)
+    location = resolve_db_path(ctx.obj)
+    # refuses a missing (with --read-only), foreign or damaged file before the screen opens;
+    # the header shows a server URL with its password masked
+    app = make_app(location, read_only=read_only, display_path=display_location(location))
     app.run()
     if app.fatal is not None:  # e.g. the file was replaced: exit 75, for systemd or a loop
         raise app.fatal
