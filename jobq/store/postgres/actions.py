@@ -15,6 +15,7 @@ import psycopg
 
 from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState, Outcome
+from .events import Events
 from .sql import (
     CANCEL_PENDING,
     HELD,
@@ -45,7 +46,7 @@ def _state_outcome(conn: psycopg.Connection[Any], job_id: int) -> ActionOutcome:
     return ActionOutcome(ActionResult.WRONG_STATE, JobState(row[0]))
 
 
-class PgStore(JobWrites):
+class PgStore(Events, JobWrites):
     """A connection to one PostgreSQL queue, with every operation of the Backend protocol."""
 
     def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:
