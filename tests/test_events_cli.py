@@ -287,6 +287,22 @@ def test_untrusted_strings_are_escaped(run: Run, store: Store) -> None:
     assert e["error"] == evil.split("\n")[0]  # decoded, the first line exactly
 
 
+def test_the_command_reads_every_backend(location: str, jobq_cmd: list[str]) -> None:
+    with jobq.Queue(location) as q:
+        a = q.enqueue("mail.send", queue="mail")
+        b = q.enqueue("resize")
+        q.cancel(b)
+    env = {**os.environ, "JOBQ_DB": location}
+    r = subprocess.run([*jobq_cmd, "events", "--kind", "created,cancelled", "--type", "re*"],
+                       env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    assert [(e["kind"], e["job_id"]) for e in map(json.loads, r.stdout.splitlines())] == [
+        ("created", b), ("cancelled", b)]  # fmt: skip
+    r = subprocess.run([*jobq_cmd, "events", "--queue", "mail"], env=env, capture_output=True,
+                       text=True, timeout=60)  # fmt: skip
+    assert [e["job_id"] for e in map(json.loads, r.stdout.splitlines())] == [a]
+
+
 # ---- the Python API ---------------------------------------------------------------------------
 
 
