@@ -15,7 +15,7 @@ import jobq
 
 # The triggers that write lifecycle events (schema 3): dropped to measure a drain without them.
 EVENT_TRIGGERS = ("events_created", "events_started", "events_cancelled", "events_retried",
-                  "events_ended")  # fmt: skip
+                  "events_succeeded", "events_ended")  # fmt: skip
 
 
 def prefill(path: str, n: int, events: bool = True) -> None:
