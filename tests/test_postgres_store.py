@@ -17,6 +17,7 @@ import pytest
 
 from jobq.backend import Ending, Role, open_backend
 from jobq.errors import (
+    InvalidInput,
     NewerSchema,
     NotAJobqFile,
     QueueFileError,
@@ -183,6 +184,8 @@ def test_a_server_that_goes_away_is_server_unavailable_then_reconnected(
         job = b.get(first)  # the next call connects again
         assert job is not None and job.id == first
         assert len(b.enqueue([new_job()], T0)) == 1
+        own_server.restart()  # while this process is idle: its connection dies unnoticed
+        assert b.counts()["pending"] == 2, "a read is sent again on a new connection"
     finally:
         b.close()
     with pytest.raises(ServerUnavailable):
@@ -247,8 +250,6 @@ def test_the_change_token_moves_only_when_a_write_is_visible(pg_location: str) -
 
 
 def test_backup_is_refused_with_what_to_use_instead(pg_location: str, tmp_path: Path) -> None:
-    from jobq.errors import InvalidInput
-
     open_backend(pg_location, Role.PRODUCER).close()
     b = open_backend(pg_location, Role.OPERATOR)
     try:
@@ -321,3 +322,31 @@ def test_a_follower_of_errors_sees_every_failure(pg_location: str) -> None:
         b.close()
     assert [p.exitcode for p in procs] == [0] * n_procs
     assert len(seen) == len(set(seen)) == total, f"{total - len(set(seen))} failures never seen"
+
+
+def test_a_nul_in_a_handlers_output_or_error_is_recorded(pg_location: str) -> None:
+    """PostgreSQL text cannot hold NUL, which a command's stdout or stderr may: the attempt is
+    recorded with U+FFFD in its place, not left running because its end could not be written."""
+    b = open_backend(pg_location, Role.WORKER)
+    try:
+        failed = make_job(b, "running")
+        state = b.end_attempt(failed.id, failed.lease_token or "", T0, Ending.FAIL, "bad\x00",
+                              traceback="tb\x00", output="out\x00")  # fmt: skip
+        assert state is not None
+        (a,) = b.attempts(failed.id)
+        assert (a.error, a.traceback, a.output) == ("bad\ufffd", "tb\ufffd", "out\ufffd")
+        assert b.get(failed.id).last_error == "bad\ufffd"  # type: ignore[union-attr]
+        done = make_job(b, "running")
+        assert b.complete_many([(done.id, done.lease_token or "", None, "x\x00y")], T0) == [True]
+        assert [a.output for a in b.attempts(done.id)] == ["x\ufffdy"]
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://u:s3cret%zz@h/db", "postgresql://h/db?password=s3cret%zz&user=u"]
+)
+def test_a_malformed_url_is_bad_input_without_its_password(url: str) -> None:
+    with pytest.raises(InvalidInput, match="not a valid PostgreSQL URL") as got:
+        open_backend(url, Role.PRODUCER)
+    assert "s3cret" not in str(got.value) and "***" in str(got.value)

@@ -52,7 +52,7 @@ class PgStore(Events, JobWrites):
     def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:
         """Running jobs leased by workers whose id starts with `worker_prefix`:
         (id, token, worker_id, started_at, timeout, cancel_requested, attempts)."""
-        rows = self._one(RUNNING_OF, {"prefix": worker_prefix}).fetchall()
+        rows = self._get(RUNNING_OF, {"prefix": worker_prefix}).fetchall()
         return [(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
 
     def rescue(

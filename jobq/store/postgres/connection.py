@@ -70,6 +70,17 @@ def split_url(url: str) -> tuple[str, str]:
     return base + ("?" + "&".join(kept) if kept else ""), schema
 
 
+def _written_passwords(url: str) -> list[str]:
+    """The password of a URL as written (user:PASSWORD@ and password=PASSWORD), unparsed."""
+    rest = url.partition("://")[2]
+    rest, _, query = rest.partition("?")
+    userinfo = rest.partition("/")[0].rpartition("@")[0]
+    found = [userinfo.partition(":")[2]] if ":" in userinfo else []
+    found += [p.partition("=")[2] for p in query.split("&")
+              if p.partition("=")[0].strip().lower() == "password"]  # fmt: skip
+    return [f for f in found if f]
+
+
 def translate(e: psycopg.Error, where: str, secret: str | None = None) -> JobqError:
     """Turn a psycopg error into the jobq error a person can act on (one line, no password)."""
     lines = str(e).strip().splitlines()
@@ -87,6 +98,8 @@ def translate(e: psycopg.Error, where: str, secret: str | None = None) -> JobqEr
         state is None or state.startswith(("08", "57P"))
     ):
         return ServerUnavailable(f"cannot reach the PostgreSQL server of {where}: {first}")
+    if state is None and isinstance(e, psycopg.DataError):  # refused before it was sent
+        return InvalidInput(f"{where}: {first}")
     if state == "42501":
         return QueueFileError(f"{where}: {first}")
     return JobqError(f"{where}: {first}")
@@ -104,16 +117,18 @@ class Connection:
 
     def __init__(self, url: str, role: Role, *, busy_timeout: float) -> None:
         self.location = url
-        self.path = self.display = display_location(url)
+        self.display = display_location(url)
         self._conninfo, self.schema = split_url(url)
         self.channel = channel_of(self.schema)
         try:
             params = conninfo_to_dict(self._conninfo)
         except psycopg.Error as e:
             first = (str(e).strip().splitlines() or ["invalid"])[0]
+            for written in _written_passwords(url):  # libpq may quote the bad part: a password
+                first = first.replace(written, "***")
             raise InvalidInput(f"{self.display} is not a valid PostgreSQL URL: {first}") from None
-        secret = params.get("password")
-        self._secret = str(secret) if secret else None
+        password = params.get("password")
+        self._secret = str(password) if password else None
         self._kwargs: dict[str, Any] = {"autocommit": True}
         if "application_name" not in params:
             self._kwargs["application_name"] = "jobq"
@@ -215,6 +230,18 @@ class Connection:
         except psycopg.Error as e:
             raise translate(e, self.display, self._secret) from None
 
+    def _get(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> Any:
+        """Run one read-only statement; return its cursor (rows fetched). A read that finds its
+        connection dead (the server restarted while this process was idle) is sent once more on
+        a new connection: it changes nothing, so sending it twice is harmless."""
+        conn = self._live()
+        try:
+            return conn.execute(sql, params)
+        except psycopg.Error as e:
+            if not conn.broken:
+                raise translate(e, self.display, self._secret) from None
+        return self._one(sql, params)
+
     @contextmanager
     def _write(self, durable: bool = False) -> Iterator[psycopg.Connection[Any]]:
         """One transaction of several statements; `durable` waits for the WAL flush at commit
@@ -234,7 +261,7 @@ class Connection:
 
     def change_token(self) -> int:
         """A number that changes once another connection's write is visible (see schema.py)."""
-        row = self._one(CHANGE_TOKEN).fetchone()
+        row = self._get(CHANGE_TOKEN).fetchone()
         return int(row[0])
 
     data_version = change_token  # the older name

@@ -18,21 +18,22 @@ if TYPE_CHECKING:
 
 
 class Reads(Connection):
-    """Read-only queries; each is one statement, or one short transaction."""
+    """Read-only queries; each is one statement (sent again once if the connection had died),
+    or one short transaction."""
 
     def paused_queues(self) -> list[str]:
         """Names of paused queues."""
-        return [r[0] for r in self._one(PAUSED).fetchall()]
+        return [r[0] for r in self._get(PAUSED).fetchall()]
 
     def get(self, job_id: int) -> Job | None:
         """The job with that id, or None."""
-        row = self._one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %(id)s", {"id": job_id})
+        row = self._get(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %(id)s", {"id": job_id})
         got = row.fetchone()
         return None if got is None else row_to_job(got)
 
     def get_many(self, ids: Sequence[int]) -> list[Job]:
         """The jobs with these ids that exist, in id order."""
-        rows = self._one(
+        rows = self._get(
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id",
             {"ids": list(ids)},
         ).fetchall()
@@ -40,7 +41,7 @@ class Reads(Connection):
 
     def attempts(self, job_id: int) -> list[Attempt]:
         """The finished attempts of a job, oldest first."""
-        rows = self._one(
+        rows = self._get(
             f"SELECT {ATTEMPT_COLUMNS} FROM attempts AS a WHERE a.job_id = %(id)s ORDER BY a.id",
             {"id": job_id},
         ).fetchall()
@@ -81,20 +82,20 @@ class Reads(Connection):
             + f" ORDER BY {order_by} LIMIT %(limit)s"
         )
         params["limit"] = f.limit
-        return [row_to_job(r) for r in self._one(sql, params).fetchall()]
+        return [row_to_job(r) for r in self._get(sql, params).fetchall()]
 
     def count_jobs(self, now: float, filter: JobFilter = EVERY) -> int:
         """How many jobs match the filter (its limit and page ignored)."""
         where, params = self._filters(now, filter)
         sql = "SELECT count(*) FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
-        n: int = self._one(sql, params).fetchone()[0]
+        n: int = self._get(sql, params).fetchone()[0]
         return n
 
     def matching_ids(self, now: float, filter: JobFilter = EVERY) -> list[int]:
         """Ids of every job matching the filter (its limit and page ignored), for bulk actions."""
         where, params = self._filters(now, filter)
         sql = "SELECT id FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
-        return [r[0] for r in self._one(sql + " ORDER BY id", params).fetchall()]
+        return [r[0] for r in self._get(sql + " ORDER BY id", params).fetchall()]
 
     @staticmethod
     def _filters(now: float, f: JobFilter) -> tuple[list[str], dict[str, Any]]:
@@ -130,7 +131,7 @@ class Reads(Connection):
 
     def counts(self) -> dict[str, int]:
         """Jobs per state (every state present, zeros included)."""
-        rows = self._one("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
+        rows = self._get("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
         out = {s.value: 0 for s in JobState}
         out.update({r[0]: r[1] for r in rows})
         return out
@@ -178,7 +179,7 @@ class Reads(Connection):
         """Jobs finished per bucket of `width` seconds over the last `buckets` buckets."""
         since = now - buckets * width
         out = [0] * buckets
-        for b, n in self._one(
+        for b, n in self._get(
             "SELECT floor((date_part('epoch', finished_at) - %(since)s::float8)"
             " / %(width)s::float8)::bigint AS b, count(*) FROM jobs"
             " WHERE finished_at >= to_timestamp(%(since)s::float8) GROUP BY b",
@@ -192,7 +193,7 @@ class Reads(Connection):
         """The latest failed attempts (failed, timeout, crashed), newest first, ids > `after`."""
         from ...model import FailedAttempt
 
-        rows = self._one(ERRORS, {"after": after, "limit": limit}).fetchall()
+        rows = self._get(ERRORS, {"after": after, "limit": limit}).fetchall()
         return [FailedAttempt(row_to_attempt(r[:10]), r[10], r[11]) for r in rows]
 
     def workers(self) -> list[WorkerInfo]:
@@ -228,4 +229,4 @@ class Reads(Connection):
 
     def has_claimable(self, now: float, filter: ClaimFilter = ANY) -> bool:
         """Whether a job that `claim` with this filter would lease is due now (`--burst`)."""
-        return bool(self._one(CLAIMABLE, claim_params(now, filter)).fetchone()[0])
+        return bool(self._get(CLAIMABLE, claim_params(now, filter)).fetchone()[0])

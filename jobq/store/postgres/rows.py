@@ -62,6 +62,12 @@ def row_to_attempt(r: Sequence[Any]) -> Attempt:
     )
 
 
+def pg_text(text: str | None) -> str | None:
+    """`text` as a PostgreSQL text value can hold it: a NUL (which a handler's output or error
+    may carry, and SQLite keeps) becomes U+FFFD, or recording the attempt would fail."""
+    return text if text is None or "\x00" not in text else text.replace("\x00", "\ufffd")
+
+
 def like_escape(text: str) -> str:
     """`text` as a LIKE pattern that matches it literally (backslash: LIKE's default escape)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -18,7 +18,7 @@ from ... import retry
 from ...backend import ANY, ClaimFilter, Ending
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
 from .reads import Reads
-from .rows import claim_params, limits_json, row_to_job, split_run
+from .rows import claim_params, limits_json, pg_text, row_to_job, split_run
 from .sql import (
     CLAIM,
     COMPLETE_MANY,
@@ -218,7 +218,7 @@ class JobWrites(Reads):
             "ids": [d[0] for d in done],
             "tokens": [d[1] for d in done],
             "results": [d[2] for d in done],
-            "outputs": [d[3] for d in done],
+            "outputs": [pg_text(d[3]) for d in done],
             "now": now,
         }
         held = {r[0] for r in self._one(COMPLETE_MANY, params).fetchall()}
@@ -247,6 +247,7 @@ class JobWrites(Reads):
         outcome, counted, backoff = _ENDINGS[how]
         if error is None:
             error = _DEFAULT_ERROR[how]
+        error, traceback, output = pg_text(error), pg_text(traceback), pg_text(output)
 
         def retry_at(attempts: int) -> float:
             return now + retry.backoff(attempts, rand) if backoff else now
