@@ -29,7 +29,6 @@ from common import paired_ratio, run_burst
 from drain import in_file_span, prefill
 
 import jobq
-
 from jobq.store import Store
 
 
@@ -81,6 +80,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=5000)
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--drain-only", action="store_true", help="skip the in-process measures")
     args = ap.parse_args()
     got: dict[str, dict[bool, list[float]]] = {m: {True: [], False: []}
                                                for m in ("span", "cpu", "loop", "enq")}  # fmt: skip
@@ -91,14 +91,17 @@ def main() -> None:
                 span, cpu = drain(wd, args.jobs, events)
                 got["span"][events].append(span)
                 got["cpu"][events].append(cpu)
-                got["loop"][events].append(store_loop(wd, args.jobs, events))
-                got["enq"][events].append(enqueue_many(wd, 50_000, events))
+                if not args.drain_only:
+                    got["loop"][events].append(store_loop(wd, args.jobs, events))
+                    got["enq"][events].append(enqueue_many(wd, 50_000, events))
     load1 = os.getloadavg()[0]
     print(f"{args.jobs:,} no-op jobs, work -c 4, {args.rounds} alternating rounds; "
           f"load average {load0:.1f} → {load1:.1f}")  # fmt: skip
     for name, unit, best in (("span", "jobs/s", max), ("cpu", "CPU s/1k jobs", min),
                              ("loop", "jobs/CPU s", max), ("enq", "jobs/CPU s", max)):  # fmt: skip
         on, off = got[name][True], got[name][False]
+        if not on:
+            continue
         ratio = paired_ratio(on, off)
         print(f"{name:5} with events: median {statistics.median(on):9.3f} best {best(on):9.3f}"
               f" | without: median {statistics.median(off):9.3f} best {best(off):9.3f} {unit}"
