@@ -53,11 +53,14 @@ class Follower:
         """Send `sig`; its exit code and stderr."""
         self.proc.send_signal(sig)
         try:
-            _, err = self.proc.communicate(timeout=20)
+            self.proc.wait(timeout=20)
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
-            self.reader.join(timeout=10)
+            self.reader.join(timeout=10)  # stdout is the reader's alone (not communicate())
+        assert self.proc.stderr is not None
+        err = self.proc.stderr.read()
+        self.proc.stderr.close()
         return self.proc.returncode, err
 
 
@@ -142,11 +145,12 @@ def test_a_follower_exits_75_when_its_queue_file_is_replaced(
         wait_until(lambda: follower.events(), what="the follower's first event")
         os.replace(other, db_path)  # a restore, the way people do it
         follower.proc.wait(timeout=30)
-        _, err = follower.proc.communicate(timeout=10)
     finally:
         if follower.proc.poll() is None:
             follower.proc.kill()
         follower.reader.join(timeout=10)
+    assert follower.proc.stderr is not None
+    err = follower.proc.stderr.read()
     assert follower.proc.returncode == 75
     assert len(err.splitlines()) == 1 and "was replaced" in err, err
 

@@ -203,10 +203,11 @@ SELECT EXISTS (
 """
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
-SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues")
+SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "events")
 COUNT_TABLES = """
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
-       (SELECT count(*) FROM workers), (SELECT count(*) FROM queues)
+       (SELECT count(*) FROM workers), (SELECT count(*) FROM queues),
+       (SELECT count(*) FROM events)
 """
 
 # Every connection: a WAL restarted at its front is also cut back to 4 MiB (store/checkpoint.py)
