@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from .basics import JobState, NewJob
     from .lifecycle import Progress
-    from .model import Attempt, FailedAttempt, Job, QueueStats, WorkerInfo
+    from .model import Attempt, Event, FailedAttempt, Job, QueueStats, WorkerInfo
     from .schedules import Schedule
     from .waiting import Waiter
 
@@ -401,6 +401,24 @@ if TYPE_CHECKING:
         def throughput(self, now: float, buckets: int, width: float) -> list[int]: ...
         def errors(self, *, after: int = 0, limit: int = 20) -> list[FailedAttempt]: ...
         def paused_queues(self) -> list[str]: ...
+
+        # ---- lifecycle events (written by the backend itself with each change)
+        def events(
+            self,
+            *,
+            after: int = 0,
+            limit: int = 1000,
+            kinds: Sequence[str] | None = None,
+            type_glob: str | None = None,
+            queue: str | None = None,
+            since: float | None = None,
+            until: int | None = None,
+            newest: bool = False,
+        ) -> list[Event]: ...
+        def last_event_id(self) -> int: ...
+        def prune_events(
+            self, before: float | None, keep: int | None = None, batch: int = 5000
+        ) -> int: ...
 
         # ---- change, identity, administration
         def change_token(self) -> int: ...

@@ -6,8 +6,10 @@ to import: `jobq enqueue` never loads this module or `dataclasses`.
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from .basics import (
     DEFAULT_MAX_ATTEMPTS,
@@ -32,6 +34,8 @@ __all__ = [
     "PRIORITY_NAMES",
     "VIEWS",
     "Attempt",
+    "Event",
+    "EventKind",
     "FailedAttempt",
     "JSONValue",
     "Job",
@@ -250,4 +254,68 @@ class QueueStats:
             "paused_queues": list(self.paused_queues),
             "finished_last_minute": self.finished_last_minute,
             "failed_last_minute": self.failed_last_minute,
+        }
+
+
+class EventKind(str, enum.Enum):
+    """What a lifecycle event says happened to a job (jobq/store/sqlite/events.py says when
+    each is written)."""
+
+    CREATED = "created"
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    RETRYING = "retrying"
+    CRASHED = "crashed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RETRIED = "retried"
+    RELEASED = "released"
+    """Taken back unstarted, or interrupted by a shutdown (attempt not used up); not in the
+    default kinds: every pool shutdown would fill a feed with them."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+DEFAULT_EVENT_KINDS = tuple(k for k in EventKind if k is not EventKind.RELEASED)
+
+
+def iso_micro(ts: float) -> str:
+    """A time as ISO 8601 UTC with microseconds: 2026-12-02T00:23:44.123456Z."""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One lifecycle event of a job, as `jobq events` prints it and `Queue.events` yields it.
+
+    `id` increases with every event and is never reused; `at` is seconds since the epoch;
+    `attempt` the attempt it concerns (0 before any); `error` the first line of the error of a
+    failed attempt; `duration` the seconds an ended attempt ran; `worker_id` who ran it.
+    """
+
+    id: int
+    kind: EventKind
+    at: float
+    job_id: int
+    type: str
+    queue: str
+    attempt: int
+    error: str | None = None
+    duration: float | None = None
+    worker_id: str | None = None
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """The JSON shape of `jobq events` (one object per line), times in ISO 8601 UTC."""
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "at": iso_micro(self.at),
+            "job_id": self.job_id,
+            "type": self.type,
+            "queue": self.queue,
+            "attempt": self.attempt,
+            "error": self.error,
+            "duration": self.duration,
+            "worker_id": self.worker_id,
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from . import config
 from .backend import ActionOutcome, ActionResult, JobFilter, Role, display_location, open_backend
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     # `jobq enqueue` never loads jobq.model (dataclasses): these are for annotations only
     from .backend import Backend
     from .basics import JSONValue
-    from .model import Attempt, FailedAttempt, Job, QueueStats, WorkerInfo
+    from .model import Attempt, Event, FailedAttempt, Job, QueueStats, WorkerInfo
     from .waiting import Waiter
 
     _Ids = list[int]
@@ -332,6 +332,27 @@ class Queue:
     def errors(self, *, after: int = 0, limit: int = 20) -> _Errors:
         """The latest failed attempts, newest first."""
         return self.backend.errors(after=after, limit=limit)
+
+    def events(
+        self,
+        *,
+        follow: bool = False,
+        kinds: Iterable[str] | str | None = None,
+        type_glob: str | None = None,
+        queue: str | None = None,
+        since: float | None = None,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> Iterator[Event]:
+        """Lifecycle events (jobq.Event), oldest first: those after event `after_id`, else the
+        newest `limit`; at most `limit` of them unless `follow`, which then yields every new
+        event as it is committed, forever (stop iterating to stop). Filters: `kinds` (default
+        every kind but "released"), `type_glob`, `queue`, `since` (seconds since the epoch).
+        Arguments are checked at once (InvalidInput)."""
+        from .follow import event_feed
+
+        return event_feed(self.backend, follow=follow, kinds=kinds, type_glob=type_glob,
+                          queue=queue, since=since, after_id=after_id, limit=limit)  # fmt: skip
 
     def workers(self) -> _Workers:
         """Registered worker pools."""

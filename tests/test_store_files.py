@@ -26,7 +26,7 @@ from jobq.store.sqlite import filecheck
 from jobq.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
 from tests.factories import T0, enqueue, new_job
 
-TABLES = ["attempts", "jobs", "metric_totals", "queues", "schedules", "workers"]
+TABLES = ["attempts", "events", "jobs", "metric_totals", "queues", "schedules", "workers"]
 
 
 @pytest.fixture
@@ -223,7 +223,10 @@ def test_corrupt_data_page_raises_corrupt_file_on_use(db_path: str) -> None:
     data = bytearray(_jobq_file(db_path))
     page = 4096
     assert len(data) >= 8 * page
-    last = len(data) - page  # a leaf page of the jobs table
+    conn = sqlite3.connect(db_path)
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'jobs'").fetchone()
+    conn.close()
+    last = (root - 1) * page  # the root page of the jobs table (other tables follow it)
     for i in range(last, last + page, 7):
         data[i] ^= 0x5A
     with open(db_path, "wb") as f:

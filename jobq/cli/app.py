@@ -112,7 +112,7 @@ def build_app() -> typer.Typer:
 
     import typer
 
-    from . import admin, jobs, schedule, work
+    from . import admin, events, jobs, schedule, work
 
     globals().update(typer=typer, Annotated=typing.Annotated)
     app = typer.Typer(
@@ -128,6 +128,7 @@ def build_app() -> typer.Typer:
     admin.register(app)  # stats, workers, pause, resume, prune, delete, doctor, backup; db path
     work.register(app)  # work, tui, demo, systemd-unit
     schedule.register(app)  # schedule add, ls, rm, pause, resume
+    events.register(app)  # events
     return app
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import InvalidInput, TemporaryFailure
+from ..errors import InvalidInput
 from .common import EXIT_WAIT_TIMEOUT, _note, _now, _out, _per_id, _queue
 
 TYPE_CHECKING = False
@@ -302,28 +302,27 @@ def errors(
             else:
                 _note("no failed attempts")
             return
+        from ..follow import follow as follow_loop  # the loop `jobq events -f` uses too
+
         # Watch before the first query, so a failure recorded in between is not missed.
         with q.waker() as waker:
             latest = q.errors(limit=limit)
             last = max((e.attempt.id for e in latest), default=0)
             emit(list(reversed(latest)))
-            away = False  # the queue did not answer (a server restarting): said once
+
+            def away(e: Exception) -> None:  # e.g. a server restarting: said once per outage
+                _note(f"jobq: {e}; still following")
+
+            def poll() -> list[FailedAttempt]:
+                nonlocal last
+                new = q.errors(after=last, limit=1000)
+                if new:
+                    last = new[0].attempt.id
+                return new[::-1]
+
             try:
-                while True:
-                    waker.wait(1.0)  # a hint; the fallback timeout catches anything missed
-                    try:
-                        while True:
-                            new = q.errors(after=last, limit=1000)
-                            away = False
-                            if not new:
-                                break
-                            last = new[0].attempt.id
-                            emit(list(reversed(new)))
-                    except TemporaryFailure as e:
-                        # keep following: the waker reconnects with backoff and wakes us
-                        if not away:
-                            _note(f"jobq: {e}; still following")
-                        away = True
+                for e in follow_loop(waker, poll, on_away=away):
+                    emit([e])
             except KeyboardInterrupt:
                 return  # Ctrl-C is how one stops following: not an error
 

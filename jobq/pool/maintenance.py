@@ -116,8 +116,8 @@ class Heartbeat:
 
 
 class Pruner:
-    """Deletes finished jobs older than the retention, every PRUNE_EVERY seconds (never without
-    a retention)."""
+    """Deletes finished jobs and lifecycle events older than the retention, every PRUNE_EVERY
+    seconds (never without a retention)."""
 
     def __init__(self, store: Backend, retention: float | None) -> None:
         self.store = store
@@ -135,6 +135,10 @@ class Pruner:
         n = self.store.prune(now - self.retention, list(PRUNED_STATES))
         if n:
             log.info("pruned %d finished job(s) older than %gs", n, self.retention)
+        # lifecycle events keep the jobs' retention (and a hard cap, which `maintain` checks)
+        e = self.store.prune_events(now - self.retention)
+        if e:
+            log.info("pruned %d event(s) older than %gs", e, self.retention)
         return n
 
 

@@ -184,6 +184,97 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX schedules_due ON {s}.schedules (next_at) WHERE NOT paused",
     ),
+    # 3: lifecycle events (jobq events, Queue.events), written by triggers in the transaction of
+    # the change they describe, as the SQLite file's schema 6 (kinds: jobq/store/sqlite/events.py).
+    # A sequence's values are not commit-ordered here: a transaction may take a lower one and
+    # commit after a higher one is read, and a follower reading `id > last` would skip it for
+    # good. So a row is written with its transaction id (`xid`) and no `id`; the feed's `id` is
+    # given later, in (xid, seq) order, to the rows whose transaction and every older one have
+    # ended (xid < pg_snapshot_xmin(pg_current_snapshot())): no later commit can come before
+    # them. The cursor on (xid, position) below the xmin horizon is the technique of e.g.
+    # Emmett's PostgreSQL event store (event-driven-io/emmett, readMessagesBatch /
+    # readLastMessageGlobalPosition); the dense ids on top are given by whoever reads
+    # (jobq/store/postgres/events.py), one at a time, so writers never wait for each other.
+    (
+        """
+        CREATE TABLE {s}.events (
+            seq       bigint  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            xid       xid8    NOT NULL DEFAULT pg_current_xact_id(),
+            id        bigint  UNIQUE,  -- the feed's id: NULL until its transaction has settled
+            at        timestamptz NOT NULL,
+            kind      text    NOT NULL,
+            job_id    bigint  NOT NULL,
+            type      text    NOT NULL,
+            queue     text    NOT NULL,
+            attempt   integer NOT NULL,
+            error     text,
+            duration  float8,
+            worker_id text
+        )
+        """,
+        "CREATE INDEX events_unsequenced ON {s}.events (xid, seq) WHERE id IS NULL",
+        """
+        CREATE FUNCTION {s}.jobq_event_created() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO {s}.events (at, kind, job_id, type, queue, attempt)
+            VALUES (NEW.created_at, 'created', NEW.id, NEW.type, NEW.queue, NEW.attempts);
+            RETURN NULL;
+        END $$
+        """,
+        """CREATE TRIGGER jobq_event_created AFTER INSERT ON {s}.jobs
+           FOR EACH ROW EXECUTE FUNCTION {s}.jobq_event_created()""",
+        # started (a claim); an operator's cancel of a pending job (a running one ends through
+        # its attempt); an operator's retry of a failed or cancelled job (attempts back to 0)
+        """
+        CREATE FUNCTION {s}.jobq_event_state() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.state = 'running' THEN
+                INSERT INTO {s}.events (at, kind, job_id, type, queue, attempt, worker_id)
+                VALUES (COALESCE(NEW.started_at, now()), 'started', NEW.id, NEW.type, NEW.queue,
+                        NEW.attempts, NEW.worker_id);
+            ELSIF NEW.state = 'cancelled' AND OLD.state = 'pending' THEN
+                INSERT INTO {s}.events (at, kind, job_id, type, queue, attempt, error)
+                VALUES (COALESCE(NEW.finished_at, now()), 'cancelled', NEW.id, NEW.type,
+                        NEW.queue, NEW.attempts, NEW.last_error);
+            ELSIF NEW.state = 'pending' AND OLD.state IN ('failed', 'cancelled') THEN
+                INSERT INTO {s}.events (at, kind, job_id, type, queue, attempt)
+                VALUES (NEW.run_at, 'retried', NEW.id, NEW.type, NEW.queue, NEW.attempts);
+            END IF;
+            RETURN NULL;
+        END $$
+        """,
+        """CREATE TRIGGER jobq_event_state AFTER UPDATE OF state ON {s}.jobs
+           FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state)
+           EXECUTE FUNCTION {s}.jobq_event_state()""",
+        # Every ended attempt, named by what became of its job: the store updates the job in
+        # the same statement, and an AFTER trigger sees the statement's changes.
+        """
+        CREATE FUNCTION {s}.jobq_event_ended() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            j record;
+        BEGIN
+            SELECT type, queue, state INTO j FROM {s}.jobs WHERE id = NEW.job_id;
+            INSERT INTO {s}.events (at, kind, job_id, type, queue, attempt, error, duration,
+                                    worker_id)
+            VALUES (NEW.finished_at,
+                    CASE
+                        WHEN NEW.outcome = 'succeeded' THEN 'succeeded'
+                        WHEN NEW.outcome = 'interrupted' THEN 'released'
+                        WHEN j.state = 'cancelled' THEN 'cancelled'
+                        WHEN j.state = 'pending' AND NEW.outcome = 'crashed' THEN 'crashed'
+                        WHEN j.state = 'pending' THEN 'retrying'
+                        ELSE 'failed'
+                    END,
+                    NEW.job_id, j.type, j.queue, NEW.attempt,
+                    left(split_part(NEW.error, chr(10), 1), 1000),
+                    date_part('epoch', NEW.finished_at) - date_part('epoch', NEW.started_at),
+                    NEW.worker_id);
+            RETURN NULL;
+        END $$
+        """,
+        """CREATE TRIGGER jobq_event_ended AFTER INSERT ON {s}.attempts
+           FOR EACH ROW EXECUTE FUNCTION {s}.jobq_event_ended()""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -113,6 +113,8 @@ class Transfer(Reads):
                         if progress is not None:
                             progress(table, n)
                 written[table] = n
+            # a copy is no lifecycle change: drop the events its rows fired (schema 3's triggers)
+            conn.execute("DELETE FROM events WHERE xid = pg_current_xact_id()")
             for table in ("jobs", "attempts"):  # the next id after the highest copied
                 conn.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"

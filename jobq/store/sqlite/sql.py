@@ -234,11 +234,12 @@ SELECT EXISTS (
 """
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
-SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules")
+SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events")
 COUNT_TABLES = """
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
        (SELECT count(*) FROM workers), (SELECT count(*) FROM queues),
-       (SELECT count(*) FROM metric_totals), (SELECT count(*) FROM schedules)
+       (SELECT count(*) FROM metric_totals), (SELECT count(*) FROM schedules),
+       (SELECT count(*) FROM events)
 """
 
 # Every connection: a WAL restarted at its front is also cut back to 4 MiB (store/checkpoint.py)
@@ -335,3 +336,35 @@ FIRED_SCHEDULE = """
 UPDATE schedules SET next_at = :next_at, last_at = :slot, last_job_id = :job_id
 WHERE name = :name AND next_at = :slot AND NOT paused
 """
+
+# ---- lifecycle events (jobq/store/sqlite/events.py; the triggers that write them: schema 3)
+
+EVENT_COLUMNS = "id, kind, at, job_id, type, queue, attempt, error, duration, worker_id"
+
+# The filters of `jobq events`; NULL leaves one out. No index but the id: a read walks from its
+# cursor (or back from :until), and the table is capped (events.EVENTS_KEEP).
+EVENT_FILTERS = """id > :after AND id <= :until
+  AND (:kinds IS NULL OR kind IN (SELECT value FROM json_each(:kinds)))
+  AND (:glob IS NULL OR type GLOB :glob)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:since IS NULL OR at >= :since)"""
+
+EVENTS_AFTER = f"""
+SELECT {EVENT_COLUMNS} FROM events WHERE {EVENT_FILTERS} ORDER BY id LIMIT :limit
+"""
+
+EVENTS_NEWEST = f"""
+SELECT {EVENT_COLUMNS} FROM events WHERE {EVENT_FILTERS} ORDER BY id DESC LIMIT :limit
+"""
+
+LAST_EVENT_ID = "SELECT COALESCE(max(id), 0) FROM events"
+
+# The first event at or after :before, walking from the oldest: ids and times rise together,
+# so the walk stops at the retention's edge and costs what the delete will.
+FIRST_EVENT_SINCE = "SELECT id FROM events WHERE at >= :before ORDER BY id LIMIT 1"
+
+PRUNE_EVENTS = """
+DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id < :below ORDER BY id LIMIT :batch)
+"""
+
+DROP_EVENTS_AFTER = "DELETE FROM events WHERE id > :mark"

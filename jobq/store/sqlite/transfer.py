@@ -11,6 +11,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 
 from .connection import _translate
 from .reads import Reads
+from .sql import DROP_EVENTS_AFTER, LAST_EVENT_ID
 
 Batch = list[tuple[object, ...]]
 
@@ -56,6 +57,7 @@ class Transfer(Reads):
         """
         written: dict[str, int] = {}
         with self._write(durable=True) as conn:
+            mark = conn.execute(LAST_EVENT_ID).fetchone()[0]
             held = conn.execute(
                 "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),"
                 " (SELECT count(*) FROM queues)"
@@ -84,6 +86,8 @@ class Transfer(Reads):
                     if progress is not None:
                         progress(table, n)
                 written[table] = n
+            # a copy is no lifecycle change: drop the events its inserts fired (schema 6)
+            conn.execute(DROP_EVENTS_AFTER, {"mark": mark})
             # the next enqueue continues after the highest copied id (AUTOINCREMENT keeps its
             # own high-water mark, which a DELETE does not lower)
             top = conn.execute("SELECT max(id) FROM jobs").fetchone()[0] or 0
