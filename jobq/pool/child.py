@@ -61,6 +61,9 @@ FLUSH_AFTER = 0.020
 
 T = TypeVar("T")
 SPIN_AFTER_WAKE = 0.05  # seconds of 0.2 ms claim retries after a wake-up
+# An idle child wakes this long after the earliest run_at it could claim (select's timeout is
+# rounded; waking a hair early would find nothing due and sleep again).
+DUE_SLACK = 0.0002
 
 
 def setup_logging(level: str) -> None:
@@ -232,17 +235,27 @@ class Child:
                            limit=limit, limits=self.limits)  # fmt: skip
 
     def idle_wait(self) -> None:
-        """Sleep until the queue file changes, the supervisor speaks, or the fallback poll."""
+        """Sleep until the queue file changes, the earliest job we could claim is due, the
+        supervisor speaks, or the fallback poll."""
+        timeout = self.settings.poll_interval
+        try:
+            due = self.store.next_run_at(self.filter)  # a scheduled or backed-off job
+        except TemporaryFailure:
+            due = time.time() + 1.0  # cannot tell now: look again soon
+        if due is not None:
+            # a hair past run_at, so that the claim's `run_at <= now` holds when we wake
+            timeout = min(timeout, max(due - time.time(), 0.0) + DUE_SLACK)
         fd = self.waker.fileno()
         if fd < 0:
-            self.waker.wait(min(self.settings.poll_interval, 0.5))
+            self.waker.wait(min(timeout, 0.5))
             return
         stop = self.stop_conn.fileno()
-        deadline = time.monotonic() + self.settings.poll_interval
+        deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             ready, _, _ = select.select([fd, stop], [], [], left)
             if fd in ready and self.waker.drain():
-                self.woken = True  # a commit to the queue file
+                # a commit to the queue file: a new job, or one due sooner than `due`
+                self.woken = True
                 return
             if not ready or stop in ready:
                 return
