@@ -31,6 +31,7 @@ PARTS = {
     "drain": "drain",
     "commands": "commands",
     "latency": "latency",
+    "readers": "readers",
     "scale": "scale",
     "contention": "contention",
     "soak": "soak",

@@ -16,6 +16,7 @@ from .sql import (
     JOB_COLUMNS,
     NEXT_RUN_AT,
     PAUSED,
+    STATES_OF,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
@@ -46,6 +47,12 @@ class Reads(Connection):
                 (json.dumps(list(ids)),),
             ).fetchall()
         return [_row_to_job(r) for r in rows]
+
+    def states(self, ids: Sequence[int]) -> dict[int, JobState]:
+        """The state of each job among `ids` that exists (cheap: no payloads, for waiters)."""
+        with self._read() as conn:
+            rows = conn.execute(STATES_OF, {"ids": json.dumps(list(ids))}).fetchall()
+        return {r[0]: JobState(r[1]) for r in rows}
 
     def attempts(self, job_id: int) -> list[Attempt]:
         """The finished attempts of a job, oldest first."""

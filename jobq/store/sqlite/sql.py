@@ -160,6 +160,9 @@ SET_PRIORITY = "UPDATE jobs SET priority = :priority WHERE id = :id"
 
 STATE_OF = "SELECT state FROM jobs WHERE id = :id"
 
+# The states of some jobs (`Queue.wait`): a look at the primary key only, no payloads.
+STATES_OF = "SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(:ids))"
+
 PRUNE = """
 DELETE FROM jobs WHERE id IN (
     SELECT id FROM jobs
