@@ -32,6 +32,7 @@ PARTS = {
     "commands": "commands",
     "latency": "latency",
     "readers": "readers",
+    "cli": "cli",
     "scale": "scale",
     "contention": "contention",
     "soak": "soak",

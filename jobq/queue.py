@@ -16,7 +16,7 @@ from .basics import (
     JobState,
     NewJob,
 )
-from .errors import InvalidInput, InvalidTransition, JobNotFound, JobqError, WaitTimeout
+from .errors import InvalidInput, InvalidTransition, JobNotFound, JobqError
 from .values import (
     dump_json,
     new_job,
@@ -26,14 +26,6 @@ from .values import (
     validate_queue,
     validate_type,
 )
-
-# Queue.wait: after a wake-up, read the waited jobs' states this long after the previous read
-# (doubling up to WAIT_MAX_STEP while commits keep coming); look at least every WAIT_FALLBACK
-# seconds; re-check an unseen commit for WAIT_SETTLE seconds.
-WAIT_FIRST_STEP = 0.002
-WAIT_MAX_STEP = 0.25
-WAIT_FALLBACK = 1.0
-WAIT_SETTLE = 0.25
 
 ENQUEUE_FIELDS = frozenset(
     {"type", "payload", "priority", "queue", "delay", "run_at", "max_attempts", "timeout",
@@ -433,58 +425,11 @@ class Queue:
     def wait(self, job_ids: int | Sequence[int], timeout: float | None = None) -> _Jobs:
         """Block until every job is finished; return them. Raises WaitTimeout, JobNotFound.
 
-        Cheap for the workers however busy the file is: a commit wakes the waiter, which then
-        reads the states of the jobs still open, but at most once per `WAIT_MAX_STEP` while
-        commits keep coming (the interval starts at `WAIT_FIRST_STEP` and doubles; commits in
-        between cost nothing), and not at all when the change token says that nothing was
-        committed since its last read.
-        """
-        ids = [job_ids] if isinstance(job_ids, int) else list(job_ids)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        open_ids = sorted(set(ids))
-        token: int | None = None
-        step = WAIT_FIRST_STEP
-        woken_at: float | None = None  # a wake-up whose commit we have not read yet
-        with self.backend.waker() as waker:
-            while True:
-                now_token = self.backend.change_token()
-                if now_token != token:
-                    token, woken_at = now_token, None
-                    open_ids = self._still_open(open_ids)
-                    if not open_ids:
-                        jobs = self.backend.get_many(ids)
-                        open_ids = [j.id for j in jobs if j.state not in FINISHED_STATES]
-                        if not open_ids and len(jobs) == len(set(ids)):
-                            by_id = {j.id: j for j in jobs}
-                            return [by_id[i] for i in ids]
-                        open_ids = self._still_open(sorted(set(ids)))  # retried meanwhile
-                        continue
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise WaitTimeout(f"timed out waiting for job {open_ids[0]}")
-                if waker.drain():
-                    # commits since the last look: read once `step` has passed (below)
-                    woken_at = time.monotonic() if woken_at is None else woken_at
-                elif woken_at is None or time.monotonic() - woken_at > WAIT_SETTLE:
-                    # nothing new: sleep until a process commits (the waker sees its WAL write)
-                    woken_at = None
-                    if not waker.wait(WAIT_FALLBACK if left is None else min(WAIT_FALLBACK, left)):
-                        continue
-                    woken_at = time.monotonic()
-                # Let commits pile up for `step` before reading: a busy pool commits thousands
-                # of times a second, and each would otherwise cost every waiter a read. (A
-                # commit's WAL write comes before it is visible: until the token moves, or for
-                # WAIT_SETTLE seconds, keep looking at this pace instead of waiting for an event.)
-                time.sleep(step if left is None else min(step, left))
-                step = min(step * 2, WAIT_MAX_STEP)
+        Cheap for the workers however busy the file is (see `jobq.waitloop`)."""
+        from .waitloop import wait_for
 
-    def _still_open(self, ids: Sequence[int]) -> _Ids:
-        """Those of `ids` not finished yet (JobNotFound for one that does not exist)."""
-        states = self.backend.states(ids)
-        if len(states) < len(ids):
-            missing = sorted(set(ids) - set(states))
-            raise JobNotFound(f"no job {missing[0]} in {self.location}")
-        return [i for i in ids if states[i] not in FINISHED_STATES]
+        ids = [job_ids] if isinstance(job_ids, int) else list(job_ids)
+        return wait_for(self.backend, ids, timeout, self.location)
 
     def _one(self, job_id: int, outcome: ActionOutcome, action: str) -> None:
         if outcome.done:

@@ -111,9 +111,10 @@ class Waker:
 def _inotify_watch(directory: str) -> int:
     try:
         import ctypes
-        import ctypes.util
 
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        # the interpreter's own symbols include libc's; ctypes.util.find_library would import
+        # subprocess and run `ldconfig -p` at every start of a waiting command
+        libc = ctypes.CDLL(None, use_errno=True)
         fd = int(libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
         if fd < 0:
             return -1
