@@ -31,6 +31,7 @@ PARTS = {
     "drain": "drain",
     "commands": "commands",
     "latency": "latency",
+    "schedule": "schedule",
     "readers": "readers",
     "cli": "cli",
     "scale": "scale",
