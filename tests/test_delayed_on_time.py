@@ -18,7 +18,7 @@ from jobq.basics import JobState
 from jobq.store import Store
 from jobq.store.sqlite.testhooks import next_run_at_plan, vm_steps
 from tests.factories import enqueue, new_job
-from tests.helpers import descendants, wait_until
+from tests.helpers import descendants, wait_until, worker_children
 from tests.workerapp import Pools
 
 TYPE_CHECKING = False
@@ -178,8 +178,16 @@ def test_an_idle_pool_with_scheduled_and_unclaimable_jobs_sleeps(
     enqueue(store, now, type="record", queue="held", run_at=now - 10)  # due, queue paused
     pool = pools.start(concurrency=4)
     _idle(pool.pid, store)
-    time.sleep(1.0)  # let start-up finish: only the idle cost is measured
+    wait_until(lambda: len(worker_children(pool.pid)) == 4, 30, what="4 children")
     pids = [pool.pid, *descendants(pool.pid)]
+
+    def quiet() -> bool:  # start-up is over: 0.5 s in which the pool used under 2 % of a core
+        c0 = _cpu_seconds(pids)
+        time.sleep(0.5)
+        return _cpu_seconds(pids) - c0 <= 0.01
+
+    # a pool that spins on the due jobs it cannot claim never gets quiet
+    wait_until(quiet, 30, interval=0.0, what="the pool went quiet after start-up")
     c0, t0 = _cpu_seconds(pids), time.monotonic()
     time.sleep(3.0)
     share = (_cpu_seconds(pids) - c0) / (time.monotonic() - t0)
