@@ -21,3 +21,10 @@ def stamp(payload: dict[str, object], job: jobq.Job) -> None:
     out = os.path.join(str(payload["out"]), f"stamp-{os.getpid()}.txt")
     with open(out, "a") as f:
         f.write(f"{payload['i']} {started - float(payload['t']):.6f}\n")  # type: ignore[arg-type]
+
+
+@jobq.handler("flaky")
+def flaky(payload: object, job: jobq.Job) -> None:
+    """Fail the first attempt (the retry is due after the 5 s backoff), succeed the second."""
+    if job.attempts == 1:
+        raise RuntimeError("first attempt fails")

@@ -67,9 +67,9 @@ def session(
     time.sleep(window)
     out["idle_cpu_pct"] = 100 * (cpu_seconds(pids) - c0) / (time.monotonic() - w0)
     out["idle_window_s"] = window
-    if not cfg.quick:
-        time.sleep(max(0.0, 60 - (time.monotonic() - t_end)))
-        out["after_60s"] = batch(enqueue, outdir, 1000, m)
+    # after a long idle (60 s; 10 s in a quick run): caches cold, CPU clocked down
+    time.sleep(max(0.0, cfg.pick(10, 60) - (time.monotonic() - t_end)))
+    out["after_idle"] = batch(enqueue, outdir, 1000, m)
     return out
 
 
@@ -110,12 +110,8 @@ def run(cfg: Config) -> list[Row]:
         huey_missing = peers_huey.available()
         h = huey_session(cfg, wd) if huey_missing is None else None
     rows: list[Row] = []
-    for key, label in (("after_2s", "after 2 s idle"), ("after_60s", "after 60 s idle")):
-        if key not in j:
-            rows.append(
-                Row(f"enqueue→start latency {label}", None, "ms", note="skipped: full mode only")
-            )
-            continue
+    idle = f"{cfg.pick(10, 60)} s idle"
+    for key, label in (("after_2s", "after 2 s idle"), ("after_idle", f"after {idle}")):
         lat = ms(j[key]["latency"])
         base = ms(h[key]["latency"]) if h else []
         call = ms(j[key]["enqueue_call"])
@@ -133,10 +129,32 @@ def run(cfg: Config) -> list[Row]:
                     mine / theirs if theirs else None,
                     f"≤ {goal:g} ms",
                     met=mine <= goal,
-                    note=f"{len(lat)} jobs at 20/s; {name} of the enqueue call itself (its fsync) "
-                    f"{percentile(call, p):.2f} ms, of start after the call returned "
-                    f"{percentile(after, p):.2f} ms",
+                    note=f"{len(lat)} jobs at 20/s; = the producer's durable commit + commit→start "
+                    "(the next two rows)",
                     extra={"latency_ms": lat, "enqueue_call_ms": call, "huey_latency_ms": base},
+                )
+            )
+        # The two parts, stated apart: the producer's call (its fsync: the floor no worker can
+        # beat) and what jobq adds once the commit is done.
+        for name, p, goal in (("median", 50, 0.5), ("p99", 99, 3.0)):
+            rows.append(
+                Row(
+                    f"  producer's durable commit (the enqueue call) {label}, {name}",
+                    stat([percentile(call, p)]),
+                    "ms",
+                    note="one fsync of the WAL (synchronous=FULL): the physical floor",
+                )
+            )
+            mine = percentile(after, p)
+            rows.append(
+                Row(
+                    f"  commit→start {label}, {name}",
+                    stat([mine]),
+                    "ms",
+                    goal=f"≤ {goal:g} ms",
+                    met=mine <= goal,
+                    note="from the return of the producer's enqueue call to the handler's "
+                    "first line (CLOCK_MONOTONIC is system-wide)",
                 )
             )
     cpu = j["idle_cpu_pct"]

@@ -21,8 +21,12 @@ from datetime import datetime, timezone
 from functools import lru_cache
 
 from .basics import JobState
-from .model import FailedAttempt, Job, JSONValue, WorkerInfo
+from .model import FailedAttempt, Job, WorkerInfo
 from .values import format_duration as _span
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: CLI start-up
+if TYPE_CHECKING:
+    from .basics import JSONValue
 
 __all__ = [
     "Diagnosis",

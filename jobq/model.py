@@ -20,10 +20,24 @@ from .basics import (
     PRIORITY_NAMES,
     VIEWS,
     JobState,
-    JSONValue,
     NewJob,
     Outcome,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: CLI start-up
+if TYPE_CHECKING:
+    from .basics import JSONValue
+
+
+def __getattr__(name: str) -> object:
+    # `from jobq.model import JSONValue` at run time, without importing typing on every read
+    # command's start-up (jobq.basics builds it on first use)
+    if name == "JSONValue":
+        from . import basics
+
+        return basics.JSONValue
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",

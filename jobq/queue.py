@@ -16,14 +16,7 @@ from .basics import (
     JobState,
     NewJob,
 )
-from .errors import (
-    InvalidInput,
-    InvalidTransition,
-    JobNotFound,
-    JobqError,
-    TemporaryFailure,
-    WaitTimeout,
-)
+from .errors import InvalidInput, InvalidTransition, JobNotFound, JobqError
 from .values import (
     dump_json,
     new_job,
@@ -451,35 +444,13 @@ class Queue:
         return self.backend.prune(time.time() - seconds, states)
 
     def wait(self, job_ids: int | Sequence[int], timeout: float | None = None) -> _Jobs:
-        """Block until every job is finished; return them. Raises WaitTimeout, JobNotFound."""
+        """Block until every job is finished; return them. Raises WaitTimeout, JobNotFound.
+
+        Cheap for the workers however busy the file is (see `jobq.waitloop`)."""
+        from .waitloop import wait_for
+
         ids = [job_ids] if isinstance(job_ids, int) else list(job_ids)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self.backend.waker() as waker:
-            first = True
-            while True:
-                try:
-                    jobs = self.backend.get_many(ids)
-                except TemporaryFailure:
-                    if first:
-                        raise  # the queue is away from the start: say so (exit 75)
-                    # away for a while (a server restarting): the waker reconnects and wakes us
-                    left = None if deadline is None else deadline - time.monotonic()
-                    if left is not None and left <= 0:
-                        raise
-                    waker.wait(1.0 if left is None else min(1.0, left))
-                    continue
-                first = False
-                if len(jobs) < len(set(ids)):
-                    missing = sorted(set(ids) - {j.id for j in jobs})
-                    raise JobNotFound(f"no job {missing[0]} in {self.location}")
-                if all(j.state in FINISHED_STATES for j in jobs):
-                    by_id = {j.id: j for j in jobs}
-                    return [by_id[i] for i in ids]
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    pending = [j.id for j in jobs if j.state not in FINISHED_STATES]
-                    raise WaitTimeout(f"timed out waiting for job {pending[0]}")
-                waker.wait(1.0 if left is None else min(1.0, left))
+        return wait_for(self.backend, ids, timeout, self.location)
 
     def _one(self, job_id: int, outcome: ActionOutcome, action: str) -> None:
         if outcome.done:

@@ -3,7 +3,10 @@
 It owns its own `jobq.Queue` (one connection, used by this thread only) and wakes on
 - a request from the UI (tab, page, filter or detail changed): answered at once;
 - a change to the file (`Queue.waker()`, confirmed by `Queue.change_token()`):
-  coalesced to at most one load per `min_interval` (10 a second). The event comes when a commit's
+  coalesced to at most one load per `min_interval` (10 a second), and fewer while changes keep
+  coming and refreshing costs more than `cpu_budget` of a core (the process's CPU time, which
+  counts the UI thread's redraw too: while workers drain a big file, the dashboard must not take
+  their CPU; the interval grows up to `max_interval`). The event comes when a commit's
   frames are written to the `-wal`, which is before the commit is visible: a writer publishes it
   afterwards in the `-shm` index (after its fsync), and that write to a shared map sends no event.
   So after an event that shows no change yet, the change token is checked again at growing
@@ -58,6 +61,8 @@ class Loader:
         settle: float = 1.0,
         settle_step: float = 0.01,
         watch: bool = True,
+        cpu_budget: float = 0.05,
+        max_interval: float = 2.0,
     ) -> None:
         self.db_path = db_path
         self._post = post
@@ -70,6 +75,10 @@ class Loader:
         self._settle = settle
         self._settle_step = settle_step
         self._watch = watch
+        self._cpu_budget = cpu_budget
+        self._max_interval = max_interval
+        self._adaptive = min_interval  # the change interval that keeps within the CPU budget
+        self._cpu_mark = time.process_time()
         self._lock = threading.Lock()
         self._request = Request()
         self._forced = True
@@ -164,6 +173,8 @@ class Loader:
                                 self._drain_pipe()  # a request arrived: load it at once
                             continue
                     version = q.change_token()
+                    if changed and not forced:
+                        self._pace(time.monotonic() - last_load)
                     last_load = time.monotonic()
                     counts.defer_slow = self._is_busy()
                     self._post(load(q, req, self._clock(), counts))
@@ -195,7 +206,20 @@ class Loader:
         return time.monotonic() < self._busy_until
 
     def _interval(self) -> float:
-        return self._busy_interval if self._is_busy() else self._min_interval
+        if self._is_busy():
+            return self._busy_interval
+        return self._adaptive
+
+    def _pace(self, since_last: float) -> None:
+        """Adjust the change interval to the CPU the process used since the last load (a load
+        here and its redraw on the UI thread): longer while above the budget, back towards
+        `min_interval` when below."""
+        cpu = time.process_time()
+        used, self._cpu_mark = cpu - self._cpu_mark, cpu
+        if since_last <= 0:
+            return
+        wanted = self._adaptive * (used / since_last) / self._cpu_budget
+        self._adaptive = min(self._max_interval, max(self._min_interval, wanted))
 
     def _sleep(self, seconds: float) -> bool:
         """Sleep, but wake early (True) when the UI asks for something."""

@@ -1,16 +1,21 @@
 """The commands that look after the queue file and its pools: stats, workers, pause, resume,
-prune, delete, doctor, backup, copy, metrics, db path."""
+prune, delete, doctor, backup, copy, metrics, db path.
+
+Like `jobs`, it does not import typer itself (see there and `jobq.cli.fast`)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Annotated, Any
-
-import typer
 
 from ..errors import InvalidInput, JobqError, QueueFileError
-from .common import _note, _now, _out, _queue
+from .common import _bind_typer, _note, _now, _out, _queue
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Annotated, Any
+
+    import typer
 
 
 def stats(
@@ -302,6 +307,9 @@ COMMANDS: list[tuple[str, Callable[..., Any]]] = [
 
 def register(app: typer.Typer) -> None:
     """Add these commands, and the `db` group, to `app`."""
+    import typer
+
+    _bind_typer(globals())
     for name, func in COMMANDS:
         app.command(name)(func)
     db_app = typer.Typer(help="Show where the queue is.", no_args_is_help=True)

@@ -70,6 +70,12 @@ def _run(args: list[str]) -> int:
         parsed = clifast.parse(split[1][1:])
         if parsed is not None:
             return clifast.enqueue(split[0], parsed)
+    if split is not None:
+        from . import fast
+
+        code = fast.run(split[0], split[1][0], split[1][1:])
+        if code is not None:
+            return code
     return _run_typer(args)
 
 

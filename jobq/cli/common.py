@@ -22,6 +22,17 @@ if TYPE_CHECKING:
     from ..queue import Queue
 
 
+def _bind_typer(namespace: dict[str, object]) -> None:
+    """Give a command module the names its postponed annotations use (`typer`, `Annotated`),
+    for typer to evaluate them while it registers the commands: the module does not import
+    typer itself, so that `jobq.cli.fast` can read the same annotations without it."""
+    import typing
+
+    import typer
+
+    namespace.update(typer=typer, Annotated=typing.Annotated)
+
+
 def _queue(ctx: typer.Context, create: bool = False) -> Queue:
     """The queue file; only commands that write create it (`create`), the others refuse a
     missing file rather than leave an empty one (and its directories) behind a typo."""

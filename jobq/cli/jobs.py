@@ -1,23 +1,25 @@
 """The commands that add, read and act on jobs: enqueue (the typer side of it), ls, show, retry,
 cancel, priority, errors, wait.
 
-Like every command module, this one imports typer: only `build_app()` imports it, never the
-`jobq enqueue` fast path.
+Its parameters are typer declarations in postponed annotations: the module itself does not
+import typer (`build_app()` gives it the names when it registers the commands), so that
+`jobq.cli.fast` can run ls, show, retry, cancel and wait from the same declarations without it.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Annotated, Any
-
-import typer
 
 from ..errors import InvalidInput
-from .common import EXIT_WAIT_TIMEOUT, _note, _now, _out, _per_id, _queue
+from .common import EXIT_WAIT_TIMEOUT, _bind_typer, _note, _now, _out, _per_id, _queue
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Annotated, Any
+
+    import typer
+
     from ..model import FailedAttempt
 
 
@@ -393,6 +395,7 @@ COMMANDS: list[tuple[str, Callable[..., Any]]] = [
 
 def register(app: typer.Typer) -> None:
     """Add these commands to `app`, in the order `jobq --help` lists them."""
+    _bind_typer(globals())
     for name, func in COMMANDS:
         # `jobq priority 7 -5`: a negative priority is an argument, not an unknown option
         settings = {"ignore_unknown_options": True} if name == "priority" else None

@@ -62,7 +62,9 @@ FLUSH_AFTER = 0.020
 
 T = TypeVar("T")
 SPIN_AFTER_WAKE = 0.05  # seconds of 0.2 ms claim retries after a wake-up
-DUE_RESOLUTION = 0.005  # how close to its run_at an idle child wakes for a delayed job
+# An idle child wakes this long after the earliest run_at it could claim (select's timeout is
+# rounded; waking a hair early would find nothing due and sleep again).
+DUE_SLACK = 0.0002
 
 
 def setup_logging(level: str) -> None:
@@ -262,23 +264,28 @@ class Child:
                            limit=limit, limits=self.limits)  # fmt: skip
 
     def idle_wait(self) -> None:
-        """Sleep until the queue changes, the supervisor speaks, a delayed job is due, or the
-        fallback poll."""
-        sleep = self.settings.poll_interval
-        due = self.next_due(sleep)
+        """Sleep until the queue file changes, the earliest job we could claim is due, the
+        supervisor speaks, or the fallback poll."""
+        timeout = self.settings.poll_interval
+        try:
+            due = self.store.next_run_at(self.filter)  # a scheduled or backed-off job
+        except TemporaryFailure:
+            due = time.time() + 1.0  # cannot tell now: look again soon
         if due is not None:
-            sleep = due
+            # a hair past run_at, so that the claim's `run_at <= now` holds when we wake
+            timeout = min(timeout, max(due - time.time(), 0.0) + DUE_SLACK)
         fd = self.waker.fileno()
         if fd < 0:  # no descriptor (no inotify; a server connection being re-established)
-            if self.waker.wait(min(sleep, 0.5)):
+            if self.waker.wait(min(timeout, 0.5)):
                 self.woken = True
             return
         stop = self.stop_conn.fileno()
-        deadline = time.monotonic() + sleep
+        deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             ready, _, _ = select.select([fd, stop], [], [], left)
             if fd in ready and self.waker.drain():
-                self.woken = True  # a commit to the queue file
+                # a commit to the queue file: a new job, or one due sooner than `due`
+                self.woken = True
                 return
             if not ready or stop in ready:
                 return
@@ -286,33 +293,6 @@ class Child:
             # written by every writer, empty claims included; PostgreSQL: a server message that
             # is not a notification): not a reason to claim, or idle children would wake each
             # other forever
-
-    def next_due(self, horizon: float) -> float | None:
-        """Seconds until a job this child may claim is due, if one is within `horizon` (to
-        DUE_RESOLUTION), else None: a delayed job starts on time, not at the next fallback poll.
-
-        No commit announces that a job's run_at has come, so the child sleeps until then. Found
-        with `has_claimable` (the claim's own filter: types, globs, queues, pauses) by bisection:
-        one query when nothing is due within the horizon, about ten when something is.
-        """
-        now = time.time()
-        try:
-            if not self.store.has_claimable(now + horizon, self.filter):
-                return None
-            if self.store.has_claimable(now, self.filter):
-                # due already (it came due since our claim, or another claim holds its row
-                # for a moment): claim again soon, but never in a tight loop
-                return 2 * DUE_RESOLUTION
-            lo, hi = 0.0, horizon
-            while hi - lo > DUE_RESOLUTION:
-                mid = (lo + hi) / 2
-                if self.store.has_claimable(now + mid, self.filter):
-                    hi = mid
-                else:
-                    lo = mid
-        except TemporaryFailure:
-            return None  # the fallback poll and the waker's reconnection cover it
-        return max(0.0, hi - (time.time() - now))
 
     def run_batch(self, jobs: Sequence[Job]) -> None:
         """Run claimed jobs one after the other, then record the successes together."""

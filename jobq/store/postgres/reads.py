@@ -10,7 +10,16 @@ from ...backend import ANY, EVERY, ClaimFilter, JobFilter
 from ...basics import JobState
 from .connection import Connection
 from .rows import claim_params, claim_shape, glob_regex, like_escape, row_to_attempt, row_to_job
-from .sql import ATTEMPT_COLUMNS, ERRORS, JOB_COLUMNS, PAUSED, WORKERS, claimable_sql
+from .sql import (
+    ATTEMPT_COLUMNS,
+    ERRORS,
+    JOB_COLUMNS,
+    PAUSED,
+    STATES_OF,
+    WORKERS,
+    claimable_sql,
+    next_run_at_sql,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -226,6 +235,18 @@ class Reads(Connection):
             )
             for r in rows
         ]
+
+    def next_run_at(self, filter: ClaimFilter = ANY) -> float | None:
+        """The earliest `run_at` of a pending job that `claim` with this filter could lease once
+        due (paused queues skipped), or None: idle workers sleep until then. It may be past."""
+        params = claim_params(0.0, filter)
+        value = self._get(next_run_at_sql(*claim_shape(filter)), params).fetchone()[0]
+        return None if value is None else float(value)
+
+    def states(self, ids: Sequence[int]) -> dict[int, JobState]:
+        """The state of each job of `ids` that exists (a missing id is absent)."""
+        rows = self._get(STATES_OF, {"ids": list(ids)}).fetchall()
+        return {int(i): JobState(state) for i, state in rows}
 
     def has_claimable(self, now: float, filter: ClaimFilter = ANY) -> bool:
         """Whether a job that `claim` with this filter would lease is due now (`--burst`)."""

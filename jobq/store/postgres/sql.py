@@ -162,6 +162,35 @@ def claimable_sql(queues: bool = False, types: bool = False, globs: bool = False
     return f"SELECT EXISTS (SELECT 1 FROM jobs WHERE {due_where(queues, types, globs)})"
 
 
+# The earliest run_at a worker could claim once due (idle workers sleep until then): the
+# pending priorities found by a loose index scan of jobs_pending, then per priority the first
+# run_at in that index that passes the filter. Never a scan of every pending job.
+NEXT_RUN_AT = """
+WITH RECURSIVE pr AS (
+    (SELECT priority FROM jobs WHERE state = 'pending' ORDER BY priority DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.priority FROM jobs AS j WHERE j.state = 'pending' AND j.priority < pr.priority
+            ORDER BY j.priority DESC LIMIT 1)
+    FROM pr WHERE pr.priority IS NOT NULL
+)
+SELECT date_part('epoch', min((
+    SELECT run_at FROM jobs
+    WHERE state = 'pending' AND priority = pr.priority
+      {only}AND queue NOT IN (SELECT name FROM queues WHERE paused)
+    ORDER BY run_at LIMIT 1
+))) FROM pr WHERE pr.priority IS NOT NULL
+"""
+
+
+@lru_cache(maxsize=16)
+def next_run_at_sql(queues: bool = False, types: bool = False, globs: bool = False) -> str:
+    """NEXT_RUN_AT with the conditions of a claim filter (see due_where)."""
+    only = "".join(c for c, given in zip(_ONLY, (queues, types, globs), strict=True) if given)
+    return NEXT_RUN_AT.replace("{only}", only)
+
+
+STATES_OF = "SELECT id, state FROM jobs WHERE id = ANY(%(ids)s::bigint[])"
+
 RENEW = """
 UPDATE jobs SET lease_until = to_timestamp(%(lease_until)s::float8)
 FROM unnest(%(ids)s::bigint[], %(tokens)s::text[]) AS l(id, token)

@@ -14,7 +14,9 @@ from .sql import (
     CLAIMABLE,
     ERRORS,
     JOB_COLUMNS,
+    NEXT_RUN_AT,
     PAUSED,
+    STATES_OF,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
@@ -45,6 +47,12 @@ class Reads(Connection):
                 (json.dumps(list(ids)),),
             ).fetchall()
         return [_row_to_job(r) for r in rows]
+
+    def states(self, ids: Sequence[int]) -> dict[int, JobState]:
+        """The state of each job among `ids` that exists (cheap: no payloads, for waiters)."""
+        with self._read() as conn:
+            rows = conn.execute(STATES_OF, {"ids": json.dumps(list(ids))}).fetchall()
+        return {r[0]: JobState(r[1]) for r in rows}
 
     def attempts(self, job_id: int) -> list[Attempt]:
         """The finished attempts of a job, oldest first."""
@@ -244,12 +252,27 @@ class Reads(Connection):
 
     def has_claimable(self, now: float, filter: ClaimFilter = ANY) -> bool:
         """Whether a job that `claim` with this filter would lease is due now (`--burst`)."""
-        f = filter
-        params = {
-            "now": now,
-            "types": None if f.types is None else json.dumps(list(f.types)),
-            "globs": None if f.type_globs is None else json.dumps(list(f.type_globs)),
-            "queues": None if f.queues is None else json.dumps(list(f.queues)),
-        }
+        params = _claim_params(filter)
+        params["now"] = now
         with self._read() as conn:
             return bool(conn.execute(CLAIMABLE, params).fetchone()[0])
+
+    def next_run_at(self, filter: ClaimFilter = ANY) -> float | None:
+        """The earliest `run_at` of a pending job that `claim` with this filter could lease once
+        due (paused queues skipped), or None if there is none: idle workers sleep until then.
+
+        It may be in the past (a job enqueued since the last claim). Exact when at most
+        NEXT_RUN_AT_PRIORITIES distinct priorities are pending; beyond that, the earliest among
+        the highest ones (the others start by the caller's fallback poll at the latest)."""
+        with self._read() as conn:
+            value = conn.execute(NEXT_RUN_AT, _claim_params(filter)).fetchone()[0]
+        return None if value is None else float(value)
+
+
+def _claim_params(f: ClaimFilter) -> dict[str, object]:
+    """A ClaimFilter as the named parameters of FOR_WORKER."""
+    return {
+        "types": None if f.types is None else json.dumps(list(f.types)),
+        "globs": None if f.type_globs is None else json.dumps(list(f.type_globs)),
+        "queues": None if f.queues is None else json.dumps(list(f.queues)),
+    }

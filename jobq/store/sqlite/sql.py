@@ -49,14 +49,17 @@ SELECT id, state FROM jobs
 WHERE type = :type AND unique_key = :unique_key AND state IN ('pending', 'running')
 """
 
-# The jobs a worker may claim now: due, in its queues and types, not in a paused queue.
+# The pending jobs a worker may claim, due or not: in its queues and types, not in a paused queue.
 # (Walked through the partial index jobs_pending, whose WHERE needs the state as a literal.)
-DUE_FOR_WORKER = """state = 'pending' AND run_at <= :now
+FOR_WORKER = """state = 'pending'
       AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
       AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
       AND (:globs IS NULL OR EXISTS (SELECT 1 FROM json_each(:globs) AS g
                                      WHERE jobs.type GLOB g.value))
       AND queue NOT IN (SELECT name FROM queues WHERE paused)"""
+
+# The jobs a worker may claim now: those due.
+DUE_FOR_WORKER = FOR_WORKER + " AND run_at <= :now"
 
 # A claimed job's handler limit (max_attempts: i=0, timeout: i=1) from the claim's :limits, a JSON
 # object {type: [max_attempts, timeout]} (null: the handler has none).
@@ -163,6 +166,9 @@ WHERE finished_at < :before AND state IN (SELECT value FROM json_each(:states))
 LIMIT :batch
 """
 
+# The states of some jobs (`Queue.wait`): a look at the primary key only, no payloads.
+STATES_OF = "SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(:ids))"
+
 PRUNE = "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(:ids))"
 
 COUNT_PRUNABLE = """
@@ -231,6 +237,27 @@ SELECT EXISTS (
     SELECT 1 FROM jobs INDEXED BY jobs_pending
     WHERE {DUE_FOR_WORKER}
 )
+"""
+
+# The earliest run_at of a pending job a worker may claim (idle workers sleep until then), in
+# O(priorities × log n) through jobs_pending, whose order is (priority DESC, run_at, id): walk the
+# distinct priorities (one index probe each, the first NEXT_RUN_AT_PRIORITIES of them) and take
+# the first matching row of each, the earliest of that priority. MIN(run_at) over the index would
+# visit every pending row.
+NEXT_RUN_AT_PRIORITIES = 256
+NEXT_RUN_AT = f"""
+WITH RECURSIVE prio(p, n) AS (
+    SELECT (SELECT priority FROM jobs INDEXED BY jobs_pending WHERE state = 'pending'
+            ORDER BY priority DESC LIMIT 1), 1
+    UNION ALL
+    SELECT (SELECT priority FROM jobs INDEXED BY jobs_pending
+            WHERE state = 'pending' AND priority < prio.p ORDER BY priority DESC LIMIT 1), n + 1
+    FROM prio WHERE prio.p IS NOT NULL AND n < {NEXT_RUN_AT_PRIORITIES}
+)
+SELECT min((SELECT run_at FROM jobs INDEXED BY jobs_pending
+            WHERE priority = prio.p AND {FOR_WORKER}
+            ORDER BY priority DESC, run_at, id LIMIT 1))
+FROM prio WHERE p IS NOT NULL
 """
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.

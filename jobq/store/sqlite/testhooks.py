@@ -3,8 +3,10 @@ backend's public class so that callers cannot come to depend on them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .connection import Connection
-from .sql import CLAIM
+from .sql import CLAIM, NEXT_RUN_AT
 
 
 def claim_plan(backend: object) -> list[str]:
@@ -25,3 +27,30 @@ def synchronous(backend: object) -> int:
     assert isinstance(backend, Connection)
     value: int = backend._last_writer.execute("PRAGMA synchronous").fetchone()[0]
     return value
+
+
+def next_run_at_plan(backend: object) -> list[str]:
+    """The query plan of `next_run_at` (for the test that forbids a table scan)."""
+    assert isinstance(backend, Connection)
+    params = {"types": '["a"]', "globs": None, "queues": None}
+    rows = backend._conn.execute("EXPLAIN QUERY PLAN " + NEXT_RUN_AT, params).fetchall()
+    return [str(r[3]) for r in rows]
+
+
+def vm_steps(backend: object, call: Callable[[], object]) -> int:
+    """How many SQLite virtual machine instructions `call` costs on the backend's connection
+    (in units of 100): a cost that grows with the rows a query visits."""
+    assert isinstance(backend, Connection)
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    backend._conn.set_progress_handler(count, 100)
+    try:
+        call()
+    finally:
+        backend._conn.set_progress_handler(None, 0)
+    return steps
