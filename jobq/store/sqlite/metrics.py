@@ -7,7 +7,6 @@ deletes (keep_totals, in the prune's transaction), so no counter ever goes down.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 from .connection import _translate
 from .reads import Reads
@@ -20,6 +19,10 @@ from .sql import (
     METRIC_JOBS,
     METRIC_KEPT,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: CLI start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def keep_totals(conn: sqlite3.Connection, ids_json: str) -> None:
