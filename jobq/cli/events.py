@@ -77,7 +77,10 @@ def events(
         ),
     ] = 100,
 ) -> None:
-    """Print lifecycle events as NDJSON, oldest first: the newest N, or those after --after-id."""
+    """Print lifecycle events as NDJSON.
+
+    Oldest first: the newest N, or those after --after-id; -f follows like tail -f.
+    """
     if after_id is not None and after_id < 0:
         raise InvalidInput(f"--after-id must be an event id >= 0, not {after_id}")
     if limit < 0:

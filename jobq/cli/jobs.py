@@ -337,7 +337,8 @@ def wait(
         typer.Option(
             "--timeout",
             metavar="DURATION",
-            help=f"Give up after this long (exit {EXIT_WAIT_TIMEOUT}). Default: wait forever.",
+            # a literal, not an f-string: jobq.cli.fast evaluates these annotations
+            help="Give up after this long (exit 124). Default: wait forever.",
         ),
     ] = None,
     as_json: Annotated[
