@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from textual.binding import Binding, BindingType
 
+from jobq import PRIORITY_NAMES, InvalidInput
+
 PRIORITY_STEP = 10  # one named level: low -10, normal 0, high 10, critical 20
 
 
@@ -52,3 +54,26 @@ JOB_BINDINGS: list[BindingType] = [
     acting("p", "set_priority", "Priority…"),
     acting("P", "pause", "Pause queue", key_display="P"),
 ]
+
+
+def parse_priority(value: int | str) -> int:
+    """An integer, or a name: low, normal, high, critical (raises InvalidInput)."""
+    if isinstance(value, int):
+        return value
+    text = value.strip().lower()
+    if text in PRIORITY_NAMES:
+        return PRIORITY_NAMES[text]
+    try:
+        return int(text)
+    except ValueError:
+        names = ", ".join(PRIORITY_NAMES)
+        raise InvalidInput(f"priority must be an integer or one of {names}") from None
+
+
+def priority_error(text: str) -> str | None:
+    """Why `text` is not a priority (None if it is): the check of every priority prompt."""
+    try:
+        parse_priority(text)
+    except InvalidInput as e:
+        return str(e)
+    return None

@@ -30,17 +30,22 @@ class Reload(Message):
 
 @dataclass
 class Retry(Message):
-    """Retry failed or cancelled jobs (confirm: None asks when there are several)."""
+    """Retry failed or cancelled jobs (confirm: None asks when there are several).
+
+    `what` names them in the question ("job 61 (resize)", "3 marked jobs"); empty: a count.
+    """
 
     ids: list[int]
     confirm: bool | None = None
+    what: str = ""
 
 
 @dataclass
 class Cancel(Message):
-    """Cancel jobs, after confirmation."""
+    """Cancel jobs, after a confirmation naming them (`what`, as for Retry)."""
 
     ids: list[int]
+    what: str = ""
 
 
 @dataclass
@@ -50,6 +55,7 @@ class SetPriority(Message):
     ids: list[int]
     value: str
     confirm: bool = False
+    what: str = ""
 
 
 @dataclass

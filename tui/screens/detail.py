@@ -12,10 +12,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from jobq import Job, JobState
+from jobq import Job, JobState, safe_line
 
 from ..data import Detail, Snapshot
-from ..keys import JOB_BINDINGS, PRIORITY_STEP, acting_actions
+from ..keys import JOB_BINDINGS, PRIORITY_STEP, acting_actions, priority_error
 from ..messages import (
     BumpPriority,
     Cancel,
@@ -144,13 +144,17 @@ class DetailScreen(Screen[None]):
         self.app.pop_screen()
         self.app.post_message(Reload())  # to the app itself: this screen is closing
 
+    def _what(self) -> str:
+        job = self.job
+        return f"job {self.job_id}" + (f" ({safe_line(job.type, 60)})" if job else "")
+
     def action_retry(self) -> None:
         """Retry this job."""
-        self.post_message(Retry([self.job_id]))
+        self.post_message(Retry([self.job_id], what=self._what()))
 
     def action_cancel(self) -> None:
-        """Cancel this job (asks first)."""
-        self.post_message(Cancel([self.job_id]))
+        """Cancel this job (asks first, naming it)."""
+        self.post_message(Cancel([self.job_id], what=self._what()))
 
     def action_priority_up(self) -> None:
         """Raise this job's priority by one level."""
@@ -170,7 +174,11 @@ class DetailScreen(Screen[None]):
                 self.post_message(SetPriority([self.job_id], text))
 
         self.app.push_screen(
-            PromptScreen(f"Priority of job {self.job_id}", "a number, or low/normal/high/critical"),
+            PromptScreen(
+                f"Priority of {self._what()}",
+                "a number, or low/normal/high/critical",
+                check=priority_error,
+            ),
             done,
         )
 

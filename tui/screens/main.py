@@ -10,11 +10,11 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from jobq import Job
+from jobq import ErrorGroup, Job, safe_line
 
 from ..data import JOB_TABS, TAB_TITLES, TABS, Cursor, Filter, Request, Snapshot, cursor_of
 from ..data import parse_filter as parse_filter_text
-from ..keys import JOB_BINDINGS, PRIORITY_STEP, acting, acting_actions
+from ..keys import JOB_BINDINGS, PRIORITY_STEP, acting, acting_actions, priority_error
 from ..messages import (
     Bulk,
     BumpPriority,
@@ -180,6 +180,14 @@ class MainScreen(Screen[None]):
         job = self.selected_job()
         return [job] if job else []
 
+    def target_text(self) -> str:
+        """The targets as a question names them: "job 61 (resize)", or "3 marked jobs"."""
+        if self.marked:
+            n = len(self.marked)
+            return "1 marked job" if n == 1 else f"{n:,} marked jobs"
+        job = self.selected_job()
+        return job_text(job) if job is not None else "no job"
+
     def target_ids(self) -> list[int]:
         """Marked job ids (on any page), or else the selected job's."""
         if self.marked:
@@ -305,16 +313,16 @@ class MainScreen(Screen[None]):
         if self.tab == "errors" and self.snapshot is not None:
             key = self.table.selected_key
             if key is not None and int(key) < len(self.snapshot.groups):
-                self.post_message(Retry(list(self.snapshot.groups[int(key)].job_ids), confirm=True))
+                self.post_message(group_retry(self.snapshot.groups[int(key)]))
             return
         if self._need_job():
-            self.post_message(Retry(self.target_ids()))
+            self.post_message(Retry(self.target_ids(), what=self.target_text()))
             self.marked.clear()
 
     def action_cancel(self) -> None:
-        """Cancel the marked or selected jobs (asks first)."""
+        """Cancel the marked or selected jobs (asks first, naming them)."""
         if self._need_job():
-            self.post_message(Cancel(self.target_ids()))
+            self.post_message(Cancel(self.target_ids(), what=self.target_text()))
             self.marked.clear()
 
     def action_priority_up(self) -> None:
@@ -333,15 +341,14 @@ class MainScreen(Screen[None]):
         """Ask for a priority (number or name) for the marked or selected jobs."""
         if not self._need_job():
             return
-        ids = self.target_ids()
+        ids, what = self.target_ids(), self.target_text()
 
         def done(text: str | None) -> None:
             if text:
-                self.post_message(SetPriority(ids, text, confirm=len(ids) > 1))
+                self.post_message(SetPriority(ids, text, confirm=len(ids) > 1, what=what))
 
-        title = f"Priority of {'job ' + str(ids[0]) if len(ids) == 1 else f'{len(ids):,} jobs'}"
-        self.app.push_screen(PromptScreen(title, "a number, or low / normal / high / critical"),
-                             done)  # fmt: skip
+        self.app.push_screen(PromptScreen(f"Priority of {what}", PRIORITY_HINT,
+                                          check=priority_error), done)  # fmt: skip
 
     def action_pause(self) -> None:
         """Pause or resume the selected job's queue."""
@@ -353,12 +360,14 @@ class MainScreen(Screen[None]):
         self.post_message(TogglePause(job.queue, paused))
 
     def action_bulk(self) -> None:
-        """Act on every job of this tab matching the filter (retry, cancel, priority)."""
-        if self.tab not in JOB_TABS:
-            self.app.notify("bulk actions work on job lists", severity="warning")
+        """Act on every job of this tab matching the filter (only the actions the tab allows)."""
+        kinds = BULK_KINDS.get(self.tab, ())
+        if not kinds:
+            why = f"no action changes {self.tab} jobs" if self.tab in JOB_TABS else "job lists"
+            self.app.notify(f"bulk actions: {why}", severity="warning")
             return
         tab, f = self.tab, self.filter
-        what = Text(f"Every {tab} job", style="bold")
+        what = Text(f"Every job in the {TAB_TITLES[tab]} tab", style="bold")
         what.append(f" matching {f.describe()}" if f else " (no filter: ALL of them)")
 
         def chosen(kind: str | None) -> None:
@@ -368,10 +377,33 @@ class MainScreen(Screen[None]):
                     if text:
                         self.post_message(Bulk("priority", tab, f, text))
 
-                self.app.push_screen(
-                    PromptScreen("Priority of every matching job", "a number or a name"), prio
-                )
+                self.app.push_screen(PromptScreen("Priority of every matching job", PRIORITY_HINT,
+                                                  check=priority_error), prio)  # fmt: skip
             elif kind is not None:
                 self.post_message(Bulk(kind, tab, f))
 
-        self.app.push_screen(BulkScreen(what), chosen)
+        self.app.push_screen(BulkScreen(what, kinds), chosen)
+
+
+# what `a` offers in each tab: only actions that can change a job there (retry takes failed and
+# cancelled jobs, cancel pending and running ones; a priority matters only before a job runs)
+BULK_KINDS: dict[str, tuple[str, ...]] = {
+    "pending": ("cancel", "priority"),
+    "running": ("cancel",),
+    "failed": ("retry",),
+    "cancelled": ("retry",),
+}
+PRIORITY_HINT = "a number, or low / normal / high / critical"
+
+
+def job_text(job: Job) -> str:
+    """A job as questions name it: `job 61 (resize)` (its type made safe)."""
+    return f"job {job.id} ({safe_line(job.type, 60)})"
+
+
+def group_retry(group: ErrorGroup) -> Retry:
+    """Retry every job of an error group, asking first with the group named."""
+    n = len(group.job_ids)
+    what = (f"{'1 job' if n == 1 else f'{n:,} jobs'} of the error group "
+            f"{safe_line(group.type, 60)}: {safe_line(group.error, 80)}")  # fmt: skip
+    return Retry(list(group.job_ids), confirm=True, what=what)

@@ -10,6 +10,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from jobq import FailedAttempt, safe_line
+
 from ..data import Snapshot
 from ..keys import acting, acting_actions
 from ..messages import Reload, Retry, ScreenOptions
@@ -53,12 +55,15 @@ class TailScreen(Screen[None]):
                      " follow again)", style="green" if following else "yellow")  # fmt: skip
         self.query_one("#tail-title", Static).update(title)
 
-    def _job_id(self) -> int | None:
+    def _selected(self) -> FailedAttempt | None:
         key = self.query_one("#tail", PagedTable).selected_key
         if self.snapshot is None or key is None:
             return None
-        return next((e.attempt.job_id for e in self.snapshot.errors if str(e.attempt.id) == key),
-                    None)  # fmt: skip
+        return next((e for e in self.snapshot.errors if str(e.attempt.id) == key), None)
+
+    def _job_id(self) -> int | None:
+        e = self._selected()
+        return None if e is None else e.attempt.job_id
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (action in self.ACTING and self.options.read_only)
@@ -77,6 +82,7 @@ class TailScreen(Screen[None]):
 
     def action_retry(self) -> None:
         """Retry the job of the selected failure."""
-        job_id = self._job_id()
-        if job_id is not None:
-            self.post_message(Retry([job_id]))
+        e = self._selected()
+        if e is not None:
+            job_id = e.attempt.job_id
+            self.post_message(Retry([job_id], what=f"job {job_id} ({safe_line(e.type, 60)})"))
