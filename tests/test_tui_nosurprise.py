@@ -9,8 +9,10 @@ import pytest
 
 from devtools.screenshots import SIZE, first_load, seeded_app
 from jobq import JobState, Queue
+from tests.conftest import ROOT
 from tests.test_tui_actions import SECOND_PENDING, TOP_PENDING, selected, until
-from tui.app import JobqApp
+from tui.app import JobqApp, make_app
+from tui.screens.detail import DetailScreen
 from tui.screens.dialogs import BulkScreen, ConfirmScreen, PromptScreen
 
 pytestmark = pytest.mark.anyio
@@ -162,3 +164,81 @@ async def test_a_in_succeeded_offers_nothing(app: JobqApp) -> None:
         assert app.screen is app.main
         assert any("no action changes succeeded jobs" in str(n.message)
                    for n in app._notifications)  # fmt: skip
+
+
+def cell(app: JobqApp, key: str, column: str) -> str:
+    table = app.main.table
+    labels = [str(c.label) for c in table.ordered_columns]
+    return str(table.get_row(key)[labels.index(column)])
+
+
+async def test_jobs_of_a_paused_queue_show_paused(app: JobqApp, q: Queue) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        assert "thumbs" in q.paused_queues()
+        assert cell(app, str(TOP_PENDING), "due") == "paused"  # queue "thumbs"
+        assert cell(app, str(SECOND_PENDING), "due") == "ready"  # queue "mail"
+        q.pause("webhooks")  # job 5 backs off in "webhooks": paused, with its countdown
+        loads = app.loads
+        app.loader.refresh()
+        await until(pilot, lambda: app.loads > loads)
+        assert cell(app, "5", "due").startswith("paused, retry in ")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.job)
+        first_line = str(app.screen.query_one("#detail").render()).splitlines()[0]
+        assert first_line.endswith("pending  paused"), first_line
+
+
+async def test_one_tries_form_with_the_real_limit_in_every_list(app: JobqApp, q: Queue) -> None:
+    """`n/max` (Job.tries(): the limit the claim fixed, as `jobq ls` shows it) under one
+    column title in every list that shows it."""
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        for tab, job_id in (("1", 5), ("2", 19), ("3", 1)):
+            await pilot.press(tab)
+            await until(pilot, lambda: app.main.table.row_count and selected(app) is not None)
+            await until(pilot, lambda j=job_id: str(j) in rows_shown(app))  # type: ignore[misc]
+            assert cell(app, str(job_id), "tries") == q.get(job_id).tries()
+        assert q.get(1).tries() == "3/3" and q.get(5).tries() == "3/4"
+
+
+async def test_pool_status_words_are_the_cli_words(tmp_path: Path) -> None:
+    """The Workers tab says what `jobq workers` and `--json` say: running, stopping, stopped,
+    dead (WorkerInfo.status_at)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from jobq.lifecycle import proc_key
+    from jobq.store import Store
+
+    path = str(tmp_path / "q.db")
+    now = time.time()
+    s = Store(path)
+    try:
+        me = proc_key()
+        for wid, status, beat, key in (
+            ("p-run", "running", now, me),
+            ("p-stopping", "stopping", now, me),
+            ("p-stopped", "stopped", now - 60, me),
+            ("p-dead", "running", now - 3600, None),  # another host's pool, silent for an hour
+        ):
+            s.register_worker(wid, name=wid, host="h", pid=os.getpid(), concurrency=1,
+                              queues=[], types=["t"], now=beat, proc_key=key)  # fmt: skip
+            s.worker_heartbeat(wid, beat, 0, status)
+    finally:
+        s.close()
+    out = subprocess.run([sys.executable, "-m", "jobq", "--db", path, "workers", "--json"],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout  # fmt: skip
+    cli = {w["id"]: w["status"] for w in json.loads(out)}
+    assert cli == {"p-run": "running", "p-stopping": "stopping", "p-stopped": "stopped",
+                   "p-dead": "dead"}  # fmt: skip
+    app = make_app(path, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("6")
+        await until(pilot, lambda: app.main.table.row_count == 4)
+        shown = {k: cell(app, k, "status") for k in cli}
+    assert shown == cli

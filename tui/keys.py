@@ -46,14 +46,20 @@ def acting_keys(bindings: Iterable[BindingType]) -> list[str]:
     return sorted(keys)
 
 
-JOB_BINDINGS: list[BindingType] = [
-    acting("r", "retry", "Retry"),
-    acting("c", "cancel", "Cancel"),
-    acting("plus,equals_sign", "priority_up", "Prio+", key_display="+"),
-    acting("minus", "priority_down", "Prio-", key_display="-"),
-    acting("p", "set_priority", "Priority…"),
-    acting("P", "pause", "Pause queue", key_display="P"),
-]
+def job_bindings(footer: bool) -> list[BindingType]:
+    """The keys that act on jobs; `footer`: show +, - and P in the footer too (the main screen's
+    footer has no room for them at 80 columns: `?` help lists them)."""
+    return [
+        acting("r", "retry", "Retry"),
+        acting("c", "cancel", "Cancel"),
+        acting("plus,equals_sign", "priority_up", "Prio+", key_display="+", show=footer),
+        acting("minus", "priority_down", "Prio-", key_display="-", show=footer),
+        acting("p", "set_priority", "Priority…"),
+        acting("P", "pause", "Pause queue", key_display="P", show=footer),
+    ]
+
+
+JOB_BINDINGS = job_bindings(footer=False)
 
 
 def parse_priority(value: int | str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -25,12 +26,13 @@ from ..messages import (
     SetPriority,
     TogglePause,
 )
-from ..widgets.render import header_lines
+from ..widgets.render import Palette, header_lines, palette_of, plain
 from ..widgets.table import (
     GROUP_COLUMNS,
     JOB_COLUMNS,
     WORKER_COLUMNS,
     PagedTable,
+    fit_columns,
     group_row,
     job_row,
     worker_row,
@@ -45,10 +47,10 @@ class MainScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "detail", "Detail", priority=True),
-        acting("space", "mark", "Mark"),  # marks only serve acting: refused with the actions
+        acting("space", "mark", "Mark", show=False),  # only serves acting: refused with the actions
         *JOB_BINDINGS,
-        acting("a", "bulk", "All matching…"),
-        Binding("e", "errors", "Error tail"),
+        acting("a", "bulk", "All…"),
+        Binding("e", "errors", "Error tail", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear", "Clear filter/marks", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -78,12 +80,24 @@ class MainScreen(Screen[None]):
         yield Static(id="tabs")
         yield Static(id="status")
         yield PagedTable(id="list")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._draw_tabs()
         if self.snapshot is not None:
             self.show(self.snapshot)
+        self.app.theme_changed_signal.subscribe(self, self._redraw)
+
+    def _redraw(self, _theme: object = None) -> None:
+        if self.snapshot is not None:
+            self.show(self.snapshot)
+        else:
+            self._draw_tabs()
+
+    @property
+    def palette(self) -> Palette:
+        """The current theme's colours."""
+        return palette_of(self.app.theme_variables)
 
     @property
     def table(self) -> PagedTable:
@@ -105,18 +119,22 @@ class MainScreen(Screen[None]):
         if not self.is_mounted or not self.query("#header"):
             return  # not composed yet (drawn by on_mount), or already torn down at exit
         now = self.options.clock()
+        pal = self.palette
         self.query_one("#header", Static).update(
-            header_lines(self.options.display_path, snap.header)
+            header_lines(self.options.display_path, snap.header, pal)
         )
         table = self.table
         keep = table.selected_key if table.row_count else self._keep.get(self.tab)
         if self.tab in JOB_TABS:
-            rows = [job_row(self.tab, j, now, j.id in self.marked) for j in snap.jobs]
-            table.show_rows(JOB_COLUMNS[self.tab], rows, keep, self._land)
+            paused = set(snap.header.paused)
+            rows = [job_row(self.tab, j, now, j.id in self.marked, pal, j.queue in paused)
+                    for j in snap.jobs]  # fmt: skip
+            columns = fit_columns(JOB_COLUMNS[self.tab], table.content_size.width)
+            table.show_rows(columns, rows, keep, self._land)
         elif self.tab == "workers":
-            table.show_rows(WORKER_COLUMNS, [worker_row(w, now) for w in snap.workers], keep)
+            table.show_rows(WORKER_COLUMNS, [worker_row(w, now, pal) for w in snap.workers], keep)
         else:
-            rows = [group_row(i, g, now) for i, g in enumerate(snap.groups)]
+            rows = [group_row(i, g, now, pal) for i, g in enumerate(snap.groups)]
             table.show_rows(GROUP_COLUMNS, rows, keep)
         self._land = None
         table.has_more = snap.has_more
@@ -125,15 +143,16 @@ class MainScreen(Screen[None]):
         self._draw_status()
 
     def _draw_tabs(self) -> None:
+        tabs = self.query_one("#tabs", Static)
         counts = self.snapshot.header.counts if self.snapshot else {}
-        t = Text(no_wrap=True, overflow="ellipsis")
-        for i, tab in enumerate(TABS):
-            label = f" {i + 1} {TAB_TITLES[tab]}"
-            if tab in counts:
-                label += f" {counts[tab]:,}"
-            t.append(label + " ", style="reverse bold" if tab == self.tab else "")
-            t.append(" ")
-        self.query_one("#tabs", Static).update(t)
+        width = tabs.content_size.width or 10_000  # before the first layout: the long form
+        t = tab_line(self.tab, counts, True)
+        if t.cell_len > width:  # 80 columns: every tab keeps its label, the header the counts
+            t = tab_line(self.tab, counts, False)
+        tabs.update(t)
+
+    def on_resize(self) -> None:
+        self._redraw()
 
     def _draw_status(self) -> None:
         snap = self.snapshot
@@ -153,13 +172,14 @@ class MainScreen(Screen[None]):
             )
         elif snap is not None:
             t.append(f"{snap.total:,} pools")
+        pal, bold = self.palette, Style(bold=True)
         if self.filter:
-            t.append("   filter: ", style="bold yellow")
-            t.append(self.filter.describe(), style="yellow")
+            t.append("   filter: ", style=bold + pal.warning)
+            t.append_text(plain(self.filter.describe(), 200, style=pal.warning))
         if self.marked:
-            t.append(f"   {len(self.marked):,} marked", style="bold magenta")
+            t.append(f"   {len(self.marked):,} marked", style=bold + pal.accent)
         if self.options.read_only:
-            t.append("   read-only", style="bold red")
+            t.append("   read-only", style=bold + pal.error)
         self.query_one("#status", Static).update(t)
 
     # ---- selection ------------------------------------------------------------------------
@@ -383,6 +403,19 @@ class MainScreen(Screen[None]):
                 self.post_message(Bulk(kind, tab, f))
 
         self.app.push_screen(BulkScreen(what, kinds), chosen)
+
+
+def tab_line(current: str, counts: dict[str, int], with_counts: bool) -> Text:
+    """The tab bar: ` 1 Pending 23 ` per tab, the current one reversed."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    for i, tab in enumerate(TABS):
+        label = f" {i + 1} {TAB_TITLES[tab]}"
+        if with_counts and tab in counts:
+            label += f" {counts[tab]:,}"
+        t.append(label + " ", style="reverse bold" if tab == current else "")
+        if with_counts:
+            t.append(" ")
+    return t
 
 
 # what `a` offers in each tab: only actions that can change a job there (retry takes failed and

@@ -15,6 +15,7 @@ from jobq import FailedAttempt, safe_line
 from ..data import Snapshot
 from ..keys import acting, acting_actions
 from ..messages import Reload, Retry, ScreenOptions
+from ..widgets.render import palette_of
 from ..widgets.table import TAIL_COLUMNS, PagedTable, tail_row
 from .detail import DetailScreen
 
@@ -38,7 +39,7 @@ class TailScreen(Screen[None]):
         yield Static(Text("Error tail — newest first, following new failures", style="bold"),
                      id="tail-title")  # fmt: skip
         yield PagedTable(id="tail")
-        yield Footer()
+        yield Footer(compact=True)
 
     def show(self, snap: Snapshot) -> None:
         """Draw the latest failed attempts; stay on top (following) or on the selected one."""
@@ -48,12 +49,20 @@ class TailScreen(Screen[None]):
         table = self.query_one("#tail", PagedTable)
         following = table.cursor_row <= 0
         now = self.options.clock()
-        rows = [tail_row(e, now) for e in snap.errors]
+        pal = palette_of(self.app.theme_variables)
+        rows = [tail_row(e, now, pal) for e in snap.errors]
         table.show_rows(TAIL_COLUMNS, rows, table.selected_key, "top" if following else None)
         title = Text("Error tail — newest first", style="bold")
         title.append("  following new failures" if following else "  (paused: ↑ to the top to"
-                     " follow again)", style="green" if following else "yellow")  # fmt: skip
+                     " follow again)", style=pal.success if following else pal.warning)  # fmt: skip
         self.query_one("#tail-title", Static).update(title)
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, self._redraw)
+
+    def _redraw(self, _theme: object = None) -> None:
+        if self.snapshot is not None:
+            self.show(self.snapshot)
 
     def _selected(self) -> FailedAttempt | None:
         key = self.query_one("#tail", PagedTable).selected_key
