@@ -37,6 +37,7 @@ from .messages import (
     SetPriority,
     TogglePause,
 )
+from .palette import JobqCommands
 from .screens.detail import DetailScreen
 from .screens.dialogs import ConfirmScreen
 from .screens.main import MainScreen
@@ -83,6 +84,7 @@ class JobqApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "jobq"
+    COMMANDS = App.COMMANDS | {JobqCommands}  # ctrl+p: go to a job, tabs, filters, queues, …
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(ACTION_KEYS, "refuse", "read-only", show=False)
     ]

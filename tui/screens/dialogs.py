@@ -148,6 +148,8 @@ jobs: r/c/+/-/p then act on every marked job · [b]a[/b] act on ALL jobs of this
 the filter (the count is shown before anything happens). In [b]Errors[/b], r retries a group.
 
 [b]e[/b] error tail: the latest failed attempts, following new ones; enter opens the job.
+[b]ctrl+p[/b] command palette: go to a job by id (type its number), switch tab, apply a filter
+used before or one of the listed types and queues, pause/resume a queue, retry an error group.
 Read-only mode ([b]--read-only[/b]) refuses every action.
 """
 

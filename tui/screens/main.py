@@ -71,6 +71,7 @@ class MainScreen(Screen[None]):
         self.after: Cursor | None = None
         self.prev_pages: list[Cursor | None] = []
         self.marked: set[int] = set()
+        self.filters_used: list[Filter] = []  # this session's filters, oldest first (palette)
         self.snapshot: Snapshot | None = None
         self._land: str | None = None
         self._keep: dict[str, str | None] = {}
@@ -272,8 +273,12 @@ class MainScreen(Screen[None]):
             job = self.selected_job()
             job_id = job.id if job else None
         if job_id is not None:
-            self.app.push_screen(DetailScreen(job_id, self.options))
-            self.post_message(Reload())
+            self.open_job(job_id)
+
+    def open_job(self, job_id: int) -> None:
+        """Open the detail of a job by id (it says so if there is no such job)."""
+        self.app.push_screen(DetailScreen(job_id, self.options))
+        self.app.post_message(Reload())
 
     def action_errors(self) -> None:
         """Open the live error tail."""
@@ -292,12 +297,18 @@ class MainScreen(Screen[None]):
 
         def done(text: str | None) -> None:
             if text is not None:
-                self.filter = parse_filter_text(text)
-                self.prev_pages = []
-                self._land = "top"
-                self._go(after=None)
+                self.set_filter(parse_filter_text(text))
 
         self.app.push_screen(PromptScreen("Filter", hint, self.filter.describe()), done)
+
+    def set_filter(self, f: Filter) -> None:
+        """Narrow the lists to `f` (an empty Filter shows everything), from the first page."""
+        self.filter = f
+        if f:
+            self.filters_used = [g for g in self.filters_used if g != f] + [f]
+        self.prev_pages = []
+        self._land = "top"
+        self._go(after=None)
 
     def action_clear(self) -> None:
         """Clear the marks, else the filter."""
@@ -333,11 +344,15 @@ class MainScreen(Screen[None]):
         if self.tab == "errors" and self.snapshot is not None:
             key = self.table.selected_key
             if key is not None and int(key) < len(self.snapshot.groups):
-                self.post_message(group_retry(self.snapshot.groups[int(key)]))
+                self.retry_group(self.snapshot.groups[int(key)])
             return
         if self._need_job():
             self.post_message(Retry(self.target_ids(), what=self.target_text()))
             self.marked.clear()
+
+    def retry_group(self, group: ErrorGroup) -> None:
+        """Retry every job of an error group, asking first with the group named."""
+        self.post_message(group_retry(group))
 
     def action_cancel(self) -> None:
         """Cancel the marked or selected jobs (asks first, naming them)."""
