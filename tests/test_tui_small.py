@@ -108,3 +108,12 @@ def test_small_screens(keys: tuple[str, ...], snap_compare: Callable[..., bool],
         await _at(pilot, keys)
 
     assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+
+@pytest.mark.parametrize("theme", ["textual-light", "ansi-dark"])
+def test_small_pending_in_other_themes(theme: str, snap_compare: Callable[..., bool],
+                                       tmp_path: Path) -> None:  # fmt: skip
+    """A light theme and an ANSI one: the lists take their colours from the theme."""
+    app = seeded_app(str(tmp_path / "q.db"))
+    app.theme = theme
+    assert snap_compare(app, terminal_size=SMALL, run_before=first_load)
