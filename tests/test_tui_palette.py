@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from textual.command import CommandList, CommandPalette
+from textual.css.query import NoMatches
+from textual.widgets.option_list import OptionDoesNotExist
 
 from devtools.screenshots import SIZE, first_load, seeded_app
 from jobq import JobState, NewJob, Queue
@@ -36,10 +38,13 @@ def q(app: JobqApp) -> Queue:
 
 
 def hits(app: JobqApp) -> list[str]:
-    """The palette's options as shown (plain text)."""
-    options = app.screen.query_one(CommandList)
-    return [str(options.get_option_at_index(i).prompt).split("\n")[0]
-            for i in range(options.option_count)]  # fmt: skip
+    """The palette's options as shown (plain text); [] while it is between two searches."""
+    try:
+        options = app.screen.query_one(CommandList)
+        return [str(options.get_option_at_index(i).prompt).split("\n")[0]
+                for i in range(options.option_count)]  # fmt: skip
+    except (NoMatches, OptionDoesNotExist):  # the palette replaces its options as hits arrive
+        return []
 
 
 async def palette(pilot: object, app: JobqApp, query: str, first: str) -> list[str]:

@@ -83,3 +83,14 @@ def priority_error(text: str) -> str | None:
     except InvalidInput as e:
         return str(e)
     return None
+
+
+# what `a` offers in each tab: only actions that can change a job there (retry takes failed and
+# cancelled jobs, cancel pending and running ones; a priority matters only before a job runs)
+BULK_KINDS: dict[str, tuple[str, ...]] = {
+    "pending": ("cancel", "priority"),
+    "running": ("cancel",),
+    "failed": ("retry",),
+    "cancelled": ("retry",),
+}
+PRIORITY_HINT = "a number, or low / normal / high / critical"

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from jobq import ErrorGroup, Job, safe_line
+
 from .data import Filter
 
 
@@ -82,3 +84,16 @@ class Bulk(Message):
     tab: str
     filter: Filter
     priority: str | None = None
+
+
+def job_text(job: Job) -> str:
+    """A job as questions name it: `job 61 (resize)` (its type made safe)."""
+    return f"job {job.id} ({safe_line(job.type, 60)})"
+
+
+def group_retry(group: ErrorGroup) -> Retry:
+    """Retry every job of an error group, asking first with the group named."""
+    n = len(group.job_ids)
+    what = (f"{'1 job' if n == 1 else f'{n:,} jobs'} of the error group "
+            f"{safe_line(group.type, 60)}: {safe_line(group.error, 80)}")  # fmt: skip
+    return Retry(list(group.job_ids), confirm=True, what=what)

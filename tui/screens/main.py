@@ -11,11 +11,19 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from jobq import ErrorGroup, Job, safe_line
+from jobq import ErrorGroup, Job
 
 from ..data import JOB_TABS, TAB_TITLES, TABS, Cursor, Filter, Request, Snapshot, cursor_of
 from ..data import parse_filter as parse_filter_text
-from ..keys import JOB_BINDINGS, PRIORITY_STEP, acting, acting_actions, priority_error
+from ..keys import (
+    BULK_KINDS,
+    JOB_BINDINGS,
+    PRIORITY_HINT,
+    PRIORITY_STEP,
+    acting,
+    acting_actions,
+    priority_error,
+)
 from ..messages import (
     Bulk,
     BumpPriority,
@@ -25,8 +33,10 @@ from ..messages import (
     ScreenOptions,
     SetPriority,
     TogglePause,
+    group_retry,
+    job_text,
 )
-from ..widgets.render import Palette, header_lines, palette_of, plain
+from ..widgets.render import Palette, header_lines, palette_of, plain, tab_line
 from ..widgets.table import (
     GROUP_COLUMNS,
     JOB_COLUMNS,
@@ -398,7 +408,8 @@ class MainScreen(Screen[None]):
         """Act on every job of this tab matching the filter (only the actions the tab allows)."""
         kinds = BULK_KINDS.get(self.tab, ())
         if not kinds:
-            why = f"no action changes {self.tab} jobs" if self.tab in JOB_TABS else "job lists"
+            why = (f"no action changes {self.tab} jobs" if self.tab in JOB_TABS
+                   else "they work on job lists")  # fmt: skip
             self.app.notify(f"bulk actions: {why}", severity="warning")
             return
         tab, f = self.tab, self.filter
@@ -418,40 +429,3 @@ class MainScreen(Screen[None]):
                 self.post_message(Bulk(kind, tab, f))
 
         self.app.push_screen(BulkScreen(what, kinds), chosen)
-
-
-def tab_line(current: str, counts: dict[str, int], with_counts: bool) -> Text:
-    """The tab bar: ` 1 Pending 23 ` per tab, the current one reversed."""
-    t = Text(no_wrap=True, overflow="ellipsis")
-    for i, tab in enumerate(TABS):
-        label = f" {i + 1} {TAB_TITLES[tab]}"
-        if with_counts and tab in counts:
-            label += f" {counts[tab]:,}"
-        t.append(label + " ", style="reverse bold" if tab == current else "")
-        if with_counts:
-            t.append(" ")
-    return t
-
-
-# what `a` offers in each tab: only actions that can change a job there (retry takes failed and
-# cancelled jobs, cancel pending and running ones; a priority matters only before a job runs)
-BULK_KINDS: dict[str, tuple[str, ...]] = {
-    "pending": ("cancel", "priority"),
-    "running": ("cancel",),
-    "failed": ("retry",),
-    "cancelled": ("retry",),
-}
-PRIORITY_HINT = "a number, or low / normal / high / critical"
-
-
-def job_text(job: Job) -> str:
-    """A job as questions name it: `job 61 (resize)` (its type made safe)."""
-    return f"job {job.id} ({safe_line(job.type, 60)})"
-
-
-def group_retry(group: ErrorGroup) -> Retry:
-    """Retry every job of an error group, asking first with the group named."""
-    n = len(group.job_ids)
-    what = (f"{'1 job' if n == 1 else f'{n:,} jobs'} of the error group "
-            f"{safe_line(group.type, 60)}: {safe_line(group.error, 80)}")  # fmt: skip
-    return Retry(list(group.job_ids), confirm=True, what=what)

@@ -19,7 +19,7 @@ from textual.color import Color, ColorParseError
 
 from jobq import PRIORITY_NAMES, Job, safe_block, safe_line
 
-from ..data import HeaderData, duration
+from ..data import TAB_TITLES, TABS, HeaderData, duration
 
 SPARKS = " ▁▂▃▄▅▆▇█"
 _NAMES = {v: k for k, v in PRIORITY_NAMES.items()}
@@ -168,3 +168,16 @@ def pretty_json(text: str | None) -> str:
         return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     except ValueError:
         return text
+
+
+def tab_line(current: str, counts: dict[str, int], with_counts: bool) -> Text:
+    """The tab bar: ` 1 Pending 23 ` per tab, the current one reversed."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    for i, tab in enumerate(TABS):
+        label = f" {i + 1} {TAB_TITLES[tab]}"
+        if with_counts and tab in counts:
+            label += f" {counts[tab]:,}"
+        t.append(label + " ", style="reverse bold" if tab == current else "")
+        if with_counts:
+            t.append(" ")
+    return t
