@@ -147,3 +147,12 @@ async def test_names_from_the_file_are_shown_literally(tmp_path: Path) -> None:
         assert "Filter: type:[b]t[/b]" in hits(app), hits(app)
         await pilot.press("escape")
         assert app.is_running
+
+
+async def test_go_to_a_job_that_is_not_there_says_so(app: JobqApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await choose(pilot, app, "#999", "Go to job 999")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        body = app.screen.query_one("#detail")
+        await until(pilot, lambda: "No job 999 in this queue file" in str(body.render()))

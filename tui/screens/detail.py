@@ -152,7 +152,8 @@ class DetailScreen(Screen[None]):
         body = self.query_one("#detail", Static)
         if snap.detail is None:
             self.job = None
-            body.update(Text(f"Job {self.job_id} no longer exists (pruned?)", style="bold"))
+            body.update(Text(f"No job {self.job_id} in this queue file (pruned, or never was)",
+                             style="bold"))  # fmt: skip
             return
         self.job = snap.detail.job
         self.paused = frozenset(snap.header.paused)
