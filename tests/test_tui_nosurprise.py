@@ -242,3 +242,20 @@ async def test_pool_status_words_are_the_cli_words(tmp_path: Path) -> None:
         await until(pilot, lambda: app.main.table.row_count == 4)
         shown = {k: cell(app, k, "status") for k in cli}
     assert shown == cli
+
+
+async def test_bulk_confirmations_name_the_tab_and_the_filter(app: JobqApp, q: Queue) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("a", "c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "asks first")
+        assert app.screen.question == "Cancel 23 jobs in the Pending tab?"  # type: ignore[attr-defined]
+        await pilot.press("enter", "n")
+        await until(pilot, lambda: app.screen is app.main)
+        await pilot.press("slash", *"queue:mail", "enter", "a", "p", *"high", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "asks first")
+        assert app.screen.question == (  # type: ignore[attr-defined]
+            "Set the priority of 9 jobs in the Pending tab matching queue:mail to high?"
+        )
+        await pilot.press("n")
+    assert q.count("cancelled") == 2 and q.get(SECOND_PENDING).priority == 10
