@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 
+from textual.command import CommandList
 from textual.pilot import Pilot
 
 from tui.app import JobqApp, make_app
@@ -96,12 +97,26 @@ async def errors_scene(pilot: Pilot[None]) -> None:
     await settle(pilot)
 
 
+async def palette_scene(pilot: Pilot[None]) -> None:
+    """The command palette, asked to pause a queue."""
+    await first_load(pilot)
+    await pilot.press("ctrl+p", *"pause")
+    for _ in range(300):  # the palette's hits arrive from its providers' tasks
+        await pilot.pause(0.01)
+        hits = pilot.app.screen.query(CommandList)
+        if hits and hits.first().option_count >= 4:
+            break
+    await pilot.pause(0.3)  # and settle in their order
+    await pilot.wait_for_scheduled_animations()
+
+
 SCENES: dict[str, Callable[[Pilot[None]], object]] = {
     "main": main_scene,
     "detail": detail_scene,
     "errors-tail": tail_scene,
     "filter": filter_scene,
     "error-groups": errors_scene,
+    "palette": palette_scene,
 }
 
 

@@ -138,8 +138,9 @@ if TYPE_CHECKING:
         `state` is a state or a view (scheduled, retrying); `type_glob` a shell-style glob
         (`email:*`, matched case-sensitively as SQLite GLOB does); `search` text in payload, type
         and last error. `order`: "newest" (id descending, `after` = last id seen), "oldest" (id
-        ascending) or "claim" (priority DESC, run_at, id; `after` = (priority, run_at, id) of the
-        last row seen). Keyset pagination keeps every page as cheap as the first.
+        ascending), "claim" (priority DESC, run_at, id; `after` = (priority, run_at, id) of the
+        last row seen) or "finished" (finished_at DESC, id DESC, finished jobs only; `after` =
+        (finished_at, id)). Keyset pagination keeps every page as cheap as the first.
         """
 
         state: str | None = None
@@ -148,7 +149,7 @@ if TYPE_CHECKING:
         search: str | None = None
         limit: int = 50
         order: str = "newest"
-        after: tuple[int, float, int] | int | None = None
+        after: tuple[int, float, int] | tuple[float, int] | int | None = None
 
     class ClaimFilter(NamedTuple):
         """Which due jobs a worker may claim: exact handler names, `--type` globs, queues (None:

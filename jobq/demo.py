@@ -19,6 +19,12 @@ from .queue import Queue
 
 WORDCOUNT = "import json,sys; print(len(json.load(sys.stdin)['text'].split()))"
 STOP_TIMEOUT = 10.0  # seconds to wait for the pool after SIGTERM before SIGKILL
+# Quitting the demo returns within about a second: the pool lets running jobs finish for
+# SHUTDOWN_TIMEOUT (then interrupts them: back to pending, no attempt used up), and is told
+# again ("stop at once") if it has not exited after QUIT_GRACE; QUIT_TIMEOUT bounds it all.
+SHUTDOWN_TIMEOUT = 0.2
+QUIT_GRACE = 0.5
+QUIT_TIMEOUT = 0.8
 
 
 def demo_db_path() -> str:
@@ -33,7 +39,7 @@ def worker_command(db_path: str) -> list[str]:
     wordcount = shlex.join([sys.executable, "-c", WORDCOUNT])
     return [sys.executable, "-m", "jobq", "--db", db_path, "work", "-c", "4",
             "--app", "jobq.demo_handlers", "--exec", f"text.wordcount={wordcount}",
-            "--shutdown-timeout", "3", "--name", "demo"]  # fmt: skip
+            "--shutdown-timeout", str(SHUTDOWN_TIMEOUT), "--name", "demo"]  # fmt: skip
 
 
 def seed_demo(q: Queue, rng: random.Random | None = None) -> None:
@@ -68,27 +74,59 @@ def start_workers(db_path: str, log_path: str) -> subprocess.Popen[bytes]:
                                 stderr=log, env=env, start_new_session=True)  # fmt: skip
 
 
-def stop_workers(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> int | None:
-    """SIGTERM the pool's process group, wait, then SIGKILL whatever is left of the group."""
+def stop_workers(
+    proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT, again_after: float | None = None
+) -> int | None:
+    """SIGTERM the pool's process group, wait, then SIGKILL whatever is left of the group.
+
+    `again_after`: send a second SIGTERM (the pool stops at once) if it still runs by then.
+    """
     pgid = proc.pid  # start_new_session: the pool leads its own group
     if proc.poll() is None:
         _killpg(pgid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout)
+        first = timeout if again_after is None else min(again_after, timeout)
+        try:
+            proc.wait(first)
+        except subprocess.TimeoutExpired:
+            if again_after is not None:
+                _killpg(pgid, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(max(0.0, timeout - first))
     # children of the pool (and their command handlers) share its group: leave none behind
     _killpg(pgid, signal.SIGKILL)
     try:
         code = proc.wait(5)
     except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
         return None
-    deadline = time.monotonic() + 5  # orphaned children are reaped by init, not by us
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            break
-        time.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and group_alive(pgid):
+        time.sleep(0.02)
     return code
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs. Its orphaned children are reaped by init, not
+    by us, and an init may take a second to reap (a zombie still answers `killpg(pgid, 0)`), so
+    on Linux zombies do not count: they run nothing and hold nothing but their pid."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:  # no /proc: whatever answers is alive
+        return True
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _killpg(pgid: int, sig: signal.Signals) -> None:
@@ -111,7 +149,9 @@ def run_demo(open_dashboard: Callable[[str], object], db_path: str | None = None
         open_dashboard(path)
     finally:
         code = proc.poll()
-        stop_workers(proc)
+        # said at once: the dashboard has gone and the terminal would otherwise look stuck
+        print("jobq demo: stopping workers…", flush=True)
+        stop_workers(proc, QUIT_TIMEOUT, again_after=QUIT_GRACE)
     if code not in (None, 0):
         print(f"jobq demo: the workers exited early (code {code}); see {log_path}",
               file=sys.stderr)  # fmt: skip

@@ -281,7 +281,7 @@ class Queue:
         search: str | None = None,
         limit: int = 50,
         order: str = "newest",
-        after: tuple[int, float, int] | int | None = None,
+        after: tuple[int, float, int] | tuple[float, int] | int | None = None,
     ) -> _Jobs:
         """One page of jobs matching the filters (keyset pagination: pass the last row as after).
 

@@ -99,7 +99,7 @@ async def test_cancel_asks_first_and_n_keeps_the_job(app: JobqApp, q: Queue) -> 
         await first_load(pilot)
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question == "Cancel 1 job?"
+        assert app.screen.question == "Cancel job 43 (images.resize)?"
         await pilot.press("n")
         await pilot.pause()
         assert q.get(TOP_PENDING).state is JobState.PENDING
@@ -166,7 +166,7 @@ async def test_mark_then_bulk_cancel_with_count(app: JobqApp, q: Queue) -> None:
         assert app.main.marked == {43, 23, 26}
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.question == "Cancel 3 jobs?"
+        assert app.screen.question == "Cancel 3 marked jobs?"
         await pilot.press("y")
         await until(pilot, lambda: all(q.get(i).state is JobState.CANCELLED for i in (43, 23, 26)))
         assert app.main.marked == set()
@@ -187,7 +187,9 @@ async def test_filter_then_retry_all_matching(app: JobqApp, q: Queue) -> None:
         await pilot.press("a")
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "confirmation")
-        assert app.screen.question == "Retry 2 jobs?"  # type: ignore[attr-defined]
+        assert app.screen.question == (  # type: ignore[attr-defined]
+            "Retry 2 jobs in the Failed tab matching type:webhook.*?"
+        )
         await pilot.press("y")
         await until(
             pilot, lambda: q.get(1).state is JobState.PENDING and q.get(2).state is JobState.PENDING
@@ -214,7 +216,10 @@ async def test_error_groups_retry_a_group(app: JobqApp, q: Queue) -> None:
         assert groups[0].type == "webhook.deliver" and groups[0].count == 9
         assert set(groups[0].job_ids) == {1, 2, 5}
         await pilot.press("r")
-        assert app.screen.question == "Retry 3 jobs?"  # type: ignore[attr-defined]
+        assert app.screen.question == (  # type: ignore[attr-defined]
+            "Retry 3 jobs of the error group webhook.deliver: ConnectionError: POST"
+            " https://hooks.example.net/orders: connection refused?"
+        )
         await pilot.press("y")
         await until(pilot, lambda: q.get(1).state is JobState.PENDING)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from devtools.showcase import SHOWCASE_NOW
 from jobq import Queue
+from tests.factories import new_job
 from tui.data import (
     Counts,
     Filter,
@@ -73,3 +74,33 @@ def test_counts_wait_for_a_change_and_defer_slow_ones_while_busy(tmp_path: Path)
 def test_sparkline() -> None:
     assert sparkline([0, 0]) == "▁▁"
     assert sparkline([0, 5, 10]) == "▁▅█"
+
+
+def test_succeeded_pages_by_finish_time_latest_first(tmp_path: Path) -> None:
+    """The Succeeded tab's order is its "finished … ago" column's: ids say nothing about it."""
+    from jobq.store import Store
+
+    path = str(tmp_path / "q.db")
+    s = Store(path)
+    try:
+        finish = {}  # id -> finish time; the first enqueued finishes last
+        for n, at in enumerate([NOW - 5, NOW - 50, NOW - 30, NOW - 30, NOW - 40]):
+            s.enqueue([new_job("t", payload_json=f'{{"n": {n}}}')], NOW - 100)
+            job = s.claim("w/1", NOW - 90, 30, types=["t"])[0]
+            s.complete(job.id, job.lease_token or "", at, None, None)
+            finish[job.id] = at
+    finally:
+        s.close()
+    want = sorted(finish, key=lambda i: (-finish[i], -i))
+    assert want != sorted(finish, reverse=True)  # not the id order
+    with Queue(path) as q:
+        assert [j.id for j in load(q, Request("succeeded"), NOW).jobs] == want
+        seen: list[int] = []
+        req = Request("succeeded", page_size=2)  # pages cut through the tie at NOW - 30
+        while True:
+            snap = load(q, req, NOW)
+            seen += [j.id for j in snap.jobs]
+            if not snap.has_more:
+                break
+            req = Request("succeeded", page_size=2, after=cursor_of("succeeded", snap.jobs[-1]))
+        assert seen == want

@@ -16,7 +16,6 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 
 from jobq import (
-    PRIORITY_NAMES,
     ActionOutcome,
     ActionResult,
     FileReplaced,
@@ -25,8 +24,8 @@ from jobq import (
     Queue,
 )
 
-from .data import Request, Snapshot
-from .keys import acting_keys
+from .data import TAB_TITLES, Request, Snapshot
+from .keys import acting_keys, parse_priority
 from .loader import Loader
 from .messages import (
     Bulk,
@@ -38,6 +37,7 @@ from .messages import (
     SetPriority,
     TogglePause,
 )
+from .palette import JobqCommands
 from .screens.detail import DetailScreen
 from .screens.dialogs import ConfirmScreen
 from .screens.main import MainScreen
@@ -84,6 +84,7 @@ class JobqApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "jobq"
+    COMMANDS = App.COMMANDS | {JobqCommands}  # ctrl+p: go to a job, tabs, filters, queues, …
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(ACTION_KEYS, "refuse", "read-only", show=False)
     ]
@@ -218,27 +219,30 @@ class JobqApp(App[None]):
         """Retry failed or cancelled jobs (asking first when there are several)."""
         ids = list(message.ids)
         ask = (len(ids) > 1) if message.confirm is None else message.confirm
+        what = message.what or _jobs(len(ids))
         self.act("retry", lambda q: summarize("retried", q.retry_many(ids)),
-                 f"Retry {_jobs(len(ids))}?" if ask else None)  # fmt: skip
+                 f"Retry {what}?" if ask else None)  # fmt: skip
 
     def on_cancel(self, message: Cancel) -> None:
-        """Cancel jobs, after confirmation."""
+        """Cancel jobs, after a confirmation that names them."""
         ids = list(message.ids)
+        what = message.what or _jobs(len(ids))
         self.act("cancel", lambda q: summarize("cancelled", q.cancel_many(ids)),
-                 f"Cancel {_jobs(len(ids))}?")  # fmt: skip
+                 f"Cancel {what}?")  # fmt: skip
 
     def on_set_priority(self, message: SetPriority) -> None:
         """Set the priority of jobs (a number or a name)."""
         ids = list(message.ids)
         try:
             p = parse_priority(message.value)
-        except InvalidInput as e:
+        except InvalidInput as e:  # the prompts check first: only a caller's mistake gets here
             self.notify(str(e), severity="error")
             return
+        what = message.what or _jobs(len(ids))
         self.act(
             "priority",
             lambda q: summarize(f"priority {p}", q.set_priority_many(ids, p)),
-            f"Set the priority of {_jobs(len(ids))} to {p}?" if message.confirm else None,
+            f"Set the priority of {what} to {p}?" if message.confirm else None,
         )
 
     def on_bump_priority(self, message: BumpPriority) -> None:
@@ -287,9 +291,12 @@ class JobqApp(App[None]):
             if n == 0:
                 self.notify("no job matches", severity="warning")
                 return
-            verb = {"retry": "Retry", "cancel": "Cancel", "priority": "Reprioritise"}[kind]
+            verb = {"retry": "Retry", "cancel": "Cancel", "priority": "Set the priority of"}[kind]
+            where = f" in the {TAB_TITLES.get(tab, tab)} tab"
+            if f:
+                where += f" matching {f.describe()}"
             extra = f" to {priority}" if priority is not None else ""
-            self.act(kind, work, f"{verb} {_jobs(n)}{extra}?")
+            self.act(kind, work, f"{verb} {_jobs(n)}{where}{extra}?")
 
         def work(q: Queue) -> str:
             ids = q.matching_ids(tab, type=f.type_glob, queue=f.queue, search=f.search)
@@ -300,20 +307,6 @@ class JobqApp(App[None]):
             return summarize(f"priority {priority}", q.set_priority_many(ids, priority or 0))
 
         self.run_worker(count, thread=True, group="actions", exit_on_error=False)
-
-
-def parse_priority(value: int | str) -> int:
-    """An integer, or a name: low, normal, high, critical (raises InvalidInput)."""
-    if isinstance(value, int):
-        return value
-    text = value.strip().lower()
-    if text in PRIORITY_NAMES:
-        return PRIORITY_NAMES[text]
-    try:
-        return int(text)
-    except ValueError:
-        names = ", ".join(PRIORITY_NAMES)
-        raise InvalidInput(f"priority must be an integer or one of {names}") from None
 
 
 def _jobs(n: int) -> str:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from textual.binding import Binding, BindingType
 
+from jobq import PRIORITY_NAMES, InvalidInput
+
 PRIORITY_STEP = 10  # one named level: low -10, normal 0, high 10, critical 20
 
 
@@ -44,11 +46,51 @@ def acting_keys(bindings: Iterable[BindingType]) -> list[str]:
     return sorted(keys)
 
 
-JOB_BINDINGS: list[BindingType] = [
-    acting("r", "retry", "Retry"),
-    acting("c", "cancel", "Cancel"),
-    acting("plus,equals_sign", "priority_up", "Prio+", key_display="+"),
-    acting("minus", "priority_down", "Prio-", key_display="-"),
-    acting("p", "set_priority", "Priority…"),
-    acting("P", "pause", "Pause queue", key_display="P"),
-]
+def job_bindings(footer: bool) -> list[BindingType]:
+    """The keys that act on jobs; `footer`: show +, - and P in the footer too (the main screen's
+    footer has no room for them at 80 columns: `?` help lists them)."""
+    return [
+        acting("r", "retry", "Retry"),
+        acting("c", "cancel", "Cancel"),
+        acting("plus,equals_sign", "priority_up", "Prio+", key_display="+", show=footer),
+        acting("minus", "priority_down", "Prio-", key_display="-", show=footer),
+        acting("p", "set_priority", "Priority…"),
+        acting("P", "pause", "Pause queue", key_display="P", show=footer),
+    ]
+
+
+JOB_BINDINGS = job_bindings(footer=False)
+
+
+def parse_priority(value: int | str) -> int:
+    """An integer, or a name: low, normal, high, critical (raises InvalidInput)."""
+    if isinstance(value, int):
+        return value
+    text = value.strip().lower()
+    if text in PRIORITY_NAMES:
+        return PRIORITY_NAMES[text]
+    try:
+        return int(text)
+    except ValueError:
+        names = ", ".join(PRIORITY_NAMES)
+        raise InvalidInput(f"priority must be an integer or one of {names}") from None
+
+
+def priority_error(text: str) -> str | None:
+    """Why `text` is not a priority (None if it is): the check of every priority prompt."""
+    try:
+        parse_priority(text)
+    except InvalidInput as e:
+        return str(e)
+    return None
+
+
+# what `a` offers in each tab: only actions that can change a job there (retry takes failed and
+# cancelled jobs, cancel pending and running ones; a priority matters only before a job runs)
+BULK_KINDS: dict[str, tuple[str, ...]] = {
+    "pending": ("cancel", "priority"),
+    "running": ("cancel",),
+    "failed": ("retry",),
+    "cancelled": ("retry",),
+}
+PRIORITY_HINT = "a number, or low / normal / high / critical"

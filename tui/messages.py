@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from jobq import ErrorGroup, Job, safe_line
+
 from .data import Filter
 
 
@@ -30,17 +32,22 @@ class Reload(Message):
 
 @dataclass
 class Retry(Message):
-    """Retry failed or cancelled jobs (confirm: None asks when there are several)."""
+    """Retry failed or cancelled jobs (confirm: None asks when there are several).
+
+    `what` names them in the question ("job 61 (resize)", "3 marked jobs"); empty: a count.
+    """
 
     ids: list[int]
     confirm: bool | None = None
+    what: str = ""
 
 
 @dataclass
 class Cancel(Message):
-    """Cancel jobs, after confirmation."""
+    """Cancel jobs, after a confirmation naming them (`what`, as for Retry)."""
 
     ids: list[int]
+    what: str = ""
 
 
 @dataclass
@@ -50,6 +57,7 @@ class SetPriority(Message):
     ids: list[int]
     value: str
     confirm: bool = False
+    what: str = ""
 
 
 @dataclass
@@ -76,3 +84,16 @@ class Bulk(Message):
     tab: str
     filter: Filter
     priority: str | None = None
+
+
+def job_text(job: Job) -> str:
+    """A job as questions name it: `job 61 (resize)` (its type made safe)."""
+    return f"job {job.id} ({safe_line(job.type, 60)})"
+
+
+def group_retry(group: ErrorGroup) -> Retry:
+    """Retry every job of an error group, asking first with the group named."""
+    n = len(group.job_ids)
+    what = (f"{'1 job' if n == 1 else f'{n:,} jobs'} of the error group "
+            f"{safe_line(group.type, 60)}: {safe_line(group.error, 80)}")  # fmt: skip
+    return Retry(list(group.job_ids), confirm=True, what=what)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -12,10 +13,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from jobq import Job, JobState
+from jobq import Job, JobState, safe_line
 
 from ..data import Detail, Snapshot
-from ..keys import JOB_BINDINGS, PRIORITY_STEP, acting_actions
+from ..keys import PRIORITY_STEP, acting_actions, job_bindings, priority_error
 from ..messages import (
     BumpPriority,
     Cancel,
@@ -25,7 +26,17 @@ from ..messages import (
     SetPriority,
     TogglePause,
 )
-from ..widgets.render import STATE_STYLES, ago, block, plain, pretty_json, priority
+from ..widgets.render import (
+    DIM,
+    NO_COLOURS,
+    Palette,
+    ago,
+    block,
+    palette_of,
+    plain,
+    pretty_json,
+    priority,
+)
 from .dialogs import PromptScreen
 
 PAYLOAD_CHARS = 16 * 1024  # a 1 MiB payload is cut here, with the byte count of the rest
@@ -38,24 +49,28 @@ def when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def render_detail(d: Detail, now: float) -> Text:
-    """The whole detail view as one literal Text."""
+def render_detail(d: Detail, now: float, pal: Palette = NO_COLOURS, paused: bool = False) -> Text:
+    """The whole detail view as one literal Text (`paused`: the job's queue is paused)."""
     job = d.job
+    bold = Style(bold=True)
     t = Text()
     t.append(f"Job {job.id}  ", style="bold")
     t.append_text(plain(job.type, 200, style="bold"))
     view = job.view(now)
-    t.append(f"  {view}\n", style=f"bold {STATE_STYLES.get(view, '')}")
+    t.append(f"  {view}", style=bold + pal.state(view))
+    if paused and job.state is JobState.PENDING:
+        t.append("  paused", style=bold + pal.state("paused"))
+    t.append("\n")
     if d.waiting is not None:
         title = "Why it is waiting" if job.state is JobState.PENDING else "How it runs"
         t.append(f"\n{title}\n", style="bold underline")
         t.append("  ")
-        t.append_text(plain(d.waiting.text, 600, style="yellow"))
+        t.append_text(plain(d.waiting.text, 600, style=pal.warning))
         t.append("\n")
     t.append("\n")
     fields: list[tuple[str, Text]] = [
         ("queue", plain(job.queue)),
-        ("priority", priority(job.priority)),
+        ("priority", priority(job.priority, pal)),
         ("tries", Text(job.tries())),
         ("timeout", Text(job.timeout_text())),
         ("run at", Text(f"{when(job.run_at)} ({ago(now, job.run_at)})")),
@@ -64,10 +79,13 @@ def render_detail(d: Detail, now: float) -> Text:
         ("finished", Text(when(job.finished_at))),
         ("worker", plain(job.worker_id or "—")),
         ("unique key", plain(job.unique_key or "—")),
-        ("last error", plain(job.last_error or "—", 500, style="red" if job.last_error else "")),
+        (
+            "last error",
+            plain(job.last_error or "—", 500, style=pal.error if job.last_error else ""),
+        ),
     ]
     if job.cancel_requested:
-        fields.append(("cancel", Text("requested: the worker will stop it", style="yellow")))
+        fields.append(("cancel", Text("requested: the worker will stop it", style=pal.warning)))
     for name, value in fields:
         t.append(f"{name:>11}  ", style="dim")
         t.append_text(value)
@@ -79,17 +97,17 @@ def render_detail(d: Detail, now: float) -> Text:
     if not d.attempts:
         t.append("  none finished yet\n", style="dim")
     for a in d.attempts:
-        style = "green" if a.outcome.value == "succeeded" else "red"
+        style = pal.success if a.outcome.value == "succeeded" else pal.error
         t.append(f"\n#{a.attempt} ", style="bold")
-        t.append(a.outcome.value, style=f"bold {style}")
+        t.append(a.outcome.value, style=bold + style)
         t.append(f"  {when(a.started_at)}, took {a.finished_at - a.started_at:.1f}s  on ")
         t.append_text(plain(a.worker_id or "?", 60))
         t.append("\n")
         if a.error:
-            t.append_text(plain(a.error, 500, style="red"))
+            t.append_text(plain(a.error, 500, style=pal.error))
             t.append("\n")
         if a.traceback:
-            t.append_text(block(a.traceback, style="dim red"))
+            t.append_text(block(a.traceback, style=DIM + pal.error))
             t.append("\n")
         if a.output:
             t.append("output:\n", style="dim")
@@ -107,7 +125,10 @@ def _section(t: Text, title: str, body: Text) -> None:
 class DetailScreen(Screen[None]):
     """Everything about one job, kept live by the loader."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "close", "Back"), *JOB_BINDINGS]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "close", "Back"),
+        *job_bindings(footer=True),
+    ]
 
     ACTING: ClassVar[frozenset[str]] = acting_actions(BINDINGS)
 
@@ -116,12 +137,13 @@ class DetailScreen(Screen[None]):
         self.job_id = job_id
         self.options = options
         self.job: Job | None = None
+        self.snapshot: Snapshot | None = None
         self.paused: frozenset[str] = frozenset()  # the paused queues, as last loaded
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-scroll"):
             yield Static(Text(f"Job {self.job_id}: loading…"), id="detail")
-        yield Footer()
+        yield Footer(compact=True)
 
     def show(self, snap: Snapshot) -> None:
         """Draw the job if the snapshot carries it."""
@@ -130,11 +152,22 @@ class DetailScreen(Screen[None]):
         body = self.query_one("#detail", Static)
         if snap.detail is None:
             self.job = None
-            body.update(Text(f"Job {self.job_id} no longer exists (pruned?)", style="bold red"))
+            body.update(Text(f"No job {self.job_id} in this queue file (pruned, or never was)",
+                             style="bold"))  # fmt: skip
             return
         self.job = snap.detail.job
         self.paused = frozenset(snap.header.paused)
-        body.update(render_detail(snap.detail, self.options.clock()))
+        self.snapshot = snap
+        pal = palette_of(self.app.theme_variables)
+        paused = self.job.queue in self.paused
+        body.update(render_detail(snap.detail, self.options.clock(), pal, paused))
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, self._redraw)
+
+    def _redraw(self, _theme: object = None) -> None:
+        if self.snapshot is not None:
+            self.show(self.snapshot)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (action in self.ACTING and self.options.read_only)
@@ -144,13 +177,17 @@ class DetailScreen(Screen[None]):
         self.app.pop_screen()
         self.app.post_message(Reload())  # to the app itself: this screen is closing
 
+    def _what(self) -> str:
+        job = self.job
+        return f"job {self.job_id}" + (f" ({safe_line(job.type, 60)})" if job else "")
+
     def action_retry(self) -> None:
         """Retry this job."""
-        self.post_message(Retry([self.job_id]))
+        self.post_message(Retry([self.job_id], what=self._what()))
 
     def action_cancel(self) -> None:
-        """Cancel this job (asks first)."""
-        self.post_message(Cancel([self.job_id]))
+        """Cancel this job (asks first, naming it)."""
+        self.post_message(Cancel([self.job_id], what=self._what()))
 
     def action_priority_up(self) -> None:
         """Raise this job's priority by one level."""
@@ -170,7 +207,11 @@ class DetailScreen(Screen[None]):
                 self.post_message(SetPriority([self.job_id], text))
 
         self.app.push_screen(
-            PromptScreen(f"Priority of job {self.job_id}", "a number, or low/normal/high/critical"),
+            PromptScreen(
+                f"Priority of {self._what()}",
+                "a number, or low/normal/high/critical",
+                check=priority_error,
+            ),
             done,
         )
 

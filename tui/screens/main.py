@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from jobq import Job
+from jobq import ErrorGroup, Job
 
 from ..data import JOB_TABS, TAB_TITLES, TABS, Cursor, Filter, Request, Snapshot, cursor_of
 from ..data import parse_filter as parse_filter_text
-from ..keys import JOB_BINDINGS, PRIORITY_STEP, acting, acting_actions
+from ..keys import (
+    BULK_KINDS,
+    JOB_BINDINGS,
+    PRIORITY_HINT,
+    PRIORITY_STEP,
+    acting,
+    acting_actions,
+    priority_error,
+)
 from ..messages import (
     Bulk,
     BumpPriority,
@@ -24,13 +33,16 @@ from ..messages import (
     ScreenOptions,
     SetPriority,
     TogglePause,
+    group_retry,
+    job_text,
 )
-from ..widgets.render import header_lines
+from ..widgets.render import Palette, header_lines, palette_of, plain, tab_line
 from ..widgets.table import (
     GROUP_COLUMNS,
     JOB_COLUMNS,
     WORKER_COLUMNS,
     PagedTable,
+    fit_columns,
     group_row,
     job_row,
     worker_row,
@@ -45,10 +57,10 @@ class MainScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "detail", "Detail", priority=True),
-        acting("space", "mark", "Mark"),  # marks only serve acting: refused with the actions
+        acting("space", "mark", "Mark", show=False),  # only serves acting: refused with the actions
         *JOB_BINDINGS,
-        acting("a", "bulk", "All matching…"),
-        Binding("e", "errors", "Error tail"),
+        acting("a", "bulk", "All…"),
+        Binding("e", "errors", "Error tail", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear", "Clear filter/marks", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -69,6 +81,7 @@ class MainScreen(Screen[None]):
         self.after: Cursor | None = None
         self.prev_pages: list[Cursor | None] = []
         self.marked: set[int] = set()
+        self.filters_used: list[Filter] = []  # this session's filters, oldest first (palette)
         self.snapshot: Snapshot | None = None
         self._land: str | None = None
         self._keep: dict[str, str | None] = {}
@@ -78,12 +91,24 @@ class MainScreen(Screen[None]):
         yield Static(id="tabs")
         yield Static(id="status")
         yield PagedTable(id="list")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._draw_tabs()
         if self.snapshot is not None:
             self.show(self.snapshot)
+        self.app.theme_changed_signal.subscribe(self, self._redraw)
+
+    def _redraw(self, _theme: object = None) -> None:
+        if self.snapshot is not None:
+            self.show(self.snapshot)
+        else:
+            self._draw_tabs()
+
+    @property
+    def palette(self) -> Palette:
+        """The current theme's colours."""
+        return palette_of(self.app.theme_variables)
 
     @property
     def table(self) -> PagedTable:
@@ -105,18 +130,22 @@ class MainScreen(Screen[None]):
         if not self.is_mounted or not self.query("#header"):
             return  # not composed yet (drawn by on_mount), or already torn down at exit
         now = self.options.clock()
+        pal = self.palette
         self.query_one("#header", Static).update(
-            header_lines(self.options.display_path, snap.header)
+            header_lines(self.options.display_path, snap.header, pal)
         )
         table = self.table
         keep = table.selected_key if table.row_count else self._keep.get(self.tab)
         if self.tab in JOB_TABS:
-            rows = [job_row(self.tab, j, now, j.id in self.marked) for j in snap.jobs]
-            table.show_rows(JOB_COLUMNS[self.tab], rows, keep, self._land)
+            paused = set(snap.header.paused)
+            rows = [job_row(self.tab, j, now, j.id in self.marked, pal, j.queue in paused)
+                    for j in snap.jobs]  # fmt: skip
+            columns = fit_columns(JOB_COLUMNS[self.tab], table.content_size.width)
+            table.show_rows(columns, rows, keep, self._land)
         elif self.tab == "workers":
-            table.show_rows(WORKER_COLUMNS, [worker_row(w, now) for w in snap.workers], keep)
+            table.show_rows(WORKER_COLUMNS, [worker_row(w, now, pal) for w in snap.workers], keep)
         else:
-            rows = [group_row(i, g, now) for i, g in enumerate(snap.groups)]
+            rows = [group_row(i, g, now, pal) for i, g in enumerate(snap.groups)]
             table.show_rows(GROUP_COLUMNS, rows, keep)
         self._land = None
         table.has_more = snap.has_more
@@ -125,15 +154,16 @@ class MainScreen(Screen[None]):
         self._draw_status()
 
     def _draw_tabs(self) -> None:
+        tabs = self.query_one("#tabs", Static)
         counts = self.snapshot.header.counts if self.snapshot else {}
-        t = Text(no_wrap=True, overflow="ellipsis")
-        for i, tab in enumerate(TABS):
-            label = f" {i + 1} {TAB_TITLES[tab]}"
-            if tab in counts:
-                label += f" {counts[tab]:,}"
-            t.append(label + " ", style="reverse bold" if tab == self.tab else "")
-            t.append(" ")
-        self.query_one("#tabs", Static).update(t)
+        width = tabs.content_size.width or 10_000  # before the first layout: the long form
+        t = tab_line(self.tab, counts, True)
+        if t.cell_len > width:  # 80 columns: every tab keeps its label, the header the counts
+            t = tab_line(self.tab, counts, False)
+        tabs.update(t)
+
+    def on_resize(self) -> None:
+        self._redraw()
 
     def _draw_status(self) -> None:
         snap = self.snapshot
@@ -153,13 +183,14 @@ class MainScreen(Screen[None]):
             )
         elif snap is not None:
             t.append(f"{snap.total:,} pools")
+        pal, bold = self.palette, Style(bold=True)
         if self.filter:
-            t.append("   filter: ", style="bold yellow")
-            t.append(self.filter.describe(), style="yellow")
+            t.append("   filter: ", style=bold + pal.warning)
+            t.append_text(plain(self.filter.describe(), 200, style=pal.warning))
         if self.marked:
-            t.append(f"   {len(self.marked):,} marked", style="bold magenta")
+            t.append(f"   {len(self.marked):,} marked", style=bold + pal.accent)
         if self.options.read_only:
-            t.append("   read-only", style="bold red")
+            t.append("   read-only", style=bold + pal.error)
         self.query_one("#status", Static).update(t)
 
     # ---- selection ------------------------------------------------------------------------
@@ -179,6 +210,14 @@ class MainScreen(Screen[None]):
             return [j for j in self.snapshot.jobs if j.id in self.marked]
         job = self.selected_job()
         return [job] if job else []
+
+    def target_text(self) -> str:
+        """The targets as a question names them: "job 61 (resize)", or "3 marked jobs"."""
+        if self.marked:
+            n = len(self.marked)
+            return "1 marked job" if n == 1 else f"{n:,} marked jobs"
+        job = self.selected_job()
+        return job_text(job) if job is not None else "no job"
 
     def target_ids(self) -> list[int]:
         """Marked job ids (on any page), or else the selected job's."""
@@ -244,8 +283,12 @@ class MainScreen(Screen[None]):
             job = self.selected_job()
             job_id = job.id if job else None
         if job_id is not None:
-            self.app.push_screen(DetailScreen(job_id, self.options))
-            self.post_message(Reload())
+            self.open_job(job_id)
+
+    def open_job(self, job_id: int) -> None:
+        """Open the detail of a job by id (it says so if there is no such job)."""
+        self.app.push_screen(DetailScreen(job_id, self.options))
+        self.app.post_message(Reload())
 
     def action_errors(self) -> None:
         """Open the live error tail."""
@@ -264,12 +307,18 @@ class MainScreen(Screen[None]):
 
         def done(text: str | None) -> None:
             if text is not None:
-                self.filter = parse_filter_text(text)
-                self.prev_pages = []
-                self._land = "top"
-                self._go(after=None)
+                self.set_filter(parse_filter_text(text))
 
         self.app.push_screen(PromptScreen("Filter", hint, self.filter.describe()), done)
+
+    def set_filter(self, f: Filter) -> None:
+        """Narrow the lists to `f` (an empty Filter shows everything), from the first page."""
+        self.filter = f
+        if f:
+            self.filters_used = [g for g in self.filters_used if g != f] + [f]
+        self.prev_pages = []
+        self._land = "top"
+        self._go(after=None)
 
     def action_clear(self) -> None:
         """Clear the marks, else the filter."""
@@ -305,16 +354,20 @@ class MainScreen(Screen[None]):
         if self.tab == "errors" and self.snapshot is not None:
             key = self.table.selected_key
             if key is not None and int(key) < len(self.snapshot.groups):
-                self.post_message(Retry(list(self.snapshot.groups[int(key)].job_ids), confirm=True))
+                self.retry_group(self.snapshot.groups[int(key)])
             return
         if self._need_job():
-            self.post_message(Retry(self.target_ids()))
+            self.post_message(Retry(self.target_ids(), what=self.target_text()))
             self.marked.clear()
 
+    def retry_group(self, group: ErrorGroup) -> None:
+        """Retry every job of an error group, asking first with the group named."""
+        self.post_message(group_retry(group))
+
     def action_cancel(self) -> None:
-        """Cancel the marked or selected jobs (asks first)."""
+        """Cancel the marked or selected jobs (asks first, naming them)."""
         if self._need_job():
-            self.post_message(Cancel(self.target_ids()))
+            self.post_message(Cancel(self.target_ids(), what=self.target_text()))
             self.marked.clear()
 
     def action_priority_up(self) -> None:
@@ -333,15 +386,14 @@ class MainScreen(Screen[None]):
         """Ask for a priority (number or name) for the marked or selected jobs."""
         if not self._need_job():
             return
-        ids = self.target_ids()
+        ids, what = self.target_ids(), self.target_text()
 
         def done(text: str | None) -> None:
             if text:
-                self.post_message(SetPriority(ids, text, confirm=len(ids) > 1))
+                self.post_message(SetPriority(ids, text, confirm=len(ids) > 1, what=what))
 
-        title = f"Priority of {'job ' + str(ids[0]) if len(ids) == 1 else f'{len(ids):,} jobs'}"
-        self.app.push_screen(PromptScreen(title, "a number, or low / normal / high / critical"),
-                             done)  # fmt: skip
+        self.app.push_screen(PromptScreen(f"Priority of {what}", PRIORITY_HINT,
+                                          check=priority_error), done)  # fmt: skip
 
     def action_pause(self) -> None:
         """Pause or resume the selected job's queue."""
@@ -353,12 +405,15 @@ class MainScreen(Screen[None]):
         self.post_message(TogglePause(job.queue, paused))
 
     def action_bulk(self) -> None:
-        """Act on every job of this tab matching the filter (retry, cancel, priority)."""
-        if self.tab not in JOB_TABS:
-            self.app.notify("bulk actions work on job lists", severity="warning")
+        """Act on every job of this tab matching the filter (only the actions the tab allows)."""
+        kinds = BULK_KINDS.get(self.tab, ())
+        if not kinds:
+            why = (f"no action changes {self.tab} jobs" if self.tab in JOB_TABS
+                   else "they work on job lists")  # fmt: skip
+            self.app.notify(f"bulk actions: {why}", severity="warning")
             return
         tab, f = self.tab, self.filter
-        what = Text(f"Every {tab} job", style="bold")
+        what = Text(f"Every job in the {TAB_TITLES[tab]} tab", style="bold")
         what.append(f" matching {f.describe()}" if f else " (no filter: ALL of them)")
 
         def chosen(kind: str | None) -> None:
@@ -368,10 +423,9 @@ class MainScreen(Screen[None]):
                     if text:
                         self.post_message(Bulk("priority", tab, f, text))
 
-                self.app.push_screen(
-                    PromptScreen("Priority of every matching job", "a number or a name"), prio
-                )
+                self.app.push_screen(PromptScreen("Priority of every matching job", PRIORITY_HINT,
+                                                  check=priority_error), prio)  # fmt: skip
             elif kind is not None:
                 self.post_message(Bulk(kind, tab, f))
 
-        self.app.push_screen(BulkScreen(what), chosen)
+        self.app.push_screen(BulkScreen(what, kinds), chosen)

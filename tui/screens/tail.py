@@ -10,9 +10,12 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from jobq import FailedAttempt, safe_line
+
 from ..data import Snapshot
 from ..keys import acting, acting_actions
 from ..messages import Reload, Retry, ScreenOptions
+from ..widgets.render import palette_of
 from ..widgets.table import TAIL_COLUMNS, PagedTable, tail_row
 from .detail import DetailScreen
 
@@ -36,7 +39,7 @@ class TailScreen(Screen[None]):
         yield Static(Text("Error tail — newest first, following new failures", style="bold"),
                      id="tail-title")  # fmt: skip
         yield PagedTable(id="tail")
-        yield Footer()
+        yield Footer(compact=True)
 
     def show(self, snap: Snapshot) -> None:
         """Draw the latest failed attempts; stay on top (following) or on the selected one."""
@@ -46,19 +49,30 @@ class TailScreen(Screen[None]):
         table = self.query_one("#tail", PagedTable)
         following = table.cursor_row <= 0
         now = self.options.clock()
-        rows = [tail_row(e, now) for e in snap.errors]
+        pal = palette_of(self.app.theme_variables)
+        rows = [tail_row(e, now, pal) for e in snap.errors]
         table.show_rows(TAIL_COLUMNS, rows, table.selected_key, "top" if following else None)
         title = Text("Error tail — newest first", style="bold")
         title.append("  following new failures" if following else "  (paused: ↑ to the top to"
-                     " follow again)", style="green" if following else "yellow")  # fmt: skip
+                     " follow again)", style=pal.success if following else pal.warning)  # fmt: skip
         self.query_one("#tail-title", Static).update(title)
 
-    def _job_id(self) -> int | None:
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, self._redraw)
+
+    def _redraw(self, _theme: object = None) -> None:
+        if self.snapshot is not None:
+            self.show(self.snapshot)
+
+    def _selected(self) -> FailedAttempt | None:
         key = self.query_one("#tail", PagedTable).selected_key
         if self.snapshot is None or key is None:
             return None
-        return next((e.attempt.job_id for e in self.snapshot.errors if str(e.attempt.id) == key),
-                    None)  # fmt: skip
+        return next((e for e in self.snapshot.errors if str(e.attempt.id) == key), None)
+
+    def _job_id(self) -> int | None:
+        e = self._selected()
+        return None if e is None else e.attempt.job_id
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (action in self.ACTING and self.options.read_only)
@@ -77,6 +91,7 @@ class TailScreen(Screen[None]):
 
     def action_retry(self) -> None:
         """Retry the job of the selected failure."""
-        job_id = self._job_id()
-        if job_id is not None:
-            self.post_message(Retry([job_id]))
+        e = self._selected()
+        if e is not None:
+            job_id = e.attempt.job_id
+            self.post_message(Retry([job_id], what=f"job {job_id} ({safe_line(e.type, 60)})"))

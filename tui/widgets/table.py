@@ -20,51 +20,67 @@ from typing_extensions import Self
 from jobq import ErrorGroup, FailedAttempt, Job, WorkerInfo
 
 from ..data import duration
-from .render import STATE_STYLES, ago, due, plain, priority
+from .render import Palette, ago, due, plain, priority
 
 Row = tuple[str, list[Text]]
 CELL_CACHE_SIZE = 4096  # rendered cells kept across updates (a page shows ~40 x 8)
 Columns = tuple[tuple[str, int | None], ...]
 
-MARK = Text("●", style="bold magenta")
 NO_MARK = Text(" ")
 
 JOB_COLUMNS: dict[str, Columns] = {
-    "pending": (("", 1), ("id", 9), ("type", 18), ("queue", 10), ("prio", 8), ("due", 20),
-                ("try", 5), ("payload", None)),
-    "running": (("", 1), ("id", 9), ("type", 18), ("queue", 10), ("elapsed", 9),
-                ("worker", 16), ("try", 5), ("payload", None)),
-    "failed": (("", 1), ("id", 9), ("type", 18), ("queue", 10), ("tries", 5), ("failed", 12),
+    "pending": (("", 1), ("id", 8), ("type", 18), ("queue", 10), ("prio", 8), ("due", 20),
+                ("tries", 5), ("payload", None)),
+    "running": (("", 1), ("id", 8), ("type", 18), ("queue", 10), ("elapsed", 9),
+                ("worker", 16), ("tries", 5), ("payload", None)),
+    "failed": (("", 1), ("id", 8), ("type", 18), ("queue", 10), ("tries", 5), ("failed", 12),
                ("last error", None)),
-    "succeeded": (("", 1), ("id", 9), ("type", 18), ("queue", 10), ("finished", 12),
+    "succeeded": (("", 1), ("id", 8), ("type", 18), ("queue", 10), ("finished", 12),
                   ("took", 7), ("result", None)),
-    "cancelled": (("", 1), ("id", 9), ("type", 18), ("queue", 10), ("cancelled", 12),
+    "cancelled": (("", 1), ("id", 8), ("type", 18), ("queue", 10), ("cancelled", 12),
                   ("payload", None)),
 }  # fmt: skip
 WORKER_COLUMNS: Columns = (("pool", 14), ("host", 16), ("pid", 7), ("status", 9), ("busy", 7),
                            ("done", 8), ("heartbeat", 10), ("types", None))  # fmt: skip
 GROUP_COLUMNS: Columns = (("count", 6), ("type", 18), ("exception", 60), ("first frame", 24),
                           ("last", None))  # fmt: skip
-TAIL_COLUMNS: Columns = (("when", 10), ("job", 9), ("type", 18), ("try", 4), ("outcome", 8),
+TAIL_COLUMNS: Columns = (("when", 10), ("job", 9), ("type", 18), ("attempt", 7), ("outcome", 8),
                          ("error", None))  # fmt: skip
 
 
+# narrower widths for a narrow screen (80 columns): the columns that say what a job is and
+# whether it will run (tries included) stay in view; the open last column gets what is left
+NARROW = {"id": 7, "type": 14, "queue": 8, "worker": 12, "due": 18, "elapsed": 7}
+
+
+def fit_columns(columns: Columns, width: int) -> Columns:
+    """`columns`, narrowed (see NARROW) when their fixed widths and padding pass `width`."""
+    fixed = sum(w or 0 for _, w in columns) + 2 * len(columns)
+    if not width or fixed <= width:
+        return columns
+    return tuple((label, NARROW.get(label, w) if w is not None else None)
+                 for label, w in columns)  # fmt: skip
+
+
 def _tries(job: Job) -> Text:
-    return Text(job.tries())
+    return Text(job.tries())  # the one "tries n/max" form, as in `jobq ls` and `jobq show`
 
 
-def job_row(tab: str, job: Job, now: float, marked: bool) -> Row:
-    """The cells of one job in the given tab."""
-    head = [MARK if marked else NO_MARK, Text(str(job.id), justify="right"),
-            plain(job.type, 60), plain(job.queue, 40)]  # fmt: skip
+def job_row(tab: str, job: Job, now: float, marked: bool, pal: Palette,
+            paused: bool = False) -> Row:  # fmt: skip
+    """The cells of one job in the given tab (`paused`: its queue is paused)."""
+    mark = Text("●", style=Style(bold=True) + pal.accent) if marked else NO_MARK
+    head = [mark, Text(str(job.id), justify="right"), plain(job.type, 60),
+            plain(job.queue, 40)]  # fmt: skip
     if tab == "pending":
-        cells = [priority(job.priority), due(job, now), _tries(job), plain(job.payload_json, 300)]
+        cells = [priority(job.priority, pal), due(job, now, pal, paused), _tries(job),
+                 plain(job.payload_json, 300)]  # fmt: skip
     elif tab == "running":
-        cells = [Text(duration(now - (job.started_at or now)), style="yellow"),
+        cells = [Text(duration(now - (job.started_at or now)), style=pal.state("running")),
                  plain(job.worker_id, 40), _tries(job), plain(job.payload_json, 300)]  # fmt: skip
     elif tab == "failed":
         cells = [_tries(job), Text(ago(now, job.finished_at)),
-                 plain(job.last_error, 300, style="red")]  # fmt: skip
+                 plain(job.last_error, 300, style=pal.error)]  # fmt: skip
     elif tab == "succeeded":
         took = (job.finished_at or now) - (job.started_at or job.finished_at or now)
         cells = [Text(ago(now, job.finished_at)), Text(f"{took:.1f}s"),
@@ -74,10 +90,10 @@ def job_row(tab: str, job: Job, now: float, marked: bool) -> Row:
     return str(job.id), head + cells
 
 
-def worker_row(w: WorkerInfo, now: float) -> Row:
+def worker_row(w: WorkerInfo, now: float, pal: Palette) -> Row:
     """The cells of one worker pool."""
-    word = w.status_at(now)  # the same word as `jobq workers`
-    status = Text(word, style="green" if w.alive(now) else "red")
+    word = w.status_at(now)  # the same word as `jobq workers` and its --json
+    status = Text(word, style=pal.success if w.alive(now) else pal.error)
     return w.id, [plain(w.name, 40), plain(w.host, 40), Text(str(w.pid)), status,
                   Text(f"{len(w.current_jobs)}/{w.concurrency}"), Text(f"{w.jobs_done:,}"),
                   Text(ago(now, w.heartbeat_at)),
@@ -85,20 +101,20 @@ def worker_row(w: WorkerInfo, now: float) -> Row:
                                               if w.queues else ""), 300)]  # fmt: skip
 
 
-def group_row(i: int, g: ErrorGroup, now: float) -> Row:
+def group_row(i: int, g: ErrorGroup, now: float, pal: Palette) -> Row:
     """The cells of one error group."""
-    return str(i), [Text(f"{g.count:,}", style="bold red", justify="right"), plain(g.type, 60),
-                    plain(g.error, 300, style="red"), plain(g.frame, 80),
+    return str(i), [Text(f"{g.count:,}", style=Style(bold=True) + pal.error, justify="right"),
+                    plain(g.type, 60), plain(g.error, 300, style=pal.error), plain(g.frame, 80),
                     Text(ago(now, g.last_at))]  # fmt: skip
 
 
-def tail_row(e: FailedAttempt, now: float) -> Row:
-    """The cells of one failed attempt in the error tail."""
+def tail_row(e: FailedAttempt, now: float, pal: Palette) -> Row:
+    """The cells of one failed attempt in the error tail (`#2`: its attempt number)."""
     a = e.attempt
     return str(a.id), [Text(ago(now, a.finished_at)), Text(str(a.job_id), justify="right"),
-                       plain(e.type, 60), Text(str(a.attempt)),
-                       Text(a.outcome.value, style=STATE_STYLES["failed"]),
-                       plain(a.error, 300, style="red")]  # fmt: skip
+                       plain(e.type, 60), Text(f"#{a.attempt}"),
+                       Text(a.outcome.value, style=pal.error),
+                       plain(a.error, 300, style=pal.error)]  # fmt: skip
 
 
 class PagedTable(DataTable[Text]):

@@ -73,13 +73,21 @@ class Reads(Connection):
         after = f.after
         if f.order == "claim":
             if after is not None:
-                assert isinstance(after, tuple)
+                assert isinstance(after, tuple) and len(after) == 3
                 where.append(
                     "(priority < :p OR (priority = :p AND"
                     " (run_at > :r OR (run_at = :r AND id > :i))))"
                 )
                 params.update({"p": after[0], "r": after[1], "i": after[2]})
             order_by = "priority DESC, run_at, id"
+        elif f.order == "finished":
+            # newest finish first; (finished_at, id) is the jobs_finished index's own order
+            where.append("finished_at IS NOT NULL")
+            if after is not None:
+                assert isinstance(after, tuple) and len(after) == 2
+                where.append("(finished_at < :f OR (finished_at = :f AND id < :i))")
+                params.update({"f": after[0], "i": after[1]})
+            order_by = "finished_at DESC, id DESC"
         elif f.order == "oldest":
             if after is not None:
                 where.append("id > :after")
@@ -96,6 +104,9 @@ class Reads(Connection):
             # partial index is already in claim order (needs the state as a literal).
             table = "jobs INDEXED BY jobs_pending"
             where[0] = "state = 'pending'"
+        elif f.order == "finished":
+            # the planner would rather take jobs_state and sort every succeeded row
+            table = "jobs INDEXED BY jobs_finished"
         sql = (
             f"SELECT {JOB_COLUMNS} FROM {table}"
             + (" WHERE " + " AND ".join(where) if where else "")
