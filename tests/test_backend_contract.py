@@ -194,3 +194,33 @@ def test_the_waker_wakes_on_another_writers_commit(backend: Backend, tmp_path: P
             assert backend.change_token() != token
         finally:
             other.close()
+
+
+def test_finished_order_pages_by_finish_time_latest_first(backend: Backend) -> None:
+    """order="finished" (the Succeeded tab): newest finish first, ties by id, keyset pages."""
+    from jobq.backend import ClaimFilter, JobFilter
+    from tests.factories import new_job as _new_job
+
+    now = 1_800_000_000.0
+    finish: dict[int, float] = {}
+    for n, at in enumerate([now - 5, now - 50, now - 30, now - 30, now - 40]):
+        backend.enqueue([_new_job("t", payload_json=f'{{"n": {n}}}')], now - 100)
+        (job,) = backend.claim("w/1", now - 90, 30, ClaimFilter(types=("t",)))
+        backend.complete_many([(job.id, job.lease_token or "", None, None)], at)
+        finish[job.id] = at
+    want = sorted(finish, key=lambda i: (-finish[i], -i))
+    assert want != sorted(finish, reverse=True)  # not the id order
+    page = backend.list_jobs(now, JobFilter(state="succeeded", order="finished", limit=10))
+    assert [j.id for j in page] == want
+    seen: list[int] = []
+    after: tuple[float, int] | None = None
+    while True:  # pages of 2 cut through the tie at now - 30
+        got = backend.list_jobs(now, JobFilter(state="succeeded", order="finished", limit=2,
+                                               after=after))  # type: ignore[arg-type]  # fmt: skip
+        seen += [j.id for j in got]
+        if len(got) < 2:
+            break
+        last = got[-1]
+        assert last.finished_at is not None
+        after = (last.finished_at, last.id)
+    assert seen == want

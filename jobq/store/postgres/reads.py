@@ -75,6 +75,14 @@ class Reads(Connection):
                 )
                 params.update({"p": after[0], "r": after[1], "i": after[2]})
             order_by = "priority DESC, run_at, id"
+        elif f.order == "finished":
+            # newest finish first, walking the jobs_finished index backwards
+            where.append("finished_at IS NOT NULL")
+            if after is not None:
+                assert isinstance(after, tuple) and len(after) == 2
+                where.append("(finished_at, id) < (to_timestamp(%(f)s::float8), %(i)s::bigint)")
+                params.update({"f": after[0], "i": after[1]})
+            order_by = "finished_at DESC, id DESC"
         elif f.order == "oldest":
             if after is not None:
                 where.append("id > %(after)s")
