@@ -74,7 +74,11 @@ def drain(dbname: str, n: int, workers: int = 4, timeout: float = 600) -> dict[s
     prefill(dbname, n)
     t0 = time.monotonic()
     root = pg_common.start_group(_worker, (dbname, True), workers)
-    t1 = pg_common.wait_group(root, timeout)
+    try:
+        t1 = pg_common.wait_group(root, timeout)
+    except BaseException:  # interrupted: no worker may outlive its database
+        pg_common.stop_group(root)
+        raise
     with pg_common.connect(dbname) as c:
         done, total = c.execute(
             "SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FROM procrastinate_jobs"
