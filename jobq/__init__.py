@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         NewerSchema,
         NotAJobqFile,
         QueueFileError,
+        ServerUnavailable,
         TemporaryFailure,
         WaitTimeout,
     )
@@ -78,6 +79,7 @@ _EXPORTS = {
     "JobqError": "errors",
     "NetworkFilesystem": "errors",
     "NewJob": "model",
+    "ServerUnavailable": "errors",
     "NewerSchema": "errors",
     "NotAJobqFile": "errors",
     "Outcome": "model",
@@ -149,6 +151,7 @@ __all__ = [
     "Queue",
     "QueueFileError",
     "QueueStats",
+    "ServerUnavailable",
     "TemporaryFailure",
     "WaitReason",
     "WaitTimeout",

@@ -2,9 +2,9 @@
 
 Callers (the Queue facade, the worker pool, the CLI, the dashboard) hold a `Backend` and never
 know its files, PRAGMAs or SQL. A location names the backend: a path or `sqlite:PATH` is a SQLite
-queue file; `postgresql://…` is the PostgreSQL backend (not in this version). The role says what
-the caller needs, and the backend decides its own settings from it (for SQLite: busy timeout,
-producers' turnstile, whether a missing file may be created).
+queue file; `postgresql://…` is the PostgreSQL backend (jobq/store/postgres, which needs
+psycopg). The role says what the caller needs, and the backend decides its own settings from it
+(for SQLite: busy timeout, producers' turnstile, whether a missing file may be created).
 
 This module is on the start-up path of `jobq enqueue`: no `typing` at run time. `Backend` is a
 Protocol for the type checker only; the contract tests (tests/test_store_*.py over the `backend`
@@ -210,8 +210,7 @@ def parse_location(text: str) -> Location:
 
 def supported(location: str) -> str:
     """Return `location` if a backend of this version serves it, else raise InvalidInput."""
-    if parse_location(location).kind != "sqlite":
-        raise InvalidInput("the PostgreSQL backend is not available in this version")
+    parse_location(location)  # a path, sqlite:PATH or a postgresql:// URL: all served
     return location
 
 
@@ -225,15 +224,23 @@ def absolute_location(text: str) -> str:
 
 
 def display_location(text: str) -> str:
-    """The location as it may be printed: a password in a URL becomes `***`."""
+    """The location as it may be printed: a password in a URL (`user:PASSWORD@` or a
+    `password=` parameter) becomes `***`."""
     if not is_url(text):
         return text
     scheme, _, rest = text.partition("://")
+    rest, mark, query = rest.partition("?")
     netloc, slash, tail = rest.partition("/")
     userinfo, at, host = netloc.rpartition("@")
     if at and ":" in userinfo:
         userinfo = userinfo.split(":", 1)[0] + ":***"
-    return f"{scheme}://{userinfo}{at}{host}{slash}{tail}"
+    if mark:
+        params = query.split("&")
+        for i, param in enumerate(params):
+            if param.partition("=")[0].strip().lower() == "password":
+                params[i] = param.partition("=")[0] + "=***"
+        query = "&".join(params)
+    return f"{scheme}://{userinfo}{at}{host}{slash}{tail}{mark}{query}"
 
 
 def open_backend(
@@ -249,9 +256,21 @@ def open_backend(
     The keyword arguments override the JOBQ_* configuration for the Python API (`jobq.Queue`);
     a backend ignores those it has no use for. `mountinfo` (tests) replaces
     /proc/self/mountinfo for the network-filesystem check. Raises InvalidInput for a location
-    no backend of this version serves.
+    no backend of this version serves, or a PostgreSQL URL without psycopg installed.
     """
     loc = parse_location(supported(location))
+    if loc.kind == "postgresql":
+        # imported here: `jobq enqueue` on a queue file never loads psycopg
+        from .store.postgres import open_postgres
+
+        try:
+            return open_postgres(loc.target, role, busy_timeout=busy_timeout)
+        except ImportError as e:  # the backend's modules import psycopg when it first opens
+            if "psycopg" not in (e.name or str(e)):
+                raise
+            raise InvalidInput(
+                "the PostgreSQL backend needs psycopg: pip install 'jobq[postgres]'"
+            ) from None
     from .store.sqlite import open_sqlite
 
     return open_sqlite(loc.target, role, busy_timeout=busy_timeout,

@@ -70,6 +70,10 @@ class DiskFull(TemporaryFailure):
     """The filesystem holding the queue file is full."""
 
 
+class ServerUnavailable(TemporaryFailure):
+    """The database server cannot be reached, or is restarting: retry later."""
+
+
 class WaitTimeout(JobqError):
     """`wait` gave up before every job finished."""
 

@@ -13,6 +13,7 @@ from workerapp import Pools, pools_for
 from jobq import Queue
 from jobq.backend import Role, open_backend
 from jobq.store import Store
+from tests import pgserver
 from tests.helpers import wait_until as wait_until  # re-exported: many tests import it from here
 from tests.pgserver import PgServer, ServerUnavailable, start_server
 
@@ -39,9 +40,11 @@ def store(db_path: str) -> Iterator[Store]:
 
 
 # Every backend the contract tests run on; the next backend adds itself here (and its location).
-BACKENDS = ["sqlite"]  # "postgresql" joins when its backend lands
+BACKENDS = ["sqlite", "postgresql"]
 
-_PG: PgServer | None = None  # the session's server, once `pg_server` has started it
+# The session's server, once `pg_server` has started it, kept in tests.pgserver: this file is
+# loaded twice (as pytest's conftest and as tests.conftest by tests that import its helpers), and
+# both copies must see the same server.
 
 
 @pytest.fixture(scope="session")
@@ -49,16 +52,15 @@ def pg_server() -> Iterator[PgServer]:
     """One real PostgreSQL server for the session (tests/pgserver.py). Without one, the
     PostgreSQL tests skip with the reason, except in CI (`CI` or JOBQ_REQUIRE_PG=1 set, as
     .ci/run does), where they fail."""
-    global _PG
     try:
         server = start_server()
     except ServerUnavailable as e:
         if os.environ.get("CI") or os.environ.get("JOBQ_REQUIRE_PG") == "1":
             pytest.fail(f"CI must run the PostgreSQL tests: {e}")
         pytest.skip(str(e))
-    _PG = server
+    pgserver.SESSION = server
     yield server
-    _PG = None
+    pgserver.SESSION = None
     server.destroy()
 
 
@@ -68,8 +70,8 @@ def backend_location(kind: str, tmp_path: Path) -> str:
     if kind == "sqlite":
         return "sqlite:" + str(tmp_path / "queue.db")
     if kind == "postgresql":
-        assert _PG is not None, "the pg_server fixture is not active"
-        return _PG.location()
+        assert pgserver.SESSION is not None, "the pg_server fixture is not active"
+        return pgserver.SESSION.location()
     raise AssertionError(f"no test location for backend {kind!r}")
 
 

@@ -85,6 +85,9 @@ class PgServer:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+SESSION: PgServer | None = None  # the session's server while conftest's `pg_server` runs
+
+
 class ServerUnavailable(RuntimeError):
     """No PostgreSQL server could be started here (the reason is the message)."""
 

@@ -1,7 +1,7 @@
-"""The backend seam itself: locations pick a backend, a password is never printed, a location no
-backend of this version serves is refused with one line and exit 2, and the operator actions'
-outcomes are typed. (The state machine, rescue and model contract tests live in
-test_store_machine.py, test_store_rescue.py and test_store_hypothesis.py, over `backend`.)"""
+"""The backend seam itself: locations pick a backend, a password is never printed, a server that
+is down is one line and exit 75, and the operator actions' outcomes are typed. (The state
+machine, rescue and model contract tests live in test_store_machine.py, test_store_rescue.py
+and test_store_hypothesis.py, over `backend`.)"""
 
 from __future__ import annotations
 
@@ -56,6 +56,11 @@ def test_a_location_names_its_backend(text: str, kind: str, target: str) -> None
         ("postgres://bob@h/db", "postgres://bob@h/db"),  # no password: nothing to hide
         ("postgresql://h/db", "postgresql://h/db"),
         ("postgresql://a:b:c@h/db?sslmode=require", "postgresql://a:***@h/db?sslmode=require"),
+        (
+            "postgresql:///db?host=/run&password=pw&user=u",
+            "postgresql:///db?host=/run&password=***&user=u",
+        ),
+        ("postgresql://h/db?PASSWORD=pw", "postgresql://h/db?PASSWORD=***"),
         ("/tmp/a:b@c.db", "/tmp/a:b@c.db"),  # a path is a path, whatever its characters
     ],
 )
@@ -73,22 +78,45 @@ def _jobq(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           stdin=subprocess.DEVNULL)  # fmt: skip
 
 
+# A server that refuses connections at once: nothing listens on port 1 of this host.
+DOWN = "postgresql://bob:s3cret@127.0.0.1:1/jobs"
+
+
 @pytest.mark.parametrize(
     "args",
     [
         ["enqueue", "x"],
+        ["enqueue", "--ndjson", "-"],
         ["ls"],
+        ["show", "1"],
+        ["stats"],
         ["doctor"],
-        ["work", "--burst", "--exec", "x=true"],
-        ["systemd-unit", "--exec", "x=true"],
     ],
 )
-def test_a_postgresql_location_is_refused_in_one_line(tmp_path: Path, args: list[str]) -> None:
-    out = _jobq(tmp_path, "--db", URL, *args)
-    assert out.returncode == 2, (out.stdout, out.stderr)
-    assert out.stderr == "jobq: error: the PostgreSQL backend is not available in this version\n"
+def test_a_server_that_is_down_is_one_line_and_exit_75(tmp_path: Path, args: list[str]) -> None:
+    out = _jobq(tmp_path, "--db", DOWN, *args)
+    assert out.returncode == 75, (out.stdout, out.stderr)
+    assert out.stderr.startswith(
+        "jobq: error: cannot reach the PostgreSQL server of postgresql://bob:***@127.0.0.1:1/jobs"
+    ), out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
     assert "s3cret" not in out.stdout + out.stderr
     assert list(tmp_path.iterdir()) == [], "nothing is written, no file named after the URL"
+
+
+def test_without_psycopg_a_postgresql_location_names_the_extra(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['psycopg'] = None\n"
+            "from jobq.cli import main\n"
+            f"main(['--db', {URL!r}, 'ls'])\n")  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBQ_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert out.stderr == (
+        "jobq: error: the PostgreSQL backend needs psycopg: pip install 'jobq[postgres]'\n"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_db_path_masks_the_password(tmp_path: Path) -> None:
@@ -107,9 +135,12 @@ def test_a_sqlite_prefix_opens_the_file_it_names(tmp_path: Path) -> None:
         assert [j.type for j in q.list()] == ["x"]
 
 
-def test_open_backend_refuses_postgresql_without_touching_anything(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput, match="PostgreSQL backend is not available"):
-        open_backend(URL, Role.PRODUCER)
+@pytest.mark.parametrize(
+    "query", ["schema=Bad", "schema=1x", "schema=a-b", "schema=" + "x" * 59, "schema="]
+)
+def test_a_bad_schema_name_is_refused_before_connecting(query: str) -> None:
+    with pytest.raises(InvalidInput, match="not a valid schema name"):
+        open_backend(f"{DOWN}?{query}", Role.PRODUCER)  # refused before any connection
 
 
 @pytest.mark.parametrize("role", [Role.READER, Role.OPERATOR])
@@ -152,6 +183,8 @@ def test_one_job_filter_selects_for_list_count_and_ids(backend: Backend) -> None
 
 
 def test_the_waker_wakes_on_another_writers_commit(backend: Backend, tmp_path: Path) -> None:
+    if backend.location.startswith("postgresql"):
+        pytest.importorskip("jobq.store.postgres.waker", reason="the LISTEN waker (pgpool)")
     with backend.waker() as waker:
         other = open_backend(backend.location, Role.PRODUCER)
         try:

@@ -88,6 +88,30 @@ def test_only_the_store_imports_sqlite3() -> None:
     assert any("sqlite3" in _imports(p) for p in store_dir.glob("*.py"))
 
 
+def test_only_the_postgresql_store_imports_psycopg() -> None:
+    store_dir = ROOT / "jobq" / "store" / "postgres"
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in sorted([*(ROOT / "jobq").rglob("*.py"), *(ROOT / "tui").rglob("*.py")])
+        if store_dir not in p.parents and "psycopg" in _imports(p)
+    ]
+    assert offenders == []
+    assert any("psycopg" in _imports(p) for p in store_dir.glob("*.py"))
+
+
+def test_enqueue_on_a_file_never_loads_psycopg(jobq_env: dict[str, str]) -> None:
+    code = (
+        "import sys, json\n"
+        "from jobq.cli import main\n"
+        "try:\n"
+        "    main(['enqueue', 'resize'])\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "print(json.dumps(list(sys.modules)))\n"
+    )
+    assert "psycopg" not in _top_level(_loaded(code, jobq_env))
+
+
 def test_only_the_cli_imports_typer() -> None:
     offenders = [
         str(p.relative_to(ROOT))

@@ -117,12 +117,15 @@ def backup(
     out: Annotated[str, typer.Argument(metavar="OUT", help="File (or directory) to write.")],
 ) -> None:
     """Write a consistent copy of the queue file, safe while others write to it."""
+    from ..backend import is_url
+
     with _queue(ctx) as q:
         target = os.path.abspath(os.path.expanduser(out))
-        if os.path.isdir(target):
-            target = os.path.join(target, os.path.basename(q.path))
-        if os.path.exists(target) and os.path.samefile(target, q.path):
-            raise InvalidInput(f"{target} is the queue file itself; choose another path")
+        if not is_url(q.path):  # a server's queue is no file: its backend says what to use
+            if os.path.isdir(target):
+                target = os.path.join(target, os.path.basename(q.path))
+            if os.path.exists(target) and os.path.samefile(target, q.path):
+                raise InvalidInput(f"{target} is the queue file itself; choose another path")
         q.backup(target)
     _out(target)
 

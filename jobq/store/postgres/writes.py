@@ -1,0 +1,294 @@
+"""The job state machine on PostgreSQL: enqueue, claim, renew, complete, end an attempt.
+
+The same writes as the SQLite backend (jobq/store/sqlite/writes.py) and the same decisions
+(jobq.lifecycle); each hot path is one statement, so one round trip: an enqueue, a bulk run, a
+claim of a batch, a renewal of every lease, the completion of a batch. A claim locks its rows
+with FOR UPDATE SKIP LOCKED: concurrent claims neither wait for nor take each other's jobs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+
+from ... import retry
+from ...backend import ANY, ClaimFilter, Ending
+from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
+from .reads import Reads
+from .rows import claim_params, limits_json, row_to_job
+from .sql import (
+    CLAIM,
+    COMPLETE_MANY,
+    END_ATTEMPT,
+    INSERT_JOB,
+    INSERT_JOBS_BULK,
+    INSERT_UNIQUE,
+    LEASED,
+    RENEW,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ...model import Job
+
+# How each Ending is recorded: (outcome, counted, retried after backoff)
+_ENDINGS = {
+    Ending.FAIL: (Outcome.FAILED, True, True),
+    Ending.TIMEOUT: (Outcome.TIMEOUT, True, True),
+    Ending.CRASH: (Outcome.CRASHED, True, False),
+    Ending.CANCEL: (Outcome.CANCELLED, True, False),
+    Ending.INTERRUPT: (Outcome.INTERRUPTED, False, False),
+    Ending.RELEASE: (Outcome.INTERRUPTED, False, False),
+}
+_DEFAULT_ERROR = {
+    Ending.FAIL: "failed",
+    Ending.TIMEOUT: "timed out",
+    Ending.CRASH: "worker crashed",
+    Ending.CANCEL: "cancelled while running",
+    Ending.INTERRUPT: "interrupted by shutdown",
+    Ending.RELEASE: "not started: released",
+}
+
+
+def run_array(texts: Sequence[str]) -> str:
+    """The payload array of a run (see `enqueue_runs`) for canonical payload texts."""
+    return "[" + ",".join([t if t[:1] == "{" else "[" + t + "]" for t in texts]) + "]"
+
+
+def _runs_of(jobs: Sequence[NewJob]) -> list[tuple[NewJob, str, int]]:
+    """Consecutive jobs that differ only in payload, as runs for `_insert_runs`."""
+    return [(jobs[i], run_array([j.payload_json for j in jobs[i:k]]), k - i)
+            for i, k in same_batch(jobs)]  # fmt: skip
+
+
+def _job_params(j: NewJob, now: float) -> dict[str, Any]:
+    return {
+        "type": j.type,
+        "queue": j.queue,
+        "payload": j.payload_json,
+        "priority": j.priority,
+        "run_at": now if j.run_at is None else j.run_at,
+        "max_attempts": j.max_attempts,
+        "timeout": j.timeout,
+        "unique_key": j.unique_key,
+        "now": now,
+    }
+
+
+class JobWrites(Reads):
+    """A connection to one queue, with every operation of the job state machine."""
+
+    def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[int]:
+        """Insert jobs in one durable transaction; return their ids.
+
+        A job whose (type, unique key) matches a pending or running job is not inserted: the
+        existing job's id is returned in its place.
+        """
+        if len(jobs) == 1 and jobs[0].unique_key is None and not self._async_commit:
+            return [self._one(INSERT_JOB, _job_params(jobs[0], now)).fetchone()[0]]
+        with self._write(durable=True) as conn:
+            if all(j.unique_key is None for j in jobs):
+                return self._insert_runs(conn, _runs_of(jobs), now)
+            return [self._insert_one(conn, j, now)[0] for j in jobs]
+
+    def enqueue_unique(self, job: NewJob, now: float) -> tuple[int, str | None]:
+        """Insert one job durably unless a job of its type with its unique key is pending or
+        running; return (id, None) for a new job, else (that job's id, its state)."""
+        with self._write(durable=True) as conn:
+            return self._insert_one(conn, job, now)
+
+    @staticmethod
+    def _insert_one(conn: psycopg.Connection[Any], j: NewJob, now: float) -> tuple[int, str | None]:
+        params = _job_params(j, now)
+        if j.unique_key is None:
+            row = conn.execute(INSERT_JOB, params).fetchone()
+            assert row is not None
+            return row[0], None
+        while True:  # each try is a fresh snapshot: the job that won a race is seen next time
+            got = conn.execute(INSERT_UNIQUE, params).fetchone()
+            if got is not None:
+                return got[0], got[1]
+
+    def enqueue_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> list[int]:
+        """Insert runs of jobs in one durable transaction; return their ids, in order.
+
+        A run is (template, payloads, count): `count` jobs with every field of `template` but its
+        payload, whose payloads are given by the elements of the JSON array text `payloads`
+        (validated and compact, as `values.dump_json` writes them): an object element is a
+        payload, an array element holds one payload, e.g. `[{"a":1},[2],[[3]],["s"]]` for
+        `{"a":1}`, `2`, `[3]` and `"s"` (`run_array` builds it). Each payload is stored as the
+        text it has in the array. Templates must not carry a unique key.
+        """
+        if not runs:
+            return []
+        for template, _, _ in runs:
+            if template.unique_key is not None:
+                raise ValueError("a run of jobs cannot carry a unique key")
+        with self._write(durable=True) as conn:
+            return self._insert_runs(conn, runs, now)
+
+    @staticmethod
+    def _insert_runs(
+        conn: psycopg.Connection[Any], runs: Sequence[tuple[NewJob, str, int]], now: float
+    ) -> list[int]:
+        out: list[int] = []
+        for template, payloads, count in runs:
+            if template.unique_key is not None:
+                raise ValueError("a run of jobs cannot carry a unique key")
+            params = _job_params(template, now)
+            del params["unique_key"], params["payload"]
+            params["payloads"] = payloads
+            # binary rows: 100,000 ids come back without a text conversion each
+            cur = conn.cursor(binary=True)
+            ids = sorted(r[0] for r in cur.execute(INSERT_JOBS_BULK, params).fetchall())
+            if len(ids) != count:  # the caller's array and count disagree: insert nothing
+                raise ValueError(f"a run of {count} jobs held {len(ids)} payloads")
+            out += ids
+        return out
+
+    def claim(
+        self,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        filter: ClaimFilter = ANY,
+        *,
+        limit: int = 1,
+        limits: Mapping[str, tuple[int | None, float | None]] | None = None,
+    ) -> list[Job]:
+        """Lease up to `limit` due jobs in claim order (priority DESC, run_at, id).
+
+        `filter` restricts to exact type names, type globs and queues; paused queues are
+        skipped. Each claimed job gets one attempt counted and its effective max_attempts and
+        timeout written: its own, else `limits[type]` (the handler's (max_attempts, timeout)),
+        else the defaults.
+        """
+        params = claim_params(now, filter)
+        params.update({
+            "worker": worker_id,
+            "token": os.urandom(8).hex(),
+            "lease_until": now + lease_seconds,
+            "limit": limit,
+            "limits": limits_json(dict(limits) if limits else None),
+            "default_max_attempts": DEFAULT_MAX_ATTEMPTS,
+            "default_timeout": DEFAULT_TIMEOUT,
+        })  # fmt: skip
+        jobs = [row_to_job(r) for r in self._one(CLAIM, params).fetchall()]
+        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+        return jobs
+
+    def renew(self, leases: Sequence[tuple[int, str]], lease_until: float) -> int:
+        """Extend the leases (job id, token) that are still held; return how many were."""
+        if not leases:
+            return 0
+        cur = self._one(RENEW, {"ids": [i for i, _ in leases], "tokens": [t for _, t in leases],
+                                "lease_until": lease_until})  # fmt: skip
+        return int(cur.rowcount)
+
+    def complete(
+        self, job_id: int, token: str, now: float, result_json: str | None, output: str | None
+    ) -> bool:
+        """Mark a leased job succeeded with its result; False if the lease was lost."""
+        return self.complete_many([(job_id, token, result_json, output)], now)[0]
+
+    def complete_many(
+        self, done: Sequence[tuple[int, str, str | None, str | None]], now: float
+    ) -> list[bool]:
+        """Complete several leased jobs (id, token, result, output) in one transaction."""
+        if not done:
+            return []
+        params = {
+            "ids": [d[0] for d in done],
+            "tokens": [d[1] for d in done],
+            "results": [d[2] for d in done],
+            "outputs": [d[3] for d in done],
+            "now": now,
+        }
+        held = {r[0] for r in self._one(COMPLETE_MANY, params).fetchall()}
+        return [i + 1 in held for i in range(len(done))]
+
+    def end_attempt(
+        self,
+        job_id: int,
+        token: str,
+        now: float,
+        how: Ending,
+        error: str | None = None,
+        *,
+        traceback: str | None = None,
+        output: str | None = None,
+        retryable: bool = True,
+        rand: float | None = None,
+    ) -> JobState | None:
+        """End a leased attempt other than by success (see `Ending`); return the job's new state,
+        or None if the lease was lost (the write is fenced on `token`).
+
+        FAIL and TIMEOUT retry after backoff (`rand` fixes the jitter) while attempts are left and
+        `retryable`; CRASH makes the job due at once; INTERRUPT and RELEASE give it back without
+        using up the attempt; CANCEL ends it cancelled. A requested cancel wins over a retry.
+        """
+        outcome, counted, backoff = _ENDINGS[how]
+        if error is None:
+            error = _DEFAULT_ERROR[how]
+
+        def retry_at(attempts: int) -> float:
+            return now + retry.backoff(attempts, rand) if backoff else now
+
+        force = JobState.CANCELLED if how is Ending.CANCEL else None
+        with self._write() as conn:
+            return self._end_in(conn, job_id, token, now, outcome, error, traceback, output,
+                                retry_at if retryable and how is not Ending.CANCEL else None,
+                                counted, force_state=force)  # fmt: skip
+
+    @staticmethod
+    def _end_in(
+        conn: psycopg.Connection[Any],
+        job_id: int,
+        token: str,
+        now: float,
+        outcome: Outcome,
+        error: str | None,
+        traceback: str | None,
+        output: str | None,
+        retry_at: Callable[[int], float] | None,
+        count: bool,
+        force_state: JobState | None = None,
+    ) -> JobState | None:
+        row = conn.execute(LEASED, {"id": job_id, "token": token}).fetchone()
+        if row is None:
+            return None
+        attempts, max_attempts, worker_id, started_at, cancel_requested = row
+        from ... import lifecycle  # here: `jobq enqueue` never ends an attempt (dataclasses)
+
+        end = lifecycle.end_attempt(
+            attempts=attempts,
+            max_attempts=max_attempts,
+            cancel_requested=bool(cancel_requested),
+            outcome=outcome,
+            counted=count,
+            retry_at=retry_at,
+            force_state=force_state,
+        )
+        conn.execute(
+            END_ATTEMPT,
+            {
+                "id": job_id,
+                "token": token,
+                "state": end.state.value,
+                "attempts": end.attempts,
+                "run_at": end.run_at,  # None keeps the old value
+                "finished_at": now if end.finished else None,
+                "error": error,
+                "attempt": attempts,
+                "worker_id": worker_id,
+                "started_at": started_at,
+                "now": now,
+                "outcome": end.outcome.value,
+                "traceback": traceback,
+                "output": output,
+            },
+        )
+        return end.state
