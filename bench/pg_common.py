@@ -14,6 +14,8 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -189,16 +191,36 @@ def wait_group(root: multiprocessing.process.BaseProcess, timeout: float) -> flo
     return t
 
 
-def jobq_pg_missing() -> str | None:
-    """None if this checkout's jobq opens a postgresql:// queue, else why not (one line)."""
+def jobq_pg_missing(pool: bool = False) -> str | None:
+    """None if this checkout's jobq enqueues on a postgresql:// queue (and with `pool`, if
+    `jobq work --burst` runs that job), else why not (one line)."""
     try:
         import jobq
     except ImportError as e:  # pragma: no cover - the bench runs from a checkout
         return f"jobq does not import: {e}"
+    from common import log_tail, start_pool
+
     with database("probe") as db:
         try:
-            jobq.Queue(url(db)).close()
+            with jobq.Queue(url(db)) as q:
+                q.enqueue("noop", {})
         except Exception as e:
             text = str(e).strip().splitlines()[0] if str(e).strip() else ""
             return f"jobq's PostgreSQL backend is not usable here: {type(e).__name__}: {text}"
+        if not pool:
+            return None
+        with tempfile.TemporaryDirectory(prefix="jobq-bench-probe-") as wd:
+            proc = start_pool(url(db), 1, burst=True, log=os.path.join(wd, "probe.log"))
+            try:
+                rc = proc.wait(120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+                return "`jobq work --burst` on one PostgreSQL job did not exit in 120 s"
+            with connect(db) as c:
+                done = c.execute("SELECT count(*) FROM jobq.jobs WHERE state = 'succeeded'")
+                ok = done.fetchone()[0] == 1
+            if rc != 0 or not ok:
+                last = (log_tail(proc).splitlines() or [""])[-1][:200]
+                return f"`jobq work` does not run a job on PostgreSQL here (exit {rc}): {last}"
     return None

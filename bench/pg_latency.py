@@ -67,7 +67,7 @@ def run(cfg: Config) -> list[Row]:
     note_pg = pg_common.facts_note()
     try:
         work_available()
-        jobq_skip = pg_common.jobq_pg_missing()
+        jobq_skip = pg_common.jobq_pg_missing(pool=True)
     except Skip as e:
         jobq_skip = str(e)
     results: dict[str, dict[str, Any]] = {}

@@ -114,7 +114,7 @@ def drain_rate(dbname: str, schema: str, k: int, wd: str) -> float:
 def run(cfg: Config) -> list[Row]:
     pg_common.server()
     work_available()
-    missing = pg_common.jobq_pg_missing()
+    missing = pg_common.jobq_pg_missing(pool=True)
     if missing:
         raise Skip(missing)
     sizes = cfg.pick(*SIZES["history"])

@@ -42,8 +42,14 @@ def bench() -> Iterator[dict[str, ModuleType]]:
 
 @pytest.fixture(scope="module")
 def jobq_on_pg(bench: dict[str, ModuleType]) -> bool:
-    """True when this checkout's jobq runs on PostgreSQL (the jobq rows must then be there)."""
+    """True when this checkout's jobq opens a PostgreSQL queue (its enqueue rows must be there)."""
     return bench["pg_common"].jobq_pg_missing() is None
+
+
+@pytest.fixture(scope="module")
+def pool_on_pg(bench: dict[str, ModuleType]) -> bool:
+    """True when `jobq work` runs on PostgreSQL here (its drain, latency, scale rows must be)."""
+    return bench["pg_common"].jobq_pg_missing(pool=True) is None
 
 
 def tiny(bench: dict[str, ModuleType]) -> Any:
@@ -63,7 +69,7 @@ def test_server_is_durable(bench: dict[str, ModuleType]) -> None:
 
 
 def test_drain(
-    bench: dict[str, ModuleType], jobq_on_pg: bool, monkeypatch: pytest.MonkeyPatch
+    bench: dict[str, ModuleType], pool_on_pg: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pg_drain = bench["pg_drain"]
     monkeypatch.setitem(pg_drain.SIZES, "jobs", (150, 150))
@@ -71,11 +77,11 @@ def test_drain(
     for peer in PEERS:
         (row,) = [r for name, r in rows.items() if name.startswith(f"PG drain vs {peer}")]
         assert row.extra["jobs"] == 150 and row.extra["peer_done"] == [150]
-        peer_span = row.baseline if jobq_on_pg else row.extra["peer_span"]
+        peer_span = row.baseline if pool_on_pg else row.extra["peer_span"]
         assert peer_span["median"] > 0 and row.extra["peer_wall"]["median"] > 0
-        if jobq_on_pg:
+        if pool_on_pg:
             assert row.jobq["median"] > 0 and row.ratio > 0 and row.met is not None
-    if jobq_on_pg:
+    if pool_on_pg:
         jq = rows["PG drain, jobq work -c 4, first start→last end"]
         assert jq.extra["done"] == [150] and jq.jobq["median"] > 0
 
@@ -101,22 +107,22 @@ def test_enqueue(
         assert wall.jobq["median"] > 0 and wall.baseline["median"] > 0
 
 
-def test_latency(bench: dict[str, ModuleType], jobq_on_pg: bool) -> None:
+def test_latency(bench: dict[str, ModuleType], pool_on_pg: bool) -> None:
     rows = bench["pg_latency"].run(tiny(bench))
     median = next(r for r in rows if r.metric.endswith("after 2 s idle, median"))
     lat = median.extra["latency_ms"]
-    assert set(lat) == set(PEERS) | ({"jobq"} if jobq_on_pg else set())
+    assert set(lat) == set(PEERS) | ({"jobq"} if pool_on_pg else set())
     for name, values in lat.items():  # every stamp job ran (the part waits for all 50)
         assert len(values) == 50 and all(v > 0 for v in values), name
-    if jobq_on_pg:
+    if pool_on_pg:
         assert median.jobq["median"] > 0 and median.met is not None
 
 
 def test_scale(
-    bench: dict[str, ModuleType], jobq_on_pg: bool, monkeypatch: pytest.MonkeyPatch
+    bench: dict[str, ModuleType], pool_on_pg: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not jobq_on_pg:
-        pytest.skip("jobq's PostgreSQL backend is not in this checkout (pg-scale measures jobq)")
+    if not pool_on_pg:
+        pytest.skip("`jobq work` does not run on PostgreSQL here (pg-scale measures jobq)")
     pg_scale = bench["pg_scale"]
     monkeypatch.setitem(pg_scale.SIZES, "history", ((0, 3000), (0, 3000)))
     monkeypatch.setitem(pg_scale.SIZES, "claims", (100, 100))
