@@ -132,6 +132,8 @@ def run(cfg: Config) -> list[Row]:
             "PG idle CPU, work -c 4 (supervisor + children)",
             stat([cpu["jobq"]]) if "jobq" in cpu else None,
             "% of a core",
+            goal="≤ 1 % of a core",  # SQLite's goal: idle workers do not busy-poll (issue 12 too)
+            met=cpu["jobq"] <= 1.0 if "jobq" in cpu else None,
             note=("" if "jobq" in cpu else f"jobq skipped: {jobq_skip}; ")
             + f"utime+stime from /proc; peers (4 processes): {peer_cpu or 'none'}",
         )
