@@ -26,9 +26,13 @@ fmt:
 demo:
     {{py}} -m jobq demo
 
-# benchmarks against SQLite's floor and huey (--quick for a one-minute run)
+# benchmarks vs SQLite's floor and huey, and psycopg's floor, pgqueuer, procrastinate (--quick)
 bench *ARGS:
     {{py}} bench/run.py {{ARGS}}
+
+# the PostgreSQL section alone (a throwaway server; --quick for a short run)
+bench-pg *ARGS:
+    {{py}} bench/run.py --only pg {{ARGS}}
 
 # regenerate screenshots/*.svg from seeded data with a frozen clock
 screenshots:

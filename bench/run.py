@@ -3,6 +3,7 @@
     .venv/bin/python bench/run.py            # the full set (~15 min)
     .venv/bin/python bench/run.py --quick    # reduced sizes (~1-2 min)
     .venv/bin/python bench/run.py --only enqueue,drain
+    .venv/bin/python bench/run.py --only pg          # the PostgreSQL section (pg-* parts)
 
 Writes bench/results/<part>.json and bench/results/summary.md (quick runs: bench/results/quick/).
 The summary combines the latest result of every part in that folder, so `--only PART` refreshes
@@ -38,6 +39,15 @@ PARTS = {
     "contention": "contention",
     "soak": "soak",
     "tui": "tui_metrics",  # not `tui`: that would shadow the dashboard package
+    # the PostgreSQL section: one throwaway server for the run (bench/pg_common.py)
+    "pg-enqueue": "pg_enqueue",
+    "pg-drain": "pg_drain",
+    "pg-latency": "pg_latency",
+    "pg-scale": "pg_scale",
+}
+GROUPS = {
+    "pg": [p for p in PARTS if p.startswith("pg-")],
+    "sqlite": [p for p in PARTS if not p.startswith("pg-")],
 }
 
 
@@ -118,10 +128,16 @@ def markdown(rows: list[Row], dates: list[str], info: dict[str, object], cfg: Co
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="reduced sizes, about a minute")
-    ap.add_argument("--only", default=",".join(PARTS), help=f"comma list of {','.join(PARTS)}")
+    ap.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help=f"comma list of {','.join(PARTS)}, or the groups pg, sqlite",
+    )
     ap.add_argument("--repeats", type=int, default=None, help="rounds per comparison")
     args = ap.parse_args()
-    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    parts = []
+    for p in (p.strip() for p in args.only.split(",")):
+        parts.extend(GROUPS.get(p, [p] if p else []))
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         ap.error(f"unknown part(s): {', '.join(unknown)}")
