@@ -67,7 +67,7 @@ class Reads(Connection):
         after = f.after
         if f.order == "claim":
             if after is not None:
-                assert isinstance(after, tuple)
+                assert isinstance(after, tuple) and len(after) == 3
                 # `priority <= p` bounds the walk of the index (priority DESC, run_at, id)
                 where.append(
                     "priority <= %(p)s AND (priority < %(p)s OR (run_at, id) >"
