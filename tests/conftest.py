@@ -50,12 +50,12 @@ BACKENDS = ["sqlite", "postgresql"]
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """One real PostgreSQL server for the session (tests/pgserver.py). Without one, the
-    PostgreSQL tests skip with the reason, except in CI (`CI` or JOBQ_REQUIRE_PG=1 set, as
+    PostgreSQL tests skip with the reason, except in CI (`CI` or TESTS_REQUIRE_PG=1 set, as
     .ci/run does), where they fail."""
     try:
         server = start_server()
     except ServerUnavailable as e:
-        if os.environ.get("CI") or os.environ.get("JOBQ_REQUIRE_PG") == "1":
+        if os.environ.get("CI") or os.environ.get("TESTS_REQUIRE_PG") == "1":
             pytest.fail(f"CI must run the PostgreSQL tests: {e}")
         pytest.skip(str(e))
     pgserver.SESSION = server

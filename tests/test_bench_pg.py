@@ -32,7 +32,7 @@ def bench() -> Iterator[dict[str, ModuleType]]:
     try:
         mods["pg_common"].server()
     except mods["common"].Skip as e:
-        if os.environ.get("CI") or os.environ.get("JOBQ_REQUIRE_PG") == "1":
+        if os.environ.get("CI") or os.environ.get("TESTS_REQUIRE_PG") == "1":
             pytest.fail(f"CI must run the PostgreSQL bench test: {e}")
         pytest.skip(str(e))
     yield mods

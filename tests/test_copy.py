@@ -208,3 +208,13 @@ def test_the_cli_refuses_bad_copies_with_one_line(pair: tuple[str, str], tmp_pat
     assert (again.returncode, again.stderr.count("\n")) == (1, 1)
     assert "--replace" in again.stderr
     assert _cli("copy", "--replace", src, dst).returncode == 0
+
+
+def test_the_sqlite_copy_statements_name_the_copy_columns() -> None:
+    from jobq.store.sqlite.sql import EXPORT_ROWS, IMPORT_ROWS
+    from jobq.transfer import COPY_COLUMNS
+
+    for table, cols in COPY_COLUMNS.items():
+        assert EXPORT_ROWS[table].startswith(f"SELECT {', '.join(cols)} FROM {table} ORDER BY ")
+        assert IMPORT_ROWS[table].startswith(f"INSERT INTO {table} ({', '.join(cols)}) VALUES")
+        assert IMPORT_ROWS[table].count("?") == len(cols)

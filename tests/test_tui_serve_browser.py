@@ -5,7 +5,7 @@ page draws it; a key typed in the page reaches the dashboard (refused: read-only
 Chromium is driven through its DevTools protocol (aiohttp's websocket client, already installed
 with textual-serve): the test waits for the events it needs instead of a fixed time budget
 (`--virtual-time-budget` never lets the page's websocket open). Without Chromium the test skips,
-except in CI (`CI` or JOBQ_REQUIRE_BROWSER=1, as .ci/run sets), where it fails: scripts/test.sh
+except in CI (`CI` or TESTS_REQUIRE_BROWSER=1, as .ci/run sets), where it fails: scripts/test.sh
 installs Debian's chromium.
 
 `python -m tests.test_tui_serve_browser OUT.png` writes the README's screenshot the same way.
@@ -46,7 +46,7 @@ def chromium() -> str:
     exe = os.environ.get("JOBQ_CHROMIUM") or shutil.which("chromium")
     if exe is None:
         why = "chromium not found (Debian: apt-get install chromium; scripts/test.sh does)"
-        if os.environ.get("CI") or os.environ.get("JOBQ_REQUIRE_BROWSER") == "1":
+        if os.environ.get("CI") or os.environ.get("TESTS_REQUIRE_BROWSER") == "1":
             pytest.fail(f"CI must run the browser test: {why}")
         pytest.skip(why)
     return exe

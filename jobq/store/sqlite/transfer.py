@@ -11,7 +11,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 
 from .connection import _translate
 from .reads import Reads
-from .sql import DROP_EVENTS_AFTER, LAST_EVENT_ID
+from .sql import DROP_EVENTS_AFTER, EMPTY_QUEUE, EXPORT_ROWS, IMPORT_ROWS, LAST_EVENT_ID
 
 Batch = list[tuple[object, ...]]
 
@@ -32,12 +32,10 @@ class Transfer(Reads):
         """The rows of `table` in COPY_COLUMNS order, in batches, by primary key. All tables
         read by one caller between its first and last batch come from one snapshot only if the
         caller keeps reading; a copy reads each table to its end before the next."""
-        cols = _columns(table)
-        key = "name" if table == "queues" else "id"
-        sql = f"SELECT {', '.join(cols)} FROM {table} ORDER BY {key}"
+        _columns(table)  # a table that does not travel: ValueError
         try:
             with self._read() as conn:
-                cur = conn.execute(sql)
+                cur = conn.execute(EXPORT_ROWS[table])
                 while rows := cur.fetchmany(batch):
                     yield rows
         except sqlite3.Error as e:
@@ -73,15 +71,13 @@ class Transfer(Reads):
                 running = conn.execute("SELECT count(*) FROM jobs WHERE state = 'running'")
                 if running.fetchone()[0]:
                     raise TargetNotEmpty(f"{self.path} has running jobs: stop its pools first")
-                for table in ("attempts", "jobs", "queues"):
-                    conn.execute(f"DELETE FROM {table}")  # constant names
+                for statement in EMPTY_QUEUE:
+                    conn.execute(statement)
             for table, batches in tables:
-                cols = _columns(table)
-                sql = (f"INSERT INTO {table} ({', '.join(cols)}) "
-                       f"VALUES ({', '.join('?' * len(cols))})")  # fmt: skip
+                _columns(table)
                 n = 0
                 for rows in batches:
-                    conn.executemany(sql, rows)
+                    conn.executemany(IMPORT_ROWS[table], rows)
                     n += len(rows)
                     if progress is not None:
                         progress(table, n)
