@@ -13,6 +13,7 @@ is the same; `last_at` says which slot), then continues at the next slot after n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -38,6 +39,18 @@ class Schedule:
     last_at: float | None = None
     last_job_id: int | None = None
     created_at: float = 0.0
+
+    @classmethod
+    def from_row(cls, r: Sequence[object]) -> Schedule:
+        """A schedule from a store's row: name, cron, tz, type, queue, payload text, priority,
+        paused, next_at, last_at, last_job_id, created_at (times in epoch seconds)."""
+        return cls(
+            name=str(r[0]), cron=str(r[1]), tz=str(r[2]), type=str(r[3]), queue=str(r[4]),
+            payload_json=str(r[5]), priority=int(r[6]), paused=bool(r[7]),  # type: ignore[call-overload]
+            next_at=float(r[8]), last_at=None if r[9] is None else float(r[9]),  # type: ignore[arg-type]
+            last_job_id=None if r[10] is None else int(r[10]),  # type: ignore[call-overload]
+            created_at=float(r[11]),  # type: ignore[arg-type]
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, object]:
         """The JSON shape of `jobq schedule ls --json` (times ISO 8601 UTC)."""

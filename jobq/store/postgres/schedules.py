@@ -29,13 +29,7 @@ if TYPE_CHECKING:
 def _schedule(r: Sequence[object]) -> Schedule:
     from ...schedules import Schedule
 
-    return Schedule(
-        name=str(r[0]), cron=str(r[1]), tz=str(r[2]), type=str(r[3]), queue=str(r[4]),
-        payload_json=str(r[5]), priority=int(r[6]), paused=bool(r[7]),  # type: ignore[call-overload]
-        next_at=float(r[8]), last_at=None if r[9] is None else float(r[9]),  # type: ignore[arg-type]
-        last_job_id=None if r[10] is None else int(r[10]),  # type: ignore[call-overload]
-        created_at=float(r[11]),  # type: ignore[arg-type]
-    )  # fmt: skip
+    return Schedule.from_row(r)
 
 
 class Schedules(Reads):

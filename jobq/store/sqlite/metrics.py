@@ -51,27 +51,6 @@ class Metrics(Reads):
                 busy = conn.execute(METRIC_BUSY).fetchall()
         except sqlite3.Error as e:
             raise _translate(e, self.path) from None
-        attempts: dict[tuple[str, str], float] = {}
-        seconds: dict[str, float] = {}
-        buckets: dict[tuple[str, int], float] = {}
-        for t, outcome, n, secs in live:
-            attempts[(t, outcome)] = attempts.get((t, outcome), 0) + n
-            seconds[t] = seconds.get(t, 0.0) + (secs or 0.0)
-        for t, b, n in live_buckets:
-            buckets[(t, b)] = buckets.get((t, b), 0) + n
-        for t, key, value in kept:
-            kind, _, rest = key.partition(":")
-            if kind == "attempts":
-                attempts[(t, rest)] = attempts.get((t, rest), 0) + value
-            elif kind == "seconds":
-                seconds[t] = seconds.get(t, 0.0) + value
-            elif kind == "bucket":
-                buckets[(t, int(rest))] = buckets.get((t, int(rest)), 0) + value
-        return {
-            "jobs": [tuple(r) for r in jobs],
-            "due": [tuple(r) for r in due],
-            "attempts": [(t, o, int(n)) for (t, o), n in sorted(attempts.items())],
-            "seconds": sorted(seconds.items()),
-            "buckets": [(t, b, int(n)) for (t, b), n in sorted(buckets.items())],
-            "busy": [tuple(r) for r in busy],
-        }
+        from ...totals import combine
+
+        return combine(jobs, due, live, live_buckets, kept, busy)
