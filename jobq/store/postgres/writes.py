@@ -14,7 +14,6 @@ from typing import Any
 
 import psycopg
 
-from ... import retry
 from ...backend import ANY, ClaimFilter, Ending
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
 from .reads import Reads
@@ -37,26 +36,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ...model import Job
 
-# How each Ending is recorded: (outcome, counted, retried after backoff)
-_ENDINGS = {
-    Ending.FAIL: (Outcome.FAILED, True, True),
-    Ending.TIMEOUT: (Outcome.TIMEOUT, True, True),
-    Ending.CRASH: (Outcome.CRASHED, True, False),
-    Ending.CANCEL: (Outcome.CANCELLED, True, False),
-    Ending.INTERRUPT: (Outcome.INTERRUPTED, False, False),
-    Ending.RELEASE: (Outcome.INTERRUPTED, False, False),
-    Ending.SNOOZE: (Outcome.INTERRUPTED, False, False),
-}
 _ERRORS = (Outcome.FAILED, Outcome.TIMEOUT, Outcome.CRASHED)  # what the errors feed lists
-_DEFAULT_ERROR = {
-    Ending.FAIL: "failed",
-    Ending.TIMEOUT: "timed out",
-    Ending.CRASH: "worker crashed",
-    Ending.CANCEL: "cancelled while running",
-    Ending.INTERRUPT: "interrupted by shutdown",
-    Ending.RELEASE: "not started: released",
-    Ending.SNOOZE: "snoozed",
-}
 
 
 def run_array(texts: Sequence[str]) -> str:
@@ -253,22 +233,14 @@ class JobWrites(Reads):
         in `delay` seconds (past MAX_SNOOZES it counts like FAIL); CANCEL ends it cancelled. A
         requested cancel wins over a retry.
         """
-        outcome, counted, backoff = _ENDINGS[how]
-        if error is None:
-            error = _DEFAULT_ERROR[how]
-        error, traceback, output = pg_text(error), pg_text(traceback), pg_text(output)
+        from ...endings import plan
 
-        def retry_at(attempts: int) -> float:
-            if delay is not None and (backoff or how is Ending.SNOOZE):
-                return now + delay
-            return now + retry.backoff(attempts, rand) if backoff else now
-
-        force = JobState.CANCELLED if how is Ending.CANCEL else None
+        p = plan(how, now, error, retryable=retryable, rand=rand, delay=delay)
+        err, traceback, output = pg_text(p.error), pg_text(traceback), pg_text(output)
         with self._write() as conn:
-            return self._end_in(conn, job_id, token, now, outcome, error, traceback, output,
-                                retry_at if retryable and how is not Ending.CANCEL else None,
-                                counted, force_state=force,
-                                snooze=how is Ending.SNOOZE, rand=rand)  # fmt: skip
+            return self._end_in(conn, job_id, token, now, p.outcome, err, traceback, output,
+                                p.retry_at, p.counted, force_state=p.force_state,
+                                snooze=p.snooze, rand=rand)  # fmt: skip
 
     def _end_in(
         self,

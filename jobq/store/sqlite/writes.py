@@ -7,7 +7,6 @@ import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 
-from ... import retry
 from ...backend import ANY, ActionOutcome, ActionResult, ClaimFilter, Ending
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
 from .reads import Reads
@@ -31,26 +30,6 @@ if TYPE_CHECKING:
     from ...model import Job
 
 OutcomeLike = Outcome | str
-
-# How each Ending is recorded: (outcome, counted, retried after backoff)
-_ENDINGS = {
-    Ending.FAIL: (Outcome.FAILED, True, True),
-    Ending.TIMEOUT: (Outcome.TIMEOUT, True, True),
-    Ending.CRASH: (Outcome.CRASHED, True, False),
-    Ending.CANCEL: (Outcome.CANCELLED, True, False),
-    Ending.INTERRUPT: (Outcome.INTERRUPTED, False, False),
-    Ending.RELEASE: (Outcome.INTERRUPTED, False, False),
-    Ending.SNOOZE: (Outcome.INTERRUPTED, False, False),
-}
-_DEFAULT_ERROR = {
-    Ending.FAIL: "failed",
-    Ending.TIMEOUT: "timed out",
-    Ending.CRASH: "worker crashed",
-    Ending.CANCEL: "cancelled while running",
-    Ending.INTERRUPT: "interrupted by shutdown",
-    Ending.RELEASE: "not started: released",
-    Ending.SNOOZE: "snoozed",
-}
 
 
 def _runs_of(jobs: Sequence[NewJob]) -> list[tuple[NewJob, str, int]]:
@@ -308,21 +287,13 @@ class JobWrites(Reads):
         in `delay` seconds (past MAX_SNOOZES it counts like FAIL); CANCEL ends it cancelled. A
         requested cancel wins over a retry.
         """
-        outcome, counted, backoff = _ENDINGS[how]
-        if error is None:
-            error = _DEFAULT_ERROR[how]
+        from ...endings import plan
 
-        def retry_at(attempts: int) -> float:
-            if delay is not None and (backoff or how is Ending.SNOOZE):
-                return now + delay
-            return now + retry.backoff(attempts, rand) if backoff else now
-
-        force = JobState.CANCELLED if how is Ending.CANCEL else None
+        p = plan(how, now, error, retryable=retryable, rand=rand, delay=delay)
         with self._write() as conn:
-            return self._end_in(conn, job_id, token, now, outcome, error, traceback, output,
-                                retry_at if retryable and how is not Ending.CANCEL else None,
-                                counted, force_state=force,
-                                snooze=how is Ending.SNOOZE, rand=rand)  # fmt: skip
+            return self._end_in(conn, job_id, token, now, p.outcome, p.error, traceback, output,
+                                p.retry_at, p.counted, force_state=p.force_state,
+                                snooze=p.snooze, rand=rand)  # fmt: skip
 
     # Older names, kept for tests written before `end_attempt`.
     def fail(
