@@ -103,6 +103,42 @@ def test_a_follower_started_before_a_drain_sees_each_job_created_started_succeed
     ][:5]
 
 
+def test_a_follower_on_postgresql_sees_each_job_created_started_succeeded(
+    pg_server: object, tmp_path: Path, jobq_cmd: list[str]
+) -> None:
+    """The same follow on a server: woken by LISTEN/NOTIFY, ids given below the xmin horizon."""
+    from tests.conftest import backend_location
+    from tests.workerapp import pools_for
+
+    location = backend_location("postgresql", tmp_path)
+    env = {**os.environ, "JOBQ_DB": location}
+    with jobq.Queue(location) as q, pools_for(location, tmp_path) as pools:
+        marker = q.enqueue("noop")
+        follower = Follower(jobq_cmd, env, "-f")
+        try:
+            wait_until(lambda: follower.events(), what="the follower's first event")
+            ids = [marker, *q.enqueue_many([("noop", {"i": i}) for i in range(300)])]
+            pool = pools.start(concurrency=2, burst=True)
+            assert pool.wait(90) == 0
+            wait_until(
+                lambda: Counter(e["kind"] for e in follower.events())["succeeded"] >= len(ids),
+                timeout=30, what="a succeeded event for every job",
+            )  # fmt: skip
+            code, err = follower.stop(signal.SIGINT)
+        finally:
+            if follower.proc.poll() is None:
+                follower.proc.kill()
+        assert (code, err) == (0, "")
+        got = follower.events()
+        want = [e.to_dict() for e in q.events(kinds=DEFAULT, limit=1_000_000)]
+    assert got == want  # nothing missed, nothing repeated
+    per_job: dict[object, list[object]] = {}
+    for e in got:
+        per_job.setdefault(e["job_id"], []).append(e["kind"])
+    assert set(per_job) == set(ids)
+    assert all(kinds == ["created", "started", "succeeded"] for kinds in per_job.values())
+
+
 def test_a_follower_killed_midway_and_restarted_with_after_id_misses_and_repeats_nothing(
     pools: Pools, queue: jobq.Queue, db_path: str, jobq_env: dict[str, str], jobq_cmd: list[str]
 ) -> None:
