@@ -141,13 +141,15 @@ def test_a_stopped_pool_of_another_host_is_rescued_and_fenced(
 def test_kills_on_two_hosts_and_a_server_restart_lose_nothing(
     own_server: PgServer, tmp_path: Path
 ) -> None:
-    n_jobs, child_kills, slow = 300, 10, 0.06
+    # every job sleeps: the drain must outlast the restart and both pool kills (a faster pool
+    # drained 300 half-instant jobs before the second kill, failing the test's own premise)
+    n_jobs, child_kills, slow = 400, 10, 0.06
     loc = own_server.location()
     ledger = tmp_path / "ledger"
     with jobq.Queue(loc) as q:
         ids = q.enqueue_many(
             [{"type": "chaos.ledger", "max_attempts": 1000,
-              "payload": {"ledger": str(ledger), "sleep": 0.0 if i % 2 else slow}}
+              "payload": {"ledger": str(ledger), "sleep": slow}}
              for i in range(n_jobs)]
         )  # fmt: skip
     rng = random.Random(12)
@@ -191,7 +193,7 @@ def test_kills_on_two_hosts_and_a_server_restart_lose_nothing(
                 continue
             host = rng.choice(["h1", "h2"])
             pool = pools[host]
-            if kills in (4, 8) and len(killed_pools) < 2:
+            if kills in (3, 6) and len(killed_pools) < 2:
                 kids = pool_children(pool.pid)
                 killed_pools[pool.pid] = kids
                 os.kill(pool.pid, signal.SIGKILL)
