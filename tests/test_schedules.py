@@ -216,3 +216,17 @@ def test_a_bad_schedule_in_a_handlers_file_stops_the_pool_with_one_line(
     assert r.returncode == 2, r.stderr
     assert "[schedules.x]: bad cron line" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_resumed_schedule_starts_at_its_next_slot_not_its_backlog(db_path: str) -> None:
+    now = time.time()
+    with Queue(db_path, create=True) as q:
+        q.backend.put_schedule(sched("late", cron="* * * * *", next_at=now - 3600), now)
+        q.backend.pause_schedule("late", True)
+    r = _jobq(db_path, "schedule", "resume", "late")
+    assert (r.returncode, r.stdout.strip()) == (0, "resumed schedule late")
+    with Queue(db_path) as q:
+        (s,) = q.backend.schedules()
+        assert not s.paused and s.next_at > now  # the hour it missed is not fired
+    missing = _jobq(db_path, "schedule", "resume", "nope")
+    assert (missing.returncode, missing.stderr.count("\n")) == (1, 1)

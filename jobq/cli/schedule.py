@@ -119,17 +119,22 @@ def resume(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The schedule's name.")],
 ) -> None:
     """Let a paused schedule fire again, from its next slot."""
+    import dataclasses
+
     from ..schedules import next_run
 
     with _queue(ctx) as q:
-        found = [s for s in q.backend.schedules() if s.name == name]
-        if found:  # from the next slot after now: a resume never fires a backlog
-            s = found[0]
-            import dataclasses
-
-            moved = dataclasses.replace(s, paused=False, next_at=next_run(s.cron, s.tz, _now()))
-            q.backend.put_schedule(moved, _now(), replace=True)
-    _named(ctx, name, "resume")
+        b = q.backend
+        found = [s for s in b.schedules() if s.name == name]
+        if not found:
+            raise JobNotFound(f"no schedule named {name!r} (see jobq schedule ls)")
+        s = found[0]
+        # first move it to its next slot after now, still paused, then resume it: a resume
+        # never fires the backlog of slots missed while it was paused
+        b.put_schedule(dataclasses.replace(s, next_at=next_run(s.cron, s.tz, _now())), _now(),
+                       replace=True)  # fmt: skip
+        b.pause_schedule(name, False)
+    _out(f"resumed schedule {name}")
 
 
 def register(app: typer.Typer) -> None:
