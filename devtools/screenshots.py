@@ -12,7 +12,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 
-from textual.command import CommandList
+from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 
 from tui.app import JobqApp, make_app
@@ -101,12 +101,24 @@ async def palette_scene(pilot: Pilot[None]) -> None:
     """The command palette, asked to pause a queue."""
     await first_load(pilot)
     await pilot.press("ctrl+p", *"pause")
-    for _ in range(300):  # the palette's hits arrive from its providers' tasks
-        await pilot.pause(0.01)
-        hits = pilot.app.screen.query(CommandList)
-        if hits and hits.first().option_count >= 4:
+    app = pilot.app
+
+    def searched() -> bool:
+        """The search for the whole word has run to its end and its hits are listed.
+
+        `press` returns once every widget has handled its messages, so the palette's search
+        worker for "pause" exists by now; it leaves `app.workers` when it ends."""
+        searching = [w for w in app.workers if w.group == CommandPalette._GATHER_COMMANDS_GROUP]
+        hits = app.screen.query(CommandList)
+        return not searching and bool(hits) and hits.first().option_count >= 4
+
+    for _ in range(1000):  # the palette's hits arrive from its providers' tasks
+        if searched():
             break
-    await pilot.pause(0.3)  # and settle in their order
+        await pilot.pause(0.01)
+    else:
+        raise AssertionError("the palette's search for 'pause' never finished")
+    await pilot.pause()
     await pilot.wait_for_scheduled_animations()
 
 
