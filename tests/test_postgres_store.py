@@ -411,3 +411,49 @@ def test_a_workers_statements_are_never_jit_compiled(pg_location: str) -> None:
         assert "JIT" not in plan, plan
     finally:
         b.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_retry_racing_an_enqueue_of_its_unique_key_reports_the_duplicate(
+    pg_location: str,
+) -> None:
+    """Retry checks that no pending or running job holds the key, but a producer's insert of
+    the same key that commits while the retry waits on the unique index makes the update
+    violate it: that is the DUPLICATE_UNIQUE_KEY outcome, not an error that aborts the other
+    ids of the same retry (it was exit 1 for the whole command)."""
+    import threading
+
+    from jobq.backend import ActionResult
+
+    open_backend(pg_location, Role.WORKER).close()  # creates the schema
+    b = open_backend(pg_location, Role.OPERATOR)  # as `jobq retry` opens it
+    failed = make_job(b, "failed", type="t", unique_key="k")
+    other = make_job(b, "failed", type="u")
+    producer = psycopg.connect(split_url(pg_location)[0])  # a transaction left open
+    producer.execute(
+        f'INSERT INTO "{_schema(pg_location)}".jobs (type, payload, unique_key, run_at,'
+        " created_at) VALUES ('t', '{}', 'k', now(), now())"
+    )
+    got: dict[int, object] = {}
+    retry = threading.Thread(target=lambda: got.update(b.retry([failed.id, other.id], T0)))
+    retry.start()
+    try:
+        with _raw(pg_location) as watcher:  # the retry waits on the producer's row lock
+            deadline = time.monotonic() + 30
+            while not watcher.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                ("%UPDATE jobs%",),
+            ).fetchone():
+                assert time.monotonic() < deadline, "the retry never waited on the key"
+                time.sleep(0.01)
+        producer.commit()
+        retry.join(30)
+        assert not retry.is_alive()
+        assert got[failed.id].result is ActionResult.DUPLICATE_UNIQUE_KEY  # type: ignore[attr-defined]
+        assert got[other.id].result is ActionResult.RETRIED  # type: ignore[attr-defined]
+        assert b.get(failed.id).state == "failed"
+        assert b.get(other.id).state == "pending"
+    finally:
+        producer.close()
+        retry.join(30)
+        b.close()

@@ -144,7 +144,13 @@ class PgStore(Events, JobWrites, Transfer, Metrics, Schedules):
         out: dict[int, ActionOutcome] = {}
         with self._write() as conn:
             for job_id in ids:
-                if conn.execute(RETRY, {"id": job_id, "now": now}).rowcount:
+                try:  # a savepoint: an enqueue of the same key may commit while this one waits
+                    with conn.transaction():
+                        moved = conn.execute(RETRY, {"id": job_id, "now": now}).rowcount
+                except psycopg.errors.UniqueViolation:  # on the key index: it just took the key
+                    out[job_id] = ActionOutcome(ActionResult.DUPLICATE_UNIQUE_KEY)
+                    continue
+                if moved:
                     out[job_id] = ActionOutcome(ActionResult.RETRIED)
                     continue
                 got = _state_outcome(conn, job_id)
