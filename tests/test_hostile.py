@@ -253,15 +253,21 @@ def test_dashboard_detail_of_huge_values_is_responsive(huge_file, db_path: str):
     from tui.app import make_app
     from tui.screens.detail import DetailScreen
 
+    async def until(pilot, condition, limit: float, what: str) -> None:
+        t0 = time.monotonic()
+        while not condition():
+            assert time.monotonic() - t0 < limit, what
+            await pilot.pause(0.02)
+
     async def open_detail(app, pilot, tab: str) -> float:
+        loads = app.loads
         await pilot.press(tab)
-        await pilot.pause(0.5)
+        await until(pilot, lambda: app.loads > loads, 10, "the tab never loaded")
         t0 = time.monotonic()
         await pilot.press("enter")
-        while not (isinstance(app.screen, DetailScreen) and app.loads > 0):
-            await pilot.pause(0.05)
-            assert time.monotonic() - t0 < 10, "detail view did not open"
-        await pilot.pause(0.5)  # the detail's data arrives and renders
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen)
+                    and app.screen.job is not None, 10, "detail view did not open")  # fmt: skip
+        await pilot.pause()  # and is drawn
         took = time.monotonic() - t0
         # still responsive: scroll and close answer at once
         t1 = time.monotonic()
@@ -275,7 +281,7 @@ def test_dashboard_detail_of_huge_values_is_responsive(huge_file, db_path: str):
     async def run() -> list[float]:
         app = make_app(db_path, watch=False)
         async with app.run_test(size=(160, 50)) as pilot:
-            await pilot.pause(0.5)
+            await until(pilot, lambda: app.loads > 0, 10, "the dashboard never loaded")
             return [await open_detail(app, pilot, "1"), await open_detail(app, pilot, "3")]
 
     times = asyncio.run(run())
