@@ -39,6 +39,11 @@ class Config:
     quick: bool
     repeats: int
     tmp: str = "/tmp"
+    long_idle: bool = False  # --long-idle: the latency part's 60 s idle run in a quick run too
+
+    def idle_seconds(self) -> int:
+        """How long the latency part leaves the pool idle before its second batch."""
+        return 60 if self.long_idle or not self.quick else 10
 
     def pick(self, quick: Any, full: Any) -> Any:
         return quick if self.quick else full

@@ -67,8 +67,9 @@ def session(
     time.sleep(window)
     out["idle_cpu_pct"] = 100 * (cpu_seconds(pids) - c0) / (time.monotonic() - w0)
     out["idle_window_s"] = window
-    # after a long idle (60 s; 10 s in a quick run): caches cold, CPU clocked down
-    time.sleep(max(0.0, cfg.pick(10, 60) - (time.monotonic() - t_end)))
+    # after a long idle (60 s; 10 s in a quick run without --long-idle): caches cold, CPU
+    # clocked down, and jobq's own timers (fallback poll, heartbeats) have all fired meanwhile
+    time.sleep(max(0.0, cfg.idle_seconds() - (time.monotonic() - t_end)))
     out["after_idle"] = batch(enqueue, outdir, 1000, m)
     return out
 
@@ -110,7 +111,7 @@ def run(cfg: Config) -> list[Row]:
         huey_missing = peers_huey.available()
         h = huey_session(cfg, wd) if huey_missing is None else None
     rows: list[Row] = []
-    idle = f"{cfg.pick(10, 60)} s idle"
+    idle = f"{cfg.idle_seconds()} s idle"
     for key, label in (("after_2s", "after 2 s idle"), ("after_idle", f"after {idle}")):
         lat = ms(j[key]["latency"])
         base = ms(h[key]["latency"]) if h else []

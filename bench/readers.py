@@ -97,7 +97,7 @@ def _med(values: list[float]) -> float:
 def run(cfg: Config) -> list[Row]:
     work_available()
     n = cfg.pick(10_000, 40_000)
-    repeats = cfg.pick(3, 5)
+    repeats = cfg.repeats  # --repeats; 3 quick, 5 full
     tui_missing = tui_available()
     with workdir(cfg, "readers") as wd:
         with_readers = Drain(wd, n, True, tui_missing is None)

@@ -134,6 +134,11 @@ def main() -> int:
         help=f"comma list of {','.join(PARTS)}, or the groups pg, sqlite",
     )
     ap.add_argument("--repeats", type=int, default=None, help="rounds per comparison")
+    ap.add_argument(
+        "--long-idle",
+        action="store_true",
+        help="latency: the 60 s idle batch in a --quick run too (the full run always has it)",
+    )
     args = ap.parse_args()
     parts = []
     for p in (p.strip() for p in args.only.split(",")):
@@ -141,7 +146,11 @@ def main() -> int:
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         ap.error(f"unknown part(s): {', '.join(unknown)}")
-    cfg = Config(quick=args.quick, repeats=args.repeats or (3 if args.quick else 5))
+    cfg = Config(
+        quick=args.quick,
+        repeats=args.repeats or (3 if args.quick else 5),
+        long_idle=args.long_idle,
+    )
     # Measure what users run: an installed jobq has bytecode (pip compiles it), while an editable
     # checkout under PYTHONDONTWRITEBYTECODE=1 would recompile every module at every start-up.
     for package in ("jobq", "tui"):

@@ -230,7 +230,7 @@ def run(cfg: Config) -> list[Row]:
     work_available()
     seconds = cfg.pick(15.0, 600.0)
     n = cfg.pick(5000, 20_000)
-    repeats = cfg.pick(3, 5)
+    repeats = cfg.repeats  # --repeats; 3 quick, 5 full
     tui_missing = tui_available()
     with workdir(cfg, "soak") as wd:
         rows = [soak(wd, seconds, tui_missing)]

@@ -16,12 +16,11 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 
 from .basics import JobState
-from .model import FailedAttempt, Job, WorkerInfo
+from .model import FailedAttempt, Job, WorkerInfo, record
 from .values import format_duration as _span
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: CLI start-up
@@ -60,7 +59,7 @@ class WaitReason(str, enum.Enum):
     LEASE_EXPIRED = "lease_expired"  # running, its pool alive, but the lease ran out
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Diagnosis:
     """Why a job is where it is: a stable code and one line for a person."""
 
@@ -269,7 +268,7 @@ def _iso(ts: float) -> str:
 # ---- failures that look alike -----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ErrorGroup:
     """Failed attempts that look alike: same type, exception line and first frame."""
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from .basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, Outcome
+from .model import record
 
 # A pool heartbeats every few seconds; from another host, one silent for this long is dead.
 STALE_AFTER = 30.0
@@ -53,7 +53,7 @@ def effective_limits(
     return (m if m is not None else DEFAULT_MAX_ATTEMPTS, t if t is not None else DEFAULT_TIMEOUT)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ending:
     """What ending an attempt does to its job."""
 
@@ -243,7 +243,7 @@ def pool_of(worker_id: str) -> str:
     return worker_id.split("/", 1)[0]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HeldJob:
     """A running job as the rescuer sees it."""
 
@@ -254,7 +254,7 @@ class HeldJob:
     claim_order: tuple[int, float, int]  # (-priority, run_at, id)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RescuePlan:
     """What a rescue does: jobs to end crashed (charged), jobs to release (uncharged), with why."""
 

@@ -2,14 +2,17 @@
 
 States, outcomes, defaults and NewJob live in `jobq.basics` (re-exported here), which is cheap
 to import: `jobq enqueue` never loads this module or `dataclasses`.
+
+The records are frozen dataclasses to every reader (`dataclasses.fields`, `replace`, `asdict`
+and `is_dataclass` work on them) but are built by `record`, not by `dataclasses.dataclass`:
+importing `dataclasses` pulls in `inspect`, `ast`, `dis` and `tokenize`, and generating the
+classes costs as much again, together more CPU than the rest of `jobq ls` (issue 15). The
+dataclass view is built on first use.
 """
 
 from __future__ import annotations
 
 import enum
-import json
-from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from .basics import (
     DEFAULT_MAX_ATTEMPTS,
@@ -27,6 +30,112 @@ from .basics import (
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: CLI start-up
 if TYPE_CHECKING:
     from .basics import JSONValue
+
+
+class FrozenRecordError(AttributeError):
+    """Assigning to a field of a record (what `dataclasses.FrozenInstanceError` says)."""
+
+
+class _RecordType(type):
+    def __getattr__(cls, name: str) -> object:
+        # `dataclasses.is_dataclass(Job)` and `fields(Job)` ask the class: build the view then
+        if name in _DATACLASS_ATTRS:
+            return _dataclass_view(cls, name)
+        raise AttributeError(name)
+
+
+_DATACLASS_ATTRS = ("__dataclass_fields__", "__dataclass_params__")
+
+
+def _dataclass_view(cls: type, name: str) -> object:
+    """The `dataclasses` metadata of a record, taken from a real dataclass with its fields."""
+    import dataclasses
+
+    ns: dict[str, object] = {"__annotations__": dict(vars(cls)["_annotations"])}
+    ns.update(vars(cls)["_defaults"])
+    twin: type = dataclasses.dataclass(frozen=True)(type(cls.__name__, (), ns))
+    for attr in _DATACLASS_ATTRS:
+        setattr(cls, attr, getattr(twin, attr))
+    return getattr(cls, name)
+
+
+class _Record:
+    """What `dataclass(frozen=True, slots=True)` gives a class, except `__init__` (`record`)."""
+
+    __slots__ = ()
+    __match_args__: tuple[str, ...] = ()
+
+    def __getattr__(self, name: str) -> object:
+        if name in _DATACLASS_ATTRS:  # `dataclasses.fields(job)`, `replace(job, …)`
+            return getattr(type(self), name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenRecordError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenRecordError(f"cannot delete field {name!r}")
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, n) for n in self.__match_args__)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            assert isinstance(other, _Record)
+            return self._values() == other._values()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__match_args__)
+        return f"{type(self).__qualname__}({inner})"
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        # pickle and copy: the fields, positionally, through __init__ (setattr is refused)
+        return (type(self), self._values())
+
+
+def _record(cls: type) -> type:
+    """`cls` rebuilt as a frozen slotted record: one slot per annotated field, an `__init__`
+    taking them in order (a field with a class-level value defaults to it), and equality, hash
+    and repr over the fields, as `dataclass(frozen=True, slots=True)` would make it."""
+    ns = dict(vars(cls))
+    annotations: dict[str, object] = ns.get("__annotations__", {})
+    names = tuple(annotations)
+    defaults = {n: ns.pop(n) for n in names if n in ns}
+    for gone in ("__dict__", "__weakref__"):
+        ns.pop(gone, None)
+    params = ", ".join(f"{n}=_d_{n}" if n in defaults else n for n in names)
+    body = "".join(f"    _set(self, {n!r}, {n})\n" for n in names) or "    pass\n"
+    scope: dict[str, object] = {"_set": object.__setattr__}
+    scope.update({f"_d_{n}": v for n, v in defaults.items()})
+    exec(f"def __init__(self, {params}):\n{body}", scope)
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
+    ns.update(__slots__=names, __match_args__=names, __init__=init, _annotations=annotations,
+              _defaults=defaults)  # fmt: skip
+    if cls.__bases__ != (object,):
+        raise TypeError(f"record {cls.__name__}: a record derives from nothing")
+    new = _RecordType(cls.__name__, (_Record,), ns)
+    new.__qualname__ = cls.__qualname__
+    return new
+
+
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    from typing_extensions import dataclass_transform
+
+    _T = TypeVar("_T")
+
+    @dataclass_transform(frozen_default=True)
+    def record(cls: type[_T]) -> type[_T]:
+        """Type checkers see what the records are to every reader: frozen dataclasses."""
+        return cls
+else:
+    record = _record
 
 
 def __getattr__(name: str) -> object:
@@ -61,7 +170,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Job:
     """One job as stored; `payload` and `result` are parsed from their JSON text on access."""
 
@@ -89,6 +198,8 @@ class Job:
     @property
     def payload(self) -> JSONValue:
         """The payload, parsed."""
+        import json
+
         value: JSONValue = json.loads(self.payload_json)
         return value
 
@@ -97,6 +208,8 @@ class Job:
         """The handler's return value, parsed (None when there is none)."""
         if self.result_json is None:
             return None
+        import json
+
         value: JSONValue = json.loads(self.result_json)
         return value
 
@@ -142,7 +255,7 @@ class Job:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Attempt:
     """One finished attempt of a job, from the history table."""
 
@@ -173,7 +286,7 @@ class Attempt:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FailedAttempt:
     """A failed attempt joined with its job's type and queue, for `jobq errors`."""
 
@@ -189,7 +302,7 @@ class FailedAttempt:
         return d
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WorkerInfo:
     """One worker pool as registered in the workers table."""
 
@@ -244,7 +357,7 @@ class WorkerInfo:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class QueueStats:
     """Counts per state (and views), per queue and per type, plus recent throughput."""
 
@@ -296,10 +409,12 @@ DEFAULT_EVENT_KINDS = tuple(k for k in EventKind if k is not EventKind.RELEASED)
 
 def iso_micro(ts: float) -> str:
     """A time as ISO 8601 UTC with microseconds: 2026-12-02T00:23:44.123456Z."""
+    from datetime import datetime, timezone
+
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Event:
     """One lifecycle event of a job, as `jobq events` prints it and `Queue.events` yields it.
 

@@ -20,7 +20,8 @@ from jobq.cli import app as cliapp
 from jobq.cli import fast
 
 # never on the fast commands' start-up
-HEAVY = ("typer", "click", "rich", "textual", "typing", "subprocess", "ctypes", "watchfiles")
+HEAVY = ("typer", "click", "rich", "textual", "typing", "subprocess", "ctypes", "watchfiles",
+         "dataclasses", "inspect")  # fmt: skip
 
 
 @pytest.fixture
@@ -57,6 +58,7 @@ def _modules_after(db: str, args: list[str], env: dict[str, str]) -> set[str]:
         ["wait", "1", "2"],
         ["cancel", "4"],
         ["retry", "1"],
+        ["show", "4"],
     ],
     ids=lambda a: " ".join(a),
 )
@@ -65,6 +67,27 @@ def test_everyday_commands_load_nothing_heavy(
 ) -> None:
     loaded = {m.split(".")[0] for m in _modules_after(filled, args, jobq_env)}
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_root_help_loads_nothing_heavy(jobq_env: dict[str, str]) -> None:
+    """`jobq --help` / `jobq -h` / a bare `jobq`: the text typer would print (see
+    tests/test_help_texts.py), without typer."""
+    for argv in (["--help"], ["-h"], []):
+        code = (
+            "import sys, json\n"
+            "from jobq.cli import main\n"
+            "try:\n"
+            f"    main({argv!r})\n"
+            "except SystemExit as e:\n"
+            "    assert e.code == 0, e.code\n"
+            "sys.stderr.write('\\nMODULES ' + json.dumps(list(sys.modules)))\n"
+        )
+        env = dict(jobq_env, COLUMNS="80")
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+        assert out.returncode == 0 and out.stdout.startswith("Usage: jobq"), out.stderr
+        loaded = {m.split(".")[0] for m in json.loads(out.stderr.rsplit("MODULES ", 1)[1])}
+        assert not loaded & set(HEAVY), (argv, sorted(loaded & set(HEAVY)))
 
 
 def test_help_and_mistakes_still_go_to_typer(filled: str, jobq_env: dict[str, str]) -> None:
@@ -184,3 +207,28 @@ def test_the_fast_parser_reads_the_typer_declarations() -> None:
         "limit": 3,
         "as_json": True,
     }
+
+
+def test_records_are_frozen_dataclasses_to_every_reader(filled: str) -> None:
+    """The read path's records are built without `dataclasses` (jobq.model.record), yet behave
+    as the frozen dataclasses DESIGN.md promises: fields, replace, asdict, pickle, equality."""
+    import copy
+    import dataclasses
+    import pickle
+
+    from jobq.model import Job
+
+    with Queue(filled) as q:
+        job = q.get(4)
+    assert dataclasses.is_dataclass(Job) and dataclasses.is_dataclass(job)
+    assert [f.name for f in dataclasses.fields(job)][:3] == ["id", "type", "queue"]
+    later = dataclasses.replace(job, priority=7)
+    assert later.priority == 7 and later.id == job.id and later != job
+    assert dataclasses.asdict(job)["payload_json"] == job.payload_json
+    assert pickle.loads(pickle.dumps(job)) == job == copy.deepcopy(job)
+    assert hash(job) == hash(copy.copy(job)) and repr(job).startswith("Job(id=4, type='t'")
+    with pytest.raises(dataclasses.FrozenInstanceError.__mro__[1]):  # an AttributeError
+        job.priority = 3  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        job.not_a_field  # type: ignore[attr-defined]  # noqa: B018
+    assert not hasattr(job, "__dict__")  # slotted

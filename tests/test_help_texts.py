@@ -142,3 +142,46 @@ def test_root_help_in_a_real_process() -> None:
     assert r.returncode == 0 and r.stderr == ""
     assert "..." not in r.stdout.split("Commands:", 1)[1]
     assert "--version" in r.stdout and "[env: JOBQ_DB]" in _flat(r.stdout)
+
+
+def _typer_help(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    from jobq.cli.app import _run_typer
+
+    capsys.readouterr()
+    code = _run_typer(args)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+@pytest.mark.parametrize("columns", ["80", "200", ""])
+@pytest.mark.parametrize("args", [["--help"], ["-h"], []], ids=lambda a: " ".join(a) or "bare")
+def test_the_fast_root_help_is_typers_text(
+    args: list[str], columns: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """`jobq --help` is printed without typer (jobq.cli.fast.TOP_HELP) on a terminal of 80
+    columns or more: it must be, byte for byte, what the typer app prints. When this fails after
+    a command was added, set TOP_HELP to the typer text the assertion shows."""
+    from jobq.cli import fast
+
+    monkeypatch.setenv("COLUMNS", columns)  # "" = unset: not a terminal, 80 as click assumes
+    assert fast.top_help(args or ["--help"]) is not None
+    expected = _typer_help(["--help"], capsys)
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, _ = capsys.readouterr()
+    assert exc.value.code == 0
+    assert out == expected, f"set jobq.cli.fast.TOP_HELP to:\n{expected}"
+
+
+def test_a_narrow_terminal_gets_typers_own_wrapping(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobq.cli import fast
+
+    monkeypatch.setenv("COLUMNS", "60")
+    assert fast.top_help(["--help"]) is None
+    text = _help([], capsys)
+    assert text == _typer_help(["--help"], capsys) and text != fast.TOP_HELP
+    assert max(len(line) for line in text.splitlines()) <= 58  # click wraps at COLUMNS - 2

@@ -70,12 +70,17 @@ def _run(args: list[str]) -> int:
         parsed = clifast.parse(split[1][1:])
         if parsed is not None:
             return clifast.enqueue(split[0], parsed)
-    if split is not None:
-        from . import fast
+    from . import fast
 
+    if split is not None:
         code = fast.run(split[0], split[1][0], split[1][1:])
         if code is not None:
             return code
+    else:
+        text = fast.top_help(args)
+        if text is not None:
+            sys.stdout.write(text)
+            return 0
     return _run_typer(args)
 
 

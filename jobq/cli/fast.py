@@ -204,3 +204,72 @@ def run(db: str | None, command: str, args: list[str]) -> int | None:
         return None
     rv = func(Ctx(db), **kwargs)
     return rv if isinstance(rv, int) else 0
+
+
+# `jobq --help` (and `-h`, and a bare `jobq`), as the typer app prints it on a terminal of 80
+# columns or more (click then wraps at 78): typer and its click cost ~4x a bare interpreter
+# start. tests/test_help_texts.py checks that this is, byte for byte, what typer prints; when a
+# command is added, paste typer's new text here (the test's failure shows it).
+TOP_HELP = """\
+Usage: jobq [OPTIONS] COMMAND [ARGS]...
+
+  A durable local job queue in one SQLite file.
+
+Options:
+  --db PATH             The queue: a file path (or sqlite:PATH), or
+                        postgresql://… Default: jobq.db in the user data dir
+                        (`jobq db path` prints it). [env: JOBQ_DB]
+  --version             Print jobq's version and exit.
+  --install-completion  Install completion for the current shell.
+  --show-completion     Show completion for the current shell, to copy it or
+                        customize the installation.
+  -h, --help            Show this message and exit.
+
+Commands:
+  enqueue       Add a job and print its id (only the id).
+  ls            List jobs, newest first.
+  show          Show everything about a job.
+  retry         Move failed or cancelled jobs back to pending.
+  cancel        Cancel jobs.
+  priority      Set a job's priority (higher runs first).
+  errors        Show the latest failed attempts, oldest of them first.
+  wait          Wait until jobs finish.
+  stats         Count jobs per state, queue and type.
+  workers       List the registered worker pools.
+  pause         Stop workers claiming from a queue (running jobs finish).
+  resume        Let workers claim from a paused queue again.
+  prune         Delete finished jobs and their history.
+  delete        Delete jobs and their history.
+  doctor        Check the queue's integrity and report its schema.
+  backup        Write a consistent copy of the queue file.
+  copy          Copy a whole queue to another file or server.
+  metrics       Print the queue's Prometheus metrics.
+  work          Run a worker pool.
+  tui           Open the live dashboard.
+  demo          Run a demo: a seeded queue, four workers, the dashboard.
+  systemd-unit  Print a systemd unit for `jobq work` with these options.
+  events        Print lifecycle events as NDJSON.
+  db            Show where the queue is.
+  schedule      Periodic jobs (cron schedules kept in the queue).
+"""
+
+
+def top_help(args: list[str]) -> str | None:
+    """The text `jobq --help` prints, if `args` ask for exactly that and the terminal is at
+    least 80 columns wide (narrower, click wraps differently: typer prints it); else None."""
+    if args not in (["--help"], ["-h"]):
+        return None
+    import os
+
+    columns = os.environ.get("COLUMNS", "")  # what shutil.get_terminal_size, click's, reads
+    if columns.isdigit() and int(columns) > 0:
+        width = int(columns)
+    else:
+        import sys
+
+        try:
+            width = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            width = 80
+        width = width or 80
+    return TOP_HELP if width >= 80 else None
