@@ -12,6 +12,7 @@ the commit. Prints commits/s per round and the medians.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -52,7 +53,7 @@ def _round(conninfo: str, mode: str, producers: int) -> float:
 
 def main(argv: list[str]) -> None:
     counts = [int(a) for a in argv] or [1, 8, 16]
-    print(pg_common.facts(), f"load {open('/proc/loadavg').read().split()[0]}")
+    print(pg_common.facts(), f"load {os.getloadavg()[0]:.1f}")
     with pg_common.database("notify") as db:
         with pg_common.connect(db) as c:
             c.execute("CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v int)")
