@@ -15,10 +15,13 @@ from .sql import (
     ERRORS,
     JOB_COLUMNS,
     PAUSED,
+    SINCE,
     STATES_OF,
+    UNTIL,
     WORKERS,
     claimable_sql,
     next_run_at_sql,
+    where_sql,
 )
 
 TYPE_CHECKING = False
@@ -144,6 +147,14 @@ class Reads(Connection):
                 " OR type ILIKE %(search)s)"
             )
             params["search"] = "%" + like_escape(search) + "%"
+        if f.where:
+            where.extend(where_sql(f.where, params))
+        if f.since is not None:
+            where.append(SINCE)
+            params["since"] = f.since
+        if f.until is not None:
+            where.append(UNTIL)
+            params["until"] = f.until
         return where, params
 
     def counts(self) -> dict[str, int]:
