@@ -13,7 +13,17 @@ from textual.widgets import Footer, Static
 
 from jobq import ErrorGroup, Job
 
-from ..data import JOB_TABS, TAB_TITLES, TABS, Cursor, Filter, Request, Snapshot, cursor_of
+from ..data import (
+    JOB_TABS,
+    TAB_TITLES,
+    TABS,
+    Cursor,
+    Filter,
+    Request,
+    Snapshot,
+    cursor_of,
+    filter_error,
+)
 from ..data import parse_filter as parse_filter_text
 from ..keys import (
     BULK_KINDS,
@@ -303,13 +313,15 @@ class MainScreen(Screen[None]):
 
     def action_filter(self) -> None:
         """Ask for a filter: type glob, queue, text."""
-        hint = "type:GLOB queue:NAME text   e.g.  type:email.* queue:mail refused"
+        hint = ("type:GLOB queue:NAME payload.PATH:[OP]VALUE since:2h until:30m text"
+                "   e.g.  payload.user.id:42 payload.n:>9")  # fmt: skip
 
         def done(text: str | None) -> None:
             if text is not None:
                 self.set_filter(parse_filter_text(text))
 
-        self.app.push_screen(PromptScreen("Filter", hint, self.filter.describe()), done)
+        prompt = PromptScreen("Filter", hint, self.filter.describe(), check=filter_error)
+        self.app.push_screen(prompt, done)
 
     def set_filter(self, f: Filter) -> None:
         """Narrow the lists to `f` (an empty Filter shows everything), from the first page."""

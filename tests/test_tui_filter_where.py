@@ -1,0 +1,109 @@
+"""The dashboard's filter bar takes payload field conditions and time bounds (jobq.where): the
+lists narrow to them, a bad token keeps the bar open with the error, and bulk actions use them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devtools.screenshots import SIZE, first_load
+from jobq import Queue
+from tests.test_tui_actions import until
+from tui.app import JobqApp, make_app
+from tui.data import Filter, parse_filter
+from tui.screens.dialogs import ConfirmScreen, PromptScreen
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    db = str(tmp_path / "q.db")
+    with Queue(db) as q:
+        q.enqueue_many(
+            [("t", {"user": {"id": 42}, "n": 10, "kind": "prod"}),
+             ("t", {"user": {"id": 42}, "n": 3, "kind": "test"}),
+             ("t", {"user": {"id": 7}, "n": 12}),
+             ("t", {"user": {"id": "42"}, "n": 1})]
+        )  # fmt: skip
+    return db
+
+
+def shown(app: JobqApp) -> list[int]:
+    snap = app.main.snapshot
+    return [] if snap is None else [j.id for j in snap.jobs]
+
+
+def test_parse_filter_tokens() -> None:
+    f = parse_filter("type:t payload.user.id:42 payload.n:>9 'payload.kind:!=test' since:2h x")
+    assert (f.type_glob, f.search, f.since, f.until) == ("t", "x", "2h", None)
+    assert [str(c) for c in f.where] == ["payload.user.id=42", "payload.n>9", "payload.kind!=test"]
+    assert parse_filter(f.describe()) == f  # what the bar shows again parses to the same filter
+    assert parse_filter("until:2026-12-01T00:00:00Z").until == "2026-12-01T00:00:00Z"
+    assert parse_filter("") == Filter() and not Filter()
+    assert Filter(since="1h")
+
+
+async def test_payload_conditions_narrow_the_list(path: str) -> None:
+    app = make_app(path, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        assert sorted(shown(app)) == [1, 2, 3, 4]
+        await pilot.press("slash", *"payload.user.id:42 payload.n:>9", "enter")
+        await until(pilot, lambda: shown(app) == [1], "only job 1: id 42 (a number) and n > 9")
+        assert app.screen is app.main
+        await pilot.press("slash", "ctrl+u", *"payload.kind:!=test since:1h", "enter")
+        await until(pilot, lambda: sorted(shown(app)) == [1, 3, 4], "a missing kind is != test")
+        await pilot.press("slash", "ctrl+u", *"until:1h", "enter")
+        await until(pilot, lambda: shown(app) == [] and app.main.snapshot is not None
+                    and app.main.snapshot.total == 0, "nothing was enqueued an hour ago")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("typed", "error"),
+    [
+        ("payload.user id:1", "bad filter"),
+        ("payload.n:<true", "compares numbers or strings"),
+        ("payload.a[0]:1", "path segments"),
+        ("since:yesterday", "cannot parse since: 'yesterday'"),
+    ],
+)
+async def test_a_bad_token_keeps_the_bar_open_with_the_error(
+    path: str, typed: str, error: str
+) -> None:
+    app = make_app(path, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("slash", *typed, "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, PromptScreen), "a bad token closed the bar"
+        message = str(app.screen.query_one("#prompt-error").render())
+        assert error in message
+        await pilot.press(*"x")  # typed keys stay in the bar: nothing reaches the list
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press("escape")
+        assert app.screen is app.main and not app.main.filter
+        assert sorted(shown(app)) == [1, 2, 3, 4]
+
+
+async def test_bulk_action_uses_the_payload_filter(path: str) -> None:
+    app = make_app(path, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("slash", *"payload.user.id:42", "enter")
+        await until(pilot, lambda: sorted(shown(app)) == [1, 2])
+        await pilot.press("a", "c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "asks first")
+        assert app.screen.question == (  # type: ignore[attr-defined]
+            "Cancel 2 jobs in the Pending tab matching payload.user.id:42?"
+        )
+        await pilot.press("y")
+        with Queue(path) as q:
+            await until(pilot, lambda: q.count("cancelled") == 2, "both cancelled")
+            assert q.get(4).state.value == "pending"  # "42" is a string: not selected
