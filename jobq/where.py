@@ -26,6 +26,7 @@ Time bounds (`--since`, `--until`, dashboard `since:`/`until:`) are on a job's `
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -60,14 +61,17 @@ class Condition:
     op: str
     value: int | float | str | bool | None
     kind: str
-    raw: str  # the value as written, for `describe`
+    raw: str = dataclasses.field(compare=False)  # the value as written, for `describe`
 
     def field(self) -> str:
         """The path as written: `payload.user.id`."""
         return ".".join(["payload", *(str(s) for s in self.path)])
 
     def __str__(self) -> str:
-        return f"{self.field()}{self.op}{self.raw}"
+        raw = self.raw
+        if self.op == "=" and raw.startswith(("=", "<", ">", "!")):
+            raw = json.dumps(self.value)  # `payload.s=">x"`: the CLI refuses `=>x` as a typo
+        return f"{self.field()}{self.op}{raw}"
 
     def colon(self) -> str:
         """The dashboard form: `payload.n:>9`, `payload.kind:test` for `=`."""
@@ -136,8 +140,9 @@ def parse_condition(text: str) -> Condition:
     if m is None:
         raise _bad("--where", text, "use payload.PATH OP VALUE with OP one of = != < <= > >=")
     path_text, op, raw = m.groups()
-    if op == "=" and raw.startswith("="):
-        raise _bad("--where", text, "the operator is =, not ==")
+    if op == "=" and raw.startswith(("=", "<", ">", "!")):  # `==`, `=>`, `=<`, `=!`: a typo
+        raise _bad("--where", text, 'one operator of = != < <= > >=; quote a text that starts'
+                   ' with one as a JSON string ("…")')  # fmt: skip
     return _build(path_text, op, raw, "--where", text)
 
 

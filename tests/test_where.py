@@ -43,6 +43,7 @@ def q(location: str) -> Iterator[Queue]:
         ('payload.id="42"', ("id",), "=", "42", "string"),
         ("payload.kind=test", ("kind",), "=", "test", "string"),
         ("payload.kind=a b=c", ("kind",), "=", "a b=c", "string"),
+        ('payload.kind=">x"', ("kind",), "=", ">x", "string"),
         ("payload.s=007", ("s",), "=", "007", "string"),  # not a JSON number: text
         ("payload.s=", ("s",), "=", "", "string"),
         ("payload.ok=true", ("ok",), "=", True, "true"),
@@ -73,7 +74,9 @@ def test_parse_condition(text: str, path: tuple[object, ...], op: str, value: ob
         ("payload.é=1", "segments"),
         ("payload.a", "OP one of"),
         ("payload.a~1", "OP one of"),
-        ("payload.a==1", "not =="),
+        ("payload.a==1", "one operator of"),
+        ("payload.a=>1", "one operator of"),
+        ("payload.a=!x", "one operator of"),
         ("payload.a<true", "compares numbers or strings"),
         ("payload.a>=null", "compares numbers or strings"),
         ("payload.a=1e999", "out of range"),
@@ -98,7 +101,7 @@ def test_parse_condition_refuses(text: str, why: str) -> None:
         ("payload.n:<9", "payload.n<9"),
         ("payload.n:<=9", "payload.n<=9"),
         ("payload.kind:!=test", "payload.kind!=test"),
-        ("payload.kind:=>x", "payload.kind=>x"),  # an explicit = lets a value start with >
+        ("payload.kind:=>x", 'payload.kind=">x"'),  # an explicit = lets a value start with >
         ("payload.kind:", "payload.kind="),
     ],
 )
