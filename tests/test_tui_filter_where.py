@@ -3,6 +3,7 @@ lists narrow to them, a bad token keeps the bar open with the error, and bulk ac
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from devtools.screenshots import SIZE, first_load
 from jobq import Queue
 from tests.test_tui_actions import until
 from tui.app import JobqApp, make_app
-from tui.data import Filter, parse_filter
+from tui.data import Counts, Filter, Request, load, parse_filter
 from tui.screens.dialogs import ConfirmScreen, PromptScreen
 
 pytestmark = pytest.mark.anyio
@@ -40,6 +41,11 @@ def shown(app: JobqApp) -> list[int]:
     return [] if snap is None else [j.id for j in snap.jobs]
 
 
+def total(app: JobqApp) -> int | None:
+    snap = app.main.snapshot
+    return None if snap is None else snap.total
+
+
 def test_parse_filter_tokens() -> None:
     f = parse_filter("type:t payload.user.id:42 payload.n:>9 'payload.kind:!=test' since:2h x")
     assert (f.type_glob, f.search, f.since, f.until) == ("t", "x", "2h", None)
@@ -61,8 +67,7 @@ async def test_payload_conditions_narrow_the_list(path: str) -> None:
         await pilot.press("slash", "ctrl+u", *"payload.kind:!=test since:1h", "enter")
         await until(pilot, lambda: sorted(shown(app)) == [1, 3, 4], "a missing kind is != test")
         await pilot.press("slash", "ctrl+u", *"until:1h", "enter")
-        await until(pilot, lambda: shown(app) == [] and app.main.snapshot is not None
-                    and app.main.snapshot.total == 0, "nothing was enqueued an hour ago")  # fmt: skip
+        await until(pilot, lambda: shown(app) == [] and total(app) == 0, "none an hour ago")
 
 
 @pytest.mark.parametrize(
@@ -107,3 +112,20 @@ async def test_bulk_action_uses_the_payload_filter(path: str) -> None:
         with Queue(path) as q:
             await until(pilot, lambda: q.count("cancelled") == 2, "both cancelled")
             assert q.get(4).state.value == "pending"  # "42" is a string: not selected
+
+
+def test_a_slow_filtered_count_is_kept_like_a_slow_state(path: str) -> None:
+    """A payload filter's count scans the whole tab: while it costs more than `slow_ms` it is
+    taken again at most every `slow_every` seconds (the page itself is read every load)."""
+    req = Request("pending", parse_filter("payload.user.id:42"))
+    with Queue(path) as q:
+        slow = Counts(slow_ms=-1.0, slow_every=3600.0)  # every count counts as slow
+        fresh = Counts(slow_ms=1e9)  # no count is slow: always taken again
+        assert slow.filtered(q, req, time.time()) == fresh.filtered(q, req, time.time()) == 2
+        q.enqueue("t", {"user": {"id": 42}})
+        assert slow.filtered(q, req, time.time()) == 2
+        assert fresh.filtered(q, req, time.time()) == 3
+        other = Request("pending", parse_filter("payload.user.id:7"))
+        assert slow.filtered(q, other, time.time()) == 1  # another filter is counted at once
+        snap = load(q, req, time.time(), fresh)
+        assert (snap.total, sorted(j.id for j in snap.jobs)) == (3, [1, 2, 5])

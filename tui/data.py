@@ -217,6 +217,8 @@ class Counts:
         self._version: int | None = None
         self._stale: set[str] = set()  # slow states not recounted since the file changed
         self._spark: tuple[float, list[int]] | None = None  # (monotonic time, throughput)
+        # (tab, filter) -> (count, its cost in ms, monotonic time it was taken)
+        self._filtered: dict[tuple[str, Filter], tuple[int, float, float]] = {}
 
     def get(self, q: Queue) -> dict[str, int]:
         """Fresh-enough counts for every state."""
@@ -239,6 +241,21 @@ class Counts:
             else:
                 self._stale.add(s)
         return dict(self._value)
+
+    def filtered(self, q: Queue, req: Request, now: float) -> int:
+        """Jobs of the tab matching its filter, recounted like a slow state: a payload filter
+        over a million jobs is a scan of every row of the tab (~1 s), while the page of them
+        on screen is found as soon as it is full."""
+        key = (req.tab, req.filter)
+        mono = time.monotonic()
+        every = self.slow_max if self.defer_slow else self.slow_every
+        kept = self._filtered.get(key)
+        if kept is not None and kept[1] > self.slow_ms and mono - kept[2] < every:
+            return kept[0]
+        t0 = time.perf_counter()
+        n = q.count(req.tab, **req.filter.query(now))
+        self._filtered = {key: (n, (time.perf_counter() - t0) * 1000, mono)}  # one filter kept
+        return n
 
     def throughput(self, q: Queue, now: float) -> list[int]:
         """The sparkline's jobs finished per bucket (kept a little while `defer_slow` is set)."""
@@ -277,11 +294,21 @@ def load_page(q: Queue, req: Request, now: float | None = None) -> tuple[list[Jo
     return jobs[: req.page_size], len(jobs) > req.page_size
 
 
-def count_tab(q: Queue, req: Request, counts: dict[str, int], now: float | None = None) -> int:
-    """Jobs in the tab: free from the header's counts unless a filter narrows them."""
+def count_tab(
+    q: Queue,
+    req: Request,
+    counts: dict[str, int],
+    now: float | None = None,
+    keeper: Counts | None = None,
+) -> int:
+    """Jobs in the tab: free from the header's counts unless a filter narrows them (then
+    recounted at most as often as a slow state when `keeper` is given)."""
     if not req.filter:
         return counts.get(req.tab, 0)
-    return q.count(req.tab, **req.filter.query(time.time() if now is None else now))
+    at = time.time() if now is None else now
+    if keeper is not None:
+        return keeper.filtered(q, req, at)
+    return q.count(req.tab, **req.filter.query(at))
 
 
 duration = format_duration  # the dashboard's name for it (widgets import it from here)
@@ -298,7 +325,7 @@ def load(q: Queue, req: Request, now: float, counts: Counts | None = None) -> Sn
     groups: list[ErrorGroup] = []
     if req.tab in JOB_TABS:
         snap_jobs, has_more = load_page(q, req, now)
-        total = count_tab(q, req, header.counts, now)
+        total = count_tab(q, req, header.counts, now, counts)
     elif req.tab == "errors":
         groups = group_errors(q.errors(limit=ERROR_SAMPLE))
         total = len(groups)
