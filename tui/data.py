@@ -14,6 +14,7 @@ from typing import Any
 
 from jobq import (
     Attempt,
+    Condition,
     Diagnosis,
     ErrorGroup,
     FailedAttempt,
@@ -26,9 +27,10 @@ from jobq import (
     diagnose_job,
     format_duration,
     group_errors,
+    parse_colon,
+    parse_time,
     pool_alive,
 )
-from jobq.where import Condition, parse_colon, parse_time
 
 JOB_TABS = ("pending", "running", "failed", "succeeded", "cancelled")
 TABS = (*JOB_TABS, "workers", "errors")

@@ -15,14 +15,12 @@ from .sql import (
     ERRORS,
     JOB_COLUMNS,
     PAUSED,
-    SINCE,
     STATES_OF,
-    UNTIL,
     WORKERS,
     claimable_sql,
     next_run_at_sql,
-    where_sql,
 )
+from .sql_where import SINCE, UNTIL, where_sql
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
