@@ -3,16 +3,18 @@ lists narrow to them, a bad token keeps the bar open with the error, and bulk ac
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static
 
 from devtools.screenshots import SIZE, first_load
 from jobq import Queue
 from tests.test_tui_actions import until
 from tui.app import JobqApp, make_app
-from tui.data import Counts, Filter, Request, load, parse_filter
+from tui.data import Counts, Filter, Request, Snapshot, load, parse_filter
 from tui.screens.dialogs import ConfirmScreen, PromptScreen
 
 pytestmark = pytest.mark.anyio
@@ -129,3 +131,40 @@ def test_a_slow_filtered_count_is_kept_like_a_slow_state(path: str) -> None:
         assert slow.filtered(q, other, time.time()) == 1  # another filter is counted at once
         snap = load(q, req, time.time(), fresh)
         assert (snap.total, sorted(j.id for j in snap.jobs)) == (3, [1, 2, 5])
+
+
+async def test_a_slow_filter_loads_in_the_background_and_says_so(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the loader thread is busy with a filtered read (held here until released, as a
+    payload scan over a million jobs takes seconds), keys are answered and the status line says
+    the list is not filtered yet; then the filtered list replaces it."""
+    import tui.loader
+    from tui.screens.dialogs import HelpScreen
+
+    release = threading.Event()
+    real = tui.loader.load
+
+    def held(q: Queue, req: Request, now: float, counts: Counts | None = None) -> Snapshot:
+        if req.filter.where:
+            release.wait(30)
+        return real(q, req, now, counts)
+
+    monkeypatch.setattr(tui.loader, "load", held)
+    app = make_app(path, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("slash", *"payload.n:>9", "enter")
+        await until(pilot, lambda: "filtering…" in status(app), "the status says it is filtering")
+        assert sorted(shown(app)) == [1, 2, 3, 4]  # still the previous list
+        await pilot.press("question_mark")  # the UI answers while the loader is held
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "help opened")
+        await pilot.press("escape")
+        release.set()
+        await until(pilot, lambda: sorted(shown(app)) == [1, 3], "the filtered list")
+        await until(pilot, lambda: "filtering…" not in status(app))
+        assert "payload.n:>9" in status(app)
+
+
+def status(app: JobqApp) -> str:
+    return str(app.main.query_one("#status", Static).render())

@@ -197,6 +197,10 @@ class MainScreen(Screen[None]):
         if self.filter:
             t.append("   filter: ", style=bold + pal.warning)
             t.append_text(plain(self.filter.describe(), 200, style=pal.warning))
+            if snap is not None and snap.request.filter != self.filter:
+                # a payload filter over a million jobs takes seconds in the loader thread: the
+                # list below is still the previous one, and says so
+                t.append("  filtering…", style="dim")
         if self.marked:
             t.append(f"   {len(self.marked):,} marked", style=bold + pal.accent)
         if self.options.read_only:
@@ -331,6 +335,7 @@ class MainScreen(Screen[None]):
         self.prev_pages = []
         self._land = "top"
         self._go(after=None)
+        self._draw_status()
 
     def action_clear(self) -> None:
         """Clear the marks, else the filter."""
