@@ -249,7 +249,7 @@ def priority(
         ),
     ] = False,
 ) -> None:
-    """Set jobs' priority (higher runs first).
+    """Set a job's priority (higher runs first).
 
     Instead of ids, `ls`'s filters select the pending jobs to reprioritise (at least one filter;
     --dry-run to preview), 500 per transaction (a bulk action is not one transaction).
