@@ -188,7 +188,3 @@ def test_the_fast_parser_reads_the_typer_declarations() -> None:
         "limit": 3,
         "as_json": True,
     }
-    # a repeatable option keeps every value, in order
-    got = fast.parse(params, ["--where", "payload.a=1", "-w", "payload.b>2", "--since=1h"])
-    assert got is not None
-    assert (got["where"], got["since"]) == (["payload.a=1", "payload.b>2"], "1h")

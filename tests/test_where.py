@@ -355,6 +355,21 @@ def test_ls_bad_filter_is_one_line_exit_2(location: str, args: list[str], messag
     assert "Traceback" not in r.stderr
 
 
+def test_the_fast_parser_keeps_every_where() -> None:
+    """`jobq ls` runs without typer (jobq.cli.fast): a repeated option keeps each value, in
+    order, and a missing one is None as typer passes it."""
+    from jobq.cli import fast, jobs
+
+    params = fast.params_of(jobs.ls)
+    assert params is not None
+    got = fast.parse(params, ["--where", "payload.a=1", "-w", "payload.b>2", "--since=1h"])
+    assert got is not None
+    assert (got["where"], got["since"], got["until"]) == (["payload.a=1", "payload.b>2"], "1h",
+                                                          None)  # fmt: skip
+    got = fast.parse(params, ["--json"])
+    assert got is not None and got["where"] is None
+
+
 def test_ls_without_a_filter_imports_nothing_more(tmp_path: Path) -> None:
     """`jobq ls` start-up stays lean: jobq.where loads only when a filter is used."""
     code = (
