@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from .safetext import safe_block, safe_line, safe_text, truncate
     from .values import format_duration
     from .waiting import Waiter
+    from .where import Condition, parse_colon, parse_condition, parse_time
 
 # Names are imported on first use (PEP 562): `jobq enqueue` in a shell loop pays only for what
 # it touches, and `import jobq` stays cheap.
@@ -64,6 +65,7 @@ _EXPORTS = {
     "ActionOutcome": "backend",
     "ActionResult": "backend",
     "Attempt": "model",
+    "Condition": "where",
     "CorruptFile": "errors",
     "DatabaseBusy": "errors",
     "Diagnosis": "diagnose",
@@ -105,6 +107,9 @@ _EXPORTS = {
     "group_errors": "diagnose",
     "handler": "handlers",
     "on_failure": "handlers",
+    "parse_colon": "where",
+    "parse_condition": "where",
+    "parse_time": "where",
     "pool_alive": "diagnose",
     "safe_block": "safetext",
     "safe_line": "safetext",
@@ -135,6 +140,7 @@ __all__ = [
     "ActionOutcome",
     "ActionResult",
     "Attempt",
+    "Condition",
     "CorruptFile",
     "DatabaseBusy",
     "Diagnosis",
@@ -176,6 +182,9 @@ __all__ = [
     "group_errors",
     "handler",
     "on_failure",
+    "parse_colon",
+    "parse_condition",
+    "parse_time",
     "pool_alive",
     "safe_block",
     "safe_line",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .model import Attempt, Event, FailedAttempt, Job, QueueStats, WorkerInfo
     from .schedules import Schedule
     from .waiting import Waiter
+    from .where import Condition
 
     # (job id, token, worker id, started_at, timeout, cancel requested, attempts)
     RunningRow = tuple[int, str, str, float, float, bool, int]
@@ -141,6 +142,8 @@ if TYPE_CHECKING:
         ascending), "claim" (priority DESC, run_at, id; `after` = (priority, run_at, id) of the
         last row seen) or "finished" (finished_at DESC, id DESC, finished jobs only; `after` =
         (finished_at, id)). Keyset pagination keeps every page as cheap as the first.
+        `where`: conditions on payload fields, all of which must hold (jobq.where); `since` /
+        `until`: created_at >= since and created_at < until (seconds since the epoch).
         """
 
         state: str | None = None
@@ -150,6 +153,9 @@ if TYPE_CHECKING:
         limit: int = 50
         order: str = "newest"
         after: tuple[int, float, int] | tuple[float, int] | int | None = None
+        where: tuple[Condition, ...] = ()
+        since: float | None = None
+        until: float | None = None
 
     class ClaimFilter(NamedTuple):
         """Which due jobs a worker may claim: exact handler names, `--type` globs, queues (None:
@@ -164,8 +170,8 @@ else:
     # dataclasses (with inspect) costs it ~10 ms; a namedtuple is as immutable
     JobFilter = namedtuple(
         "JobFilter",
-        "state type_glob queue search limit order after",
-        defaults=(None, None, None, None, 50, "newest", None),
+        "state type_glob queue search limit order after where since until",
+        defaults=(None, None, None, None, 50, "newest", None, (), None, None),
     )
     JobFilter.__doc__ = "Which jobs a read selects, and one page of them."
     ClaimFilter = namedtuple("ClaimFilter", "types type_globs queues", defaults=(None, None, None))

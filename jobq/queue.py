@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from .basics import JSONValue
     from .model import Attempt, Event, FailedAttempt, Job, QueueStats, WorkerInfo
     from .waiting import Waiter
+    from .where import Condition
 
     _Ids = list[int]
     _Jobs = list[Job]
@@ -282,12 +283,19 @@ class Queue:
         limit: int = 50,
         order: str = "newest",
         after: tuple[int, float, int] | tuple[float, int] | int | None = None,
+        where: Iterable[str | Condition] | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> _Jobs:
         """One page of jobs matching the filters (keyset pagination: pass the last row as after).
 
-        `type` is a glob (`email:*`); `search` matches text in payload, type and last error.
+        `type` is a glob (`email:*`); `search` matches text in payload, type and last error;
+        `where` conditions on payload fields (`"payload.user.id=42"`, see jobq.where), all of
+        which must hold; `since` / `until` bound created_at (seconds since the epoch:
+        created_at >= since, < until).
         """
-        f = JobFilter(validate_state(state), type, queue, search, limit, order, after)
+        f = JobFilter(validate_state(state), type, queue, search, limit, order, after,
+                      _conditions(where), since, until)  # fmt: skip
         return self.backend.list_jobs(time.time(), f)
 
     def count(
@@ -297,9 +305,13 @@ class Queue:
         type: str | None = None,
         queue: str | None = None,
         search: str | None = None,
+        where: Iterable[str | Condition] | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> int:
         """How many jobs match the filters."""
-        f = JobFilter(validate_state(state), type, queue, search)
+        f = JobFilter(validate_state(state), type, queue, search,
+                      where=_conditions(where), since=since, until=until)  # fmt: skip
         return self.backend.count_jobs(time.time(), f)
 
     def matching_ids(
@@ -309,9 +321,13 @@ class Queue:
         type: str | None = None,
         queue: str | None = None,
         search: str | None = None,
+        where: Iterable[str | Condition] | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> _Ids:
         """Ids of every job matching the filters (for bulk actions)."""
-        f = JobFilter(validate_state(state), type, queue, search)
+        f = JobFilter(validate_state(state), type, queue, search,
+                      where=_conditions(where), since=since, until=until)  # fmt: skip
         return self.backend.matching_ids(time.time(), f)
 
     def stats(self) -> QueueStats:
@@ -456,6 +472,14 @@ class Queue:
         if outcome.done:
             return
         raise outcome_error(job_id, outcome, action, self.location)
+
+
+def _conditions(where: Iterable[str | Condition] | None) -> tuple[Condition, ...]:
+    if not where:
+        return ()
+    from .where import parse_conditions  # only a filtered read pays for it
+
+    return parse_conditions(where)
 
 
 def outcome_error(job_id: int, outcome: ActionOutcome, action: str, location: str) -> JobqError:

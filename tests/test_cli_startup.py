@@ -198,12 +198,16 @@ def test_the_fast_parser_reads_the_typer_declarations() -> None:
     flags = {str(f): p.name for p in params for f in p.decl.flags if p.decl.kind == "option"}
     assert flags == {"--state": "state", "-s": "state", "--type": "type_", "-t": "type_",
                      "--queue": "queue", "-q": "queue", "--search": "search",
+                     "--where": "where", "-w": "where", "--since": "since", "--until": "until",
                      "--limit": "limit", "-n": "limit", "--json": "as_json"}  # fmt: skip
     assert fast.parse(params, ["-n", "3", "--json"]) == {
         "state": None,
         "type_": None,
         "queue": None,
         "search": None,
+        "where": None,
+        "since": None,
+        "until": None,
         "limit": 3,
         "as_json": True,
     }

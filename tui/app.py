@@ -279,12 +279,13 @@ class JobqApp(App[None]):
         if not self.allowed():
             return
         kind, tab, f, priority = message.kind, message.tab, message.filter, message.priority
+        query = f.query(time.time())  # since:2h: the same jobs for the count and the action
 
         def count() -> None:
             with self._write_lock:
                 if self._writer is None:
                     self._writer = Queue(self.db_path, create=False)
-                n = self._writer.count(tab, type=f.type_glob, queue=f.queue, search=f.search)
+                n = self._writer.count(tab, **query)
             self.call_from_thread(ask, n)
 
         def ask(n: int) -> None:
@@ -299,7 +300,7 @@ class JobqApp(App[None]):
             self.act(kind, work, f"{verb} {_jobs(n)}{where}{extra}?")
 
         def work(q: Queue) -> str:
-            ids = q.matching_ids(tab, type=f.type_glob, queue=f.queue, search=f.search)
+            ids = q.matching_ids(tab, **query)
             if kind == "retry":
                 return summarize("retried", q.retry_many(ids))
             if kind == "cancel":

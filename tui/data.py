@@ -10,12 +10,15 @@ from __future__ import annotations
 import shlex
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from jobq import (
     Attempt,
+    Condition,
     Diagnosis,
     ErrorGroup,
     FailedAttempt,
+    InvalidInput,
     Job,
     JobNotFound,
     JobState,
@@ -24,6 +27,8 @@ from jobq import (
     diagnose_job,
     format_duration,
     group_errors,
+    parse_colon,
+    parse_time,
     pool_alive,
 )
 
@@ -47,14 +52,20 @@ Cursor = tuple[int, float, int] | tuple[float, int] | int
 
 @dataclass(frozen=True, slots=True)
 class Filter:
-    """What `/` narrows the lists to: a type glob, a queue, and text in payload or errors."""
+    """What `/` narrows the lists to: a type glob, a queue, text in payload or errors, payload
+    field conditions (jobq.where) and creation time bounds (`since`/`until` as typed: a
+    duration back from the moment of each load, or an ISO time)."""
 
     type_glob: str | None = None
     queue: str | None = None
     search: str | None = None
+    where: tuple[Condition, ...] = ()
+    since: str | None = None
+    until: str | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.type_glob or self.queue or self.search)
+        return bool(self.type_glob or self.queue or self.search or self.where or self.since
+                    or self.until)  # fmt: skip
 
     def describe(self) -> str:
         """The filter as the user would type it."""
@@ -63,29 +74,63 @@ class Filter:
             parts.append(f"type:{self.type_glob}")
         if self.queue:
             parts.append(f"queue:{self.queue}")
+        parts += [shlex.quote(c.colon()) for c in self.where]
+        if self.since:
+            parts.append(f"since:{self.since}")
+        if self.until:
+            parts.append(f"until:{self.until}")
         if self.search:
             parts.append(self.search)
         return " ".join(parts)
 
+    def query(self, now: float) -> dict[str, Any]:
+        """Keyword arguments of `Queue.list/count/matching_ids` (a relative since/until is
+        counted back from `now`)."""
+        since = None if self.since is None else parse_time(self.since, now, "since:")
+        until = None if self.until is None else parse_time(self.until, now, "until:")
+        return {"type": self.type_glob, "queue": self.queue, "search": self.search,
+                "where": self.where, "since": since, "until": until}  # fmt: skip
+
 
 def parse_filter(text: str) -> Filter:
-    """Parse `type:GLOB queue:NAME free text`; a bare word with a `*` or `?` is a type glob."""
+    """Parse `type:GLOB queue:NAME payload.PATH:[OP]VALUE since:2h until:30m free text`; a bare
+    word with a `*` or `?` is a type glob. A malformed `payload…`, `since:` or `until:` token
+    raises InvalidInput (the filter bar shows it and stays open)."""
     try:
         words = shlex.split(text)
     except ValueError:
         words = text.split()
-    type_glob = queue = None
+    type_glob = queue = since = until = None
+    where: list[Condition] = []
     rest: list[str] = []
     for w in words:
         if w.startswith("type:") and len(w) > 5:
             type_glob = w[5:]
         elif w.startswith("queue:") and len(w) > 6:
             queue = w[6:]
+        elif w.startswith(("payload.", "payload:")):
+            where.append(parse_colon(w))
+        elif w.startswith(("since:", "until:")):
+            word, bound = w[:5], w[6:]
+            parse_time(bound, 0.0, f"{word}:")  # checked now, counted from each load's time
+            if word == "since":
+                since = bound
+            else:
+                until = bound
         elif ("*" in w or "?" in w) and not rest and type_glob is None:
             type_glob = w
         else:
             rest.append(w)
-    return Filter(type_glob, queue, " ".join(rest) or None)
+    return Filter(type_glob, queue, " ".join(rest) or None, tuple(where), since, until)
+
+
+def filter_error(text: str) -> str | None:
+    """Why `text` is not a filter, or None if it is (the filter bar's check)."""
+    try:
+        parse_filter(text)
+    except InvalidInput as e:
+        return str(e)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +219,8 @@ class Counts:
         self._version: int | None = None
         self._stale: set[str] = set()  # slow states not recounted since the file changed
         self._spark: tuple[float, list[int]] | None = None  # (monotonic time, throughput)
+        # (tab, filter) -> (count, its cost in ms, monotonic time it was taken)
+        self._filtered: dict[tuple[str, Filter], tuple[int, float, float]] = {}
 
     def get(self, q: Queue) -> dict[str, int]:
         """Fresh-enough counts for every state."""
@@ -196,6 +243,21 @@ class Counts:
             else:
                 self._stale.add(s)
         return dict(self._value)
+
+    def filtered(self, q: Queue, req: Request, now: float) -> int:
+        """Jobs of the tab matching its filter, recounted like a slow state: a payload filter
+        over a million jobs is a scan of every row of the tab (~1 s), while the page of them
+        on screen is found as soon as it is full."""
+        key = (req.tab, req.filter)
+        mono = time.monotonic()
+        every = self.slow_max if self.defer_slow else self.slow_every
+        kept = self._filtered.get(key)
+        if kept is not None and kept[1] > self.slow_ms and mono - kept[2] < every:
+            return kept[0]
+        t0 = time.perf_counter()
+        n = q.count(req.tab, **req.filter.query(now))
+        self._filtered = {key: (n, (time.perf_counter() - t0) * 1000, mono)}  # one filter kept
+        return n
 
     def throughput(self, q: Queue, now: float) -> list[int]:
         """The sparkline's jobs finished per bucket (kept a little while `defer_slow` is set)."""
@@ -226,21 +288,29 @@ def load_header(
     )
 
 
-def load_page(q: Queue, req: Request) -> tuple[list[Job], bool]:
+def load_page(q: Queue, req: Request, now: float | None = None) -> tuple[list[Job], bool]:
     """One page of the tab's jobs from `req.after`, and whether more follow."""
-    f = req.filter
-    jobs = q.list(req.tab, type=f.type_glob, queue=f.queue, search=f.search,
-                  limit=req.page_size + 1, order=ORDERS.get(req.tab, "newest"),
-                  after=req.after)  # fmt: skip
+    query = req.filter.query(time.time() if now is None else now)
+    jobs = q.list(req.tab, limit=req.page_size + 1, order=ORDERS.get(req.tab, "newest"),
+                  after=req.after, **query)  # fmt: skip
     return jobs[: req.page_size], len(jobs) > req.page_size
 
 
-def count_tab(q: Queue, req: Request, counts: dict[str, int]) -> int:
-    """Jobs in the tab: free from the header's counts unless a filter narrows them."""
+def count_tab(
+    q: Queue,
+    req: Request,
+    counts: dict[str, int],
+    now: float | None = None,
+    keeper: Counts | None = None,
+) -> int:
+    """Jobs in the tab: free from the header's counts unless a filter narrows them (then
+    recounted at most as often as a slow state when `keeper` is given)."""
     if not req.filter:
         return counts.get(req.tab, 0)
-    f = req.filter
-    return q.count(req.tab, type=f.type_glob, queue=f.queue, search=f.search)
+    at = time.time() if now is None else now
+    if keeper is not None:
+        return keeper.filtered(q, req, at)
+    return q.count(req.tab, **req.filter.query(at))
 
 
 duration = format_duration  # the dashboard's name for it (widgets import it from here)
@@ -256,8 +326,8 @@ def load(q: Queue, req: Request, now: float, counts: Counts | None = None) -> Sn
     total = 0
     groups: list[ErrorGroup] = []
     if req.tab in JOB_TABS:
-        snap_jobs, has_more = load_page(q, req)
-        total = count_tab(q, req, header.counts)
+        snap_jobs, has_more = load_page(q, req, now)
+        total = count_tab(q, req, header.counts, now, counts)
     elif req.tab == "errors":
         groups = group_errors(q.errors(limit=ERROR_SAMPLE))
         total = len(groups)

@@ -15,18 +15,9 @@ from .common import _now, _queue
 
 def _since(text: str, now: float) -> float:
     """`--since`: a duration back from now (10m, 2h, 7d) or an ISO 8601 time."""
-    from ..values import parse_at, parse_duration
+    from ..where import parse_time  # the one parser, shared with ls/retry/cancel --since
 
-    try:
-        return now - parse_duration(text, "--since")
-    except InvalidInput:
-        pass
-    try:
-        return parse_at(text)
-    except InvalidInput:
-        raise InvalidInput(
-            f"cannot parse --since {text!r}: use a duration (10m, 2h, 7d) or an ISO 8601 time"
-        ) from None
+    return parse_time(text, now, "--since")
 
 
 def ndjson_line(d: Mapping[str, object]) -> str:

@@ -167,6 +167,8 @@ def parse(params: list[Param], args: list[str]) -> dict[str, object] | None:
             if number is None:
                 return None
             values[opt.name] = number
+        elif opt.many:  # a repeatable option (`--where A --where B`): every value, in order
+            values[opt.name] = [*(values[opt.name] or ()), text]  # type: ignore[misc]
         else:
             values[opt.name] = text
     for p in arguments:

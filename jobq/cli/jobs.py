@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import InvalidInput
-from .common import EXIT_WAIT_TIMEOUT, _bind_typer, _note, _now, _out, _per_id, _queue
+from .actions import cancel, priority, retry
+from .common import EXIT_WAIT_TIMEOUT, _bind_typer, _note, _now, _out, _queue
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up
 if TYPE_CHECKING:
@@ -131,6 +131,32 @@ def ls(
         str | None,
         typer.Option("--search", metavar="TEXT", help="Text in the payload, type or last error."),
     ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            "-w",
+            metavar="payload.PATH OP VALUE",
+            help="A payload field test, e.g. 'payload.user.id=42', 'payload.n>9'; OP: = != < <="
+            ' > >=; repeat to AND them. A JSON number compares as a number, "42" as a string.',
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DURATION|ISO",
+            help="Jobs enqueued at or after this: 30m, 2h, 7d back, or an ISO 8601 time.",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="DURATION|ISO",
+            help="Jobs enqueued before this: 30m, 2h, 7d back, or an ISO 8601 time.",
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", "-n", metavar="N", help="At most this many, newest first.")
     ] = 50,
@@ -139,15 +165,22 @@ def ls(
     """List jobs, newest first.
 
     WAITING says why a pending or running job is where it is (`jobq show ID` has the sentence).
+    `--where` tests a payload field: a missing field matches only `!=`.
     """
     from ..diagnose import diagnose_job
     from ..values import validate_positive_int
     from . import output
 
     validate_positive_int(limit, "--limit")
+    more: dict[str, Any] = {}
+    if where or since is not None or until is not None:  # jobq.where loads only for a filter
+        from .bulk import read_filters
+
+        more = read_filters(state, type_, queue, search, where, since, until, _now()).query()
+        del more["type"], more["queue"], more["search"]
 
     with _queue(ctx) as q:
-        jobs = q.list(state, type=type_, queue=queue, search=search, limit=limit)
+        jobs = q.list(state, type=type_, queue=queue, search=search, limit=limit, **more)
         active = any(j.state in ("pending", "running") for j in jobs)
         pools, paused = (q.workers(), q.paused_queues()) if active and not as_json else ([], [])
     if as_json:
@@ -191,84 +224,6 @@ def show(
         _out(output.to_json(d))
     else:
         _out(output.job_detail(job, attempts, now, waiting))
-
-
-def retry(
-    ctx: typer.Context,
-    ids: Annotated[
-        list[int] | None,
-        typer.Argument(metavar="[ID]...", show_default=False, help="The jobs to retry."),
-    ] = None,
-    all_failed: Annotated[
-        bool, typer.Option("--all-failed", help="Every failed job matching the filters.")
-    ] = False,
-    type_: Annotated[
-        str | None,
-        typer.Option("--type", "-t", metavar="GLOB", help="With --all-failed: types matching."),
-    ] = None,
-    queue: Annotated[
-        str | None,
-        typer.Option("--queue", "-q", metavar="Q", help="With --all-failed: this queue only."),
-    ] = None,
-    search: Annotated[
-        str | None,
-        typer.Option(
-            "--search", metavar="TEXT", help="With --all-failed: text in payload or error."
-        ),
-    ] = None,
-) -> None:
-    """Move failed or cancelled jobs back to pending.
-
-    Their attempts start again from zero.
-    """
-    if ids and all_failed:
-        raise InvalidInput("give job ids or --all-failed, not both")
-    if not ids and not all_failed:
-        raise InvalidInput("give job ids, or --all-failed [--type/--queue/--search]")
-    if ids and (type_ or queue or search):
-        raise InvalidInput("--type, --queue and --search filter --all-failed; drop them or the ids")
-    with _queue(ctx) as q:
-        if ids:
-            _per_id(q.retry_many(ids), "retry", q.location)
-            return
-        matched = q.matching_ids("failed", type=type_, queue=queue, search=search)
-        outcomes = q.retry_many(matched) if matched else {}
-    done = sum(1 for o in outcomes.values() if o.done)
-    _out(f"retried {done} job{'s' if done != 1 else ''}")
-    skipped = len(outcomes) - done
-    if skipped:  # e.g. a newer job holds the same unique key, or a race with another operator
-        _note(
-            f"{skipped} not retried (state changed, or a pending or running job of the same"
-            " type holds the same unique key)"
-        )
-
-
-def cancel(
-    ctx: typer.Context,
-    ids: Annotated[list[int], typer.Argument(metavar="ID...", help="The jobs to cancel.")],
-) -> None:
-    """Cancel jobs.
-
-    A pending job is cancelled at once; a running one when its pool has stopped it.
-    """
-    with _queue(ctx) as q:
-        _per_id(q.cancel_many(ids), "cancel", q.location)
-
-
-def priority(
-    ctx: typer.Context,
-    job_id: Annotated[int, typer.Argument(metavar="ID", help="The job's id.")],
-    value: Annotated[
-        str, typer.Argument(metavar="P", help="Integer or low, normal, high, critical.")
-    ],
-) -> None:
-    """Set a job's priority (higher runs first)."""
-    from ..values import parse_priority
-
-    p = parse_priority(value)
-    with _queue(ctx) as q:
-        q.set_priority(job_id, p)
-    _out(f"{job_id} priority {p}")
 
 
 def errors(
@@ -396,7 +351,10 @@ COMMANDS: list[tuple[str, Callable[..., Any]]] = [
 
 def register(app: typer.Typer) -> None:
     """Add these commands to `app`, in the order `jobq --help` lists them."""
+    from . import actions
+
     _bind_typer(globals())
+    _bind_typer(vars(actions))  # retry, cancel, priority: their declarations live there
     for name, func in COMMANDS:
         # `jobq priority 7 -5`: a negative priority is an argument, not an unknown option
         settings = {"ignore_unknown_options": True} if name == "priority" else None

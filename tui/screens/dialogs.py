@@ -138,8 +138,11 @@ Lists: [b]1[/b]–[b]7[/b] or [b]←[/b]/[b]→[/b] switch tab · [b]↑↓ PgUp
 loads at the edges) · [b]Home[/b] first page · [b]enter[/b] details of the job (why it waits,
 payload, attempts with tracebacks, output)
 
-Filter ([b]/[/b]): [b]type:email.*[/b] (a glob) [b]queue:mail[/b] and free text, searched in
-payload, type and last error. A bare word with [b]*[/b] is a type glob. [b]esc[/b] clears it.
+Filter ([b]/[/b]): [b]type:email.*[/b] (a glob) [b]queue:mail[/b], payload fields
+[b]payload.user.id:42[/b] [b]payload.n:>9[/b] [b]payload.kind:!=test[/b] (= != < <= > >=; a
+missing field matches only !=), enqueued [b]since:2h[/b] [b]until:30m[/b] (or an ISO time), and
+free text, searched in payload, type and last error. A bare word with [b]*[/b] is a type glob.
+[b]esc[/b] clears it.
 
 Acting: [b]r[/b] retry (failed/cancelled) · [b]c[/b] cancel (pending; running ones are stopped)
 · [b]+[/b]/[b]-[/b] priority ±10 (one level: low -10, normal 0, high 10, critical 20) · [b]p[/b]

@@ -13,7 +13,17 @@ from textual.widgets import Footer, Static
 
 from jobq import ErrorGroup, Job
 
-from ..data import JOB_TABS, TAB_TITLES, TABS, Cursor, Filter, Request, Snapshot, cursor_of
+from ..data import (
+    JOB_TABS,
+    TAB_TITLES,
+    TABS,
+    Cursor,
+    Filter,
+    Request,
+    Snapshot,
+    cursor_of,
+    filter_error,
+)
 from ..data import parse_filter as parse_filter_text
 from ..keys import (
     BULK_KINDS,
@@ -187,6 +197,10 @@ class MainScreen(Screen[None]):
         if self.filter:
             t.append("   filter: ", style=bold + pal.warning)
             t.append_text(plain(self.filter.describe(), 200, style=pal.warning))
+            if snap is not None and snap.request.filter != self.filter:
+                # a payload filter over a million jobs takes seconds in the loader thread: the
+                # list below is still the previous one, and says so
+                t.append("  filtering…", style="dim")
         if self.marked:
             t.append(f"   {len(self.marked):,} marked", style=bold + pal.accent)
         if self.options.read_only:
@@ -303,13 +317,15 @@ class MainScreen(Screen[None]):
 
     def action_filter(self) -> None:
         """Ask for a filter: type glob, queue, text."""
-        hint = "type:GLOB queue:NAME text   e.g.  type:email.* queue:mail refused"
+        hint = ("type:GLOB queue:NAME payload.PATH:[OP]VALUE since:2h until:30m text"
+                "   e.g.  payload.user.id:42 payload.n:>9")  # fmt: skip
 
         def done(text: str | None) -> None:
             if text is not None:
                 self.set_filter(parse_filter_text(text))
 
-        self.app.push_screen(PromptScreen("Filter", hint, self.filter.describe()), done)
+        prompt = PromptScreen("Filter", hint, self.filter.describe(), check=filter_error)
+        self.app.push_screen(prompt, done)
 
     def set_filter(self, f: Filter) -> None:
         """Narrow the lists to `f` (an empty Filter shows everything), from the first page."""
@@ -319,6 +335,7 @@ class MainScreen(Screen[None]):
         self.prev_pages = []
         self._land = "top"
         self._go(after=None)
+        self._draw_status()
 
     def action_clear(self) -> None:
         """Clear the marks, else the filter."""

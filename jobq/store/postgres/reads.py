@@ -20,6 +20,7 @@ from .sql import (
     claimable_sql,
     next_run_at_sql,
 )
+from .sql_where import SINCE, UNTIL, where_sql
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -144,6 +145,14 @@ class Reads(Connection):
                 " OR type ILIKE %(search)s)"
             )
             params["search"] = "%" + like_escape(search) + "%"
+        if f.where:
+            where.extend(where_sql(f.where, params))
+        if f.since is not None:
+            where.append(SINCE)
+            params["since"] = f.since
+        if f.until is not None:
+            where.append(UNTIL)
+            params["until"] = f.until
         return where, params
 
     def counts(self) -> dict[str, int]:

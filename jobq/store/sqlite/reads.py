@@ -16,7 +16,10 @@ from .sql import (
     JOB_COLUMNS,
     NEXT_RUN_AT,
     PAUSED,
+    SINCE,
     STATES_OF,
+    UNTIL,
+    where_sql,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
@@ -157,6 +160,14 @@ class Reads(Connection):
                 " OR type LIKE :search ESCAPE '\\')"
             )
             params["search"] = "%" + _like_escape(search) + "%"
+        if f.where:
+            where.extend(where_sql(f.where, params))
+        if f.since is not None:
+            where.append(SINCE)
+            params["since"] = f.since
+        if f.until is not None:
+            where.append(UNTIL)
+            params["until"] = f.until
         return where, params
 
     def counts(self) -> dict[str, int]:

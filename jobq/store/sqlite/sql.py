@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
+if TYPE_CHECKING:
+    from ...where import Condition
+
 DEFAULT_BUSY_TIMEOUT = 30.0
 
 JOB_COLUMNS = (
@@ -411,3 +415,39 @@ IMPORT_ROWS = {
     "attempts": f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 }
 EMPTY_QUEUE = ("DELETE FROM attempts", "DELETE FROM jobs", "DELETE FROM queues")
+
+# ---- filters on payload fields and creation time (jobq/where.py): `where_sql` builds the
+# conditions from the fixed fragments below; every path and value is a named parameter.
+# json_extract runs first so that, SQLite's AND being short-circuit, the second parse of the
+# payload (json_type: a number is never the string "42") is paid only by rows that compare
+# true. coalesce: a missing field is false, never NULL, so `!=` (NOT of `=`) keeps it.
+_JSON_TYPES = {
+    "number": "IN ('integer', 'real')",
+    "string": "= 'text'",
+    "true": "= 'true'",
+    "false": "= 'false'",
+    "null": "= 'null'",
+}
+_COMPARE = {"=": " = ", "!=": " = ", "<": " < ", "<=": " <= ", ">": " > ", ">=": " >= "}
+SINCE = "created_at >= :since"
+UNTIL = "created_at < :until"
+
+
+def json_path(path: tuple[str | int, ...]) -> str:
+    """The SQLite JSON path of a parsed payload path: ("user", 0) → `$."user"[0]`."""
+    return "$" + "".join("[" + str(s) + "]" if isinstance(s, int) else '."' + s + '"' for s in path)
+
+
+def where_sql(conditions: tuple[Condition, ...], params: dict[str, object]) -> list[str]:
+    """SQL conditions for `conditions` (jobq.where), their parameters added to `params`."""
+    out: list[str] = []
+    for n, c in enumerate(conditions):
+        p, v = "w" + str(n) + "p", "w" + str(n) + "v"
+        params[p] = json_path(c.path)
+        test = "coalesce(json_type(payload, :" + p + "), '') " + _JSON_TYPES[c.kind]
+        if c.kind in ("number", "string"):
+            params[v] = c.value
+            compare = "json_extract(payload, :" + p + ")" + _COMPARE[c.op] + ":" + v
+            test = "coalesce(" + compare + ", 0) AND " + test
+        out.append(("NOT (" if c.op == "!=" else "(") + test + ")")
+    return out

@@ -1,0 +1,308 @@
+"""The operator actions on jobs: retry, cancel, priority — by ids, or by `ls`'s filters in bulk
+(jobq/cli/bulk.py).
+
+Like jobq/cli/jobs.py (which lists them in its COMMANDS), the parameters are typer declarations in
+postponed annotations, so `jobq.cli.fast` can run retry and cancel without typer.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from ..errors import InvalidInput
+from .common import _now, _out, _per_id, _queue
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Annotated, Any
+
+    import typer
+
+    from ..queue import Queue
+    from .bulk import Filters
+
+
+def retry(
+    ctx: typer.Context,
+    ids: Annotated[
+        list[int] | None,
+        typer.Argument(metavar="[ID]...", show_default=False, help="The jobs to retry."),
+    ] = None,
+    all_failed: Annotated[
+        bool, typer.Option("--all-failed", help="Every failed job (same as --state failed).")
+    ] = False,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state", "-s", metavar="S", help="Instead of ids: jobs in this state or view."
+        ),
+    ] = None,
+    type_: Annotated[
+        str | None,
+        typer.Option("--type", "-t", metavar="GLOB", help="Instead of ids: types matching."),
+    ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option("--queue", "-q", metavar="Q", help="Instead of ids: this queue only."),
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search", metavar="TEXT", help="Instead of ids: text in payload, type or error."
+        ),
+    ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            "-w",
+            metavar="payload.PATH OP VALUE",
+            help="A payload field test, e.g. 'payload.user.id=42', 'payload.n>9'; OP: = != < <="
+            ' > >=; repeat to AND them. A JSON number compares as a number, "42" as a string.',
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DURATION|ISO",
+            help="Jobs enqueued at or after this: 30m, 2h, 7d back, or an ISO 8601 time.",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="DURATION|ISO",
+            help="Jobs enqueued before this: 30m, 2h, 7d back, or an ISO 8601 time.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print how many jobs the filters select and the first ids; change nothing.",
+        ),
+    ] = False,
+) -> None:
+    """Move failed or cancelled jobs back to pending.
+
+    Their attempts start again from zero. Instead of ids, `ls`'s filters select the failed and
+    cancelled jobs to retry (at least one filter; --dry-run to preview). A bulk action is not one
+    transaction: it works 500 jobs at a time and reports how many it retried and how many it
+    skipped because their state changed meanwhile.
+    """
+    if all_failed:
+        if state not in (None, "failed"):
+            raise InvalidInput("--all-failed is --state failed; drop one of them")
+        state = "failed"
+    with _bulk(ctx, ids, dry_run, (state, type_, queue, search, where, since, until)) as (
+        q, f):  # fmt: skip
+        if f is None:
+            _per_id(q.retry_many(ids or []), "retry", q.location)
+        else:
+            from . import bulk
+
+            bulk.run(q, "retry", f, q.retry_many, dry_run=dry_run)
+
+
+def cancel(
+    ctx: typer.Context,
+    ids: Annotated[
+        list[int] | None,
+        typer.Argument(metavar="[ID]...", show_default=False, help="The jobs to cancel."),
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state", "-s", metavar="S", help="Instead of ids: jobs in this state or view."
+        ),
+    ] = None,
+    type_: Annotated[
+        str | None,
+        typer.Option("--type", "-t", metavar="GLOB", help="Instead of ids: types matching."),
+    ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option("--queue", "-q", metavar="Q", help="Instead of ids: this queue only."),
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search", metavar="TEXT", help="Instead of ids: text in payload, type or error."
+        ),
+    ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            "-w",
+            metavar="payload.PATH OP VALUE",
+            help="A payload field test, e.g. 'payload.user.id=42', 'payload.n>9'; OP: = != < <="
+            ' > >=; repeat to AND them. A JSON number compares as a number, "42" as a string.',
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DURATION|ISO",
+            help="Jobs enqueued at or after this: 30m, 2h, 7d back, or an ISO 8601 time.",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="DURATION|ISO",
+            help="Jobs enqueued before this: 30m, 2h, 7d back, or an ISO 8601 time.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print how many jobs the filters select and the first ids; change nothing.",
+        ),
+    ] = False,
+) -> None:
+    """Cancel jobs.
+
+    A pending job is cancelled at once; a running one when its pool has stopped it. Instead of
+    ids, `ls`'s filters select the pending and running jobs to cancel (at least one filter;
+    --dry-run to preview). A bulk action is not one transaction: it works 500 jobs at a time and
+    reports how many it cancelled, how many running ones it asked to stop, and how many it
+    skipped because they finished meanwhile.
+    """
+    with _bulk(ctx, ids, dry_run, (state, type_, queue, search, where, since, until)) as (
+        q, f):  # fmt: skip
+        if f is None:
+            _per_id(q.cancel_many(ids or []), "cancel", q.location)
+        else:
+            from . import bulk
+
+            bulk.run(q, "cancel", f, q.cancel_many, dry_run=dry_run)
+
+
+def priority(
+    ctx: typer.Context,
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[ID]... P",
+            help="The jobs' ids (none with filters), then the priority: an integer or low,"
+            " normal, high, critical.",
+        ),
+    ],
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state", "-s", metavar="S", help="Instead of ids: jobs in this state or view."
+        ),
+    ] = None,
+    type_: Annotated[
+        str | None,
+        typer.Option("--type", "-t", metavar="GLOB", help="Instead of ids: types matching."),
+    ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option("--queue", "-q", metavar="Q", help="Instead of ids: this queue only."),
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search", metavar="TEXT", help="Instead of ids: text in payload, type or error."
+        ),
+    ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            "-w",
+            metavar="payload.PATH OP VALUE",
+            help="A payload field test, e.g. 'payload.user.id=42', 'payload.n>9'; OP: = != < <="
+            ' > >=; repeat to AND them. A JSON number compares as a number, "42" as a string.',
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DURATION|ISO",
+            help="Jobs enqueued at or after this: 30m, 2h, 7d back, or an ISO 8601 time.",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="DURATION|ISO",
+            help="Jobs enqueued before this: 30m, 2h, 7d back, or an ISO 8601 time.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print how many jobs the filters select and the first ids; change nothing.",
+        ),
+    ] = False,
+) -> None:
+    """Set a job's priority (higher runs first).
+
+    Instead of ids, `ls`'s filters select the pending jobs to reprioritise (at least one filter;
+    --dry-run to preview), 500 per transaction (a bulk action is not one transaction).
+    """
+    from ..values import parse_priority
+
+    *id_texts, value = args
+    job_ids = []
+    for text in id_texts:
+        if not text.isascii() or not text.isdigit():
+            raise InvalidInput(f"job ids are integers, not {text!r}")
+        job_ids.append(int(text))
+    p = parse_priority(value)
+    filters = (state, type_, queue, search, where, since, until)
+    with _bulk(ctx, job_ids, dry_run, filters) as (q, f):
+        if f is None:
+            if len(job_ids) == 1:  # the one-job form keeps its error: exit 1 for a missing job
+                q.set_priority(job_ids[0], p)
+                _out(f"{job_ids[0]} priority {p}")
+                return
+            outcomes = q.set_priority_many(job_ids, p)
+            for i in [i for i, o in outcomes.items() if o.done]:
+                _out(f"{i} priority {p}")
+            _per_id({i: o for i, o in outcomes.items() if not o.done}, "reprioritise", q.location)
+        else:
+            from . import bulk
+
+            bulk.run(q, "priority", f, lambda chunk: q.set_priority_many(chunk, p),
+                     dry_run=dry_run, what=f" to {p}")  # fmt: skip
+
+
+@contextmanager
+def _bulk(
+    ctx: typer.Context,
+    ids: list[int] | None,
+    dry_run: bool,
+    filters: tuple[Any, Any, Any, Any, Any, Any, Any],
+) -> Iterator[tuple[Queue, Filters | None]]:
+    """Check ids against filters (exactly one of them), then open the queue: (queue, the parsed
+    filters, or None when ids were given)."""
+    given = bool(ids)
+    f = None
+    if any(x is not None and x != [] for x in filters):
+        from .bulk import read_filters
+
+        f = read_filters(*filters, _now())
+    if given and f is not None:
+        raise InvalidInput("give job ids or filters, not both")
+    if not given and f is None:
+        from .bulk import FILTER_FLAGS
+
+        raise InvalidInput(f"give job ids, or select jobs with {FILTER_FLAGS}")
+    if dry_run and f is None:
+        raise InvalidInput("--dry-run previews a selection by filters; drop it or the ids")
+    with _queue(ctx) as q:
+        yield q, f
