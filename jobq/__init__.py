@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         WaitTimeout,
     )
     from .handlers import Handler, handler, on_failure
+    from .liveoutput import JobProgress, OutputChunk
     from .model import (
         PRIORITY_NAMES,
         Attempt,
@@ -81,6 +82,7 @@ _EXPORTS = {
     "JSONValue": "model",
     "Job": "model",
     "JobNotFound": "errors",
+    "JobProgress": "liveoutput",
     "JobState": "model",
     "JobqError": "errors",
     "NetworkFilesystem": "errors",
@@ -89,6 +91,7 @@ _EXPORTS = {
     "NewerSchema": "errors",
     "NotAJobqFile": "errors",
     "Outcome": "model",
+    "OutputChunk": "liveoutput",
     "PRIORITY_NAMES": "model",
     "Queue": "queue",
     "QueueFileError": "errors",
@@ -152,6 +155,7 @@ __all__ = [
     "JSONValue",
     "Job",
     "JobNotFound",
+    "JobProgress",
     "JobState",
     "JobqError",
     "NetworkFilesystem",
@@ -159,6 +163,7 @@ __all__ = [
     "NewerSchema",
     "NotAJobqFile",
     "Outcome",
+    "OutputChunk",
     "Queue",
     "QueueFileError",
     "QueueStats",

@@ -195,13 +195,15 @@ def run_command(
     env: dict[str, str],
     on_start: Callable[[int], None] | None = None,
     guard: bool = False,
+    live: Callable[[str, bytes], None] | None = None,
 ) -> Result:
     """Run `argv` with the payload on stdin; `on_start(pgid)` is called once it runs.
 
     When it exits, whatever is left in its process group is killed. With `guard` (worker
     children), this process also becomes its commands' subreaper and starts a guardian, so that
     processes that left the group die with the command too, and everything dies if this process
-    is killed while the command runs (jobq.guardian).
+    is killed while the command runs (jobq.guardian). `live(stream, data)` receives what the
+    command writes to its stdout and stderr as it comes (the worker's live output).
     """
     tree = _guard() if guard else None
     if tree is not None:
@@ -228,7 +230,7 @@ def run_command(
                 cmd.wait()
 
     try:
-        _pump(cmd, payload_json.encode("utf-8"), stdout, stderr, take_down)
+        _pump(cmd, payload_json.encode("utf-8"), stdout, stderr, take_down, live)
         if cmd.returncode is None:
             _wait_exited(cmd.pid)  # it closed its pipes but runs on
         take_down()
@@ -273,6 +275,16 @@ def snooze_seconds(stdout: bytes) -> float:
         return DEFAULT_SNOOZE
 
 
+def _tee(
+    sink: Callable[[bytes], None], live: Callable[[str, bytes], None], stream: str
+) -> Callable[[bytes], None]:
+    def both(chunk: bytes) -> None:
+        sink(chunk)
+        live(stream, chunk)
+
+    return both
+
+
 def _wait_exited(pid: int) -> None:
     """Block until the command exits, without reaping it."""
     while True:
@@ -294,12 +306,20 @@ def _exited(pid: int) -> bool:
 
 
 def _pump(
-    cmd: _Command, data: bytes, stdout: _Head, stderr: _Tail, on_exit: Callable[[], None]
+    cmd: _Command,
+    data: bytes,
+    stdout: _Head,
+    stderr: _Tail,
+    on_exit: Callable[[], None],
+    live: Callable[[str, bytes], None] | None = None,
 ) -> None:
     """Feed stdin and collect stdout/stderr until the command exits and its pipes are drained;
     `on_exit()` as soon as it exits (what it left behind could hold the pipes open)."""
     sel = selectors.DefaultSelector()
     sinks: dict[int, Callable[[bytes], None]] = {cmd.stdout: stdout.add, cmd.stderr: stderr.add}
+    if live is not None:
+        sinks = {cmd.stdout: _tee(stdout.add, live, "stdout"),
+                 cmd.stderr: _tee(stderr.add, live, "stderr")}  # fmt: skip
     for fd in sinks:
         sel.register(fd, selectors.EVENT_READ)
     view = memoryview(data)
