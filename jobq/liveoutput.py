@@ -16,7 +16,6 @@ latest value with the next flush.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 
 TYPE_CHECKING = False
@@ -91,27 +90,23 @@ def check_progress(fraction: object, message: object = None) -> tuple[float, str
 
 
 _reporters: dict[tuple[int, str | None], Callable[[float, str | None], None]] = {}
-_lock = threading.Lock()
 
 
 def install(job_id: int, token: str | None, reporter: Callable[[float, str | None], None]) -> None:
     """Route `progress()` of the job holding this lease to `reporter` (the pool, per attempt)."""
-    with _lock:
-        _reporters[(job_id, token)] = reporter
+    _reporters[(job_id, token)] = reporter  # one dict operation: atomic, no lock needed
 
 
 def uninstall(job_id: int, token: str | None) -> None:
     """Stop routing progress of this attempt (it has ended)."""
-    with _lock:
-        _reporters.pop((job_id, token), None)
+    _reporters.pop((job_id, token), None)
 
 
 def report(job_id: int, token: str | None, fraction: object, message: object = None) -> None:
     """Check a progress report and hand it to the attempt's reporter; RuntimeError outside a
     worker running this attempt (a Job read with `jobq.Queue.get`, or after its attempt ended)."""
     value, text = check_progress(fraction, message)
-    with _lock:
-        reporter = _reporters.get((job_id, token))
+    reporter = _reporters.get((job_id, token))
     if reporter is None:
         raise RuntimeError(
             f"job {job_id}: progress() reports only from its handler while a jobq worker runs it"

@@ -54,6 +54,7 @@ class LiveOutput:
         self._thread: threading.Thread | None = None
         self._store: Backend | None = None
         self._closed = False
+        self._touched = False
         self._reset()
 
     def _reset(self) -> None:
@@ -73,10 +74,18 @@ class LiveOutput:
 
     def begin(self, job: Job) -> None:
         """Start capturing for `job`'s attempt (and route its `progress()` here)."""
-        with self._lock:
-            self._reset()
-            self._job = job
+        # no lock, nothing allocated: a job that writes nothing must cost (almost) nothing; the
+        # buffers are reset by the attempt's first output (`_touch`)
+        self._job = job
+        self._touched = False
         liveoutput.install(job.id, job.lease_token, self.progress)
+
+    def _touch(self) -> None:
+        """The attempt's first output or progress (lock held): fresh buffers."""
+        job = self._job
+        self._reset()
+        self._job = job
+        self._touched = True
 
     def end(self) -> OutputWrite | None:
         """Stop capturing; what is left to write for the attempt (None: nothing)."""
@@ -84,6 +93,9 @@ class LiveOutput:
         if job is None:
             return None
         liveoutput.uninstall(job.id, job.lease_token)
+        if not self._touched:
+            self._job = None
+            return None
         with self._flushing, self._lock:
             for stream in list(self._decoders):
                 rest = self._decoders.pop(stream).decode(b"", final=True)
@@ -104,6 +116,8 @@ class LiveOutput:
         with self._lock:
             if self._job is None or self._lost:
                 return
+            if not self._touched:
+                self._touch()
             self._add(stream, text)
             if self._thread is None:
                 self._start()
@@ -121,6 +135,8 @@ class LiveOutput:
         with self._lock:
             if self._job is None or self._lost:
                 return
+            if not self._touched:
+                self._touch()
             self._progress = (fraction, message, time.time())
             if self._thread is None:
                 self._start()
