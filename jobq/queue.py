@@ -275,13 +275,16 @@ class Queue:
         """The finished attempts of a job, oldest first."""
         return self.backend.attempts(job_id)
 
-    def output(self, job_id: int, attempt: int | None = None) -> _Chunks:
-        """The live output kept for an attempt of a job (default: its latest), in order (raises
-        JobNotFound). Each chunk says its stream: stdout, stderr, log or jobq (a marker)."""
+    def output(self, job_id: int, attempt: int | None = None, *, after: int = 0) -> _Chunks:
+        """The live output kept for an attempt of a job, in order: chunks with seq > `after`.
+        `attempt` None: the job's latest (raises JobNotFound); a given attempt of a job that is
+        not there has no output. Each chunk says its stream: stdout, stderr, log or jobq (the
+        truncation marker)."""
         from .liveoutput import read_output
 
-        job = self.get(job_id)
-        return read_output(self.backend, job_id, job.attempts if attempt is None else attempt)
+        if attempt is None:
+            attempt = self.get(job_id).attempts
+        return read_output(self.backend, job_id, attempt, after)
 
     def follow_output(self, job_id: int, attempt: int | None = None) -> Iterator[OutputChunk]:
         """An attempt's output as the pool writes it, until the attempt ends (default: the
