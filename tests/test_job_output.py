@@ -18,9 +18,15 @@ from pathlib import Path
 import pytest
 
 from jobq import Queue
+from jobq.backend import Ending
 from jobq.liveoutput import OUTPUT_HEAD, OUTPUT_TAIL, check_progress
 from tests.conftest import ROOT
+from tests.factories import STALE_TOKEN, T0, claim_one, enqueue
 from tests.helpers import kill_all, wait_until, worker_children
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from jobq.backend import Backend
 
 JOBQ = [sys.executable, "-m", "jobq"]
 # a command that writes to both streams, waits for the gate, writes again and fails (status 3)
@@ -292,3 +298,54 @@ def test_following_a_pending_job_that_is_cancelled_exits_1(
     assert follower.wait(30) == 1
     assert follower.stderr is not None
     assert f"job {job_id} (out.py) cancelled" in follower.stderr.read().decode()
+
+
+# ---- the store's verbs, on each backend ------------------------------------------------------
+
+
+def _chunk(seq: int, text: str, stream: str = "stdout") -> tuple[int, float, str, str]:
+    return (seq, T0 + seq, stream, text)
+
+
+def test_output_writes_are_fenced_on_the_lease(backend: Backend) -> None:
+    a, b = (enqueue(backend, type=t) for t in ("a", "b"))  # type: ignore[arg-type]
+    ja, jb = claim_one(backend, a, T0), claim_one(backend, b, T0)  # type: ignore[arg-type]
+    assert ja.lease_token is not None and jb.lease_token is not None
+    done = backend.write_output([
+        (a, ja.lease_token, 1, True, [_chunk(1, "a1\n"), _chunk(2, "a2\n", "stderr")],
+         (0.25, "a quarter", T0)),
+        (b, STALE_TOKEN, 1, True, [_chunk(1, "stale\n")], (0.5, "stale", T0)),
+    ])  # fmt: skip
+    assert done == [True, False]
+    assert [(c.seq, c.stream, c.text) for c in backend.output(a, 1)] == [
+        (1, "stdout", "a1\n"), (2, "stderr", "a2\n")]  # fmt: skip
+    assert backend.output(b, 1) == [] and set(backend.progress_of([a, b])) == {a}
+    p = backend.progress_of([a])[a]
+    assert (p.attempt, p.fraction, p.message) == (1, 0.25, "a quarter")
+    assert p.at == pytest.approx(T0)
+    # once the attempt has ended, its own token writes nothing more
+    assert backend.complete_many([(a, ja.lease_token, None, None)], T0 + 1) == [True]
+    assert backend.write_output([(a, ja.lease_token, 1, False, [_chunk(3, "late\n")],
+                                  (1.0, "late", T0))]) == [False]  # fmt: skip
+    assert [c.seq for c in backend.output(a, 1)] == [1, 2]
+    assert backend.progress_of([a])[a].fraction == 0.25
+    assert [c.seq for c in backend.output(a, 1, after=1)] == [2]
+
+
+def test_output_goes_with_its_job_and_a_retried_attempt_replaces_it(backend: Backend) -> None:
+    a = enqueue(backend, type="a")  # type: ignore[arg-type]
+    job = claim_one(backend, a, T0)  # type: ignore[arg-type]
+    assert job.lease_token is not None
+    backend.write_output([(a, job.lease_token, 1, True, [_chunk(1, "first run\n")], None)])
+    backend.end_attempt(a, job.lease_token, T0 + 1, Ending.FAIL, "boom", retryable=False)
+    assert backend.retry([a], T0 + 2)[a].done  # attempts start again at 0
+    again = claim_one(backend, a, T0 + 3)  # type: ignore[arg-type]
+    assert again.attempts == 1 and again.lease_token is not None
+    assert [c.text for c in backend.output(a, 1)] == ["first run\n"]  # until the new one writes
+    assert backend.progress_of([a]) == {}
+    backend.write_output([(a, again.lease_token, 1, True, [_chunk(1, "second run\n")],
+                           (0.5, None, T0))])  # fmt: skip
+    assert [c.text for c in backend.output(a, 1)] == ["second run\n"]
+    backend.end_attempt(a, again.lease_token, T0 + 4, Ending.FAIL, "boom", retryable=False)
+    assert backend.delete([a])[a].done
+    assert backend.output(a, 1) == [] and backend.progress_of([a]) == {}
