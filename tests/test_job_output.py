@@ -30,9 +30,12 @@ if TYPE_CHECKING:
 
 JOBQ = [sys.executable, "-m", "jobq"]
 # a command that writes to both streams, waits for the gate, writes again and fails (status 3)
+# (and reports progress on JOBQ_PROGRESS_FD, an invalid line first: ignored)
 CMD = (
     "out.cmd=sh -c 'echo cmd line 1; echo cmd err 1 >&2; "
-    'while [ ! -e "$OUT_GATE" ]; do sleep 0.02; done; echo cmd line 2; exit 3\''
+    'echo "0.3 early" >&$JOBQ_PROGRESS_FD; echo "150% nonsense" >&$JOBQ_PROGRESS_FD; '
+    'while [ ! -e "$OUT_GATE" ]; do sleep 0.02; done; echo cmd line 2; '
+    'echo "90% almost" >&$JOBQ_PROGRESS_FD; exit 3\''
 )
 
 
@@ -108,6 +111,9 @@ def test_logs_follow_sees_output_before_the_job_ends_and_exits_with_its_state(
     wait_until(lambda: lines.has(b"cmd line 1"), 30, what="the first line, live")
     assert state_of(location, job_id) == "running"  # seen before the job ended
     assert follower.poll() is None
+    with Queue(location, create=False) as q:
+        p = wait_until(lambda: q.progress(job_id), 10, what="the command's progress")
+        assert (p.fraction, p.message) == (0.3, "early")  # type: ignore[attr-defined]
     Path(env["OUT_GATE"]).touch()
     assert follower.wait(30) == 1  # the job failed (exit 3): like `jobq wait`
     lines.thread.join(5)
@@ -123,6 +129,9 @@ def test_logs_follow_sees_output_before_the_job_ends_and_exits_with_its_state(
     assert "".join(c.text for c in chunks if c.stream == "stderr") == "cmd err 1\n"
     done = run(env, "logs", str(job_id))
     assert done.returncode == 0 and b"cmd line 2" in done.stdout
+    with Queue(location, create=False) as q:
+        p = q.progress(job_id)
+    assert p is not None and (p.fraction, p.message) == (0.9, "almost")  # the last, at the end
 
 
 def test_python_output_and_progress_visible_while_it_runs(
@@ -349,3 +358,24 @@ def test_output_goes_with_its_job_and_a_retried_attempt_replaces_it(backend: Bac
     backend.end_attempt(a, again.lease_token, T0 + 4, Ending.FAIL, "boom", retryable=False)
     assert backend.delete([a])[a].done
     assert backend.output(a, 1) == [] and backend.progress_of([a]) == {}
+
+
+@pytest.mark.parametrize(
+    ("line", "parsed"),
+    [
+        (b"0.4 40 of 100 resized\n", (0.4, "40 of 100 resized")),
+        (b"40% 40 of 100", (0.4, "40 of 100")),
+        (b"1", (1.0, None)),
+        (b"  0  starting  ", (0.0, "starting")),
+        (b"1.5 too far", None),
+        (b"-1%", None),
+        (b"nan", None),
+        (b"half way", None),
+        (b"", None),
+        (b"\xff\xfe", None),
+    ],
+)
+def test_a_commands_progress_lines(line: bytes, parsed: tuple[float, str | None] | None) -> None:
+    from jobq.pool.commands import parse_progress
+
+    assert parse_progress(line) == parsed

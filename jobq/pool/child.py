@@ -343,6 +343,7 @@ class Child:
                     on_start=lambda pgid: self.slot.set(PGID, pgid),
                     guard=True,
                     live=self.live.add_bytes,
+                    progress=self.live.progress,
                 )
             else:
                 assert handler.func is not None
