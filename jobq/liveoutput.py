@@ -167,8 +167,15 @@ def follow_output(
         if attempt is None:
             attempt = job.attempts + 1 if job.state.value == "pending" else max(job.attempts, 1)
         cursor = 0
+        seen_running = False
         while True:
-            ended = attempt_ended(job, attempt)
+            # an attempt given back uncounted (a shutdown, a snooze) runs again under the same
+            # number, and its output starts again: for this follower, that attempt has ended
+            given_back = seen_running and job.attempts < attempt
+            seen_running = seen_running or (
+                job.attempts == attempt and job.state.value == "running"
+            )
+            ended = given_back or attempt_ended(job, attempt)
             page = read_output(backend, job_id, attempt, cursor)
             if page:
                 cursor = page[-1].seq

@@ -60,3 +60,11 @@ def out_forever(payload: JSONValue, job: jobq.Job) -> None:
         print(f"tick {i}")
         i += 1
         time.sleep(0.05)
+
+
+@jobq.handler("out.snooze")
+def out_snooze(payload: JSONValue, job: jobq.Job) -> object:
+    """Print, wait for the gate, then snooze for an hour (the attempt is given back)."""
+    print("before the snooze")
+    _gate(payload)
+    return jobq.Snooze(3600)

@@ -134,6 +134,25 @@ def test_logs_follow_sees_output_before_the_job_ends_and_exits_with_its_state(
     assert p is not None and (p.fraction, p.message) == (0.9, "almost")  # the last, at the end
 
 
+def test_following_an_attempt_given_back_ends_when_it_is(
+    location: str, env: dict[str, str], tmp_path: Path, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    # a snooze gives the attempt back uncounted: the next run reuses its number, so the follower
+    # must not wait for it (its output starts again from the first line)
+    gate = tmp_path / "snooze-gate"
+    with Queue(location) as q:
+        job_id = q.enqueue("out.snooze", {"gate": str(gate)})
+    follower = start(procs, env, "logs", "-f", str(job_id))
+    lines = Lines(follower)
+    pool(procs, env, tmp_path / "pool.log")
+    wait_until(lambda: lines.has(b"before the snooze"), 30, what="the line, live")
+    gate.touch()
+    assert follower.wait(30) == 1
+    assert follower.stderr is not None
+    assert f"job {job_id} (out.snooze) pending" in follower.stderr.read().decode()
+    assert state_of(location, job_id) == "pending"
+
+
 def test_python_output_and_progress_visible_while_it_runs(
     location: str, env: dict[str, str], tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
