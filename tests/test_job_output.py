@@ -4,6 +4,7 @@ the per-attempt cap, control characters on a terminal, and a stale worker's flus
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pty
@@ -398,3 +399,26 @@ def test_a_commands_progress_lines(line: bytes, parsed: tuple[float, str | None]
     from jobq.pool.commands import parse_progress
 
     assert parse_progress(line) == parsed
+
+
+def test_a_refused_attempt_does_not_silence_the_next_one(backend: Backend) -> None:
+    from jobq.pool.capture import LiveOutput
+
+    a, b = (enqueue(backend, type=t) for t in ("a", "b"))  # type: ignore[arg-type]
+    ja, jb = claim_one(backend, a, T0), claim_one(backend, b, T0)  # type: ignore[arg-type]
+    live = LiveOutput(backend.location, flush_every=0.0)
+    try:
+        live.begin(dataclasses.replace(ja, lease_token=STALE_TOKEN))  # a lease lost meanwhile
+        live.add("stdout", "never kept\n")
+        live.flush()  # refused: the rest of this attempt is dropped
+        live.add("stdout", "dropped too\n")
+        assert live.end() is None
+        live.begin(jb)  # the next attempt writes nothing at first, then something
+        live.add_bytes("stdout", "caf\xe9 ".encode()[:-2])  # "café" cut inside its é
+        live.add_bytes("stdout", "caf\xe9 ".encode()[-2:] + b"ok\n")
+        item = live.end()
+        assert item is not None and backend.write_output([item]) == [True]
+    finally:
+        live.close()
+    assert backend.output(a, 1) == []
+    assert "".join(c.text for c in backend.output(b, 1)) == "caf\xe9 ok\n"

@@ -55,6 +55,7 @@ class LiveOutput:
         self._store: Backend | None = None
         self._closed = False
         self._touched = False
+        self._decoders: dict[str, codecs.IncrementalDecoder] = {}  # a command's, per stream
         self._reset()
 
     def _reset(self) -> None:
@@ -68,7 +69,6 @@ class LiveOutput:
         self._first = True  # no write of this attempt yet
         self._lost = False  # a write was refused: the lease is gone
         self._last_flush = time.monotonic()
-        self._decoders: dict[str, codecs.IncrementalDecoder] = {}
 
     # ---- the attempt ----------------------------------------------------------------------
 
@@ -78,6 +78,9 @@ class LiveOutput:
         # buffers are reset by the attempt's first output (`_touch`)
         self._job = job
         self._touched = False
+        self._lost = False  # a refusal is the previous attempt's: this one may write
+        if self._decoders:
+            self._decoders = {}
         liveoutput.install(job.id, job.lease_token, self.progress)
 
     def _touch(self) -> None:
