@@ -173,7 +173,7 @@ def test_command_handlers_through_the_pool(pools: Pools, queue: jobq.Queue, tmp_
             "JOBQ_JOB_TYPE": "cmd_ok",
             "JOBQ_ATTEMPT": "1",
             "JOBQ_PROGRESS_FD": "3",
-        },  # fmt: skip
+        },
         "db": queue.path,
     }
     job = queue.get(bad)
