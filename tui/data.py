@@ -296,15 +296,20 @@ def load_detail(
     workers: list[WorkerInfo],
     output: OutputTail | None = None,
 ) -> Detail | None:
-    """The job, its attempts, why it waits, and its latest attempt's live output (only what is
-    new since the last load, with `output`) and progress; None if it no longer exists."""
+    """The job, its attempts, why it waits, and for a running job its attempt's live output
+    (only what is new since the last load, with `output`) and progress; None if it no longer
+    exists."""
     try:
         job = q.get(job_id)
     except JobNotFound:
         return None
-    tail = OutputTail() if output is None else output
-    lines, dropped = tail.read(q, job.id, job.attempts)
-    progress = q.progress(job.id) if job.state is JobState.RUNNING else None
+    lines: tuple[str, ...] = ()
+    dropped = 0
+    progress = None
+    if job.state is JobState.RUNNING:  # a finished attempt's output is in its history
+        tail = OutputTail() if output is None else output
+        lines, dropped = tail.read(q, job.id, job.attempts)
+        progress = q.progress(job.id)
     return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now), lines,
                   job.attempts, dropped, progress)  # fmt: skip
 

@@ -97,8 +97,7 @@ def render_detail(d: Detail, now: float, pal: Palette = NO_COLOURS, paused: bool
     if job.result_json is not None:
         _section(t, "Result", block(pretty_json(job.result_json), PAYLOAD_CHARS))
     if d.output:
-        live = " (live)" if job.state is JobState.RUNNING else ""
-        t.append(f"\nOutput of attempt #{d.output_attempt}{live}\n", style="bold underline")
+        t.append(f"\nOutput of attempt #{d.output_attempt} (live)\n", style="bold underline")
         if d.output_dropped:
             t.append(f"  … {d.output_dropped:,} earlier lines (jobq logs {job.id} has them)\n",
                      style="dim")  # fmt: skip
