@@ -74,6 +74,19 @@ class JobProgress:
                 "at": self.at}  # fmt: skip
 
 
+def clean_text(text: str) -> str:
+    """`text` as every backend can store it: a NUL (which PostgreSQL text refuses) becomes
+    U+FFFD, and so does a lone surrogate (which is not UTF-8; a handler may print one)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
+
+
 def check_progress(fraction: object, message: object = None) -> tuple[float, str | None]:
     """The checked progress: a fraction in [0, 1] (ValueError otherwise; TypeError for what is
     not a number) and a message cut to PROGRESS_MESSAGE_LIMIT characters."""
@@ -86,7 +99,7 @@ def check_progress(fraction: object, message: object = None) -> tuple[float, str
         raise TypeError(f"a progress message is a str, not {type(message).__name__}")
     if message is not None and len(message) > PROGRESS_MESSAGE_LIMIT:
         message = message[: PROGRESS_MESSAGE_LIMIT - 1] + "…"
-    return value, message
+    return value, None if message is None else clean_text(message)
 
 
 _reporters: dict[tuple[int, str | None], Callable[[float, str | None], None]] = {}

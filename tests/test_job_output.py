@@ -422,3 +422,23 @@ def test_a_refused_attempt_does_not_silence_the_next_one(backend: Backend) -> No
         live.close()
     assert backend.output(a, 1) == []
     assert "".join(c.text for c in backend.output(b, 1)) == "caf\xe9 ok\n"
+
+
+def test_nul_and_lone_surrogates_are_stored_as_replacement_characters(backend: Backend) -> None:
+    from jobq.pool.capture import LiveOutput
+
+    a = enqueue(backend, type="a")  # type: ignore[arg-type]
+    job = claim_one(backend, a, T0)  # type: ignore[arg-type]
+    live = LiveOutput(backend.location)
+    try:
+        live.begin(job)
+        live.add("stdout", "nul\x00 lone \udc80 end\n")  # a Python handler can print both
+        live.add_bytes("stderr", b"bin\x00\xff\n")
+        live.progress(*check_progress(0.5, "half\x00way \ud800"))
+        item = live.end()
+        assert item is not None and backend.write_output([item]) == [True]
+    finally:
+        live.close()
+    chunks = backend.output(a, 1)
+    assert [c.text for c in chunks] == ["nul\ufffd lone \ufffd end\n", "bin\ufffd\ufffd\n"]
+    assert backend.progress_of([a])[a].message == "half\ufffdway \ufffd"

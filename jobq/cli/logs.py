@@ -77,13 +77,13 @@ def logs(
                 out.write(_escape(chunk.text) if escaped else chunk.text)
                 if follow:
                     out.flush()
+            out.flush()
         except KeyboardInterrupt:
             return 0  # Ctrl-C is how one stops following: not an error (as `jobq events -f`)
         except BrokenPipeError:
             # the reader went away (`jobq logs 5 | head`): nothing more to say
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
-        out.flush()
         if not follow:
             return 0
         job = q.get(job_id)

@@ -25,7 +25,7 @@ from collections import deque
 
 from .. import liveoutput
 from ..errors import JobqError
-from ..liveoutput import FLUSH_EVERY, OUTPUT_HEAD, OUTPUT_TAIL, truncated_marker
+from ..liveoutput import FLUSH_EVERY, OUTPUT_HEAD, OUTPUT_TAIL, clean_text, truncated_marker
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -146,6 +146,7 @@ class LiveOutput:
             self._wake.notify()
 
     def _add(self, stream: str, text: str) -> None:
+        text = clean_text(text)
         now = time.time()
         size = _size(text)
         room = OUTPUT_HEAD - self._kept
@@ -242,6 +243,9 @@ class LiveOutput:
                 ok = self._store.write_output([item])[0]
             except JobqError as e:  # busy, disk full, server away: this part is lost
                 log.warning("job %d: live output not written: %s", item[0], e)
+                return
+            except Exception as e:  # a bug must not end the flusher: the job runs on regardless
+                log.error("job %d: live output not written: %s: %s", item[0], type(e).__name__, e)
                 return
             if not ok:
                 log.warning("lease lost: job %d: live output not written", item[0])
