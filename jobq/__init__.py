@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         WaitTimeout,
     )
     from .handlers import Handler, handler, on_failure
+    from .liveoutput import JobProgress, OutputChunk
     from .model import (
         PRIORITY_NAMES,
         Attempt,
@@ -83,6 +84,7 @@ _EXPORTS = {
     "JSONValue": "model",
     "Job": "model",
     "JobNotFound": "errors",
+    "JobProgress": "liveoutput",
     "JobState": "model",
     "JobqError": "errors",
     "NetworkFilesystem": "errors",
@@ -91,6 +93,7 @@ _EXPORTS = {
     "NewerSchema": "errors",
     "NotAJobqFile": "errors",
     "Outcome": "model",
+    "OutputChunk": "liveoutput",
     "PRIORITY_NAMES": "model",
     "Queue": "queue",
     "QueueFileError": "errors",
@@ -158,6 +161,7 @@ __all__ = [
     "JSONValue",
     "Job",
     "JobNotFound",
+    "JobProgress",
     "JobState",
     "JobqError",
     "NetworkFilesystem",
@@ -165,6 +169,7 @@ __all__ = [
     "NewerSchema",
     "NotAJobqFile",
     "Outcome",
+    "OutputChunk",
     "Queue",
     "QueueFileError",
     "QueueStats",

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from .basics import JobState, NewJob
     from .lifecycle import Progress
+    from .liveoutput import JobProgress, OutputChunk
     from .model import Attempt, Event, FailedAttempt, Job, QueueStats, WorkerInfo
     from .schedules import Schedule
     from .waiting import Waiter
@@ -32,6 +33,16 @@ if TYPE_CHECKING:
 
     # (job id, token, worker id, started_at, timeout, cancel requested, attempts)
     RunningRow = tuple[int, str, str, float, float, bool, int]
+    # one attempt's flush of live output (jobq.pool.capture): (job id, lease token, attempt,
+    # first write of the attempt, [(seq, at, stream, text)], (fraction, message, at) or None)
+    OutputWrite = tuple[
+        int,
+        str,
+        int,
+        bool,
+        Sequence[tuple[int, float, str, str]],
+        tuple[float, str | None, float] | None,
+    ]
 
 
 class Role(enum.Enum):
@@ -337,6 +348,11 @@ if TYPE_CHECKING:
             delay: float | None = None,
         ) -> JobState | None: ...
         def running_of(self, worker_prefix: str) -> list[RunningRow]: ...
+        def write_output(self, items: Sequence[OutputWrite]) -> list[bool]:
+            """Append running attempts' live output and set their progress, in one transaction,
+            each fenced on its lease token; per item, whether it was written."""
+            ...
+
         def rescue(
             self,
             now: float,
@@ -402,6 +418,16 @@ if TYPE_CHECKING:
         def get_many(self, ids: Sequence[int]) -> list[Job]: ...
         def states(self, ids: Sequence[int]) -> dict[int, JobState]: ...
         def attempts(self, job_id: int) -> list[Attempt]: ...
+        def output(
+            self, job_id: int, attempt: int, *, after: int = 0, limit: int = 1000
+        ) -> list[OutputChunk]:
+            """An attempt's live output chunks with seq > `after`, in order."""
+            ...
+
+        def progress_of(self, ids: Sequence[int]) -> dict[int, JobProgress]:
+            """The latest progress of each job's current attempt, for the jobs that have one."""
+            ...
+
         def list_jobs(self, now: float, filter: JobFilter = ...) -> list[Job]: ...
         def count_jobs(self, now: float, filter: JobFilter = ...) -> int: ...
         def matching_ids(self, now: float, filter: JobFilter = ...) -> list[int]: ...

@@ -213,6 +213,14 @@ class Job:
         value: JSONValue = json.loads(self.result_json)
         return value
 
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        """Report how far this running job is (0 to 1, and a short message), from its handler
+        in a pool: stored at most once a second, shown by `jobq ls`, `show` and the dashboard.
+        ValueError for a fraction outside [0, 1]; RuntimeError outside a worker's attempt."""
+        from .liveoutput import report  # here: `jobq ls` start-up does not load it
+
+        report(self.id, self.lease_token, fraction, message)
+
     def tries(self) -> str:
         """ "attempts/max": the limit is the job's own, or fixed on it by its first claim
         (its handler's, else 4); "?" before a first claim when the job has none of its own."""

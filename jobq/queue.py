@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     # `jobq enqueue` never loads jobq.model (dataclasses): these are for annotations only
     from .backend import Backend
     from .basics import JSONValue
+    from .liveoutput import JobProgress, OutputChunk
     from .model import Attempt, Event, FailedAttempt, Job, QueueStats, WorkerInfo
     from .waiting import Waiter
     from .where import Condition
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
     _Ids = list[int]
     _Jobs = list[Job]
     _Attempts = list[Attempt]
+    _Chunks = list[OutputChunk]
+    _ProgressOf = dict[int, JobProgress]
     _Names = list[str]
     _Errors = list[FailedAttempt]
     _Workers = list[WorkerInfo]
@@ -272,6 +275,33 @@ class Queue:
     def attempts(self, job_id: int) -> _Attempts:
         """The finished attempts of a job, oldest first."""
         return self.backend.attempts(job_id)
+
+    def output(self, job_id: int, attempt: int | None = None, *, after: int = 0) -> _Chunks:
+        """The live output kept for an attempt of a job, in order: chunks with seq > `after`.
+        `attempt` None: the job's latest (raises JobNotFound); a given attempt of a job that is
+        not there has no output. Each chunk says its stream: stdout, stderr, log or jobq (the
+        truncation marker)."""
+        from .liveoutput import read_output
+
+        if attempt is None:
+            attempt = self.get(job_id).attempts
+        return read_output(self.backend, job_id, attempt, after)
+
+    def follow_output(self, job_id: int, attempt: int | None = None) -> Iterator[OutputChunk]:
+        """An attempt's output as the pool writes it, until the attempt ends (default: the
+        running attempt; for a pending job, its next one; for a finished job, its last one)."""
+        from .liveoutput import follow_output
+
+        self.get(job_id)  # JobNotFound now, not at the first iteration
+        return follow_output(self.backend, job_id, attempt, self.location)
+
+    def progress(self, job_id: int) -> JobProgress | None:
+        """The latest progress its handler reported in the job's current attempt, if any."""
+        return self.backend.progress_of([job_id]).get(job_id)
+
+    def progress_many(self, ids: Sequence[int]) -> _ProgressOf:
+        """The latest progress of each job's current attempt, for those that reported one."""
+        return self.backend.progress_of(ids)
 
     def list(
         self,

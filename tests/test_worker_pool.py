@@ -168,7 +168,12 @@ def test_command_handlers_through_the_pool(pools: Pools, queue: jobq.Queue, tmp_
     assert job.state is jobq.JobState.SUCCEEDED
     assert job.result == {
         "payload": {"name": "a b; rm -rf ~"},
-        "env": {"JOBQ_JOB_ID": str(good), "JOBQ_JOB_TYPE": "cmd_ok", "JOBQ_ATTEMPT": "1"},
+        "env": {
+            "JOBQ_JOB_ID": str(good),
+            "JOBQ_JOB_TYPE": "cmd_ok",
+            "JOBQ_ATTEMPT": "1",
+            "JOBQ_PROGRESS_FD": "3",
+        },
         "db": queue.path,
     }
     job = queue.get(bad)

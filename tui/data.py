@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from jobq import (
     InvalidInput,
     Job,
     JobNotFound,
+    JobProgress,
     JobState,
     Queue,
     WorkerInfo,
@@ -159,11 +161,16 @@ class HeaderData:
 
 @dataclass(frozen=True, slots=True)
 class Detail:
-    """Everything about one job, and why it is waiting if it is (`jobq.diagnose_job`)."""
+    """Everything about one job, and why it is waiting if it is (`jobq.diagnose_job`); the
+    last lines of its latest attempt's live output and its progress."""
 
     job: Job
     attempts: list[Attempt]
     waiting: Diagnosis | None
+    output: tuple[str, ...] = ()  # the last OUTPUT_LINES lines of the attempt's live output
+    output_attempt: int = 0
+    output_dropped: int = 0  # lines before them, not kept here (`jobq logs` has them all)
+    progress: JobProgress | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +187,7 @@ class Snapshot:
     errors: list[FailedAttempt] = field(default_factory=list)
     detail: Detail | None = None
     load_ms: float = 0.0
+    progress: dict[int, JobProgress] = field(default_factory=dict)  # running jobs on the page
 
 
 def cursor_of(tab: str, job: Job) -> Cursor:
@@ -316,8 +324,15 @@ def count_tab(
 duration = format_duration  # the dashboard's name for it (widgets import it from here)
 
 
-def load(q: Queue, req: Request, now: float, counts: Counts | None = None) -> Snapshot:
-    """Read everything `req` needs for one redraw."""
+def load(
+    q: Queue,
+    req: Request,
+    now: float,
+    counts: Counts | None = None,
+    output: OutputTail | None = None,
+) -> Snapshot:
+    """Read everything `req` needs for one redraw (`output`: the detail view's live output as
+    read so far, kept by the loader between loads)."""
     t0 = time.perf_counter()
     workers = q.workers()
     header = load_header(q, now, workers, counts)
@@ -336,17 +351,65 @@ def load(q: Queue, req: Request, now: float, counts: Counts | None = None) -> Sn
     errors = q.errors(limit=200) if req.tail else []
     detail = None
     if req.detail_id is not None:
-        detail = load_detail(q, req.detail_id, now, header.paused, workers)
+        detail = load_detail(q, req.detail_id, now, header.paused, workers, output)
+    running = [j.id for j in snap_jobs if j.state is JobState.RUNNING]
+    progress = q.progress_many(running) if running else {}
     return Snapshot(req, header, snap_jobs, total, has_more, workers, groups, errors, detail,
-                    (time.perf_counter() - t0) * 1000)  # fmt: skip
+                    (time.perf_counter() - t0) * 1000, progress)  # fmt: skip
 
 
 def load_detail(
-    q: Queue, job_id: int, now: float, paused: tuple[str, ...], workers: list[WorkerInfo]
+    q: Queue,
+    job_id: int,
+    now: float,
+    paused: tuple[str, ...],
+    workers: list[WorkerInfo],
+    output: OutputTail | None = None,
 ) -> Detail | None:
-    """The job, its attempts and why it waits; None if it no longer exists."""
+    """The job, its attempts, why it waits, and for a running job its attempt's live output
+    (only what is new since the last load, with `output`) and progress; None if it no longer
+    exists."""
     try:
         job = q.get(job_id)
     except JobNotFound:
         return None
-    return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now))
+    lines: tuple[str, ...] = ()
+    dropped = 0
+    progress = None
+    if job.state is JobState.RUNNING:  # a finished attempt's output is in its history
+        tail = OutputTail() if output is None else output
+        lines, dropped = tail.read(q, job.id, job.attempts)
+        progress = q.progress(job.id)
+    return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now), lines,
+                  job.attempts, dropped, progress)  # fmt: skip
+
+
+OUTPUT_LINES = 500  # lines of live output the detail view keeps (the newest)
+
+
+class OutputTail:
+    """The newest OUTPUT_LINES lines of one attempt's live output, read a little at a time:
+    each load reads only the chunks written since the last one (the loader keeps this object
+    between loads)."""
+
+    def __init__(self, keep: int = OUTPUT_LINES) -> None:
+        self.keep = keep
+        self.key: tuple[int, int] | None = None
+        self.seq = 0
+        self.lines: deque[str] = deque(maxlen=keep)
+        self.partial = ""  # a line not ended yet
+        self.count = 0  # complete lines seen
+
+    def read(self, q: Queue, job_id: int, attempt: int) -> tuple[tuple[str, ...], int]:
+        """The kept lines (the last one maybe unfinished) and how many earlier ones were let go."""
+        if self.key != (job_id, attempt):
+            self.key, self.seq, self.partial, self.count = (job_id, attempt), 0, "", 0
+            self.lines.clear()
+        if attempt > 0:
+            for chunk in q.output(job_id, attempt, after=self.seq):
+                self.seq = chunk.seq
+                *done, self.partial = (self.partial + chunk.text).split("\n")
+                self.lines.extend(done)
+                self.count += len(done)
+        shown = (*self.lines, self.partial) if self.partial else tuple(self.lines)
+        return shown, self.count - len(self.lines)

@@ -123,7 +123,7 @@ def build_app() -> typer.Typer:
 
     import typer
 
-    from . import admin, events, jobs, schedule, work
+    from . import admin, events, jobs, logs, schedule, work
 
     globals().update(typer=typer, Annotated=typing.Annotated)
     app = typer.Typer(
@@ -140,6 +140,7 @@ def build_app() -> typer.Typer:
     work.register(app)  # work, tui, demo, systemd-unit
     schedule.register(app)  # schedule add, ls, rm, pause, resume
     events.register(app)  # events
+    logs.register(app)  # logs
     return app
 
 

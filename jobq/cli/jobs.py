@@ -183,15 +183,17 @@ def ls(
         jobs = q.list(state, type=type_, queue=queue, search=search, limit=limit, **more)
         active = any(j.state in ("pending", "running") for j in jobs)
         pools, paused = (q.workers(), q.paused_queues()) if active and not as_json else ([], [])
+        running = [j.id for j in jobs if j.state == "running"]
+        progress = q.progress_many(running) if running else {}
     if as_json:
-        _out(output.to_json([j.to_dict() for j in jobs]))
+        _out(output.to_json([output.job_dict(j, progress) for j in jobs]))
         return
     if not jobs:
         _note("no matching jobs")
         return
     now = _now()
     waiting = {j.id: diagnose_job(j, pools, paused, now) for j in jobs}
-    _out(output.jobs_table(jobs, now, waiting))
+    _out(output.jobs_table(jobs, now, waiting, progress))
     if len(jobs) == limit:
         _note(f"(the newest {limit}; use --limit for more)")
 
@@ -214,16 +216,17 @@ def show(
         attempts = q.attempts(job_id)
         active = job.state in ("pending", "running")
         pools, paused = (q.workers(), q.paused_queues()) if active else ([], [])
+        progress = q.progress_many([job.id]) if job.state == "running" else {}
     now = _now()
     waiting = diagnose_job(job, pools, paused, now)
     if as_json:
-        d = job.to_dict()
+        d = output.job_dict(job, progress)
         if waiting is not None:
             d["waiting"] = waiting.to_dict()
         d["attempts_history"] = [a.to_dict() for a in attempts]
         _out(output.to_json(d))
     else:
-        _out(output.job_detail(job, attempts, now, waiting))
+        _out(output.job_detail(job, attempts, now, waiting, progress.get(job.id)))
 
 
 def errors(

@@ -18,6 +18,10 @@ from ..safetext import safe_block, safe_line
 from ..values import format_duration as span
 from ..values import format_iso
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..liveoutput import JobProgress
+
 
 def to_json(value: object, indent: int | None = 2) -> str:
     """JSON for `--json` output: ASCII only (escapes every control and bidi character), every
@@ -97,11 +101,31 @@ def _job_when(job: Job, now: float) -> str:
     return relative(job.finished_at, now)
 
 
+def job_dict(job: Job, progress: Mapping[int, JobProgress]) -> dict[str, object]:
+    """A job's `--json` object; a running job's has `progress` (null: none reported)."""
+    d: dict[str, object] = dict(job.to_dict())
+    if job.state is JobState.RUNNING:
+        p = progress.get(job.id)
+        d["progress"] = None if p is None else p.to_dict()
+    return d
+
+
+def progress_text(p: JobProgress | None, width: int = 40) -> str:
+    """A running job's progress as `jobq ls` and `show` print it: "40% 40 of 100 resized"."""
+    if p is None:
+        return "-"
+    return p.percent() + (" " + safe_line(p.message, width) if p.message else "")
+
+
 def jobs_table(
-    jobs: Sequence[Job], now: float, waiting: Mapping[int, Diagnosis | None] | None = None
+    jobs: Sequence[Job],
+    now: float,
+    waiting: Mapping[int, Diagnosis | None] | None = None,
+    progress: Mapping[int, JobProgress] | None = None,
 ) -> str:
     """`jobq ls`: one line per job; pending jobs show the scheduled/retrying view, and WAITING
-    the code of why a pending or running job is where it is (`jobq show` has the sentence)."""
+    the code of why a pending or running job is where it is (`jobq show` has the sentence).
+    PROGRESS, when a listed running job reported some, is its handler's latest."""
     why = {} if waiting is None else waiting
     rows = [
         [
@@ -118,11 +142,13 @@ def jobs_table(
         ]
         for j in jobs
     ]
-    return table(
-        ["ID", "STATE", "TYPE", "QUEUE", "PRIO", "TRIES", "WHEN", "WAITING", "PAYLOAD",
-         "LAST ERROR"],
-        rows,
-    )  # fmt: skip
+    headers = ["ID", "STATE", "TYPE", "QUEUE", "PRIO", "TRIES", "WHEN", "WAITING", "PAYLOAD",
+               "LAST ERROR"]  # fmt: skip
+    if progress:
+        headers.insert(7, "PROGRESS")
+        for j, row in zip(jobs, rows, strict=True):
+            row.insert(7, progress_text(progress.get(j.id), 24))
+    return table(headers, rows)
 
 
 def _code(d: Diagnosis | None) -> str:
@@ -145,7 +171,11 @@ def _indent(text: str, prefix: str = "    ") -> str:
 
 
 def job_detail(
-    job: Job, attempts: Sequence[Attempt], now: float, waiting: Diagnosis | None = None
+    job: Job,
+    attempts: Sequence[Attempt],
+    now: float,
+    waiting: Diagnosis | None = None,
+    progress: JobProgress | None = None,
 ) -> str:
     """`jobq show`: every field, payload and result pretty-printed, then each attempt; for a
     pending or running job, a `waiting:` line says why it is where it is."""
@@ -166,6 +196,8 @@ def job_detail(
         ("lease until", when(job.lease_until, now)),
         ("last error", safe_line(job.last_error, 500) or "-"),
     ]  # fmt: skip
+    if job.state is JobState.RUNNING:
+        fields.insert(4, ("progress", progress_text(progress, 200)))
     if waiting is not None:
         fields.insert(4, ("waiting", f"{safe_line(waiting.text, 1000)} [{waiting.code.value}]"))
     width = max(len(k) for k, _ in fields)

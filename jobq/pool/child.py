@@ -31,6 +31,7 @@ from ..control import Backoff, backoff_delay
 from ..errors import DatabaseBusy, FileReplaced, JobqError, ServerUnavailable, TemporaryFailure
 from ..handlers import Handler
 from ..model import Job
+from .capture import LiveOutput
 from .commands import command_env, run_command, set_parent_death_signal
 from .executor import Executor, Result
 from .loader import load_handlers
@@ -50,7 +51,7 @@ from .slots import (
 )
 
 if TYPE_CHECKING:
-    from ..backend import Backend
+    from ..backend import Backend, OutputWrite
 
 log = logging.getLogger("jobq.worker")
 
@@ -189,6 +190,8 @@ class Child:
         # armed before the first claim: no commit after this point can be missed
         self.waker = self.store.waker()
         self.executor = Executor()
+        self.live = LiveOutput(self.db_path)
+        self.outputs: list[OutputWrite] = []  # ended attempts' last output, written with a batch
         self.batch = 1
         self.temp_delay = 0.0  # backoff after disk-full / busy errors
         self.done = 0
@@ -205,6 +208,7 @@ class Child:
 
     def close(self) -> None:
         """Release what the child holds."""
+        self.live.close()
         self.waker.close()
         if self.spin_store is not self.store:
             self.spin_store.close()
@@ -329,17 +333,25 @@ class Child:
         # clock, and a wall-clock jump neither kills a healthy job nor spares an overrun one
         started = time.monotonic()
         self.slot.begin(job.id, started, started + timeout if timeout > 0 else 0.0)
-        if handler.command is not None:
-            result = run_command(
-                handler.command,
-                payload_json=job.payload_json,
-                env=command_env(job.id, job.type, job.attempts, self.db_path),
-                on_start=lambda pgid: self.slot.set(PGID, pgid),
-                guard=True,
-            )
-        else:
-            assert handler.func is not None
-            result = self.executor.run(handler.func, job)
+        self.live.begin(job)
+        try:
+            if handler.command is not None:
+                result = run_command(
+                    handler.command,
+                    payload_json=job.payload_json,
+                    env=command_env(job.id, job.type, job.attempts, self.db_path),
+                    on_start=lambda pgid: self.slot.set(PGID, pgid),
+                    guard=True,
+                    live=self.live.add_bytes,
+                    progress=self.live.progress,
+                )
+            else:
+                assert handler.func is not None
+                result = self.executor.run(handler.func, job, self.live.add)
+        finally:
+            rest = self.live.end()
+        if rest is not None:
+            self.outputs.append(rest)  # written before the attempt's end (its lease) is
         self.slot.set(PGID, 0.0)
         self.slot.set(DEADLINE, 0.0)  # ran out in time: recording it is no overrun
         assert job.lease_token is not None
@@ -386,7 +398,14 @@ class Child:
                      job.id, job.type, job.attempts, result.error, state.value)  # fmt: skip
 
     def flush(self) -> None:
-        """Record the batched successes in one transaction."""
+        """Record the ended attempts' last output, then the batched successes, in one
+        transaction each."""
+        if self.outputs:
+            outputs, self.outputs = self.outputs, []
+            for item, ok in zip(outputs, self.persist(lambda: self.store.write_output(outputs)),
+                                strict=True):  # fmt: skip
+                if not ok:
+                    log.warning("lease lost: job %d: its output was not recorded", item[0])
         if not self.successes:
             return
         done, self.successes = self.successes, []

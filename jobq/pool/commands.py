@@ -36,6 +36,7 @@ from .guardian import MARKER, Tree, kill_group, prctl
 log = logging.getLogger("jobq.commands")
 
 _PR_SET_PDEATHSIG = 1
+PROGRESS_FD = 3  # where a command may write progress lines (JOBQ_PROGRESS_FD in its environment)
 
 
 def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
@@ -126,9 +127,10 @@ def _guard() -> Tree | None:
 
 
 class _Command:
-    """A started command: its pid (= its process group), its pipes, and its exit status."""
+    """A started command: its pid (= its process group), its pipes, and its exit status;
+    with `progress`, a pipe on its descriptor PROGRESS_FD too (`self.progress`, else -1)."""
 
-    def __init__(self, argv: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(self, argv: Sequence[str], env: dict[str, str], progress: bool = False) -> None:
         r0, self.stdin = os.pipe()
         self.stdout, w1 = os.pipe()
         self.stderr, w2 = os.pipe()
@@ -137,6 +139,15 @@ class _Command:
             (os.POSIX_SPAWN_DUP2, w1, 1),
             (os.POSIX_SPAWN_DUP2, w2, 2),
         ]
+        ours = [r0, w1, w2]
+        self.progress = -1
+        if progress:
+            self.progress, w3 = os.pipe()
+            if w3 == PROGRESS_FD:  # dup2 onto itself would leave it close-on-exec
+                w3, old = os.dup(w3), w3
+                os.close(old)
+            actions.append((os.POSIX_SPAWN_DUP2, w3, PROGRESS_FD))
+            ours.append(w3)
         # our pipes are close-on-exec; any other fd left inheritable must not leak either
         actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()]
         try:
@@ -146,7 +157,7 @@ class _Command:
             self.close()
             raise
         finally:
-            for fd in (r0, w1, w2):
+            for fd in ours:
                 os.close(fd)
         self.returncode: int | None = None
 
@@ -166,7 +177,7 @@ class _Command:
 
     def close(self) -> None:
         """Close our ends of its pipes."""
-        for name in ("stdin", "stdout", "stderr"):
+        for name in ("stdin", "stdout", "stderr", "progress"):
             fd = getattr(self, name)
             if fd >= 0:
                 os.close(fd)
@@ -195,19 +206,26 @@ def run_command(
     env: dict[str, str],
     on_start: Callable[[int], None] | None = None,
     guard: bool = False,
+    live: Callable[[str, bytes], None] | None = None,
+    progress: Callable[[float, str | None], None] | None = None,
 ) -> Result:
     """Run `argv` with the payload on stdin; `on_start(pgid)` is called once it runs.
 
     When it exits, whatever is left in its process group is killed. With `guard` (worker
     children), this process also becomes its commands' subreaper and starts a guardian, so that
     processes that left the group die with the command too, and everything dies if this process
-    is killed while the command runs (jobq.guardian).
+    is killed while the command runs (jobq.guardian). `live(stream, data)` receives what the
+    command writes to its stdout and stderr as it comes (the worker's live output); with
+    `progress`, the command may report progress on descriptor PROGRESS_FD (its environment says
+    which: JOBQ_PROGRESS_FD), one line each: `0.4 40 of 100 resized` (or `40% …`).
     """
     tree = _guard() if guard else None
     if tree is not None:
         env = {**env, MARKER: tree.begin()}
+    if progress is not None:
+        env = {**env, "JOBQ_PROGRESS_FD": str(PROGRESS_FD)}
     try:
-        cmd = _Command(argv, env)
+        cmd = _Command(argv, env, progress is not None)
     except OSError as e:
         if tree is not None:
             tree.end()
@@ -228,7 +246,8 @@ def run_command(
                 cmd.wait()
 
     try:
-        _pump(cmd, payload_json.encode("utf-8"), stdout, stderr, take_down)
+        _pump(cmd, payload_json.encode("utf-8"), stdout, stderr, take_down, live,
+              None if progress is None else _ProgressLines(progress).add)  # fmt: skip
         if cmd.returncode is None:
             _wait_exited(cmd.pid)  # it closed its pipes but runs on
         take_down()
@@ -273,6 +292,49 @@ def snooze_seconds(stdout: bytes) -> float:
         return DEFAULT_SNOOZE
 
 
+class _ProgressLines:
+    """A command's progress reports, one line each (`0.4 message` or `40% message`); a line
+    that is not one is ignored (the command's output is untrusted)."""
+
+    MAX_LINE = 4096
+
+    def __init__(self, report: Callable[[float, str | None], None]) -> None:
+        self.report = report
+        self.buf = b""
+
+    def add(self, chunk: bytes) -> None:
+        *lines, self.buf = (self.buf + chunk).split(b"\n")
+        if len(self.buf) > self.MAX_LINE:
+            self.buf = b""
+        for line in reversed(lines):  # only the newest counts
+            parsed = parse_progress(line)
+            if parsed is not None:
+                self.report(*parsed)
+                return
+
+
+def parse_progress(line: bytes) -> tuple[float, str | None] | None:
+    """A progress line of a command, checked; None if it is not one."""
+    from ..liveoutput import check_progress
+
+    word, _, message = line.decode("utf-8", "replace").strip().partition(" ")
+    try:
+        fraction = float(word[:-1]) / 100 if word.endswith("%") else float(word)
+        return check_progress(fraction, message.strip() or None)
+    except ValueError:
+        return None
+
+
+def _tee(
+    sink: Callable[[bytes], None], live: Callable[[str, bytes], None], stream: str
+) -> Callable[[bytes], None]:
+    def both(chunk: bytes) -> None:
+        sink(chunk)
+        live(stream, chunk)
+
+    return both
+
+
 def _wait_exited(pid: int) -> None:
     """Block until the command exits, without reaping it."""
     while True:
@@ -294,12 +356,23 @@ def _exited(pid: int) -> bool:
 
 
 def _pump(
-    cmd: _Command, data: bytes, stdout: _Head, stderr: _Tail, on_exit: Callable[[], None]
+    cmd: _Command,
+    data: bytes,
+    stdout: _Head,
+    stderr: _Tail,
+    on_exit: Callable[[], None],
+    live: Callable[[str, bytes], None] | None = None,
+    progress: Callable[[bytes], None] | None = None,
 ) -> None:
     """Feed stdin and collect stdout/stderr until the command exits and its pipes are drained;
     `on_exit()` as soon as it exits (what it left behind could hold the pipes open)."""
     sel = selectors.DefaultSelector()
     sinks: dict[int, Callable[[bytes], None]] = {cmd.stdout: stdout.add, cmd.stderr: stderr.add}
+    if live is not None:
+        sinks = {cmd.stdout: _tee(stdout.add, live, "stdout"),
+                 cmd.stderr: _tee(stderr.add, live, "stderr")}  # fmt: skip
+    if progress is not None and cmd.progress >= 0:
+        sinks[cmd.progress] = progress
     for fd in sinks:
         sel.register(fd, selectors.EVENT_READ)
     view = memoryview(data)

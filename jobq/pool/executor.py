@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..control import Fail, Snooze
@@ -118,22 +119,53 @@ def _kept_traceback() -> str:
     return tb
 
 
+class _Tee(io.TextIOBase):
+    """One of a handler's text streams: into the attempt's kept tail, and its live output."""
+
+    def __init__(self, buffer: TailBuffer, stream: str) -> None:
+        super().__init__()
+        self.buffer_ = buffer
+        self.stream = stream
+        self.live: Callable[[str, str], None] | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        n = self.buffer_.write(s)
+        if self.live is not None and s:
+            self.live(self.stream, s)
+        return n
+
+
 class Executor:
-    """Runs Python handlers in this process with stdout, stderr and logging captured."""
+    """Runs Python handlers in this process with stdout, stderr and logging captured.
+
+    What is captured: whatever Python code writes to `sys.stdout` / `sys.stderr` (print, the
+    handler's threads too) and every `logging` record that reaches the root logger. Not captured:
+    writes to the file descriptors 1 and 2 themselves (a subprocess the handler starts without
+    redirecting it, C extensions, `os.write(1, …)`): they go to the pool's own stdout/stderr.
+    """
 
     def __init__(self) -> None:
         self._buffer = TailBuffer()
-        self._log_handler = logging.StreamHandler(self._buffer)
+        self._out, self._err, self._log = (_Tee(self._buffer, name)
+                                           for name in ("stdout", "stderr", "log"))  # fmt: skip
+        self._log_handler = logging.StreamHandler(self._log)
         self._log_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
-    def run(self, func: HandlerFunc, job: Job) -> Result:
-        """Call `func(payload, job)` and say how it went."""
+    def run(
+        self, func: HandlerFunc, job: Job, live: Callable[[str, str], None] | None = None
+    ) -> Result:
+        """Call `func(payload, job)` and say how it went; `live(stream, text)` receives its
+        output as it is written."""
         buf = self._buffer
         buf.reset()
+        self._out.live = self._err.live = self._log.live = live
         root = logging.getLogger()
         root.addHandler(self._log_handler)
         saved = sys.stdout, sys.stderr
-        sys.stdout = sys.stderr = buf
+        sys.stdout, sys.stderr = self._out, self._err
         try:
             value = func(job.payload, job)
         except Fail as e:  # the handler says: no point retrying
@@ -150,6 +182,7 @@ class Executor:
         finally:
             sys.stdout, sys.stderr = saved
             root.removeHandler(self._log_handler)
+            self._out.live = self._err.live = self._log.live = None
         if isinstance(value, Snooze):
             return Result(False, error=f"snoozed for {value.seconds:g}s", output=buf.getvalue(),
                           snooze=value.seconds)  # fmt: skip

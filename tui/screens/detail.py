@@ -40,6 +40,7 @@ from ..widgets.render import (
 from .dialogs import PromptScreen
 
 PAYLOAD_CHARS = 16 * 1024  # a 1 MiB payload is cut here, with the byte count of the rest
+OUTPUT_CHARS = 256 * 1024  # the kept lines of live output (data.OUTPUT_LINES), very long ones cut
 
 
 def when(ts: float | None) -> str:
@@ -86,6 +87,8 @@ def render_detail(d: Detail, now: float, pal: Palette = NO_COLOURS, paused: bool
     ]
     if job.cancel_requested:
         fields.append(("cancel", Text("requested: the worker will stop it", style=pal.warning)))
+    if job.state is JobState.RUNNING:
+        fields.append(("progress", progress_text(d)))
     for name, value in fields:
         t.append(f"{name:>11}  ", style="dim")
         t.append_text(value)
@@ -93,6 +96,13 @@ def render_detail(d: Detail, now: float, pal: Palette = NO_COLOURS, paused: bool
     _section(t, "Payload", block(pretty_json(job.payload_json), PAYLOAD_CHARS))
     if job.result_json is not None:
         _section(t, "Result", block(pretty_json(job.result_json), PAYLOAD_CHARS))
+    if d.output:
+        t.append(f"\nOutput of attempt #{d.output_attempt} (live)\n", style="bold underline")
+        if d.output_dropped:
+            t.append(f"  … {d.output_dropped:,} earlier lines (jobq logs {job.id} has them)\n",
+                     style="dim")  # fmt: skip
+        t.append_text(block("\n".join(d.output), OUTPUT_CHARS))
+        t.append("\n")
     t.append(f"\nAttempts ({len(d.attempts)})\n", style="bold underline")
     if not d.attempts:
         t.append("  none finished yet\n", style="dim")
@@ -114,6 +124,18 @@ def render_detail(d: Detail, now: float, pal: Palette = NO_COLOURS, paused: bool
             t.append_text(block(a.output))
             t.append("\n")
     return t
+
+
+def progress_text(d: Detail) -> Text:
+    """The running attempt's progress: "40%  40 of 100 resized", or a dash."""
+    p = d.progress
+    if p is None:
+        return Text("—")
+    out = Text(p.percent(), style="bold")
+    if p.message:
+        out.append("  ")
+        out.append_text(plain(p.message, 200))
+    return out
 
 
 def _section(t: Text, title: str, body: Text) -> None:
@@ -160,7 +182,13 @@ class DetailScreen(Screen[None]):
         self.snapshot = snap
         pal = palette_of(self.app.theme_variables)
         paused = self.job.queue in self.paused
+        scroll = self.query_one("#detail-scroll", VerticalScroll)
+        # scrolled to the end of an overflowing view (End): stay there as lines come, like
+        # tail -f; opened at the top, the view stays at the top
+        following = 0 < scroll.max_scroll_y <= scroll.scroll_y
         body.update(render_detail(snap.detail, self.options.clock(), pal, paused))
+        if following and snap.detail.output and self.job.state is JobState.RUNNING:
+            self.call_after_refresh(scroll.scroll_end, animate=False)
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, self._redraw)

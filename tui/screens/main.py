@@ -50,6 +50,7 @@ from ..widgets.render import Palette, header_lines, palette_of, plain, tab_line
 from ..widgets.table import (
     GROUP_COLUMNS,
     JOB_COLUMNS,
+    RUNNING_PROGRESS_COLUMNS,
     WORKER_COLUMNS,
     PagedTable,
     fit_columns,
@@ -148,9 +149,13 @@ class MainScreen(Screen[None]):
         keep = table.selected_key if table.row_count else self._keep.get(self.tab)
         if self.tab in JOB_TABS:
             paused = set(snap.header.paused)
-            rows = [job_row(self.tab, j, now, j.id in self.marked, pal, j.queue in paused)
-                    for j in snap.jobs]  # fmt: skip
-            columns = fit_columns(JOB_COLUMNS[self.tab], table.content_size.width)
+            progress = snap.progress if self.tab == "running" and snap.progress else None
+            rows = [job_row(self.tab, j, now, j.id in self.marked, pal, j.queue in paused,
+                            progress) for j in snap.jobs]  # fmt: skip
+            columns = fit_columns(
+                JOB_COLUMNS[self.tab] if progress is None else RUNNING_PROGRESS_COLUMNS,
+                table.content_size.width,
+            )
             table.show_rows(columns, rows, keep, self._land)
         elif self.tab == "workers":
             table.show_rows(WORKER_COLUMNS, [worker_row(w, now, pal) for w in snap.workers], keep)

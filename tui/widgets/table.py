@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 from typing_extensions import Self
 
-from jobq import ErrorGroup, FailedAttempt, Job, WorkerInfo
+from jobq import ErrorGroup, FailedAttempt, Job, JobProgress, WorkerInfo
 
 from ..data import duration
 from .render import Palette, ago, due, plain, priority
@@ -40,6 +40,9 @@ JOB_COLUMNS: dict[str, Columns] = {
     "cancelled": (("", 1), ("id", 8), ("type", 18), ("queue", 10), ("cancelled", 12),
                   ("payload", None)),
 }  # fmt: skip
+# the Running tab when a job on the page reported progress (job.progress): one more column
+RUNNING_PROGRESS_COLUMNS: Columns = (*JOB_COLUMNS["running"][:-1], ("progress", 24),
+                                     JOB_COLUMNS["running"][-1])  # fmt: skip
 WORKER_COLUMNS: Columns = (("pool", 14), ("host", 16), ("pid", 7), ("status", 9), ("busy", 7),
                            ("done", 8), ("heartbeat", 10), ("types", None))  # fmt: skip
 GROUP_COLUMNS: Columns = (("count", 6), ("type", 18), ("exception", 60), ("first frame", 24),
@@ -66,9 +69,22 @@ def _tries(job: Job) -> Text:
     return Text(job.tries())  # the one "tries n/max" form, as in `jobq ls` and `jobq show`
 
 
+def progress_cell(p: JobProgress | None) -> Text:
+    """A running job's progress: "40% 40 of 100 resized" (blank when it reported none)."""
+    if p is None:
+        return Text("")
+    cell = Text(p.percent(), style=Style(bold=True))
+    if p.message:
+        cell.append(" ")
+        cell.append_text(plain(p.message, 100))
+    return cell
+
+
 def job_row(tab: str, job: Job, now: float, marked: bool, pal: Palette,
-            paused: bool = False) -> Row:  # fmt: skip
-    """The cells of one job in the given tab (`paused`: its queue is paused)."""
+            paused: bool = False,
+            progress: dict[int, JobProgress] | None = None) -> Row:  # fmt: skip
+    """The cells of one job in the given tab (`paused`: its queue is paused; `progress`: the
+    running jobs' progress, given when the tab has a progress column)."""
     mark = Text("●", style=Style(bold=True) + pal.accent) if marked else NO_MARK
     head = [mark, Text(str(job.id), justify="right"), plain(job.type, 60),
             plain(job.queue, 40)]  # fmt: skip
@@ -78,6 +94,8 @@ def job_row(tab: str, job: Job, now: float, marked: bool, pal: Palette,
     elif tab == "running":
         cells = [Text(duration(now - (job.started_at or now)), style=pal.state("running")),
                  plain(job.worker_id, 40), _tries(job), plain(job.payload_json, 300)]  # fmt: skip
+        if progress is not None:
+            cells.insert(3, progress_cell(progress.get(job.id)))
     elif tab == "failed":
         cells = [_tries(job), Text(ago(now, job.finished_at)),
                  plain(job.last_error, 300, style=pal.error)]  # fmt: skip

@@ -275,6 +275,38 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER jobq_event_ended AFTER INSERT ON {s}.attempts
            FOR EACH ROW EXECUTE FUNCTION {s}.jobq_event_ended()""",
     ),
+    # live output and progress of running attempts (the SQLite file's job_output and
+    # job_progress): their writes notify like those of jobs, so `jobq logs -f` wakes on them
+    (
+        """
+        CREATE TABLE {s}.job_output (
+            job_id  bigint  NOT NULL REFERENCES {s}.jobs (id) ON DELETE CASCADE,
+            attempt integer NOT NULL,
+            seq     integer NOT NULL,
+            at      timestamptz NOT NULL,
+            stream  text    NOT NULL CHECK (stream IN ('stdout', 'stderr', 'log', 'jobq')),
+            text    text    NOT NULL,
+            PRIMARY KEY (job_id, attempt, seq)
+        )
+        """,
+        """
+        CREATE TABLE {s}.job_progress (
+            job_id   bigint  PRIMARY KEY REFERENCES {s}.jobs (id) ON DELETE CASCADE,
+            attempt  integer NOT NULL,
+            fraction float8  NOT NULL CHECK (fraction >= 0 AND fraction <= 1),
+            message  text,
+            at       timestamptz NOT NULL
+        )
+        """,
+        *(
+            f"""CREATE TRIGGER jobq_changed_insert AFTER INSERT ON {{s}}.{table}
+                FOR EACH STATEMENT EXECUTE FUNCTION {{s}}.jobq_changed()"""
+            for table in ("job_output", "job_progress")
+        ),
+        """CREATE TRIGGER jobq_changed_update AFTER UPDATE ON {s}.job_progress
+           REFERENCING NEW TABLE AS jobq_rows
+           FOR EACH STATEMENT EXECUTE FUNCTION {s}.jobq_rows_changed()""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

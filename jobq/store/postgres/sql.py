@@ -384,13 +384,9 @@ FROM workers ORDER BY started_at DESC
 """
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
-SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events")
-COUNT_TABLES = """
-SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
-       (SELECT count(*) FROM workers), (SELECT count(*) FROM queues),
-       (SELECT count(*) FROM metric_totals), (SELECT count(*) FROM schedules),
-       (SELECT count(*) FROM events)
-"""
+SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events",
+                 "job_output", "job_progress")  # fmt: skip
+COUNT_TABLES = "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in SCHEMA_TABLES)
 
 CHANGE_TOKEN = "SELECT jobq_change_token()"
 

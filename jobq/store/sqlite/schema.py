@@ -228,6 +228,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         END
         """,
     ),
+    # live output and progress of running attempts (jobq.liveoutput): flushed by the pool while
+    # the attempt runs, fenced by its lease; deleted with the job. A retried job's attempt
+    # numbers start again: the first write of an attempt replaces what an earlier one of the
+    # same number left.
+    (
+        """
+        CREATE TABLE job_output (
+            job_id  INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            attempt INTEGER NOT NULL,
+            seq     INTEGER NOT NULL,
+            at      REAL    NOT NULL,
+            stream  TEXT    NOT NULL CHECK (stream IN ('stdout', 'stderr', 'log', 'jobq')),
+            text    TEXT    NOT NULL
+        )
+        """,
+        "CREATE UNIQUE INDEX job_output_seq ON job_output (job_id, attempt, seq)",
+        """
+        CREATE TABLE job_progress (
+            job_id   INTEGER PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+            attempt  INTEGER NOT NULL,
+            fraction REAL    NOT NULL CHECK (fraction >= 0 AND fraction <= 1),
+            message  TEXT,
+            at       REAL    NOT NULL
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
