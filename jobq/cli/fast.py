@@ -251,6 +251,7 @@ Commands:
   demo          Run a demo: a seeded queue, four workers, the dashboard.
   systemd-unit  Print a systemd unit for `jobq work` with these options.
   events        Print lifecycle events as NDJSON.
+  logs          Print a job's output, or follow it live.
   db            Show where the queue is.
   schedule      Periodic jobs (cron schedules kept in the queue).
 """
