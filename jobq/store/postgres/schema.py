@@ -275,6 +275,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER jobq_event_ended AFTER INSERT ON {s}.attempts
            FOR EACH ROW EXECUTE FUNCTION {s}.jobq_event_ended()""",
     ),
+    # 4: the per-minute history (jobq.rollup), as the SQLite file's schema 7: a minute written
+    # once by whichever pool (on whichever host) rolls it up first; attempts by finish time.
+    (
+        """
+        CREATE TABLE {s}.rollup (
+            minute timestamptz NOT NULL,  -- the minute's start
+            queue  text        NOT NULL,  -- '' where a figure is not per queue
+            type   text        NOT NULL,  -- '' where a figure is not per type
+            key    text        NOT NULL,
+            value  float8      NOT NULL,
+            PRIMARY KEY (minute, queue, type, key)
+        )
+        """,
+        "CREATE INDEX attempts_finished ON {s}.attempts (finished_at)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -384,12 +384,13 @@ FROM workers ORDER BY started_at DESC
 """
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
-SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events")
+SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events",
+                 "rollup")  # fmt: skip
 COUNT_TABLES = """
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
        (SELECT count(*) FROM workers), (SELECT count(*) FROM queues),
        (SELECT count(*) FROM metric_totals), (SELECT count(*) FROM schedules),
-       (SELECT count(*) FROM events)
+       (SELECT count(*) FROM events), (SELECT count(*) FROM rollup)
 """
 
 CHANGE_TOKEN = "SELECT jobq_change_token()"

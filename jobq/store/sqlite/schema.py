@@ -228,6 +228,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         END
         """,
     ),
+    # 7: the per-minute history (jobq.rollup): one row per figure, a minute written once by
+    # whichever pool rolls it up first (its 'rolled' row is the key). Attempts by finish time:
+    # rolling up a minute reads only that minute's attempts, however long the history.
+    (
+        """
+        CREATE TABLE rollup (
+            minute INTEGER NOT NULL,  -- the minute's start, seconds since the epoch
+            queue  TEXT    NOT NULL,  -- '' where a figure is not per queue
+            type   TEXT    NOT NULL,  -- '' where a figure is not per type
+            key    TEXT    NOT NULL,
+            value  REAL    NOT NULL,
+            PRIMARY KEY (minute, queue, type, key)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX attempts_finished ON attempts (finished_at)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

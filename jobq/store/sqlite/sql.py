@@ -261,12 +261,13 @@ FROM prio WHERE p IS NOT NULL
 """
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
-SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events")
+SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events",
+                 "rollup")  # fmt: skip
 COUNT_TABLES = """
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
        (SELECT count(*) FROM workers), (SELECT count(*) FROM queues),
        (SELECT count(*) FROM metric_totals), (SELECT count(*) FROM schedules),
-       (SELECT count(*) FROM events)
+       (SELECT count(*) FROM events), (SELECT count(*) FROM rollup)
 """
 
 # Every connection: a WAL restarted at its front is also cut back to 4 MiB (store/checkpoint.py)
@@ -411,3 +412,42 @@ IMPORT_ROWS = {
     "attempts": f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 }
 EMPTY_QUEUE = ("DELETE FROM attempts", "DELETE FROM jobs", "DELETE FROM queues")
+
+# ---- the per-minute history (store/sqlite/rollup.py, jobq/rollup.py)
+
+# The attempts that finished in [start, end), counted per queue, type, outcome, whether it ended
+# its job for good (its last attempt, and the job failed) and run-time bucket
+# (jobq.rollup.bucket_of: the decimal order and first two digits of the run time in µs, by steps
+# of 5; digits, as SQLite has no math functions). An index range on finish times.
+ROLLUP_ATTEMPTS = """
+SELECT queue, type, outcome, final,
+       CASE WHEN us < 10 THEN 0
+            ELSE length(us) * 18 + CAST(substr(us, 1, 2) AS INTEGER) / 5 - 37 END AS bucket,
+       count(*)
+FROM (
+    SELECT j.queue AS queue, j.type AS type, a.outcome AS outcome,
+           (j.state = 'failed' AND a.attempt = j.attempts) AS final,
+           CAST(round(max(a.finished_at - a.started_at, 0) * 1000000) AS INTEGER) AS us
+    FROM attempts AS a JOIN jobs AS j ON j.id = a.job_id
+    WHERE a.finished_at >= :start AND a.finished_at < :end
+      AND a.outcome IN ('succeeded', 'failed', 'timeout', 'crashed')
+)
+GROUP BY queue, type, outcome, final, bucket
+"""
+# the depth sample: due pending jobs per queue and the oldest one's run_at
+ROLLUP_DEPTH = """
+SELECT queue, count(*), min(run_at) FROM jobs
+WHERE state = 'pending' AND run_at <= :now GROUP BY queue
+"""
+ROLLUP_LAST = "SELECT max(minute) FROM rollup"
+# a minute's key: whoever inserts it writes the minute; anyone else finds it and writes nothing
+ROLLUP_MARK = """
+INSERT INTO rollup (minute, queue, type, key, value) VALUES (:minute, '', '', 'rolled', :now)
+ON CONFLICT DO NOTHING RETURNING minute
+"""
+ROLLUP_INSERT = "INSERT INTO rollup (minute, queue, type, key, value) VALUES (?, ?, ?, ?, ?)"
+ROLLUP_ROWS = """
+SELECT minute, queue, type, key, value FROM rollup
+WHERE minute >= :since AND minute < :until ORDER BY minute
+"""
+PRUNE_ROLLUP = "DELETE FROM rollup WHERE minute < :before"
