@@ -16,6 +16,8 @@ from jobq import (
     Diagnosis,
     ErrorGroup,
     FailedAttempt,
+    History,
+    HistoryReader,
     Job,
     JobNotFound,
     JobState,
@@ -98,6 +100,7 @@ class Request:
     page_size: int = PAGE_SIZE
     detail_id: int | None = None
     tail: bool = False  # the error tail is open
+    metrics: str | None = None  # the Metrics view is open on this span ("hour", "day")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,7 @@ class Snapshot:
     errors: list[FailedAttempt] = field(default_factory=list)
     detail: Detail | None = None
     load_ms: float = 0.0
+    history: History | None = None  # the Metrics view's (request.metrics)
 
 
 def cursor_of(tab: str, job: Job) -> Cursor:
@@ -246,8 +250,15 @@ def count_tab(q: Queue, req: Request, counts: dict[str, int]) -> int:
 duration = format_duration  # the dashboard's name for it (widgets import it from here)
 
 
-def load(q: Queue, req: Request, now: float, counts: Counts | None = None) -> Snapshot:
-    """Read everything `req` needs for one redraw."""
+def load(
+    q: Queue,
+    req: Request,
+    now: float,
+    counts: Counts | None = None,
+    history: HistoryReader | None = None,
+) -> Snapshot:
+    """Read everything `req` needs for one redraw (`history` keeps the Metrics view's rows
+    between loads)."""
     t0 = time.perf_counter()
     workers = q.workers()
     header = load_header(q, now, workers, counts)
@@ -267,8 +278,11 @@ def load(q: Queue, req: Request, now: float, counts: Counts | None = None) -> Sn
     detail = None
     if req.detail_id is not None:
         detail = load_detail(q, req.detail_id, now, header.paused, workers)
+    charted = None
+    if req.metrics is not None:
+        charted = (history or HistoryReader()).read(q.backend, now, req.metrics)
     return Snapshot(req, header, snap_jobs, total, has_more, workers, groups, errors, detail,
-                    (time.perf_counter() - t0) * 1000)  # fmt: skip
+                    (time.perf_counter() - t0) * 1000, charted)  # fmt: skip
 
 
 def load_detail(

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from jobq import FileReplaced, JobqError, Queue
+from jobq import FileReplaced, HistoryReader, JobqError, Queue
 
 from .data import Counts, Request, Snapshot, load
 
@@ -141,6 +141,7 @@ class Loader:
     def _loop(self, q: Queue, waker: Waiter | None) -> None:
         version: int | None = None
         counts = Counts()
+        history = HistoryReader()  # the Metrics view's rows, fetched once each
         last_load = 0.0
         settle_until = 0.0  # a wake-up showed no change yet: look again until then
         step = _FIRST_STEP
@@ -177,7 +178,7 @@ class Loader:
                         self._pace(time.monotonic() - last_load)
                     last_load = time.monotonic()
                     counts.defer_slow = self._is_busy()
-                    self._post(load(q, req, self._clock(), counts))
+                    self._post(load(q, req, self._clock(), counts, history))
                 failed, pause = "", 0.0
             except FileReplaced as e:
                 self._post(e)
