@@ -186,11 +186,16 @@ class History:
     points: list[Point]
     queues: list[str]
     types: list[str]
+    stored: int = 0
+    """Minutes of the span rolled up by pools (the live ones aside)."""
 
     @property
     def empty(self) -> bool:
-        """Nothing to chart: no minute of the span was rolled up or sampled."""
-        return not any(p.rolled for p in self.points)
+        """Nothing to chart yet: no pool rolled up a minute of the span, and the live minutes
+        have neither an ended attempt nor a due job."""
+        return not self.stored and not any(
+            p.succeeded or p.failed or p.retried or p.depth or p.runs for p in self.points
+        )
 
 
 def history(rows: Iterable[RollupRow], now: float, span: str = "hour") -> History:
@@ -203,6 +208,7 @@ def history(rows: Iterable[RollupRow], now: float, span: str = "hour") -> Histor
     acc: list[dict[str, object]] = [{} for _ in range(n)]
     queues: set[str] = set()
     types: set[str] = set()
+    stored = 0
     for minute, queue, type_, key, value in rows:
         i = (int(minute) - first) // step
         if not 0 <= i < n:
@@ -210,6 +216,7 @@ def history(rows: Iterable[RollupRow], now: float, span: str = "hour") -> Histor
         a = acc[i]
         if key in (ROLLED, LIVE):
             a["rolled"] = True
+            stored += key == ROLLED
         elif key == SAMPLED:
             a.setdefault("depth", {})
             a.setdefault("oldest", {})
@@ -240,7 +247,7 @@ def history(rows: Iterable[RollupRow], now: float, span: str = "hour") -> Histor
             runs=a.get("runs", {}),  # type: ignore[arg-type]
             rolled=bool(a.get("rolled")),
         ))  # fmt: skip
-    return History(span, step, points, sorted(queues), sorted(types))
+    return History(span, step, points, sorted(queues), sorted(types), stored)
 
 
 class HistoryReader:
