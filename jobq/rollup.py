@@ -198,6 +198,29 @@ class History:
         )
 
 
+@dataclass(slots=True)
+class _Step:
+    """A point being summed (mutable; frozen into a Point at the end)."""
+
+    rolled: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+    depth: dict[str, float] | None = None
+    oldest: dict[str, float] | None = None
+    runs: dict[str, dict[int, float]] = field(default_factory=dict)
+
+    def sampled(self) -> tuple[dict[str, float], dict[str, float]]:
+        """The step has a depth sample (rows come in any order): its depth and oldest dicts."""
+        if self.depth is None or self.oldest is None:
+            self.depth, self.oldest = {}, {}
+        return self.depth, self.oldest
+
+    def point(self, start: int) -> Point:
+        c = self.counts
+        depth = None if self.depth is None else {q: int(v) for q, v in self.depth.items()}
+        return Point(start, c.get(SUCCEEDED, 0), c.get(FAILED, 0), c.get(RETRIED, 0), depth,
+                     self.oldest, self.runs, self.rolled)  # fmt: skip
+
+
 def history(rows: Iterable[RollupRow], now: float, span: str = "hour") -> History:
     """Sum stored (and live) rows into the span's points, oldest first, the last one holding
     the current minute. Counts and run-time buckets add up; depth and oldest age keep the
@@ -205,7 +228,7 @@ def history(rows: Iterable[RollupRow], now: float, span: str = "hour") -> Histor
     n, step = SPANS[span]
     last = minute_of(now) // step * step
     first = last - (n - 1) * step
-    acc: list[dict[str, object]] = [{} for _ in range(n)]
+    acc = [_Step() for _ in range(n)]
     queues: set[str] = set()
     types: set[str] = set()
     stored = 0
@@ -215,38 +238,23 @@ def history(rows: Iterable[RollupRow], now: float, span: str = "hour") -> Histor
             continue
         a = acc[i]
         if key in (ROLLED, LIVE):
-            a["rolled"] = True
+            a.rolled = True
             stored += key == ROLLED
         elif key == SAMPLED:
-            a.setdefault("depth", {})
-            a.setdefault("oldest", {})
+            a.sampled()
         elif key in (SUCCEEDED, FAILED, RETRIED):
-            a[key] = int(a.get(key, 0)) + int(value)  # type: ignore[call-overload]
+            a.counts[key] = a.counts.get(key, 0) + int(value)
             types.add(type_)
         elif key in (DEPTH, OLDEST):
-            d: dict[str, float] = a.setdefault(key, {})  # type: ignore[assignment]
+            d = a.sampled()[0 if key == DEPTH else 1]
             d[queue] = max(d.get(queue, 0.0), value)
             queues.add(queue)
         elif key.startswith(RUN):
-            runs: dict[str, dict[int, float]] = a.setdefault("runs", {})  # type: ignore[assignment]
-            per = runs.setdefault(type_, {})
+            per = a.runs.setdefault(type_, {})
             b = int(key[len(RUN) :])
             per[b] = per.get(b, 0.0) + value
             types.add(type_)
-    points = []
-    for i, a in enumerate(acc):
-        depth: dict[str, float] | None = a.get("depth")  # type: ignore[assignment]
-        oldest: dict[str, float] | None = a.get("oldest")  # type: ignore[assignment]
-        points.append(Point(
-            start=first + i * step,
-            succeeded=int(a.get(SUCCEEDED, 0)),  # type: ignore[call-overload]
-            failed=int(a.get(FAILED, 0)),  # type: ignore[call-overload]
-            retried=int(a.get(RETRIED, 0)),  # type: ignore[call-overload]
-            depth=None if depth is None else {q: int(v) for q, v in depth.items()},
-            oldest=oldest,
-            runs=a.get("runs", {}),  # type: ignore[arg-type]
-            rolled=bool(a.get("rolled")),
-        ))  # fmt: skip
+    points = [a.point(first + i * step) for i, a in enumerate(acc)]
     return History(span, step, points, sorted(queues), sorted(types), stored)
 
 
