@@ -232,3 +232,26 @@ def test_buckets_are_contiguous(seconds: float) -> None:
     assert low <= seconds < high
     if i > 0:
         assert rollup.bucket_bounds(i - 1)[1] == pytest.approx(low)
+
+
+def test_a_minute_is_read_by_index_ranges_on_finish_times(tmp_path: Path) -> None:
+    """SQLite's plan: successes by jobs_finished, failures by attempts_failures (a range each,
+    whatever the history's size; the drain's successful attempts pay for no index of ours)."""
+    import sqlite3
+
+    from jobq.store.sqlite.sql import ROLLUP_ATTEMPTS
+
+    path = str(tmp_path / "q.db")
+    open_backend(path, Role.WORKER).close()
+    conn = sqlite3.connect(path)
+    try:
+        plan = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + ROLLUP_ATTEMPTS,
+                                           {"start": M, "end": M + 60})]  # fmt: skip
+    finally:
+        conn.close()
+    searches = [p for p in plan if p.startswith(("SEARCH", "SCAN")) and "subquery" not in p]
+    assert searches == [
+        "SEARCH jobs USING INDEX jobs_finished (finished_at>? AND finished_at<?)",
+        "SEARCH a USING INDEX attempts_failures (finished_at>? AND finished_at<?)",
+        "SEARCH j USING INTEGER PRIMARY KEY (rowid=?)",
+    ], plan

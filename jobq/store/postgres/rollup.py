@@ -21,14 +21,19 @@ SELECT queue, type, outcome, final,
             ELSE length(us::text) * 18 + left(us::text, 2)::int / 5 - 37 END AS bucket,
        count(*)
 FROM (
-    SELECT j.queue, j.type, a.outcome,
-           (j.state = 'failed' AND a.attempt = j.attempts) AS final,
-           round(greatest(extract(epoch FROM a.finished_at - a.started_at), 0) * 1000000)::bigint
+    SELECT queue, type, 'succeeded' AS outcome, false AS final,
+           round(greatest(extract(epoch FROM finished_at - started_at), 0) * 1000000)::bigint
                AS us
+    FROM jobs
+    WHERE finished_at >= to_timestamp(%(start)s::float8)
+      AND finished_at < to_timestamp(%(end)s::float8) AND state = 'succeeded'
+    UNION ALL
+    SELECT j.queue, j.type, a.outcome, (j.state = 'failed' AND a.attempt = j.attempts),
+           round(greatest(extract(epoch FROM a.finished_at - a.started_at), 0) * 1000000)::bigint
     FROM attempts AS a JOIN jobs AS j ON j.id = a.job_id
-    WHERE a.finished_at >= to_timestamp(%(start)s::float8)
+    WHERE a.outcome IN ('failed', 'timeout', 'crashed')
+      AND a.finished_at >= to_timestamp(%(start)s::float8)
       AND a.finished_at < to_timestamp(%(end)s::float8)
-      AND a.outcome IN ('succeeded', 'failed', 'timeout', 'crashed')
 ) AS x
 GROUP BY queue, type, outcome, final, bucket
 """

@@ -276,7 +276,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
            FOR EACH ROW EXECUTE FUNCTION {s}.jobq_event_ended()""",
     ),
     # 4: the per-minute history (jobq.rollup), as the SQLite file's schema 7: a minute written
-    # once by whichever pool (on whichever host) rolls it up first; attempts by finish time.
+    # once by whichever pool (on whichever host) rolls it up first; failed attempts by finish
+    # time (successes are found by jobs_finished).
     (
         """
         CREATE TABLE {s}.rollup (
@@ -288,7 +289,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (minute, queue, type, key)
         )
         """,
-        "CREATE INDEX attempts_finished ON {s}.attempts (finished_at)",
+        """CREATE INDEX attempts_failures ON {s}.attempts (finished_at)
+           WHERE outcome IN ('failed', 'timeout', 'crashed')""",
     ),
 )
 

@@ -229,8 +229,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
     ),
     # 7: the per-minute history (jobq.rollup): one row per figure, a minute written once by
-    # whichever pool rolls it up first (its 'rolled' row is the key). Attempts by finish time:
-    # rolling up a minute reads only that minute's attempts, however long the history.
+    # whichever pool rolls it up first (its 'rolled' row is the key). Failed attempts by finish
+    # time (successes are found by jobs_finished): rolling up a minute reads only that minute's,
+    # however long the history, and the drain's successful attempts pay for no new index.
     (
         """
         CREATE TABLE rollup (
@@ -242,7 +243,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (minute, queue, type, key)
         ) WITHOUT ROWID
         """,
-        "CREATE INDEX attempts_finished ON attempts (finished_at)",
+        """CREATE INDEX attempts_failures ON attempts (finished_at)
+           WHERE outcome IN ('failed', 'timeout', 'crashed')""",
     ),
 )
 

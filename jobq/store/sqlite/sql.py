@@ -415,22 +415,28 @@ EMPTY_QUEUE = ("DELETE FROM attempts", "DELETE FROM jobs", "DELETE FROM queues")
 
 # ---- the per-minute history (store/sqlite/rollup.py, jobq/rollup.py)
 
-# The attempts that finished in [start, end), counted per queue, type, outcome, whether it ended
-# its job for good (its last attempt, and the job failed) and run-time bucket
-# (jobq.rollup.bucket_of: the decimal order and first two digits of the run time in µs, by steps
-# of 5; digits, as SQLite has no math functions). An index range on finish times.
+# What ended in [start, end), counted per queue, type, outcome, whether it ended its job for good
+# (its last attempt, and the job failed) and run-time bucket (jobq.rollup.bucket_of: the decimal
+# order and first two digits of the run time in µs, by steps of 5; digits, as SQLite has no math
+# functions). Index ranges on finish times: successes from the jobs (jobs_finished: the drain's
+# attempts pay for no new index), failures from the attempts (attempts_failures).
 ROLLUP_ATTEMPTS = """
 SELECT queue, type, outcome, final,
        CASE WHEN us < 10 THEN 0
             ELSE length(us) * 18 + CAST(substr(us, 1, 2) AS INTEGER) / 5 - 37 END AS bucket,
        count(*)
 FROM (
-    SELECT j.queue AS queue, j.type AS type, a.outcome AS outcome,
-           (j.state = 'failed' AND a.attempt = j.attempts) AS final,
-           CAST(round(max(a.finished_at - a.started_at, 0) * 1000000) AS INTEGER) AS us
+    SELECT queue, type, 'succeeded' AS outcome, 0 AS final,
+           CAST(round(max(finished_at - started_at, 0) * 1000000) AS INTEGER) AS us
+    FROM jobs INDEXED BY jobs_finished  -- not jobs_state: every succeeded job of the history
+    WHERE finished_at IS NOT NULL AND finished_at >= :start AND finished_at < :end
+      AND state = 'succeeded'
+    UNION ALL
+    SELECT j.queue, j.type, a.outcome, (j.state = 'failed' AND a.attempt = j.attempts),
+           CAST(round(max(a.finished_at - a.started_at, 0) * 1000000) AS INTEGER)
     FROM attempts AS a JOIN jobs AS j ON j.id = a.job_id
-    WHERE a.finished_at >= :start AND a.finished_at < :end
-      AND a.outcome IN ('succeeded', 'failed', 'timeout', 'crashed')
+    WHERE a.outcome IN ('failed', 'timeout', 'crashed')
+      AND a.finished_at >= :start AND a.finished_at < :end
 )
 GROUP BY queue, type, outcome, final, bucket
 """
