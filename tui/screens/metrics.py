@@ -146,7 +146,7 @@ class MetricsScreen(Screen[None]):
     def action_close(self) -> None:
         """Back to the lists."""
         self.app.pop_screen()
-        self.post_message(Reload())
+        self.app.post_message(Reload())  # to the app itself: this screen is closing
 
     def action_toggle_span(self) -> None:
         """Switch between the last hour and the last day."""
