@@ -15,6 +15,8 @@ from collections.abc import Callable
 from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 
+from jobq import NewJob
+from jobq.backend import ClaimFilter, Ending, Role, open_backend
 from tui.app import JobqApp, make_app
 
 from .showcase import SHOWCASE_NOW, seed_showcase
@@ -122,6 +124,59 @@ async def palette_scene(pilot: Pilot[None]) -> None:
     await pilot.wait_for_scheduled_animations()
 
 
+# The Metrics scene's last 50 minutes: (queue, type, jobs in per minute, run seconds of each of
+# three batches) — a backlog that builds up, then drains, and a few failures.
+_TRAFFIC = (
+    ("images", "images.resize", 14, (0.4, 1.1, 2.6)),
+    ("mail", "email.send", 11, (0.05, 0.12, 0.3)),
+)
+
+
+def seed_history(db_path: str, now: float = SHOWCASE_NOW) -> None:
+    """Fifty minutes of traffic before `now` in the queue at `db_path`, each minute rolled up
+    at its end by the real roll-up (as pools do), except four minutes when "no pool ran" (a
+    gap in the charts); the last minute stays live."""
+    b = open_backend(db_path, Role.WORKER)
+    try:
+        start = int(now) - 50 * 60
+        for k in range(49):
+            m = start + 60 * k
+            if 20 <= k < 24:
+                continue  # no pool: nothing ran, nothing was rolled up
+            for queue, type_, busy, runs in _TRAFFIC:
+                arrivals = busy if k < 30 else 4
+                b.enqueue([NewJob(type=type_, payload_json="{}", queue=queue)] * arrivals, m + 1)
+                for n, run in enumerate(runs):
+                    t = m + 5 + 15 * n
+                    claimed = b.claim("pool-h/1", t, 30, ClaimFilter(types=(type_,)), limit=3)
+                    ok = claimed[:-1] if (k + n) % 7 == 0 else claimed
+                    b.complete_many([(j.id, j.lease_token or "", None, None) for j in ok],
+                                    t + run)  # fmt: skip
+                    for j in claimed[len(ok) :]:
+                        b.end_attempt(j.id, j.lease_token or "", t + run, Ending.FAIL, "boom",
+                                      rand=0.5)  # fmt: skip
+            b.roll_up(m + 66)
+    finally:
+        b.close()
+
+
+async def metrics_scene(pilot: Pilot[None]) -> None:
+    """The Metrics view over the last hour of a queue with fifty minutes of history."""
+    app = pilot.app
+    assert isinstance(app, JobqApp)
+    seed_history(app.db_path)
+    await first_load(pilot)
+    await pilot.press("m")
+    await settle(pilot, lambda: _metrics_drawn(app))
+
+
+def _metrics_drawn(app: JobqApp) -> bool:
+    from tui.screens.metrics import MetricsScreen
+
+    screen = app.screen
+    return isinstance(screen, MetricsScreen) and screen.history is not None
+
+
 SCENES: dict[str, Callable[[Pilot[None]], object]] = {
     "main": main_scene,
     "detail": detail_scene,
@@ -129,6 +184,7 @@ SCENES: dict[str, Callable[[Pilot[None]], object]] = {
     "filter": filter_scene,
     "error-groups": errors_scene,
     "palette": palette_scene,
+    "metrics": metrics_scene,
 }
 
 

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
         WorkerInfo,
     )
     from .queue import Queue
+    from .rollup import History, HistoryReader
     from .safetext import safe_block, safe_line, safe_text, truncate
     from .values import format_duration
     from .waiting import Waiter
@@ -79,6 +80,8 @@ _EXPORTS = {
     "FileReplaced": "errors",
     "Handler": "handlers",
     "HandlerError": "errors",
+    "History": "rollup",
+    "HistoryReader": "rollup",
     "InvalidInput": "errors",
     "InvalidTransition": "errors",
     "JSONValue": "model",
@@ -156,6 +159,8 @@ __all__ = [
     "FileReplaced",
     "Handler",
     "HandlerError",
+    "History",
+    "HistoryReader",
     "InvalidInput",
     "InvalidTransition",
     "JSONValue",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .lifecycle import Progress
     from .liveoutput import JobProgress, OutputChunk
     from .model import Attempt, Event, FailedAttempt, Job, QueueStats, WorkerInfo
+    from .rollup import RollupRow
     from .schedules import Schedule
     from .waiting import Waiter
     from .where import Condition
@@ -462,6 +463,27 @@ if TYPE_CHECKING:
         def maintain(self) -> None: ...
         def backup(self, target: str) -> None: ...
         def metric_totals(self, now: float) -> dict[str, list[tuple[Any, ...]]]: ...
+
+        # ---- the per-minute history (jobq.rollup)
+        def roll_up(self, now: float) -> list[int]:
+            """Write the minutes due at `now` (rollup.minutes_due) that no one wrote yet, each
+            once whoever else tries (its `rolled` row inserted first, ON CONFLICT DO NOTHING),
+            the newest with a depth sample; return the minutes this call wrote."""
+            ...
+
+        def rollup(self, since: float, until: float) -> list[RollupRow]:
+            """The stored rows of the minutes in [since, until), in minute order."""
+            ...
+
+        def rollup_live(self, now: float) -> list[RollupRow]:
+            """Rows computed now, not written, for the minutes after the last one rolled up
+            (at most the previous and the current one), marked `live`; the current one with a
+            depth sample at `now`."""
+            ...
+
+        def prune_rollup(self, before: float) -> int:
+            """Delete the history of the minutes before `before`; return the rows deleted."""
+            ...
 
         # ---- schedules (jobq.schedules)
         def schedules(self) -> list[Schedule]: ...

@@ -12,9 +12,9 @@ SQL_WORDS = ("SELECT ", "UPDATE ", "INSERT ", "DELETE ", "PRAGMA ", " WHERE ", "
 
 
 def _constants() -> set[str]:
-    """Module-level UPPERCASE names of the store's sql module and the schema (all constants)."""
+    """Module-level UPPERCASE names of the store's sql modules and the schema (all constants)."""
     names: set[str] = set()
-    for path in (STORE_DIR / "sql.py", STORE_DIR / "schema.py"):
+    for path in (*sorted(STORE_DIR.glob("sql*.py")), STORE_DIR / "schema.py"):
         for node in ast.parse(path.read_text()).body:
             targets = node.targets if isinstance(node, ast.Assign) else []
             if isinstance(node, ast.AnnAssign):
@@ -204,14 +204,14 @@ def _audit() -> tuple[list[str], int]:
         problems += audit.run()
         calls += audit.calls
     # the SQL constants themselves: f-strings there may only interpolate other constants
-    tree = ast.parse((STORE_DIR / "sql.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FormattedValue):
-            for name in ast.walk(node.value):
-                if isinstance(name, ast.Name) and name.id not in constants and name.id != "c":
-                    problems.append(
-                        f"jobq/store/sqlite/sql.py:{node.lineno}: {name.id} in a constant"
-                    )
+    for path in sorted(STORE_DIR.glob("sql*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FormattedValue):
+                for name in ast.walk(node.value):
+                    if isinstance(name, ast.Name) and name.id not in constants and name.id != "c":
+                        problems.append(
+                            f"jobq/store/sqlite/{path.name}:{node.lineno}: {name.id} in a constant"
+                        )
     return problems, calls
 
 

@@ -27,7 +27,7 @@ from jobq.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
 from tests.factories import T0, enqueue, new_job
 
 TABLES = ["attempts", "events", "job_output", "job_progress", "jobs", "metric_totals", "queues",
-          "schedules", "workers"]  # fmt: skip
+          "rollup", "schedules", "workers"]  # fmt: skip
 
 
 @pytest.fixture

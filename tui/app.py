@@ -3,6 +3,7 @@ screenshot script alike."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -41,6 +42,7 @@ from .palette import JobqCommands
 from .screens.detail import DetailScreen
 from .screens.dialogs import ConfirmScreen
 from .screens.main import MainScreen
+from .screens.metrics import MetricsScreen
 from .screens.tail import TailScreen
 
 # every key that acts on the queue on any screen: in read-only mode the screens disable their
@@ -140,12 +142,15 @@ class JobqApp(App[None]):
         """What the screens show now: the main list, plus an open detail or error tail."""
         detail_id = None
         tail = False
+        metrics = None
         for screen in self.screen_stack:
             if isinstance(screen, DetailScreen):
                 detail_id = screen.job_id
             elif isinstance(screen, TailScreen):
                 tail = True
-        return self.main.request(detail_id, tail)
+            elif isinstance(screen, MetricsScreen):
+                metrics = screen.span
+        return dataclasses.replace(self.main.request(detail_id, tail), metrics=metrics)
 
     def on_reload(self, message: Reload) -> None:
         """Ask the loader for what the screens show now."""
@@ -156,7 +161,7 @@ class JobqApp(App[None]):
         snap = message.snapshot
         self.main.show(snap)
         for screen in self.screen_stack:
-            if isinstance(screen, (DetailScreen, TailScreen)):
+            if isinstance(screen, (DetailScreen, TailScreen, MetricsScreen)):
                 screen.show(snap)
 
     def on_load_failed(self, message: LoadFailed) -> None:

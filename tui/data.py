@@ -19,6 +19,8 @@ from jobq import (
     Diagnosis,
     ErrorGroup,
     FailedAttempt,
+    History,
+    HistoryReader,
     InvalidInput,
     Job,
     JobNotFound,
@@ -145,6 +147,7 @@ class Request:
     page_size: int = PAGE_SIZE
     detail_id: int | None = None
     tail: bool = False  # the error tail is open
+    metrics: str | None = None  # the Metrics view is open on this span ("hour", "day")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +191,7 @@ class Snapshot:
     detail: Detail | None = None
     load_ms: float = 0.0
     progress: dict[int, JobProgress] = field(default_factory=dict)  # running jobs on the page
+    history: History | None = None  # the Metrics view's (request.metrics)
 
 
 def cursor_of(tab: str, job: Job) -> Cursor:
@@ -330,9 +334,11 @@ def load(
     now: float,
     counts: Counts | None = None,
     output: OutputTail | None = None,
+    history: HistoryReader | None = None,
 ) -> Snapshot:
     """Read everything `req` needs for one redraw (`output`: the detail view's live output as
-    read so far, kept by the loader between loads)."""
+    read so far, kept by the loader between loads; `history` keeps the Metrics view's rows
+    between loads)."""
     t0 = time.perf_counter()
     workers = q.workers()
     header = load_header(q, now, workers, counts)
@@ -354,8 +360,11 @@ def load(
         detail = load_detail(q, req.detail_id, now, header.paused, workers, output)
     running = [j.id for j in snap_jobs if j.state is JobState.RUNNING]
     progress = q.progress_many(running) if running else {}
+    charted = None
+    if req.metrics is not None:
+        charted = (history or HistoryReader()).read(q.backend, now, req.metrics)
     return Snapshot(req, header, snap_jobs, total, has_more, workers, groups, errors, detail,
-                    (time.perf_counter() - t0) * 1000, progress)  # fmt: skip
+                    (time.perf_counter() - t0) * 1000, progress, charted)  # fmt: skip
 
 
 def load_detail(

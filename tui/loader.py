@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from jobq import FileReplaced, JobqError, Queue
+from jobq import FileReplaced, HistoryReader, JobqError, Queue
 
 from .data import Counts, OutputTail, Request, Snapshot, load
 
@@ -142,6 +142,7 @@ class Loader:
         version: int | None = None
         counts = Counts()
         output = OutputTail()  # the detail view's live output, read on from where it was
+        history = HistoryReader()  # the Metrics view's rows, fetched once each
         last_load = 0.0
         settle_until = 0.0  # a wake-up showed no change yet: look again until then
         step = _FIRST_STEP
@@ -178,7 +179,7 @@ class Loader:
                         self._pace(time.monotonic() - last_load)
                     last_load = time.monotonic()
                     counts.defer_slow = self._is_busy()
-                    self._post(load(q, req, self._clock(), counts, output))
+                    self._post(load(q, req, self._clock(), counts, output, history))
                 failed, pause = "", 0.0
             except FileReplaced as e:
                 self._post(e)

@@ -1,6 +1,7 @@
 """The supervisor's periodic chores, each a small object with its own timer (Oban's plugins):
 renew the leases of healthy children, rescue the jobs of dead pools, heartbeat the pool row,
-prune history, and keep systemd informed (READY, WATCHDOG, STATUS).
+prune history, roll up each finished minute (jobq.rollup), and keep systemd informed (READY,
+WATCHDOG, STATUS).
 
 Time is an argument: each chore takes `now` (wall clock, stored in the queue) and its timer
 `mono` (monotonic, for cadence), so tests drive them with plain numbers.
@@ -12,7 +13,7 @@ import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from .. import lifecycle
+from .. import lifecycle, rollup
 from ..basics import JobState
 from ..errors import JobqError
 from .children import RunningRow
@@ -140,6 +141,27 @@ class Pruner:
         if e:
             log.info("pruned %d event(s) older than %gs", e, self.retention)
         return n
+
+
+class Roller:
+    """Rolls each finished minute up into the queue's history (jobq.rollup) once it is due, and
+    prunes the history past the retention (at least a day); checked every rollup.ROLL_EVERY
+    seconds, a store call once a minute. Every pool does it: the first one writes the minute."""
+
+    def __init__(self, store: Backend, retention: float | None) -> None:
+        self.store = store
+        self.keep = rollup.keep_for(retention)
+        self.every = Every(rollup.ROLL_EVERY)
+        self.due_at = 0.0  # wall clock: when the next minute is due (0: at once, at start)
+
+    def roll(self, now: float) -> list[int]:
+        """Roll up what is due at `now`; return the minutes this pool wrote."""
+        if now < self.due_at:
+            return []
+        written = self.store.roll_up(now)
+        self.store.prune_rollup(now - self.keep)
+        self.due_at = rollup.next_due(now)
+        return written
 
 
 @dataclass(frozen=True, slots=True)

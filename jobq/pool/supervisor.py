@@ -35,7 +35,16 @@ from .child import setup_logging
 from .children import Children, RunningRow
 from .hooks import FailureHooks
 from .loader import describe, load_handlers, schedules_from_file
-from .maintenance import Every, Heartbeat, PoolCounts, Pruner, Renewer, Rescuer, SystemdStatus
+from .maintenance import (
+    Every,
+    Heartbeat,
+    PoolCounts,
+    Pruner,
+    Renewer,
+    Rescuer,
+    Roller,  # the per-minute history (jobq.rollup)
+    SystemdStatus,
+)
 from .scheduler import Scheduler
 from .settings import PoolSettings
 from .systemd import Notifier
@@ -108,6 +117,7 @@ class Pool:
         self.rescuer = Rescuer(self.store, self.here, self.pool_id, settings.lease_seconds)
         self.heartbeat = Heartbeat(self.store, self.pool_id)
         self.pruner = Pruner(self.store, settings.retention)
+        self.roller = Roller(self.store, settings.retention)
         self.hooks = FailureHooks(self.store, self.pool_id, settings.on_failure, ON_FAILURE)
         self.scheduler = Scheduler(self.store, schedules_from_file(settings.handlers_file))
         self.notifier = Notifier.from_environ()  # removed from os.environ: children lack it
@@ -237,6 +247,8 @@ class Pool:
             self._heartbeat("stopping" if self.stopping else "running")
         if self.pruner.due(mono):
             self.pruner.prune(time.time())
+        if self.roller.every.due(mono):
+            self.roller.roll(time.time())
         self.hooks.poll(mono)
         if not self.stopping:
             self.scheduler.tick(mono, time.time())

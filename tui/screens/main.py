@@ -60,6 +60,7 @@ from ..widgets.table import (
 )
 from .detail import DetailScreen
 from .dialogs import BulkScreen, HelpScreen, PromptScreen
+from .metrics import MetricsScreen
 from .tail import TailScreen
 
 
@@ -72,6 +73,7 @@ class MainScreen(Screen[None]):
         *JOB_BINDINGS,
         acting("a", "bulk", "All…"),
         Binding("e", "errors", "Error tail", show=False),
+        Binding("m", "metrics", "Metrics: last hour / day", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear", "Clear filter/marks", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -312,6 +314,11 @@ class MainScreen(Screen[None]):
     def action_errors(self) -> None:
         """Open the live error tail."""
         self.app.push_screen(TailScreen(self.options))
+        self.post_message(Reload())
+
+    def action_metrics(self) -> None:
+        """Open the Metrics view (charts of the last hour or day)."""
+        self.app.push_screen(MetricsScreen(self.options))
         self.post_message(Reload())
 
     def action_help(self) -> None:

@@ -19,6 +19,7 @@ from ...basics import JobState, Outcome
 from .events import Events
 from .metrics import Metrics, keep_totals
 from .output import Output
+from .rollup import Rollup
 from .schedules import Schedules
 from .sql import (
     CANCEL_PENDING,
@@ -57,7 +58,7 @@ def _state_outcome(conn: psycopg.Connection[Any], job_id: int) -> ActionOutcome:
     return ActionOutcome(ActionResult.WRONG_STATE, JobState(row[0]))
 
 
-class PgStore(Events, Output, JobWrites, Transfer, Metrics, Schedules):
+class PgStore(Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedules):
     """A connection to one PostgreSQL queue, with every operation of the Backend protocol."""
 
     def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:

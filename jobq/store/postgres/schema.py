@@ -275,7 +275,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER jobq_event_ended AFTER INSERT ON {s}.attempts
            FOR EACH ROW EXECUTE FUNCTION {s}.jobq_event_ended()""",
     ),
-    # live output and progress of running attempts (the SQLite file's job_output and
+    # 4: live output and progress of running attempts (the SQLite file's job_output and
     # job_progress): their writes notify like those of jobs, so `jobq logs -f` wakes on them
     (
         """
@@ -306,6 +306,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER jobq_changed_update AFTER UPDATE ON {s}.job_progress
            REFERENCING NEW TABLE AS jobq_rows
            FOR EACH STATEMENT EXECUTE FUNCTION {s}.jobq_rows_changed()""",
+    ),
+    # 5: the per-minute history (jobq.rollup), as the SQLite file's schema 8: a minute written
+    # once by whichever pool (on whichever host) rolls it up first; failed attempts by finish
+    # time (successes are found by jobs_finished).
+    (
+        """
+        CREATE TABLE {s}.rollup (
+            minute timestamptz NOT NULL,  -- the minute's start
+            queue  text        NOT NULL,  -- '' where a figure is not per queue
+            type   text        NOT NULL,  -- '' where a figure is not per type
+            key    text        NOT NULL,
+            value  float8      NOT NULL,
+            PRIMARY KEY (minute, queue, type, key)
+        )
+        """,
+        """CREATE INDEX attempts_failures ON {s}.attempts (finished_at)
+           WHERE outcome IN ('failed', 'timeout', 'crashed')""",
     ),
 )
 

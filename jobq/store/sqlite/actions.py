@@ -18,6 +18,7 @@ from .connection import _translate
 from .events import Events
 from .metrics import Metrics, keep_totals
 from .output import Output
+from .rollup import Rollup
 from .schedules import Schedules
 from .sql import (
     CANCEL_PENDING,
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from ... import lifecycle
 
 
-class Store(Events, Output, JobWrites, Transfer, Metrics, Schedules):
+class Store(Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedules):
     """A connection to one queue file, with every operation of the job state machine."""
 
     def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:

@@ -12,7 +12,14 @@ import json
 from collections.abc import Sequence
 
 from .reads import Reads
-from .sql import OUTPUT_AFTER, OUTPUT_CLEAR, OUTPUT_INSERT, OUTPUT_LEASED, PROGRESS_OF, PROGRESS_PUT
+from .sql_live import (
+    OUTPUT_AFTER,
+    OUTPUT_CLEAR,
+    OUTPUT_INSERT,
+    OUTPUT_LEASED,
+    PROGRESS_OF,
+    PROGRESS_PUT,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -228,7 +228,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         END
         """,
     ),
-    # live output and progress of running attempts (jobq.liveoutput): flushed by the pool while
+    # 7: live output and progress of running attempts (jobq.liveoutput): flushed by the pool while
     # the attempt runs, fenced by its lease; deleted with the job. A retried job's attempt
     # numbers start again: the first write of an attempt replaces what an earlier one of the
     # same number left.
@@ -253,6 +253,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             at       REAL    NOT NULL
         )
         """,
+    ),
+    # 8: the per-minute history (jobq.rollup): one row per figure, a minute written once by
+    # whichever pool rolls it up first (its 'rolled' row is the key). Failed attempts by finish
+    # time (successes are found by jobs_finished): rolling up a minute reads only that minute's,
+    # however long the history, and the drain's successful attempts pay for no new index.
+    (
+        """
+        CREATE TABLE rollup (
+            minute INTEGER NOT NULL,  -- the minute's start, seconds since the epoch
+            queue  TEXT    NOT NULL,  -- '' where a figure is not per queue
+            type   TEXT    NOT NULL,  -- '' where a figure is not per type
+            key    TEXT    NOT NULL,
+            value  REAL    NOT NULL,
+            PRIMARY KEY (minute, queue, type, key)
+        ) WITHOUT ROWID
+        """,
+        """CREATE INDEX attempts_failures ON attempts (finished_at)
+           WHERE outcome IN ('failed', 'timeout', 'crashed')""",
     ),
 )
 

@@ -266,13 +266,13 @@ FROM prio WHERE p IS NOT NULL
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
 SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events",
-                 "job_output", "job_progress")  # fmt: skip
+                 "job_output", "job_progress", "rollup")  # fmt: skip
 COUNT_TABLES = """
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
        (SELECT count(*) FROM workers), (SELECT count(*) FROM queues),
        (SELECT count(*) FROM metric_totals), (SELECT count(*) FROM schedules),
        (SELECT count(*) FROM events), (SELECT count(*) FROM job_output),
-       (SELECT count(*) FROM job_progress)
+       (SELECT count(*) FROM job_progress), (SELECT count(*) FROM rollup)
 """
 
 # Every connection: a WAL restarted at its front is also cut back to 4 MiB (store/checkpoint.py)
@@ -453,31 +453,3 @@ def where_sql(conditions: tuple[Condition, ...], params: dict[str, object]) -> l
             test = "coalesce(" + compare + ", 0) AND " + test
         out.append(("NOT (" if c.op == "!=" else "(") + test + ")")
     return out
-
-
-# ---- live output and progress of running attempts (store/sqlite/output.py, jobq/liveoutput.py)
-# The fence of every write: the job is still leased with this token (a token is set only while
-# the job runs), read inside the write's own transaction.
-OUTPUT_LEASED = "SELECT 1 FROM jobs WHERE id = :job_id AND lease_token = :token"
-# an attempt's first write: what an earlier attempt of the same number left (before a retry)
-OUTPUT_CLEAR = "DELETE FROM job_output WHERE job_id = :job_id AND attempt = :attempt"
-OUTPUT_INSERT = """
-INSERT INTO job_output (job_id, attempt, seq, at, stream, text)
-VALUES (:job_id, :attempt, :seq, :at, :stream, :text)
-"""
-PROGRESS_PUT = """
-INSERT INTO job_progress (job_id, attempt, fraction, message, at)
-VALUES (:job_id, :attempt, :fraction, :message, :at)
-ON CONFLICT (job_id) DO UPDATE SET attempt = excluded.attempt, fraction = excluded.fraction,
-                                   message = excluded.message, at = excluded.at
-"""
-OUTPUT_AFTER = """
-SELECT job_id, attempt, seq, at, stream, text FROM job_output
-WHERE job_id = :job_id AND attempt = :attempt AND seq > :after
-ORDER BY seq LIMIT :limit
-"""
-PROGRESS_OF = """
-SELECT p.job_id, p.attempt, p.fraction, p.message, p.at
-FROM job_progress AS p JOIN jobs AS j ON j.id = p.job_id AND j.attempts = p.attempt
-WHERE p.job_id IN (SELECT value FROM json_each(:ids))
-"""
