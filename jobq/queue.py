@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     # `jobq enqueue` never loads jobq.model (dataclasses): these are for annotations only
     from .backend import Backend
     from .basics import JSONValue
+    from .limits import Limit, LimitStatus
     from .model import Attempt, Event, FailedAttempt, Job, QueueStats, WorkerInfo
     from .waiting import Waiter
 
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     _Errors = list[FailedAttempt]
     _Workers = list[WorkerInfo]
     _Outcomes = dict[int, ActionOutcome]
+    _Limits = list[LimitStatus]
 
 
 class Queue:
@@ -430,6 +432,27 @@ class Queue:
     def resume(self, queue: str) -> None:
         """Let workers claim from `queue` again."""
         self.backend.set_paused(validate_queue(queue), False, time.time())
+
+    def set_limit(
+        self, key: str, *, concurrency: int | None = None, rate: str | None = None
+    ) -> Limit:
+        """Limit the jobs of a type (`"resize"`) or a queue (`"queue:mail"`) across every pool:
+        at most `concurrency` running, at most `rate` (e.g. `"100/min"`) started. Setting a
+        limit again replaces it. InvalidInput (nothing written) for a bad key or value."""
+        from .limits import make_limit
+
+        limit = make_limit(key, concurrency, rate)
+        self.backend.put_limit(limit, time.time())
+        return limit
+
+    def limits(self) -> _Limits:
+        """Every limit with the number of its jobs running now."""
+        return self.backend.limits()
+
+    def remove_limit(self, key: str) -> None:
+        """Remove a limit (the jobs it held become claimable); JobNotFound if there is none."""
+        if not self.backend.remove_limit(key):
+            raise JobNotFound(f"no limit {key!r} (see jobq limit ls)")
 
     def prune(
         self, older_than: float | str, states: Sequence[str] = ("succeeded", "failed", "cancelled")

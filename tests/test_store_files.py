@@ -26,7 +26,7 @@ from jobq.store.sqlite import filecheck
 from jobq.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
 from tests.factories import T0, enqueue, new_job
 
-TABLES = ["attempts", "events", "jobs", "metric_totals", "queues", "schedules", "workers"]
+TABLES = ["attempts", "events", "jobs", "limits", "metric_totals", "queues", "schedules", "workers"]
 
 
 @pytest.fixture

@@ -268,7 +268,8 @@ class Child:
         supervisor speaks, or the fallback poll."""
         timeout = self.settings.poll_interval
         try:
-            due = self.store.next_run_at(self.filter)  # a scheduled or backed-off job
+            # a scheduled or backed-off job, or the next start a rate limit allows
+            due = self.store.next_run_at(self.filter, time.time())
         except TemporaryFailure:
             due = time.time() + 1.0  # cannot tell now: look again soon
         if due is not None:
