@@ -279,4 +279,5 @@ def load_detail(
         job = q.get(job_id)
     except JobNotFound:
         return None
-    return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now))
+    held = q.limits() if job.state == "pending" else []
+    return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now, held))

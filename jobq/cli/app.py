@@ -118,7 +118,7 @@ def build_app() -> typer.Typer:
 
     import typer
 
-    from . import admin, events, jobs, schedule, work
+    from . import admin, events, jobs, limit, schedule, work
 
     globals().update(typer=typer, Annotated=typing.Annotated)
     app = typer.Typer(
@@ -135,6 +135,7 @@ def build_app() -> typer.Typer:
     work.register(app)  # work, tui, demo, systemd-unit
     schedule.register(app)  # schedule add, ls, rm, pause, resume
     events.register(app)  # events
+    limit.register(app)  # limit KEY, limit ls, limit rm
     return app
 
 

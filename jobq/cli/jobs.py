@@ -150,6 +150,7 @@ def ls(
         jobs = q.list(state, type=type_, queue=queue, search=search, limit=limit)
         active = any(j.state in ("pending", "running") for j in jobs)
         pools, paused = (q.workers(), q.paused_queues()) if active and not as_json else ([], [])
+        held = q.limits() if active and not as_json else []
     if as_json:
         _out(output.to_json([j.to_dict() for j in jobs]))
         return
@@ -157,7 +158,7 @@ def ls(
         _note("no matching jobs")
         return
     now = _now()
-    waiting = {j.id: diagnose_job(j, pools, paused, now) for j in jobs}
+    waiting = {j.id: diagnose_job(j, pools, paused, now, held) for j in jobs}
     _out(output.jobs_table(jobs, now, waiting))
     if len(jobs) == limit:
         _note(f"(the newest {limit}; use --limit for more)")
@@ -181,8 +182,9 @@ def show(
         attempts = q.attempts(job_id)
         active = job.state in ("pending", "running")
         pools, paused = (q.workers(), q.paused_queues()) if active else ([], [])
+        held = q.limits() if job.state == "pending" else []
     now = _now()
-    waiting = diagnose_job(job, pools, paused, now)
+    waiting = diagnose_job(job, pools, paused, now, held)
     if as_json:
         d = job.to_dict()
         if waiting is not None:
