@@ -16,7 +16,7 @@ def limit(
         str,
         typer.Argument(
             metavar="TYPE|queue:NAME|ls|rm",
-            help="The job type or queue:NAME to limit; `ls` lists the limits; `rm KEY` removes one.",
+            help="The job type or queue:NAME to limit; `ls` lists limits; `rm KEY` removes one.",
         ),
     ],
     key: Annotated[
@@ -30,7 +30,7 @@ def limit(
             metavar="N",
             help="At most N of its jobs running at once, over every pool (N ≥ 1).",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     rate: Annotated[
         str | None,
         typer.Option(
@@ -38,7 +38,7 @@ def limit(
             metavar="COUNT/UNIT",
             help="At most COUNT started per UNIT (s, min, hour; e.g. 100/min, 5/10s).",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="ls: one JSON array.")] = False,
 ) -> None:
     """Limit a job type or a queue across every pool and host.
