@@ -18,7 +18,7 @@ from ...limits import Limit, LimitStatus, held_now, split_keys, statuses
 from ...limits import claim_limited as plan
 from .reads import Reads
 from .rows import claim_params, claim_shape, row_to_job
-from .sql import (
+from .sql_limits import (
     HAS_LIMITS,
     LIMIT_KEYS,
     LIMITS,

@@ -11,7 +11,7 @@ from ...backend import ANY, ClaimFilter
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT
 from .connection import Connection
 from .rows import claim_params, claim_shape
-from .sql import claim_unlimited_sql
+from .sql_limits import claim_unlimited_sql
 
 
 def claim_plan(

@@ -21,7 +21,6 @@ from .rows import claim_params, claim_shape, limits_json, pg_text, row_to_job, s
 from .sql import (
     COMPLETE_MANY,
     END_ATTEMPT,
-    HAS_LIMITS,
     INSERT_JOB,
     INSERT_JOBS_BULK,
     INSERT_JOBS_TEXTS,
@@ -30,8 +29,8 @@ from .sql import (
     LOCK_ERRORS,
     RENEW,
     SNOOZES,
-    claim_unlimited_sql,
 )
+from .sql_limits import HAS_LIMITS, claim_unlimited_sql
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
