@@ -352,3 +352,19 @@ def test_waiting_reasons_name_the_limit() -> None:
     )
     d = diagnose_job(due, [takes], [], NOW + 1, [paced])  # the rate allows a start again
     assert d is not None and d.code is WaitReason.DUE
+
+
+def test_metrics_show_each_limits_running_jobs(backend_kind: str, location: str) -> None:
+    from jobq.metrics import exposition
+
+    with jobq.Queue(location) as q:
+        q.set_limit("limited", concurrency=3)
+        q.set_limit("queue:mail", rate="1/s")
+        for _ in range(2):
+            q.enqueue("limited", {})
+        assert len(q.backend.claim("w/1", time.time(), 30, ANY, limit=5)) == 2
+    text = exposition(location)
+    assert 'jobq_limit_running{key="limited"} 2.0' in text
+    assert 'jobq_limit_running{key="queue:mail"} 0.0' in text
+    assert 'jobq_limit_concurrency{key="limited"} 3.0' in text
+    assert 'jobq_limit_concurrency{key="queue:mail"}' not in text
