@@ -368,3 +368,20 @@ def test_metrics_show_each_limits_running_jobs(backend_kind: str, location: str)
     assert 'jobq_limit_running{key="queue:mail"} 0.0' in text
     assert 'jobq_limit_concurrency{key="limited"} 3.0' in text
     assert 'jobq_limit_concurrency{key="queue:mail"}' not in text
+
+
+def test_a_burst_pool_waits_for_rate_held_jobs_in_the_same_child(
+    q: jobq.Queue, pools: Pools, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "limited.ledger"
+    q.set_limit("limited", rate="4/s")
+    ids = [q.enqueue("limited", {"ledger": str(ledger)}) for _ in range(4)]
+    pool = pools.start("-c", "1", "--burst")
+    assert pool.wait(timeout=60) == 0
+    assert all_succeeded(q, ids)
+    # one child ran them all: it slept until each start the rate allowed, rather than exiting
+    # on an empty claim to be respawned by the supervisor again and again
+    pids = {line.split()[3] for line in ledger.read_text().splitlines()}
+    assert len(pids) == 1, pids
+    claimed = sorted(q.get(i).started_at or 0.0 for i in ids)
+    assert min(b - a for a, b in itertools.pairwise(claimed)) >= 0.25 - 1e-6

@@ -232,7 +232,7 @@ class Child:
             self.temp_delay = 0.0
             self.slot.set(BEAT, time.time())
             if not jobs:
-                if self.settings.burst:
+                if self.settings.burst and not self.held_back():
                     return
                 self.idle_wait()
                 continue
@@ -240,6 +240,15 @@ class Child:
             if limit and self.done >= limit:
                 log.info("worker %s recycles after %d jobs", self.worker_id, self.done)
                 return
+
+    def held_back(self) -> bool:
+        """Whether due jobs we could run were left by an empty claim: held by a limit across
+        pools (or just taken by another claim). A burst child then waits for them, as an idle
+        child does, instead of exiting to be respawned at once by the supervisor."""
+        try:
+            return self.store.has_claimable(time.time(), self.filter)
+        except TemporaryFailure:
+            return True  # cannot tell now: idle_wait, then claim again
 
     def claim(self, limit: int, woken: bool) -> list[Job]:
         """Lease up to `limit` jobs.
