@@ -26,6 +26,7 @@ from .values import format_duration as _span
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: CLI start-up
 if TYPE_CHECKING:
     from .basics import JSONValue
+    from .limits import LimitStatus
 
 __all__ = [
     "Diagnosis",
@@ -51,6 +52,7 @@ class WaitReason(str, enum.Enum):
     NO_POOL = "no_pool"  # no live, running pool at all
     NO_POOL_FOR_QUEUE = "no_pool_for_queue"
     NO_POOL_FOR_TYPE = "no_pool_for_type"
+    LIMITED = "limited"  # due, but a limit across pools (jobq limit) holds it back
     BUSY = "busy"  # every pool that would claim it has all its workers busy
     DUE = "due"  # a pool with a free worker should claim it in a moment
     RUNNING = "running"
@@ -161,9 +163,14 @@ def _why_not_type(pool: WorkerInfo, job: Job) -> str:
 
 
 def diagnose_job(
-    job: Job, pools: Sequence[WorkerInfo], paused: Collection[str], now: float
+    job: Job,
+    pools: Sequence[WorkerInfo],
+    paused: Collection[str],
+    now: float,
+    limits: Sequence[LimitStatus] = (),
 ) -> Diagnosis | None:
-    """Why a pending job is not running, or how a running one is doing; None when finished."""
+    """Why a pending job is not running, or how a running one is doing; None when finished.
+    `limits` are the queue's limits across pools (`Queue.limits()`)."""
     if job.state is JobState.RUNNING:
         return _running(job, pools, now)
     if job.state is not JobState.PENDING:
@@ -183,6 +190,12 @@ def diagnose_job(
             found.append(Diagnosis(WaitReason.SCHEDULED, f"scheduled {at}"))
     if found:
         return Diagnosis(found[0].code, "; ".join(d.text for d in found))
+    if limits:
+        from .limits import describe_hold
+
+        held = describe_hold(job.type, job.queue, limits, now)
+        if held is not None:
+            return Diagnosis(WaitReason.LIMITED, held)
     free = [p for p in able if len(p.current_jobs) < p.concurrency]
     if not free:
         used = sum(len(p.current_jobs) for p in able)

@@ -10,7 +10,9 @@ node exporter's textfile) reports the whole queue, summed over every pool and ho
   crashed attempts);
 - `jobq_run_seconds{type}`: run time of ended attempts (histogram);
 - `jobq_pool_busy_slots{pool}` / `jobq_pool_slots{pool,host}`: running jobs and concurrency of
-  each live pool (gauges).
+  each live pool (gauges);
+- `jobq_limit_running{key}` / `jobq_limit_concurrency{key}`: running jobs of each limit across
+  pools (`jobq limit`) and its concurrency, when it has one (gauges).
 
 Counters include pruned history (the store keeps what a prune deletes), so they never go down.
 """
@@ -100,7 +102,17 @@ def families(backend: Backend, now: float) -> list[Metric]:
     for w in backend.workers():
         if w.alive(now):
             slots.add_metric([w.id, w.host], float(w.concurrency))
-    return [jobs, due, attempts, failures, run, busy, slots]
+    limit_running = GaugeMetricFamily(
+        "jobq_limit_running", "Running jobs of each limit across pools.", labels=["key"]
+    )
+    limit_cap = GaugeMetricFamily(
+        "jobq_limit_concurrency", "Concurrency of each limit across pools.", labels=["key"]
+    )
+    for s in backend.limits():
+        limit_running.add_metric([s.limit.key], float(s.running))
+        if s.limit.concurrency is not None:
+            limit_cap.add_metric([s.limit.key], float(s.limit.concurrency))
+    return [jobs, due, attempts, failures, run, busy, slots, limit_running, limit_cap]
 
 
 def registry_for(location: str) -> CollectorRegistry:

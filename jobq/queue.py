@@ -7,22 +7,21 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from . import config
-from .backend import ActionOutcome, ActionResult, JobFilter, Role, display_location, open_backend
+from .backend import ActionOutcome, JobFilter, Role, display_location, open_backend
 from .basics import (
     DEFAULT_PAYLOAD_LIMIT,
     DEFAULT_QUEUE,
-    FINISHED_STATES,
     VIEWS,
     JobState,
     NewJob,
 )
-from .errors import InvalidInput, InvalidTransition, JobNotFound, JobqError
+from .errors import InvalidInput, JobNotFound
+from .queue_actions import Actions
 from .values import (
     dump_json,
     new_job,
     parse_at,
     parse_duration,
-    parse_priority,
     validate_queue,
     validate_type,
 )
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
     # `jobq enqueue` never loads jobq.model (dataclasses): these are for annotations only
     from .backend import Backend
     from .basics import JSONValue
+    from .limits import LimitStatus
     from .liveoutput import JobProgress, OutputChunk
     from .model import Attempt, Event, FailedAttempt, Job, QueueStats, WorkerInfo
     from .waiting import Waiter
@@ -62,9 +62,10 @@ if TYPE_CHECKING:
     _Errors = list[FailedAttempt]
     _Workers = list[WorkerInfo]
     _Outcomes = dict[int, ActionOutcome]
+    _Limits = list[LimitStatus]
 
 
-class Queue:
+class Queue(Actions):
     """A queue file: enqueue jobs, inspect them, and act on them as an operator."""
 
     def __init__(
@@ -437,58 +438,6 @@ class Queue:
         second unless `force`)."""
         self.backend.check_identity(force)
 
-    # ---- actions ------------------------------------------------------------------------------
-
-    def retry(self, job_id: int) -> None:
-        """Move a failed or cancelled job back to pending with its attempts reset."""
-        self._one(job_id, self.backend.retry([job_id], time.time())[job_id], "retry")
-
-    def retry_many(self, ids: Sequence[int]) -> _Outcomes:
-        """Retry several jobs; per id RETRIED or why not."""
-        return self.backend.retry(ids, time.time())
-
-    def cancel(self, job_id: int) -> ActionResult:
-        """Cancel a pending job, or ask its worker to stop a running one.
-
-        Returns CANCELLED or CANCEL_REQUESTED (equal to 'cancelled', 'cancel requested').
-        """
-        outcome = self.backend.cancel([job_id], time.time())[job_id]
-        self._one(job_id, outcome, "cancel")
-        return outcome.result
-
-    def cancel_many(self, ids: Sequence[int]) -> _Outcomes:
-        """Cancel several jobs; per id CANCELLED, CANCEL_REQUESTED or why not."""
-        return self.backend.cancel(ids, time.time())
-
-    def set_priority(self, job_id: int, priority: int | str) -> None:
-        """Set a job's priority (an integer or low/normal/high/critical)."""
-        p = parse_priority(priority)
-        self._one(job_id, self.backend.set_priority([job_id], p)[job_id], "reprioritise")
-
-    def set_priority_many(self, ids: Sequence[int], priority: int | str) -> _Outcomes:
-        """Set the priority of several jobs."""
-        return self.backend.set_priority(ids, parse_priority(priority))
-
-    def pause(self, queue: str) -> None:
-        """Stop workers claiming from `queue` (running jobs finish)."""
-        self.backend.set_paused(validate_queue(queue), True, time.time())
-
-    def resume(self, queue: str) -> None:
-        """Let workers claim from `queue` again."""
-        self.backend.set_paused(validate_queue(queue), False, time.time())
-
-    def prune(
-        self, older_than: float | str, states: Sequence[str] = ("succeeded", "failed", "cancelled")
-    ) -> int:
-        """Delete finished jobs older than `older_than` (seconds or e.g. "7d"); return how many."""
-        for s in states:
-            if s not in {x.value for x in FINISHED_STATES}:
-                raise InvalidInput(
-                    f"prune deletes finished jobs only; {s!r} is not a finished state"
-                )
-        seconds = parse_duration(older_than, "age")
-        return self.backend.prune(time.time() - seconds, states)
-
     def wait(self, job_ids: int | Sequence[int], timeout: float | None = None) -> _Jobs:
         """Block until every job is finished; return them. Raises WaitTimeout, JobNotFound.
 
@@ -498,11 +447,6 @@ class Queue:
         ids = [job_ids] if isinstance(job_ids, int) else list(job_ids)
         return wait_for(self.backend, ids, timeout, self.location)
 
-    def _one(self, job_id: int, outcome: ActionOutcome, action: str) -> None:
-        if outcome.done:
-            return
-        raise outcome_error(job_id, outcome, action, self.location)
-
 
 def _conditions(where: Iterable[str | Condition] | None) -> tuple[Condition, ...]:
     if not where:
@@ -510,13 +454,3 @@ def _conditions(where: Iterable[str | Condition] | None) -> tuple[Condition, ...
     from .where import parse_conditions  # only a filtered read pays for it
 
     return parse_conditions(where)
-
-
-def outcome_error(job_id: int, outcome: ActionOutcome, action: str, location: str) -> JobqError:
-    """The error that says why `action` did not happen to a job (one line, for a person)."""
-    if outcome.result is ActionResult.NOT_FOUND:
-        return JobNotFound(f"no job {job_id} in {location}")
-    if outcome.result is ActionResult.DUPLICATE_UNIQUE_KEY:
-        return InvalidTransition(f"cannot {action} job {job_id}: a pending or running job of its"
-                                 " type holds its unique key")  # fmt: skip
-    return InvalidTransition(f"cannot {action} job {job_id}: it is {outcome}")

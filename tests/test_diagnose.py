@@ -29,6 +29,7 @@ from jobq import (
     pool_alive,
 )
 from jobq.diagnose import glob_match, pool_takes
+from jobq.limits import Limit, LimitStatus
 from jobq.store import Store
 from tests.conftest import wait_until
 from tests.factories import new_job
@@ -80,6 +81,7 @@ class Case:
     expect: WaitReason | None
     says: tuple[str, ...] = ()
     paused: tuple[str, ...] = ()
+    limits: tuple[LimitStatus, ...] = ()
 
 
 DEAD = NOW - 600
@@ -276,6 +278,14 @@ CASES = [
         R.LEASE_EXPIRED,
         ("its lease ran out 40s ago on pool 'w1'",),
     ),
+    Case(
+        "held by a limit across pools",
+        job(),
+        (pool(),),
+        R.LIMITED,
+        ("held by limit noop: 2 of 2 running",),
+        limits=(LimitStatus(Limit("noop", 2), running=2),),
+    ),
     Case("succeeded", job(state=JobState.SUCCEEDED), (), None),
     Case("failed", job(state=JobState.FAILED), (), None),
     Case("cancelled", job(state=JobState.CANCELLED), (pool(),), None),
@@ -284,7 +294,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_diagnosis(case: Case) -> None:
-    got = diagnose_job(case.job, case.pools, case.paused, NOW)
+    got = diagnose_job(case.job, case.pools, case.paused, NOW, case.limits)
     if case.expect is None:
         assert got is None
         return

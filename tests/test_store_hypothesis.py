@@ -22,6 +22,7 @@ from hypothesis.stateful import (
 
 from jobq import retry
 from jobq.backend import ActionOutcome, ActionResult, Ending, Role, open_backend
+from jobq.limits import make_limit
 from jobq.model import DEFAULT_MAX_ATTEMPTS, FINISHED_STATES, JobState
 from tests.conftest import BACKENDS, backend_location, need_backend
 from tests.factories import T0, new_job
@@ -59,6 +60,10 @@ class StoreMachine(RuleBasedStateMachine):
         self.now = T0
         self.jobs: dict[int, ModelJob] = {}
         self.old_tokens: dict[int, list[str]] = {}
+        # a limit across pools on the jobs' one type (jobq.limits): (concurrency, rate
+        # interval) and the rate's GCRA time; None: no limit
+        self.cap: tuple[int | None, float | None] | None = None
+        self.tat = 0.0
 
     def teardown(self) -> None:
         self.store.close()
@@ -124,11 +129,33 @@ class StoreMachine(RuleBasedStateMachine):
         due = [j for j in self.jobs.values() if j.state is S.PENDING and j.run_at <= self.now]
         due.sort(key=lambda j: (-j.priority, j.run_at, j.id))
         claimed = self.store.claim("w/1", self.now, LEASE, limit=limit)
-        assert [c.id for c in claimed] == [j.id for j in due[:limit]]
+        take = limit
+        if self.cap is not None:
+            concurrency, interval = self.cap
+            if concurrency is not None:
+                running = sum(1 for j in self.jobs.values() if j.state is S.RUNNING)
+                take = min(take, max(concurrency - running, 0))
+            if interval is not None:
+                take = min(take, 1 if self.now >= self.tat else 0)  # no burst
+                if take and due:
+                    self.tat = max(self.tat, self.now) + interval
+        assert [c.id for c in claimed] == [j.id for j in due[:take]]
         for c in claimed:
             job = self.jobs[c.id]
             job.state, job.attempts = S.RUNNING, job.attempts + 1
             job.token, job.lease_until, job.cancel_requested = c.lease_token, c.lease_until, False
+
+    @rule(
+        concurrency=st.sampled_from([None, 1, 2]),
+        rate=st.sampled_from([None, None, "6/min"]),
+    )
+    def set_limit(self, concurrency: int | None, rate: str | None) -> None:
+        if concurrency is None and rate is None:
+            self.store.remove_limit("t")
+            self.cap = None
+            return
+        self.store.put_limit(make_limit("t", concurrency, rate), self.now)
+        self.cap, self.tat = (concurrency, None if rate is None else 10.0), 0.0
 
     @rule(n=st.integers(0, 50), stale=st.booleans())
     def complete(self, n: int, stale: bool) -> None:

@@ -389,7 +389,8 @@ def load_detail(
         tail = OutputTail() if output is None else output
         lines, dropped = tail.read(q, job.id, job.attempts)
         progress = q.progress(job.id)
-    return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now), lines,
+    held = q.limits() if job.state == "pending" else []
+    return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now, held), lines,
                   job.attempts, dropped, progress)  # fmt: skip
 
 

@@ -170,7 +170,7 @@ def delete(
     Succeeded, failed and cancelled jobs go; a pending job needs --force; a running job is
     never deleted (a worker holds it): cancel it first. Exit 1 if any id was not deleted.
     """
-    from ..queue import outcome_error
+    from ..queue_actions import outcome_error
 
     with _queue(ctx) as q:
         outcomes = q.backend.delete(list(dict.fromkeys(ids)), force=force)

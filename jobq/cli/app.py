@@ -123,7 +123,7 @@ def build_app() -> typer.Typer:
 
     import typer
 
-    from . import admin, events, jobs, logs, schedule, work
+    from . import admin, events, jobs, limit, logs, schedule, work
 
     globals().update(typer=typer, Annotated=typing.Annotated)
     app = typer.Typer(
@@ -141,6 +141,7 @@ def build_app() -> typer.Typer:
     schedule.register(app)  # schedule add, ls, rm, pause, resume
     events.register(app)  # events
     logs.register(app)  # logs
+    limit.register(app)  # limit KEY, limit ls, limit rm
     return app
 
 

@@ -58,7 +58,7 @@ def _now() -> float:
 
 def _per_id(outcomes: dict[int, ActionOutcome], action: str, location: str) -> None:
     """Print the ids that worked; raise one JobqError naming every id that did not."""
-    from ..queue import outcome_error
+    from ..queue_actions import outcome_error
 
     problems = []
     for job_id, outcome in outcomes.items():

@@ -252,6 +252,7 @@ Commands:
   systemd-unit  Print a systemd unit for `jobq work` with these options.
   events        Print lifecycle events as NDJSON.
   logs          Print a job's output, or follow it live.
+  limit         Limit a job type or a queue across every pool and host.
   db            Show where the queue is.
   schedule      Periodic jobs (cron schedules kept in the queue).
 """

@@ -185,6 +185,7 @@ def ls(
         pools, paused = (q.workers(), q.paused_queues()) if active and not as_json else ([], [])
         running = [j.id for j in jobs if j.state == "running"]
         progress = q.progress_many(running) if running else {}
+        held = q.limits() if active and not as_json else []
     if as_json:
         _out(output.to_json([output.job_dict(j, progress) for j in jobs]))
         return
@@ -192,7 +193,7 @@ def ls(
         _note("no matching jobs")
         return
     now = _now()
-    waiting = {j.id: diagnose_job(j, pools, paused, now) for j in jobs}
+    waiting = {j.id: diagnose_job(j, pools, paused, now, held) for j in jobs}
     _out(output.jobs_table(jobs, now, waiting, progress))
     if len(jobs) == limit:
         _note(f"(the newest {limit}; use --limit for more)")
@@ -217,8 +218,9 @@ def show(
         active = job.state in ("pending", "running")
         pools, paused = (q.workers(), q.paused_queues()) if active else ([], [])
         progress = q.progress_many([job.id]) if job.state == "running" else {}
+        held = q.limits() if job.state == "pending" else []
     now = _now()
-    waiting = diagnose_job(job, pools, paused, now)
+    waiting = diagnose_job(job, pools, paused, now, held)
     if as_json:
         d = output.job_dict(job, progress)
         if waiting is not None:

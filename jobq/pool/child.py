@@ -236,7 +236,7 @@ class Child:
             self.temp_delay = 0.0
             self.slot.set(BEAT, time.time())
             if not jobs:
-                if self.settings.burst:
+                if self.settings.burst and not self.held_back():
                     return
                 self.idle_wait()
                 continue
@@ -244,6 +244,15 @@ class Child:
             if limit and self.done >= limit:
                 log.info("worker %s recycles after %d jobs", self.worker_id, self.done)
                 return
+
+    def held_back(self) -> bool:
+        """Whether due jobs we could run were left by an empty claim: held by a limit across
+        pools (or just taken by another claim). A burst child then waits for them, as an idle
+        child does, instead of exiting to be respawned at once by the supervisor."""
+        try:
+            return self.store.has_claimable(time.time(), self.filter)
+        except TemporaryFailure:
+            return True  # cannot tell now: idle_wait, then claim again
 
     def claim(self, limit: int, woken: bool) -> list[Job]:
         """Lease up to `limit` jobs.
@@ -272,7 +281,8 @@ class Child:
         supervisor speaks, or the fallback poll."""
         timeout = self.settings.poll_interval
         try:
-            due = self.store.next_run_at(self.filter)  # a scheduled or backed-off job
+            # a scheduled or backed-off job, or the next start a rate limit allows
+            due = self.store.next_run_at(self.filter, time.time())
         except TemporaryFailure:
             due = time.time() + 1.0  # cannot tell now: look again soon
         if due is not None:

@@ -324,6 +324,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE INDEX attempts_failures ON {s}.attempts (finished_at)
            WHERE outcome IN ('failed', 'timeout', 'crashed')""",
     ),
+    # 6: limits that hold across pools (jobq.limits), as the SQLite file's; `tat` (the rate's
+    # GCRA theoretical arrival time) stays epoch seconds: internal, compared with claimers'
+    # clocks. Setting or removing a limit wakes the workers (a removed limit releases its jobs).
+    (
+        """
+        CREATE TABLE {s}.limits (
+            key         text PRIMARY KEY,
+            concurrency integer CHECK (concurrency >= 1),
+            rate_count  integer CHECK (rate_count >= 1),
+            rate_period float8  CHECK (rate_period > 0),
+            tat         float8  NOT NULL DEFAULT 0,
+            created_at  timestamptz NOT NULL,
+            CHECK (concurrency IS NOT NULL OR rate_count IS NOT NULL),
+            CHECK ((rate_count IS NULL) = (rate_period IS NULL))
+        )
+        """,
+        """CREATE TRIGGER jobq_changed_limits AFTER INSERT OR DELETE ON {s}.limits
+           FOR EACH STATEMENT EXECUTE FUNCTION {s}.jobq_changed()""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

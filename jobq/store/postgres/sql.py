@@ -385,7 +385,7 @@ FROM workers ORDER BY started_at DESC
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
 SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events",
-                 "job_output", "job_progress", "rollup")  # fmt: skip
+                 "job_output", "job_progress", "rollup", "limits")  # fmt: skip
 COUNT_TABLES = "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in SCHEMA_TABLES)
 
 CHANGE_TOKEN = "SELECT jobq_change_token()"

@@ -11,7 +11,7 @@ from ...backend import ANY, ClaimFilter
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT
 from .connection import Connection
 from .rows import claim_params, claim_shape
-from .sql import claim_sql
+from .sql_limits import claim_unlimited_sql
 
 
 def claim_plan(
@@ -24,7 +24,7 @@ def claim_plan(
     params.update({"worker": "w", "token": "t", "lease_until": now + 30, "limits": None,
                    "default_max_attempts": DEFAULT_MAX_ATTEMPTS,
                    "default_timeout": DEFAULT_TIMEOUT})  # fmt: skip
-    text = claim_sql(1, *claim_shape(filter))
+    text = claim_unlimited_sql(1, *claim_shape(filter))  # the claim that runs with no limit
     if not generic:
         rows = backend._one("EXPLAIN " + text, params).fetchall()
         return "\n".join(str(r[0]) for r in rows)

@@ -29,8 +29,8 @@ from .sql import (
     LOCK_ERRORS,
     RENEW,
     SNOOZES,
-    claim_sql,
 )
+from .sql_limits import HAS_LIMITS, claim_unlimited_sql
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -173,10 +173,15 @@ class JobWrites(Reads):
             "default_max_attempts": DEFAULT_MAX_ATTEMPTS,
             "default_timeout": DEFAULT_TIMEOUT,
         })  # fmt: skip
+        shape = claim_shape(filter)
         jobs = [
-            row_to_job(r)
-            for r in self._one(claim_sql(limit, *claim_shape(filter)), params).fetchall()
+            row_to_job(r) for r in self._one(claim_unlimited_sql(limit, *shape), params).fetchall()
         ]
+        if not jobs and self._get(HAS_LIMITS).fetchone()[0]:
+            from .limits import claim_limited
+
+            with self._write() as conn:
+                jobs = claim_limited(conn, params, limit, shape, now)
         jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
         return jobs
 

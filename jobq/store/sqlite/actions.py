@@ -16,6 +16,7 @@ from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState, Outcome
 from .connection import _translate
 from .events import Events
+from .limits import Limits
 from .metrics import Metrics, keep_totals
 from .output import Output
 from .rollup import Rollup
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from ... import lifecycle
 
 
-class Store(Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedules):
+class Store(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedules):
     """A connection to one queue file, with every operation of the job state machine."""
 
     def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:

@@ -272,6 +272,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE INDEX attempts_failures ON attempts (finished_at)
            WHERE outcome IN ('failed', 'timeout', 'crashed')""",
     ),
+    # 9: limits that hold across pools (jobq.limits): a key (a job type or 'queue:NAME'), at
+    # most `concurrency` running, at most `rate_count` started per `rate_period` seconds, and
+    # the rate's GCRA theoretical arrival time (epoch seconds)
+    (
+        """
+        CREATE TABLE limits (
+            key         TEXT PRIMARY KEY,
+            concurrency INTEGER CHECK (concurrency >= 1),
+            rate_count  INTEGER CHECK (rate_count >= 1),
+            rate_period REAL    CHECK (rate_period > 0),
+            tat         REAL    NOT NULL DEFAULT 0,
+            created_at  REAL    NOT NULL,
+            CHECK (concurrency IS NOT NULL OR rate_count IS NOT NULL),
+            CHECK ((rate_count IS NULL) = (rate_period IS NULL))
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

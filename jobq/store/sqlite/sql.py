@@ -89,6 +89,46 @@ WHERE id IN (
 RETURNING {JOB_COLUMNS}
 """
 
+# ---- limits across pools (jobq/limits.py has the rules)
+
+# The claim's ORDER BY, where the limit conditions below are put into it and into PEEK_DUE.
+_CLAIM_ORDER = "ORDER BY priority DESC, run_at, id"
+assert CLAIM.count(_CLAIM_ORDER) == 1
+# The claim when no limit exists: the usual claim plus one uncorrelated NOT EXISTS, evaluated
+# once per statement (no extra statement, no round trip); an empty result with limits present
+# sends the claim down the limited path (store/sqlite/writes.py) in the same transaction.
+CLAIM_UNLIMITED = CLAIM.replace(
+    _CLAIM_ORDER, "AND NOT EXISTS (SELECT 1 FROM limits)\n    " + _CLAIM_ORDER
+)
+HAS_LIMITS = "SELECT EXISTS (SELECT 1 FROM limits)"
+# The jobs of exhausted limit keys (:held_types, :held_queues: JSON arrays) are left pending.
+_NOT_HELD = """AND type NOT IN (SELECT value FROM json_each(:held_types))
+      AND queue NOT IN (SELECT value FROM json_each(:held_queues))
+    """
+CLAIM_LIMITED = CLAIM.replace(_CLAIM_ORDER, _NOT_HELD + _CLAIM_ORDER)
+# The first due candidates of a claim (type and queue only, nothing locked or changed).
+PEEK_DUE = f"""
+SELECT type, queue FROM jobs INDEXED BY jobs_pending
+WHERE {DUE_FOR_WORKER} {_NOT_HELD}{_CLAIM_ORDER}
+LIMIT :limit
+"""
+LIMITS = "SELECT key, concurrency, rate_count, rate_period, tat FROM limits ORDER BY key"
+LIMIT_KEYS = "SELECT key FROM limits ORDER BY key"
+LIMITS_OF = """
+SELECT key, concurrency, rate_count, rate_period, tat FROM limits
+WHERE key IN (SELECT value FROM json_each(:keys)) ORDER BY key
+"""
+# Running jobs by (type, queue): what the concurrency limits count (few rows: running jobs only).
+RUNNING_COUNTS = "SELECT type, queue, count(*) FROM jobs WHERE state = 'running' GROUP BY 1, 2"
+# Setting a limit again replaces it, and starts its rate afresh.
+PUT_LIMIT = """
+INSERT INTO limits (key, concurrency, rate_count, rate_period, tat, created_at)
+VALUES (:key, :concurrency, :rate_count, :rate_period, 0, :now)
+ON CONFLICT (key) DO UPDATE SET concurrency = excluded.concurrency,
+    rate_count = excluded.rate_count, rate_period = excluded.rate_period, tat = 0
+"""
+REMOVE_LIMIT = "DELETE FROM limits WHERE key = :key"
+SET_TAT = "UPDATE limits SET tat = :tat WHERE key = :key"
 RENEW = """
 UPDATE jobs SET lease_until = :lease_until
 WHERE id = :id AND lease_token = :token AND state = 'running'
@@ -264,16 +304,16 @@ SELECT min((SELECT run_at FROM jobs INDEXED BY jobs_pending
 FROM prio WHERE p IS NOT NULL
 """
 
+# NEXT_RUN_AT among the jobs no exhausted limit holds (jobq/limits.py).
+assert NEXT_RUN_AT.count(_CLAIM_ORDER + " LIMIT 1") == 1
+NEXT_RUN_AT_LIMITED = NEXT_RUN_AT.replace(
+    _CLAIM_ORDER + " LIMIT 1", _NOT_HELD + _CLAIM_ORDER + " LIMIT 1"
+)
+
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
 SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events",
-                 "job_output", "job_progress", "rollup")  # fmt: skip
-COUNT_TABLES = """
-SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
-       (SELECT count(*) FROM workers), (SELECT count(*) FROM queues),
-       (SELECT count(*) FROM metric_totals), (SELECT count(*) FROM schedules),
-       (SELECT count(*) FROM events), (SELECT count(*) FROM job_output),
-       (SELECT count(*) FROM job_progress), (SELECT count(*) FROM rollup)
-"""
+                 "job_output", "job_progress", "rollup", "limits")  # fmt: skip
+COUNT_TABLES = "SELECT " + ", ".join("(SELECT count(*) FROM " + t + ")" for t in SCHEMA_TABLES)
 
 # Every connection: a WAL restarted at its front is also cut back to 4 MiB (store/checkpoint.py)
 JOURNAL_SIZE_LIMIT = "PRAGMA journal_size_limit = 4194304"

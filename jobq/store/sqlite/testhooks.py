@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .connection import Connection
-from .sql import CLAIM, NEXT_RUN_AT
+from .sql import CLAIM_UNLIMITED as CLAIM  # the claim that runs with no limit
+from .sql import NEXT_RUN_AT
 
 
 def claim_plan(backend: object) -> list[str]:

@@ -12,10 +12,11 @@ from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, O
 from .reads import Reads
 from .rows import _row_to_job
 from .sql import (
-    CLAIM,
+    CLAIM_UNLIMITED,
     COMPLETE,
     END_ATTEMPT,
     FIND_UNIQUE,
+    HAS_LIMITS,
     INSERT_ATTEMPT,
     INSERT_JOB,
     INSERT_JOBS_BULK,
@@ -203,8 +204,11 @@ class JobWrites(Reads):
             "default_timeout": DEFAULT_TIMEOUT,
         }
         with self._write() as conn:
-            rows = conn.execute(CLAIM, params).fetchall()
-        jobs = [_row_to_job(r) for r in rows]
+            jobs = [_row_to_job(r) for r in conn.execute(CLAIM_UNLIMITED, params).fetchall()]
+            if not jobs and conn.execute(HAS_LIMITS).fetchone()[0]:
+                from .limits import claim_limited
+
+                jobs = claim_limited(conn, params, limit, now)
         jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
         return jobs
 
