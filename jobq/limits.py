@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from .errors import InvalidInput
+from .model import record  # not dataclasses: `jobq ls` start-up (jobq.model)
 from .values import validate_queue, validate_type
 
 TYPE_CHECKING = False
@@ -42,7 +42,7 @@ _RATE = re.compile(r"\s*(\d{1,9})\s*/\s*(\d{0,9})\s*([a-z]+)\s*")
 MAX_CONCURRENCY = 2**31 - 1
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Limit:
     """One limit as the queue keeps it: `key` is a type or `queue:NAME`; `tat` is the GCRA
     theoretical arrival time of the rate (epoch seconds; 0 before any start)."""
@@ -89,7 +89,7 @@ class Limit:
         return max(self.tat, now) + started * interval
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LimitStatus:
     """A limit with the number of its jobs running now (`jobq limit ls`, why-waiting)."""
 

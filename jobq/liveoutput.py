@@ -16,7 +16,8 @@ latest value with the next flush.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from .model import record  # not dataclasses: `jobq ls` start-up (jobq.model)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def truncated_marker(dropped: int) -> str:
     return f"[output truncated: {dropped} bytes dropped]\n"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OutputChunk:
     """One flushed piece of a running attempt's output: `seq` orders them within the attempt."""
 
@@ -54,7 +55,7 @@ class OutputChunk:
                 "stream": self.stream, "text": self.text}  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class JobProgress:
     """The latest progress a handler reported for an attempt of a job."""
 
