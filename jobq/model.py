@@ -53,6 +53,7 @@ __all__ = [
     "FailedAttempt",
     "JSONValue",
     "Job",
+    "JobEdit",
     "JobState",
     "NewJob",
     "Outcome",
@@ -171,6 +172,29 @@ class Attempt:
             "traceback": self.traceback,
             "output": self.output,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class JobEdit:
+    """One edit of a job's payload (`jobq edit`): when, by whom, the payload it replaced."""
+
+    job_id: int
+    at: float
+    user: str
+    host: str
+    old_payload_json: str
+    retried: bool
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """The JSON shape used in `jobq show --json`'s `edits`."""
+        from .values import format_iso
+
+        try:
+            old: JSONValue = json.loads(self.old_payload_json)
+        except ValueError:  # a payload written by hand that is not JSON: shown as its text
+            old = self.old_payload_json
+        return {"at": format_iso(self.at), "user": self.user, "host": self.host,
+                "old_payload": old, "retried": self.retried}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     # `jobq enqueue` never loads jobq.model (dataclasses): these are for annotations only
     from .backend import Backend
     from .basics import JSONValue
-    from .model import Attempt, Event, FailedAttempt, Job, QueueStats, WorkerInfo
+    from .model import Attempt, Event, FailedAttempt, Job, JobEdit, QueueStats, WorkerInfo
     from .waiting import Waiter
 
     _Ids = list[int]
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     _Errors = list[FailedAttempt]
     _Workers = list[WorkerInfo]
     _Outcomes = dict[int, ActionOutcome]
+    _Edits = list[JobEdit]
 
 
 class Queue:
@@ -422,6 +423,50 @@ class Queue:
     def set_priority_many(self, ids: Sequence[int], priority: int | str) -> _Outcomes:
         """Set the priority of several jobs."""
         return self.backend.set_priority(ids, parse_priority(priority))
+
+    def edit(
+        self,
+        job_id: int,
+        payload: JSONValue = None,
+        *,
+        retry: bool = False,
+        payload_json: str | None = None,
+        seen: Job | None = None,
+    ) -> Job:
+        """Replace the payload of a pending, failed or cancelled job (validated as `enqueue`
+        does; give `payload_json` for text already validated) and keep the old one in the job's
+        history (`edits`); with `retry`, a failed or cancelled job also goes back to pending, in
+        the same transaction. With `seen` (the job as read before editing), refuse if it has
+        changed since. Returns the job as it is now.
+
+        Raises JobNotFound, InvalidInput, or InvalidTransition (running or succeeded, changed
+        since `seen`, or a retry refused because another job holds its unique key).
+        """
+        import getpass
+        import socket
+
+        if payload_json is None:
+            payload_json = dump_json({} if payload is None else payload, "payload",
+                                     self.payload_limit)  # fmt: skip
+        elif len(payload_json.encode("utf-8", "surrogatepass")) > self.payload_limit:
+            raise InvalidInput(f"payload is over the limit of {self.payload_limit:,} bytes")
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a bare container)
+            user = f"uid {os.getuid()}"
+        outcome = self.backend.edit_payload(job_id, payload_json, time.time(), user=user,
+                                            host=socket.gethostname(), retry=retry,
+                                            seen=seen)  # fmt: skip
+        if outcome.result is ActionResult.CHANGED:
+            now_state = outcome.state.value if outcome.state is not None else "changed"
+            raise InvalidTransition(f"job {job_id} changed while it was being edited (it is"
+                                    f" {now_state} now); nothing written")  # fmt: skip
+        self._one(job_id, outcome, "edit")
+        return self.get(job_id)
+
+    def edits(self, job_id: int) -> _Edits:
+        """The payload edits of a job (`edit`), oldest first."""
+        return self.backend.edits(job_id)
 
     def pause(self, queue: str) -> None:
         """Stop workers claiming from `queue` (running jobs finish)."""

@@ -118,7 +118,7 @@ def build_app() -> typer.Typer:
 
     import typer
 
-    from . import admin, events, jobs, schedule, work
+    from . import admin, edit, events, jobs, schedule, work
 
     globals().update(typer=typer, Annotated=typing.Annotated)
     app = typer.Typer(
@@ -131,6 +131,7 @@ def build_app() -> typer.Typer:
     )
     app.callback()(root)
     jobs.register(app)  # enqueue, ls, show, retry, cancel, priority, errors, wait
+    edit.register(app)  # edit
     admin.register(app)  # stats, workers, pause, resume, prune, delete, doctor, backup; db path
     work.register(app)  # work, tui, demo, systemd-unit
     schedule.register(app)  # schedule add, ls, rm, pause, resume

@@ -25,6 +25,7 @@ COMMANDS = {
     "cancel": ("jobs", "cancel"),
     "wait": ("jobs", "wait"),
     "stats": ("admin", "stats"),
+    "edit": ("edit", "edit"),
 }
 # keyword arguments of typer.Option / typer.Argument this parser honours; any other one (a
 # callback, an envvar, a count …) sends the command to typer

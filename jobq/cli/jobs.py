@@ -179,6 +179,7 @@ def show(
     with _queue(ctx) as q:
         job = q.get(job_id)
         attempts = q.attempts(job_id)
+        edits = q.edits(job_id)
         active = job.state in ("pending", "running")
         pools, paused = (q.workers(), q.paused_queues()) if active else ([], [])
     now = _now()
@@ -188,9 +189,10 @@ def show(
         if waiting is not None:
             d["waiting"] = waiting.to_dict()
         d["attempts_history"] = [a.to_dict() for a in attempts]
+        d["edits"] = [e.to_dict() for e in edits]
         _out(output.to_json(d))
     else:
-        _out(output.job_detail(job, attempts, now, waiting))
+        _out(output.job_detail(job, attempts, now, waiting) + output.edits_text(edits))
 
 
 def retry(

@@ -16,6 +16,7 @@ import psycopg
 
 from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState, Outcome
+from .edits import Edits
 from .events import Events
 from .metrics import Metrics, keep_totals
 from .schedules import Schedules
@@ -56,7 +57,7 @@ def _state_outcome(conn: psycopg.Connection[Any], job_id: int) -> ActionOutcome:
     return ActionOutcome(ActionResult.WRONG_STATE, JobState(row[0]))
 
 
-class PgStore(Events, JobWrites, Transfer, Metrics, Schedules):
+class PgStore(Events, JobWrites, Transfer, Metrics, Schedules, Edits):
     """A connection to one PostgreSQL queue, with every operation of the Backend protocol."""
 
     def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:

@@ -384,12 +384,21 @@ FROM workers ORDER BY started_at DESC
 """
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
-SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events")
+SCHEMA_TABLES = (
+    "jobs",
+    "attempts",
+    "workers",
+    "queues",
+    "metric_totals",
+    "schedules",
+    "events",
+    "job_edits",
+)
 COUNT_TABLES = """
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
        (SELECT count(*) FROM workers), (SELECT count(*) FROM queues),
        (SELECT count(*) FROM metric_totals), (SELECT count(*) FROM schedules),
-       (SELECT count(*) FROM events)
+       (SELECT count(*) FROM events), (SELECT count(*) FROM job_edits)
 """
 
 CHANGE_TOKEN = "SELECT jobq_change_token()"
@@ -489,4 +498,21 @@ FIRED_SCHEDULE = """
 UPDATE schedules SET next_at = to_timestamp(%(next_at)s::float8),
     last_at = to_timestamp(%(slot)s::float8), last_job_id = %(job_id)s
 WHERE name = %(name)s AND next_at = to_timestamp(%(slot)s::float8) AND NOT paused
+"""
+
+# ---- payload edits (store/postgres/edits.py): the row a compare-and-set edit checks, locked
+# (a claim's SKIP LOCKED passes it by until the edit commits), the write, and the history
+
+EDIT_SEEN = f"""
+SELECT state, attempts, {_epoch("started_at")}, payload::text FROM jobs WHERE id = %(id)s
+FOR UPDATE
+"""
+EDIT_PAYLOAD = "UPDATE jobs SET payload = %(payload)s::json WHERE id = %(id)s"
+INSERT_EDIT = f"""
+INSERT INTO job_edits (job_id, at, "user", host, old_payload, retried)
+VALUES (%(id)s, {NOW}, %(user)s, %(host)s, %(old)s::json, %(retried)s)
+"""
+EDITS_OF = f"""
+SELECT job_id, {_epoch("at")}, "user", host, old_payload::text, retried FROM job_edits
+WHERE job_id = %(id)s ORDER BY id
 """

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState, Outcome
 from .connection import _translate
+from .edits import Edits
 from .events import Events
 from .metrics import Metrics, keep_totals
 from .schedules import Schedules
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from ... import lifecycle
 
 
-class Store(Events, JobWrites, Transfer, Metrics, Schedules):
+class Store(Events, JobWrites, Transfer, Metrics, Schedules, Edits):
     """A connection to one queue file, with every operation of the job state machine."""
 
     def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:

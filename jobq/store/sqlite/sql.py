@@ -261,12 +261,21 @@ FROM prio WHERE p IS NOT NULL
 """
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
-SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events")
+SCHEMA_TABLES = (
+    "jobs",
+    "attempts",
+    "workers",
+    "queues",
+    "metric_totals",
+    "schedules",
+    "events",
+    "job_edits",
+)
 COUNT_TABLES = """
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
        (SELECT count(*) FROM workers), (SELECT count(*) FROM queues),
        (SELECT count(*) FROM metric_totals), (SELECT count(*) FROM schedules),
-       (SELECT count(*) FROM events)
+       (SELECT count(*) FROM events), (SELECT count(*) FROM job_edits)
 """
 
 # Every connection: a WAL restarted at its front is also cut back to 4 MiB (store/checkpoint.py)
@@ -411,3 +420,16 @@ IMPORT_ROWS = {
     "attempts": f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 }
 EMPTY_QUEUE = ("DELETE FROM attempts", "DELETE FROM jobs", "DELETE FROM queues")
+
+# ---- payload edits (store/sqlite/edits.py): what a compare-and-set edit checks, the write, and
+# the history
+
+EDIT_SEEN = "SELECT state, attempts, started_at, payload FROM jobs WHERE id = :id"
+EDIT_PAYLOAD = "UPDATE jobs SET payload = :payload WHERE id = :id"
+INSERT_EDIT = """
+INSERT INTO job_edits (job_id, at, user, host, old_payload, retried)
+VALUES (:id, :now, :user, :host, :old, :retried)
+"""
+EDITS_OF = """
+SELECT job_id, at, user, host, old_payload, retried FROM job_edits WHERE job_id = :id ORDER BY id
+"""
