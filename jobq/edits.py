@@ -11,7 +11,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from .basics import JSONValue
     from .model import Job
+    from .queue import Queue
 
 # Pending (scheduled and retrying included), failed and cancelled jobs: no worker holds them. A
 # running job's handler already has its payload; a succeeded one is history.
@@ -34,6 +36,47 @@ def verdict(
     if current not in EDITABLE:
         return ActionOutcome(ActionResult.WRONG_STATE, current)
     return None
+
+
+def edit_job(
+    q: Queue,
+    job_id: int,
+    payload: JSONValue = None,
+    *,
+    retry: bool = False,
+    payload_json: str | None = None,
+    seen: Job | None = None,
+) -> Job:
+    """`Queue.edit`: validate, write through the backend as this user on this host, and turn a
+    refusal into the error that says why."""
+    import getpass
+    import os
+    import socket
+    import time
+
+    from .backend import ActionResult
+    from .errors import InvalidInput, InvalidTransition
+    from .queue import outcome_error
+    from .values import dump_json
+
+    if payload_json is None:
+        payload_json = dump_json({} if payload is None else payload, "payload", q.payload_limit)
+    elif len(payload_json.encode("utf-8", "surrogatepass")) > q.payload_limit:
+        raise InvalidInput(f"payload is over the limit of {q.payload_limit:,} bytes")
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a bare container)
+        user = f"uid {os.getuid()}"
+    outcome = q.backend.edit_payload(job_id, payload_json, time.time(), user=user,
+                                     host=socket.gethostname(), retry=retry,
+                                     seen=seen)  # fmt: skip
+    if outcome.result is ActionResult.CHANGED:
+        now_state = outcome.state.value if outcome.state is not None else "changed"
+        raise InvalidTransition(f"job {job_id} changed while it was being edited (it is"
+                                f" {now_state} now); nothing written")  # fmt: skip
+    if not outcome.done:
+        raise outcome_error(job_id, outcome, "edit", q.location)
+    return q.get(job_id)
 
 
 # ---- the text a person edits ---------------------------------------------------------------
@@ -67,17 +110,21 @@ def strip_comments(text: str) -> str:
     return "".join(lines[start:])
 
 
-def payload_from_edit(text: str, limit: int) -> str | None:
+def payload_from_edit(text: str, limit: int, original: str | None = None) -> str | None:
     """The canonical payload JSON of an edited text (after its leading `#` lines), validated as
-    `jobq enqueue --payload` validates (raises InvalidInput); None if the text is empty, which
-    cancels the edit. `null` is `{}`, as on every enqueue path."""
+    `jobq enqueue --payload` validates (raises InvalidInput); None if the text is empty or, given
+    the `original` payload, the same JSON value: either cancels the edit. `null` is `{}`, as on
+    every enqueue path."""
     from .values import payload_from_text
 
     body = strip_comments(text)
     if not body.strip():
         return None
     canonical = payload_from_text(body, limit)
-    return "{}" if canonical == "null" else canonical
+    canonical = "{}" if canonical == "null" else canonical
+    if original is not None and same_payload(canonical, original):
+        return None
+    return canonical
 
 
 def with_error(body: str, error: str) -> str:
@@ -174,14 +221,10 @@ class EditorSession:
             if not body.strip() or body.strip() == strip_comments(shown_body).strip():
                 return None
             try:
-                new = payload_from_edit(body, self.limit)
+                return payload_from_edit(body, self.limit, self.payload_json)
             except InvalidInput as e:
                 shown_body = body
                 self._write(with_error(body, str(e)))
-                continue
-            if new is None or same_payload(new, self.payload_json):
-                return None
-            return new
 
     def _read(self) -> str:
         from .errors import InvalidInput

@@ -442,27 +442,9 @@ class Queue:
         Raises JobNotFound, InvalidInput, or InvalidTransition (running or succeeded, changed
         since `seen`, or a retry refused because another job holds its unique key).
         """
-        import getpass
-        import socket
+        from .edits import edit_job
 
-        if payload_json is None:
-            payload_json = dump_json({} if payload is None else payload, "payload",
-                                     self.payload_limit)  # fmt: skip
-        elif len(payload_json.encode("utf-8", "surrogatepass")) > self.payload_limit:
-            raise InvalidInput(f"payload is over the limit of {self.payload_limit:,} bytes")
-        try:
-            user = getpass.getuser()
-        except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a bare container)
-            user = f"uid {os.getuid()}"
-        outcome = self.backend.edit_payload(job_id, payload_json, time.time(), user=user,
-                                            host=socket.gethostname(), retry=retry,
-                                            seen=seen)  # fmt: skip
-        if outcome.result is ActionResult.CHANGED:
-            now_state = outcome.state.value if outcome.state is not None else "changed"
-            raise InvalidTransition(f"job {job_id} changed while it was being edited (it is"
-                                    f" {now_state} now); nothing written")  # fmt: skip
-        self._one(job_id, outcome, "edit")
-        return self.get(job_id)
+        return edit_job(self, job_id, payload, retry=retry, payload_json=payload_json, seen=seen)
 
     def edits(self, job_id: int) -> _Edits:
         """The payload edits of a job (`edit`), oldest first."""

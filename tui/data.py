@@ -17,6 +17,7 @@ from jobq import (
     ErrorGroup,
     FailedAttempt,
     Job,
+    JobEdit,
     JobNotFound,
     JobState,
     Queue,
@@ -119,6 +120,7 @@ class Detail:
     job: Job
     attempts: list[Attempt]
     waiting: Diagnosis | None
+    edits: list[JobEdit] = field(default_factory=list)  # its payload edits (`jobq edit`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,4 +281,5 @@ def load_detail(
         job = q.get(job_id)
     except JobNotFound:
         return None
-    return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now))
+    return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now),
+                  q.edits(job_id))  # fmt: skip

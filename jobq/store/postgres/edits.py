@@ -6,7 +6,7 @@ from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState
 from ...edits import RETRYABLE, verdict
 from .reads import Reads
-from .sql import EDIT_PAYLOAD, EDIT_SEEN, EDITS_OF, INSERT_EDIT, RETRY
+from .sql import EDIT, EDIT_SEEN, EDITS_OF, RETRY
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,9 +42,8 @@ class Edits(Reads):
             # unique key it changes nothing, and we return before writing anything
             if retried and not conn.execute(RETRY, {"id": job_id, "now": now}).rowcount:
                 return ActionOutcome(ActionResult.DUPLICATE_UNIQUE_KEY)
-            conn.execute(EDIT_PAYLOAD, {"id": job_id, "payload": payload_json})
-            conn.execute(INSERT_EDIT, {"id": job_id, "now": now, "user": user, "host": host,
-                                       "old": row[3], "retried": retried})  # fmt: skip
+            conn.execute(EDIT, {"id": job_id, "payload": payload_json, "now": now, "user": user,
+                                "host": host, "old": row[3], "retried": retried})  # fmt: skip
         return ActionOutcome(ActionResult.RETRIED if retried else ActionResult.OK)
 
     def edits(self, job_id: int) -> list[JobEdit]:

@@ -383,23 +383,10 @@ SELECT id, name, host, pid, {_epoch("started_at")}, {_epoch("heartbeat_at")}, co
 FROM workers ORDER BY started_at DESC
 """
 
-# `jobq doctor`'s row counts of the schema's tables, in one constant statement.
-SCHEMA_TABLES = (
-    "jobs",
-    "attempts",
-    "workers",
-    "queues",
-    "metric_totals",
-    "schedules",
-    "events",
-    "job_edits",
-)
-COUNT_TABLES = """
-SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
-       (SELECT count(*) FROM workers), (SELECT count(*) FROM queues),
-       (SELECT count(*) FROM metric_totals), (SELECT count(*) FROM schedules),
-       (SELECT count(*) FROM events), (SELECT count(*) FROM job_edits)
-"""
+# `jobq doctor`'s row counts of the schema's tables: one statement, built from constant names.
+SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events",
+                 "job_edits")  # fmt: skip
+COUNT_TABLES = "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in SCHEMA_TABLES)
 
 CHANGE_TOKEN = "SELECT jobq_change_token()"
 
@@ -500,19 +487,11 @@ UPDATE schedules SET next_at = to_timestamp(%(next_at)s::float8),
 WHERE name = %(name)s AND next_at = to_timestamp(%(slot)s::float8) AND NOT paused
 """
 
-# ---- payload edits (store/postgres/edits.py): the row a compare-and-set edit checks, locked
-# (a claim's SKIP LOCKED passes it by until the edit commits), the write, and the history
-
-EDIT_SEEN = f"""
-SELECT state, attempts, {_epoch("started_at")}, payload::text FROM jobs WHERE id = %(id)s
-FOR UPDATE
-"""
-EDIT_PAYLOAD = "UPDATE jobs SET payload = %(payload)s::json WHERE id = %(id)s"
-INSERT_EDIT = f"""
+# ---- payload edits (edits.py): the row, locked (a claim's SKIP LOCKED passes it by), the edit
+EDIT_SEEN = f"""SELECT state, attempts, {_epoch("started_at")}, payload::text FROM jobs
+WHERE id = %(id)s FOR UPDATE"""
+EDIT = f"""WITH e AS (UPDATE jobs SET payload = %(payload)s::json WHERE id = %(id)s)
 INSERT INTO job_edits (job_id, at, "user", host, old_payload, retried)
-VALUES (%(id)s, {NOW}, %(user)s, %(host)s, %(old)s::json, %(retried)s)
-"""
-EDITS_OF = f"""
-SELECT job_id, {_epoch("at")}, "user", host, old_payload::text, retried FROM job_edits
-WHERE job_id = %(id)s ORDER BY id
-"""
+VALUES (%(id)s, {NOW}, %(user)s, %(host)s, %(old)s::json, %(retried)s)"""
+EDITS_OF = f"""SELECT job_id, {_epoch("at")}, "user", host, old_payload::text, retried
+FROM job_edits WHERE job_id = %(id)s ORDER BY id"""
