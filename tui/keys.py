@@ -56,7 +56,7 @@ def job_bindings(footer: bool) -> list[BindingType]:
         acting("minus", "priority_down", "Prio-", key_display="-", show=footer),
         acting("p", "set_priority", "Priority…"),
         acting("P", "pause", "Pause queue", key_display="P", show=footer),
-        acting("E", "edit_payload", "Edit payload", key_display="E", show=footer),
+        acting("E", "edit_payload", "Edit", key_display="E", show=footer),
     ]
 
 

@@ -119,6 +119,6 @@ class EditScreen(ModalScreen[str | None]):
 
 
 def _json_area(text: str) -> TextArea:
-    # language json: highlighted where tree-sitter is installed, plain text elsewhere
-    return TextArea.code_editor(text, language="json", id="edit-area", soft_wrap=True,
-                                show_line_numbers=False)  # fmt: skip
+    # language json: highlighted where tree-sitter is installed, plain text elsewhere; line
+    # numbers, as the errors name lines
+    return TextArea.code_editor(text, language="json", id="edit-area", soft_wrap=True)
