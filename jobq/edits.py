@@ -1,6 +1,11 @@
-"""Payload edits (`jobq edit`, `Queue.edit`), backend-neutral: which jobs may be edited, and
-when a compare-and-set edit must be refused. Both stores call `verdict` inside the transaction
-that writes the edit, on the row they have just read (locked)."""
+"""Payload edits (`jobq edit`, `Queue.edit`, `E` in the dashboard), backend-neutral.
+
+Which jobs may be edited and when a compare-and-set edit is refused (`verdict`: both stores call
+it inside the transaction that writes the edit, on the row they have just read, locked); the
+text a person edits (pretty JSON in, the `jobq enqueue --payload` rules out); and the editor
+session the CLI and the dashboard share ($VISUAL / $EDITOR on a private temp file, reopened with
+the error of an invalid edit).
+"""
 
 from __future__ import annotations
 
@@ -54,7 +59,6 @@ def edit_job(
     import socket
     import time
 
-    from .backend import ActionResult
     from .errors import InvalidInput, InvalidTransition
     from .queue import outcome_error
     from .values import dump_json
