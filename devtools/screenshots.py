@@ -14,10 +14,12 @@ from collections.abc import Callable
 
 from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
+from textual.widgets import TextArea
 
 from jobq import NewJob
 from jobq.backend import ClaimFilter, Ending, Role, open_backend
 from tui.app import JobqApp, make_app
+from tui.screens.edit import EditScreen
 
 from .showcase import SHOWCASE_NOW, seed_showcase
 
@@ -177,6 +179,25 @@ def _metrics_drawn(app: JobqApp) -> bool:
     return isinstance(screen, MetricsScreen) and screen.history is not None
 
 
+async def edit_scene(pilot: Pilot[None]) -> None:
+    """`E` on a failed job where the app cannot suspend (a browser, here headless): the payload
+    in the in-app JSON editor, with the error of an invalid edit shown."""
+    await first_load(pilot)
+    await pilot.press("3")  # Failed
+    await settle(pilot)
+    await pilot.press("E")
+    app = pilot.app
+    for _ in range(400):
+        if isinstance(app.screen, EditScreen):
+            break
+        await pilot.pause(0.01)
+    area = app.screen.query_one(TextArea)
+    area.move_cursor(area.document.end)
+    await pilot.press("backspace", "backspace", "comma", "enter", "ctrl+s")
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+
+
 SCENES: dict[str, Callable[[Pilot[None]], object]] = {
     "main": main_scene,
     "detail": detail_scene,
@@ -185,6 +206,7 @@ SCENES: dict[str, Callable[[Pilot[None]], object]] = {
     "error-groups": errors_scene,
     "palette": palette_scene,
     "metrics": metrics_scene,
+    "edit": edit_scene,
 }
 
 

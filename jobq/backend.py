@@ -87,6 +87,8 @@ class ActionResult(str, enum.Enum):
     """retry: a pending or running job of the same type holds its unique key."""
     WRONG_STATE = "wrong state"
     """The job's state does not allow the action; `ActionOutcome.state` says which it is."""
+    CHANGED = "changed"
+    """edit: the job changed (claimed, retried, edited…) since the caller read it."""
 
     def __str__(self) -> str:
         return self.value

@@ -11,7 +11,7 @@ from .basics import JobState, NewJob
 from .lifecycle import Progress
 from .limits import Limit, LimitStatus
 from .liveoutput import JobProgress, OutputChunk
-from .model import Attempt, Event, FailedAttempt, Job, QueueStats, WorkerInfo
+from .model import Attempt, Event, FailedAttempt, Job, JobEdit, QueueStats, WorkerInfo
 from .rollup import RollupRow
 from .schedules import Schedule
 from .waiting import Waiter
@@ -112,6 +112,30 @@ class Backend(Protocol):
     def retry(self, ids: Sequence[int], now: float) -> dict[int, ActionOutcome]: ...
     def set_priority(self, ids: Sequence[int], priority: int) -> dict[int, ActionOutcome]: ...
     def set_paused(self, queue: str, paused: bool, now: float) -> None: ...
+    def edit_payload(
+        self,
+        job_id: int,
+        payload_json: str,
+        now: float,
+        *,
+        user: str,
+        host: str,
+        retry: bool = False,
+        seen: Job | None = None,
+    ) -> ActionOutcome:
+        """Replace the payload of a pending, failed or cancelled job and record the edit
+        (`edits`), in one transaction; with `retry`, a failed or cancelled job also goes
+        back to pending as `retry` does. With `seen` (the job as the caller read it), the
+        write happens only if its state, attempts, start and payload are still those
+        (compare-and-set). Returns OK, RETRIED, NOT_FOUND, WRONG_STATE (running or
+        succeeded), CHANGED, or DUPLICATE_UNIQUE_KEY (retry refused): on any of the last
+        four nothing is written."""
+        ...
+
+    def edits(self, job_id: int) -> list[JobEdit]:
+        """The payload edits of a job, oldest first."""
+        ...
+
     def prune(self, before: float, states: Sequence[str], batch: int = 5000) -> int:
         """Delete jobs in `states` (finished ones only) that finished before `before`, with
         their attempts, in batches; then the records of stopped or dead pools whose last

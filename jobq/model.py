@@ -162,6 +162,7 @@ __all__ = [
     "FailedAttempt",
     "JSONValue",
     "Job",
+    "JobEdit",
     "JobState",
     "NewJob",
     "Outcome",
@@ -292,6 +293,31 @@ class Attempt:
             "traceback": self.traceback,
             "output": self.output,
         }
+
+
+@record
+class JobEdit:
+    """One edit of a job's payload (`jobq edit`): when, by whom, the payload it replaced."""
+
+    job_id: int
+    at: float
+    user: str
+    host: str
+    old_payload_json: str
+    retried: bool
+
+    def to_dict(self) -> dict[str, JSONValue]:
+        """The JSON shape used in `jobq show --json`'s `edits`."""
+        import json
+
+        from .values import format_iso
+
+        try:
+            old: JSONValue = json.loads(self.old_payload_json)
+        except ValueError:  # a payload written by hand that is not JSON: shown as its text
+            old = self.old_payload_json
+        return {"at": format_iso(self.at), "user": self.user, "host": self.host,
+                "old_payload": old, "retried": self.retried}  # fmt: skip
 
 
 @record

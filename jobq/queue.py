@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from .basics import JSONValue
     from .limits import LimitStatus
     from .liveoutput import JobProgress, OutputChunk
-    from .model import Attempt, Event, FailedAttempt, Job, QueueStats, WorkerInfo
+    from .model import Attempt, Event, FailedAttempt, Job, JobEdit, QueueStats, WorkerInfo
     from .waiting import Waiter
     from .where import Condition
 
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     _Workers = list[WorkerInfo]
     _Outcomes = dict[int, ActionOutcome]
     _Limits = list[LimitStatus]
+    _Edits = list[JobEdit]
 
 
 class Queue(Actions):
@@ -437,6 +438,32 @@ class Queue(Actions):
         """Raise FileReplaced if the path no longer names the file opened (checked at most once a
         second unless `force`)."""
         self.backend.check_identity(force)
+
+    def edit(
+        self,
+        job_id: int,
+        payload: JSONValue = None,
+        *,
+        retry: bool = False,
+        payload_json: str | None = None,
+        seen: Job | None = None,
+    ) -> Job:
+        """Replace the payload of a pending, failed or cancelled job (validated as `enqueue`
+        does; give `payload_json` for text already validated) and keep the old one in the job's
+        history (`edits`); with `retry`, a failed or cancelled job also goes back to pending, in
+        the same transaction. With `seen` (the job as read before editing), refuse if it has
+        changed since. Returns the job as it is now.
+
+        Raises JobNotFound, InvalidInput, or InvalidTransition (running or succeeded, changed
+        since `seen`, or a retry refused because another job holds its unique key).
+        """
+        from .edits import edit_job
+
+        return edit_job(self, job_id, payload, retry=retry, payload_json=payload_json, seen=seen)
+
+    def edits(self, job_id: int) -> _Edits:
+        """The payload edits of a job (`edit`), oldest first."""
+        return self.backend.edits(job_id)
 
     def wait(self, job_ids: int | Sequence[int], timeout: float | None = None) -> _Jobs:
         """Block until every job is finished; return them. Raises WaitTimeout, JobNotFound.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from textual import events
-from textual.app import App
+from textual.app import App, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
@@ -21,7 +21,9 @@ from jobq import (
     ActionResult,
     FileReplaced,
     InvalidInput,
+    Job,
     JobqError,
+    JobState,
     Queue,
 )
 
@@ -37,10 +39,12 @@ from .messages import (
     ScreenOptions,
     SetPriority,
     TogglePause,
+    job_text,
 )
 from .palette import JobqCommands
 from .screens.detail import DetailScreen
 from .screens.dialogs import ConfirmScreen
+from .screens.edit import Edited, EditPayload, EditScreen, edit_in_terminal
 from .screens.main import MainScreen
 from .screens.metrics import MetricsScreen
 from .screens.tail import TailScreen
@@ -278,6 +282,75 @@ class JobqApp(App[None]):
             return f"queue {queue!r} paused: workers claim nothing from it"
 
         self.act("pause", work)
+
+    def on_edit_payload(self, message: EditPayload) -> None:
+        """Read the job, then edit its payload: in $EDITOR with the app suspended, else (in a
+        browser, headless) in the modal JSON editor."""
+        if not self.allowed():
+            return
+        job_id = message.job_id
+
+        def load() -> None:
+            with self._write_lock:
+                try:
+                    if self._writer is None:
+                        self._writer = Queue(self.db_path, create=False)
+                    job, limit = self._writer.get(job_id), self._writer.payload_limit
+                except JobqError as e:
+                    self.post_message(ActionDone(f"edit: {e}", error=True))
+                    return
+            self.call_from_thread(self._edit, job, limit)
+
+        self.run_worker(load, thread=True, group="actions", exit_on_error=False)
+
+    def _edit(self, job: Job, limit: int) -> None:
+        if job.state not in (JobState.PENDING, JobState.FAILED, JobState.CANCELLED):
+            self.notify(f"cannot edit job {job.id}: it is {job.state.value}", severity="error")
+            return
+        try:
+            edited = edit_in_terminal(self, job, limit)
+        except SuspendNotSupported:  # a browser or a headless run: the editor in the app
+
+            def done(payload_json: str | None) -> None:
+                if payload_json is None:
+                    self.notify(f"edit of job {job.id} cancelled, nothing written")
+                else:
+                    self._save_edit(job, Edited(payload_json))
+
+            self.push_screen(EditScreen(job, limit), done)
+            return
+        if edited.payload_json is None:
+            self.notify(edited.note, severity="error" if edited.error else "information")
+            return
+        self._save_edit(job, edited)
+
+    def _save_edit(self, job: Job, edited: Edited) -> None:
+        """Write the new payload if the job is as it was read; offer a retry if it failed."""
+        session, payload = edited.session, edited.payload_json
+        assert payload is not None  # an Edited without a payload is a cancel, never saved
+
+        def work(q: Queue) -> str:
+            try:
+                q.edit(job.id, payload_json=payload, seen=job)
+            except JobqError as e:
+                if session is not None:  # the user's text is not lost
+                    e.args = (f"{e}; the edit is kept in {session.keep()}",)
+                raise
+            finally:
+                if session is not None:
+                    session.close()
+            if job.state in (JobState.FAILED, JobState.CANCELLED):
+                self.call_from_thread(self._offer_retry, job)
+            return f"job {job.id}: payload saved"
+
+        self.act("edit", work)
+
+    def _offer_retry(self, job: Job) -> None:
+        def go(yes: bool | None) -> None:
+            if yes:
+                self.post_message(Retry([job.id], confirm=False, what=job_text(job)))
+
+        self.push_screen(ConfirmScreen(f"Retry {job_text(job)} with its new payload?"), go)
 
     def on_bulk(self, message: Bulk) -> None:
         """Count the jobs matching the tab and filter, confirm with the count, then act."""

@@ -23,6 +23,7 @@ from jobq import (
     HistoryReader,
     InvalidInput,
     Job,
+    JobEdit,
     JobNotFound,
     JobProgress,
     JobState,
@@ -174,6 +175,7 @@ class Detail:
     output_attempt: int = 0
     output_dropped: int = 0  # lines before them, not kept here (`jobq logs` has them all)
     progress: JobProgress | None = None
+    edits: list[JobEdit] = field(default_factory=list)  # its payload edits (`jobq edit`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,7 +393,7 @@ def load_detail(
         progress = q.progress(job.id)
     held = q.limits() if job.state == "pending" else []
     return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now, held), lines,
-                  job.attempts, dropped, progress)  # fmt: skip
+                  job.attempts, dropped, progress, q.edits(job_id))  # fmt: skip
 
 
 OUTPUT_LINES = 500  # lines of live output the detail view keeps (the newest)

@@ -47,8 +47,8 @@ def acting_keys(bindings: Iterable[BindingType]) -> list[str]:
 
 
 def job_bindings(footer: bool) -> list[BindingType]:
-    """The keys that act on jobs; `footer`: show +, - and P in the footer too (the main screen's
-    footer has no room for them at 80 columns: `?` help lists them)."""
+    """The keys that act on jobs; `footer`: show +, -, P and E in the footer too (the main
+    screen's footer has no room for them at 80 columns: `?` help lists them)."""
     return [
         acting("r", "retry", "Retry"),
         acting("c", "cancel", "Cancel"),
@@ -56,6 +56,7 @@ def job_bindings(footer: bool) -> list[BindingType]:
         acting("minus", "priority_down", "Prio-", key_display="-", show=footer),
         acting("p", "set_priority", "Priority…"),
         acting("P", "pause", "Pause queue", key_display="P", show=footer),
+        acting("E", "edit_payload", "Edit", key_display="E", show=footer),
     ]
 
 

@@ -123,7 +123,7 @@ def build_app() -> typer.Typer:
 
     import typer
 
-    from . import admin, events, jobs, limit, logs, schedule, work
+    from . import admin, edit, events, jobs, limit, logs, schedule, work
 
     globals().update(typer=typer, Annotated=typing.Annotated)
     app = typer.Typer(
@@ -136,6 +136,7 @@ def build_app() -> typer.Typer:
     )
     app.callback()(root)
     jobs.register(app)  # enqueue, ls, show, retry, cancel, priority, errors, wait
+    edit.register(app)  # edit
     admin.register(app)  # stats, workers, pause, resume, prune, delete, doctor, backup; db path
     work.register(app)  # work, tui, demo, systemd-unit
     schedule.register(app)  # schedule add, ls, rm, pause, resume

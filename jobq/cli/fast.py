@@ -25,6 +25,7 @@ COMMANDS = {
     "cancel": ("jobs", "cancel"),
     "wait": ("jobs", "wait"),
     "stats": ("admin", "stats"),
+    "edit": ("edit", "edit"),
 }
 # keyword arguments of typer.Option / typer.Argument this parser honours; any other one (a
 # callback, an envvar, a count …) sends the command to typer
@@ -236,6 +237,7 @@ Commands:
   priority      Set a job's priority (higher runs first).
   errors        Show the latest failed attempts, oldest of them first.
   wait          Wait until jobs finish.
+  edit          Edit a job's payload, then optionally retry it.
   stats         Count jobs per state, queue and type.
   workers       List the registered worker pools.
   pause         Stop workers claiming from a queue (running jobs finish).

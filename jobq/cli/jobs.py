@@ -215,6 +215,7 @@ def show(
     with _queue(ctx) as q:
         job = q.get(job_id)
         attempts = q.attempts(job_id)
+        edits = q.edits(job_id)
         active = job.state in ("pending", "running")
         pools, paused = (q.workers(), q.paused_queues()) if active else ([], [])
         progress = q.progress_many([job.id]) if job.state == "running" else {}
@@ -226,9 +227,13 @@ def show(
         if waiting is not None:
             d["waiting"] = waiting.to_dict()
         d["attempts_history"] = [a.to_dict() for a in attempts]
+        d["edits"] = [e.to_dict() for e in edits]
         _out(output.to_json(d))
     else:
-        _out(output.job_detail(job, attempts, now, waiting, progress.get(job.id)))
+        _out(
+            output.job_detail(job, attempts, now, waiting, progress.get(job.id))
+            + output.edits_text(edits)
+        )
 
 
 def errors(

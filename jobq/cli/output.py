@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
 from ..diagnose import Diagnosis
-from ..model import Attempt, FailedAttempt, Job, JobState, QueueStats, WorkerInfo
+from ..model import Attempt, FailedAttempt, Job, JobEdit, JobState, QueueStats, WorkerInfo
 from ..safetext import safe_block, safe_line
 from ..values import format_duration as span
 from ..values import format_iso
@@ -304,4 +304,17 @@ def doctor_text(report: Mapping[str, object]) -> str:
             out.append(f"{key}: " + ", ".join(safe_line(str(v), 200) for v in value))
         else:
             out.append(f"{key}: {safe_line(str(value), 500)}")
+    return "\n".join(out)
+
+
+def edits_text(edits: Sequence[JobEdit]) -> str:
+    """`jobq show`'s payload edits (`jobq edit`): when, who, and the payload each replaced."""
+    if not edits:
+        return ""
+    out = ["", f"payload edits ({len(edits)}):"]
+    for e in edits:
+        retried = ", retried" if e.retried else ""
+        out.append(f"  {iso(e.at)}  by {safe_line(e.user, 80)}@{safe_line(e.host, 120)}{retried}"
+                   "; the payload before:")  # fmt: skip
+        out.append(_indent(_pretty(e.old_payload_json), "    "))
     return "\n".join(out)

@@ -38,6 +38,7 @@ from ..widgets.render import (
     priority,
 )
 from .dialogs import PromptScreen
+from .edit import EditPayload
 
 PAYLOAD_CHARS = 16 * 1024  # a 1 MiB payload is cut here, with the byte count of the rest
 OUTPUT_CHARS = 256 * 1024  # the kept lines of live output (data.OUTPUT_LINES), very long ones cut
@@ -103,6 +104,15 @@ def render_detail(d: Detail, now: float, pal: Palette = NO_COLOURS, paused: bool
                      style="dim")  # fmt: skip
         t.append_text(block("\n".join(d.output), OUTPUT_CHARS))
         t.append("\n")
+    if d.edits:
+        t.append(f"\nPayload edits ({len(d.edits)})\n", style="bold underline")
+        for e in d.edits:
+            t.append(f"\n{when(e.at)}  by ")
+            t.append_text(plain(f"{e.user}@{e.host}", 120))
+            t.append("  (retried)\n" if e.retried else "\n", style="dim")
+            t.append("payload before:\n", style="dim")
+            t.append_text(block(pretty_json(e.old_payload_json), PAYLOAD_CHARS // 4))
+            t.append("\n")
     t.append(f"\nAttempts ({len(d.attempts)})\n", style="bold underline")
     if not d.attempts:
         t.append("  none finished yet\n", style="dim")
@@ -248,3 +258,7 @@ class DetailScreen(Screen[None]):
         if self.job is None:
             return
         self.post_message(TogglePause(self.job.queue, self.job.queue in self.paused))
+
+    def action_edit_payload(self) -> None:
+        """Edit this job's payload."""
+        self.post_message(EditPayload(self.job_id))

@@ -60,6 +60,7 @@ from ..widgets.table import (
 )
 from .detail import DetailScreen
 from .dialogs import BulkScreen, HelpScreen, PromptScreen
+from .edit import EditPayload
 from .metrics import MetricsScreen
 from .tail import TailScreen
 
@@ -410,6 +411,14 @@ class MainScreen(Screen[None]):
         if self._need_job():
             self.post_message(BumpPriority([(j.id, j.priority) for j in self.targets()],
                                            -PRIORITY_STEP))  # fmt: skip
+
+    def action_edit_payload(self) -> None:
+        """Edit the selected job's payload (marks do not apply: one job at a time)."""
+        job = self.selected_job()
+        if job is None:
+            self.app.notify("select a job first", severity="warning")
+            return
+        self.post_message(EditPayload(job.id))
 
     def action_set_priority(self) -> None:
         """Ask for a priority (number or name) for the marked or selected jobs."""

@@ -16,6 +16,7 @@ import psycopg
 
 from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState, Outcome
+from .edits import Edits
 from .events import Events
 from .limits import Limits
 from .metrics import Metrics, keep_totals
@@ -59,7 +60,7 @@ def _state_outcome(conn: psycopg.Connection[Any], job_id: int) -> ActionOutcome:
     return ActionOutcome(ActionResult.WRONG_STATE, JobState(row[0]))
 
 
-class PgStore(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedules):
+class PgStore(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedules, Edits):
     """A connection to one PostgreSQL queue, with every operation of the Backend protocol."""
 
     def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:

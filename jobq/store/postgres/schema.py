@@ -343,6 +343,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER jobq_changed_limits AFTER INSERT OR DELETE ON {s}.limits
            FOR EACH STATEMENT EXECUTE FUNCTION {s}.jobq_changed()""",
     ),
+    # 7: the payload edits of jobs (`jobq edit`), as the SQLite file's schema 10: deleted with
+    # their job. Not a trigger table of `changes`: an edit also updates its job, which bumps it.
+    (
+        """
+        CREATE TABLE {s}.job_edits (
+            id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            job_id      bigint  NOT NULL REFERENCES {s}.jobs (id) ON DELETE CASCADE,
+            at          timestamptz NOT NULL,
+            "user"      text    NOT NULL,
+            host        text    NOT NULL,
+            old_payload json    NOT NULL,
+            retried     boolean NOT NULL DEFAULT false
+        )
+        """,
+        "CREATE INDEX job_edits_job ON {s}.job_edits (job_id, id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -385,7 +385,8 @@ FROM workers ORDER BY started_at DESC
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
 SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events",
-                 "job_output", "job_progress", "rollup", "limits")  # fmt: skip
+                 "job_output", "job_progress", "rollup", "limits",
+                 "job_edits")  # fmt: skip
 COUNT_TABLES = "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in SCHEMA_TABLES)
 
 CHANGE_TOKEN = "SELECT jobq_change_token()"
@@ -486,3 +487,12 @@ UPDATE schedules SET next_at = to_timestamp(%(next_at)s::float8),
     last_at = to_timestamp(%(slot)s::float8), last_job_id = %(job_id)s
 WHERE name = %(name)s AND next_at = to_timestamp(%(slot)s::float8) AND NOT paused
 """
+
+# ---- payload edits (edits.py): the row, locked (a claim's SKIP LOCKED passes it by), the edit
+EDIT_SEEN = f"""SELECT state, attempts, {_epoch("started_at")}, payload::text FROM jobs
+WHERE id = %(id)s FOR UPDATE"""
+EDIT = f"""WITH e AS (UPDATE jobs SET payload = %(payload)s::json WHERE id = %(id)s)
+INSERT INTO job_edits (job_id, at, "user", host, old_payload, retried)
+VALUES (%(id)s, {NOW}, %(user)s, %(host)s, %(old)s::json, %(retried)s)"""
+EDITS_OF = f"""SELECT job_id, {_epoch("at")}, "user", host, old_payload::text, retried
+FROM job_edits WHERE job_id = %(id)s ORDER BY id"""

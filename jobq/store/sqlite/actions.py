@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState, Outcome
 from .connection import _translate
+from .edits import Edits
 from .events import Events
 from .limits import Limits
 from .metrics import Metrics, keep_totals
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from ... import lifecycle
 
 
-class Store(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedules):
+class Store(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedules, Edits):
     """A connection to one queue file, with every operation of the job state machine."""
 
     def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:

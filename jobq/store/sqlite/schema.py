@@ -289,6 +289,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    # 10: the payload edits of jobs (`jobq edit`): when, who (user, host), the payload replaced,
+    # and whether the edit also retried the job; deleted with their job (prune, delete)
+    (
+        """
+        CREATE TABLE job_edits (
+            id          INTEGER PRIMARY KEY,
+            job_id      INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            at          REAL    NOT NULL,
+            user        TEXT    NOT NULL,
+            host        TEXT    NOT NULL,
+            old_payload TEXT    NOT NULL,
+            retried     INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+        "CREATE INDEX job_edits_job ON job_edits (job_id, id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

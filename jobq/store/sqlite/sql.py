@@ -312,7 +312,8 @@ NEXT_RUN_AT_LIMITED = NEXT_RUN_AT.replace(
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
 SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events",
-                 "job_output", "job_progress", "rollup", "limits")  # fmt: skip
+                 "job_output", "job_progress", "rollup", "limits",
+                 "job_edits")  # fmt: skip
 COUNT_TABLES = "SELECT " + ", ".join("(SELECT count(*) FROM " + t + ")" for t in SCHEMA_TABLES)
 
 # Every connection: a WAL restarted at its front is also cut back to 4 MiB (store/checkpoint.py)

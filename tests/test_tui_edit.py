@@ -1,0 +1,245 @@
+"""`E` in the dashboard: Pilot tests of the in-app payload editor (what a browser gets: a headless
+app cannot suspend, as a served one cannot), and one real `jobq tui` in tmux where `E` suspends
+the app for a real editor program and the dashboard comes back with the new payload."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from textual.widgets import Static, TextArea
+
+from devtools.screenshots import SIZE, first_load, seeded_app, settle
+from jobq import JobState, Queue
+from tests.conftest import ROOT
+from tests.helpers import wait_until
+from tests.test_tui_actions import until
+from tui.app import JobqApp
+from tui.screens.detail import DetailScreen, render_detail
+from tui.screens.dialogs import ConfirmScreen
+from tui.screens.edit import EditScreen
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> JobqApp:
+    return seeded_app(str(tmp_path / "q.db"))
+
+
+def notes(app: JobqApp) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def open_editor(app: JobqApp, pilot: object, tab: str = "3") -> int:
+    """Select the first job of `tab` (Failed by default), press E, wait for the modal."""
+    await first_load(pilot)  # type: ignore[arg-type]
+    await pilot.press(tab)  # type: ignore[attr-defined]
+    await settle(pilot)  # type: ignore[arg-type]
+    job = app.main.selected_job()
+    assert job is not None
+    await pilot.press("E")  # type: ignore[attr-defined]
+    await until(pilot, lambda: isinstance(app.screen, EditScreen), "the edit modal")
+    return job.id
+
+
+async def test_valid_edit_of_a_failed_job_is_saved_then_retried(app: JobqApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        job_id = await open_editor(app, pilot)
+        with Queue(app.db_path) as q:
+            before = q.get(job_id)
+        assert before.state is JobState.FAILED
+        area = app.screen.query_one(TextArea)
+        # pretty-printed as `jobq edit` gives it to $EDITOR, reading back as the stored JSON
+        assert area.text == json.dumps(before.payload, indent=2, ensure_ascii=False) + "\n"
+        area.load_text('{"path": "uploads/small.png"}')
+        await pilot.press("ctrl+s")
+        # saved; then, as the job failed, a retry is offered
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the retry question")
+        with Queue(app.db_path) as q:
+            job = q.get(job_id)
+            assert (job.payload_json, job.state) == ('{"path":"uploads/small.png"}',
+                                                     JobState.FAILED)  # fmt: skip
+            (edit,) = q.edits(job_id)
+            assert edit.old_payload_json == before.payload_json
+        await pilot.press("y")
+
+        def retried() -> bool:
+            with Queue(app.db_path) as q:
+                return q.get(job_id).state is JobState.PENDING
+
+        await until(pilot, retried, "the job retried")
+
+
+async def test_invalid_edit_keeps_the_modal_open_with_the_error(app: JobqApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        job_id = await open_editor(app, pilot)
+        with Queue(app.db_path) as q:
+            before = q.get(job_id).payload_json
+        app.screen.query_one(TextArea).load_text('{"a": 1,,}')
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, EditScreen)
+        error = str(app.screen.query_one("#edit-error", Static).render())
+        assert error.startswith("invalid JSON payload: ")
+        # keys typed now go to the editor, not to the list below
+        await pilot.press("r")
+        assert isinstance(app.screen, EditScreen)
+        app.screen.query_one(TextArea).load_text('{"a": NaN}')
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "NaN" in str(app.screen.query_one("#edit-error", Static).render())
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, EditScreen))
+        with Queue(app.db_path) as q:
+            assert (q.get(job_id).payload_json, q.edits(job_id)) == (before, [])
+        assert f"edit of job {job_id} cancelled, nothing written" in notes(app)
+
+
+@pytest.mark.parametrize("how", ["escape", "unchanged", "emptied"])
+async def test_escape_unchanged_or_emptied_writes_nothing(app: JobqApp, how: str) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        job_id = await open_editor(app, pilot, tab="1")  # a pending job: no retry question
+        with Queue(app.db_path) as q:
+            before = q.get(job_id).payload_json
+        if how == "emptied":
+            app.screen.query_one(TextArea).load_text("  \n")
+        await pilot.press("escape" if how == "escape" else "ctrl+s")
+        await until(pilot, lambda: not isinstance(app.screen, EditScreen))
+        with Queue(app.db_path) as q:
+            assert (q.get(job_id).payload_json, q.edits(job_id)) == (before, [])
+        assert f"edit of job {job_id} cancelled, nothing written" in notes(app)
+
+
+async def test_a_change_while_the_modal_is_open_is_refused(app: JobqApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        job_id = await open_editor(app, pilot)
+        with Queue(app.db_path) as q:
+            q.retry(job_id)  # someone else retries it meanwhile
+        app.screen.query_one(TextArea).load_text('{"x": 1}')
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: any("changed while it was being edited" in n
+                                       for n in notes(app)), "the refusal")  # fmt: skip
+        with Queue(app.db_path) as q:
+            assert q.edits(job_id) == [] and q.get(job_id).payload_json != '{"x":1}'
+
+
+async def test_running_job_is_refused_without_an_editor(app: JobqApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        job = app.main.selected_job()
+        assert job is not None and job.state is JobState.RUNNING
+        await pilot.press("E")
+        await until(pilot, lambda: f"cannot edit job {job.id}: it is running" in notes(app))
+        assert not isinstance(app.screen, EditScreen)
+
+
+async def test_read_only_refuses_e(tmp_path: Path) -> None:
+    app = seeded_app(str(tmp_path / "q.db"), read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        await pilot.press("E")
+        await pilot.pause()
+        assert not isinstance(app.screen, EditScreen)
+        assert any("read-only" in n for n in notes(app))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.press("E")
+        await pilot.pause()
+        assert not isinstance(app.screen, EditScreen)
+
+
+async def test_detail_view_edits_and_lists_them(app: JobqApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.job)
+        detail = app.screen
+        assert isinstance(detail, DetailScreen)
+        await pilot.press("E")
+        await until(pilot, lambda: isinstance(app.screen, EditScreen))
+        app.screen.query_one(TextArea).load_text('{"who": "\\u202eevil\\u001b[2J"}')
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await until(pilot, lambda: detail.snapshot is not None
+                    and detail.snapshot.detail is not None
+                    and bool(detail.snapshot.detail.edits), "the edit in the detail")  # fmt: skip
+        snap = detail.snapshot
+        assert snap is not None and snap.detail is not None
+        text = render_detail(snap.detail, app.clock()).plain
+        assert "Payload edits (1)" in text and "payload before:" in text
+        assert "\x1b" not in text and "\u202e" not in text  # the new payload made visible
+
+
+# ---- one real dashboard in a real terminal ------------------------------------------------
+
+EDITOR = f"""#!{sys.executable}
+import sys
+with open(sys.argv[-1], "w") as f:
+    f.write('{{"edited": "in tmux"}}')
+"""
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    socket = str(tmp_path / "tmux.sock")
+    yield socket, ["tmux", "-S", socket]
+    subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
+
+
+def test_e_suspends_the_real_dashboard_for_the_editor(
+    tmp_path: Path, tmux: tuple[str, list[str]]
+) -> None:
+    _socket, tm = tmux
+    db = str(tmp_path / "q.db")
+    with Queue(db) as q:
+        job_id = q.enqueue("resize", {"path": "a.jpg"})
+    editor = tmp_path / "ed"
+    editor.write_text(EDITOR)
+    editor.chmod(0o755)
+    env = f"PYTHONPATH={shlex.quote(str(ROOT))} EDITOR={shlex.quote(str(editor))} VISUAL="
+    cmd = f"env {env} {shlex.quote(sys.executable)} -m jobq --db {shlex.quote(db)} tui"
+    subprocess.run([*tm, "new-session", "-d", "-x", "140", "-y", "40", cmd], check=True)
+
+    def screen() -> str:
+        r = subprocess.run([*tm, "capture-pane", "-p"], capture_output=True, text=True)
+        return r.stdout
+
+    wait_until(lambda: "resize" in screen(), timeout=30, what="the dashboard's Pending list")
+    subprocess.run([*tm, "send-keys", "enter"], check=True)
+    wait_until(lambda: f"Job {job_id}" in screen() and '"a.jpg"' in screen(), timeout=20,
+               what="the detail view")  # fmt: skip
+    subprocess.run([*tm, "send-keys", "E"], check=True)
+    # the editor ran in the terminal, the app came back and shows the new payload
+    wait_until(lambda: '"in tmux"' in screen() and "Payload edits (1)" in screen(), timeout=30,
+               what="the new payload in the detail view")  # fmt: skip
+    with Queue(db) as q:
+        assert q.get(job_id).payload_json == '{"edited":"in tmux"}'
+        (edit,) = q.edits(job_id)
+        assert edit.old_payload_json == '{"path":"a.jpg"}'
+    subprocess.run([*tm, "send-keys", "q"], check=True)  # back to the list (not escape: an
+    # escape followed at once by q reads as alt+q)
+    wait_until(lambda: "Payload edits" not in screen(), timeout=20, what="the list again")
+    subprocess.run([*tm, "send-keys", "q"], check=True)
+    wait_until(lambda: subprocess.run([*tm, "has-session"], capture_output=True).returncode
+               != 0, timeout=20, what="the dashboard to quit")  # fmt: skip
