@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 FIELDS = frozenset(
     {"type", "payload", "priority", "queue", "delay", "run_at", "max_attempts", "timeout",
-     "unique_key"}
+     "unique_key", "after"}
 )  # fmt: skip
 _LEAN = frozenset({"type", "payload"})
 _ABSENT = object()
@@ -112,8 +112,10 @@ def _scanner() -> Any:
 
 def fast_parse(text: str, limit: int) -> list[dict[str, Any]] | None:
     """Every non-blank line as a JSON value, or None: use the strict reader."""
-    if "unique_key" in text:
-        return None  # unique keys look up existing jobs one by one: the strict path's work
+    if "unique_key" in text or '"after"' in text:
+        # unique keys look up existing jobs one by one, dependencies theirs: the strict path's
+        # work (a payload that merely holds the word takes it too, as correctly)
+        return None
     lines = text.split("\n")
     longest = max(map(len, lines))
     if longest * _GROWTH > limit:

@@ -279,4 +279,5 @@ def load_detail(
         job = q.get(job_id)
     except JobNotFound:
         return None
-    return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now))
+    after = q.dependencies(job_id) if job.state is JobState.PENDING else []
+    return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now, after))

@@ -98,8 +98,9 @@ WHERE type = %(type)s AND unique_key = %(unique_key)s AND state IN ('pending', '
 # the conditions a filter has are written in ({only}, see due_where): `$1 IS NULL OR …` would
 # make the server's generic plan (psycopg prepares a statement on its fifth use) guess that
 # almost no row is due, and sort every due row instead of walking the index.
-# (Walked through the partial index jobs_pending, whose WHERE needs the state as a literal.)
-DUE_FOR_WORKER = f"""state = 'pending' AND run_at <= {NOW}
+# (Walked through the partial index jobs_pending, whose WHERE needs the state and `blocked = 0`
+# as literals: a job waiting for a dependency is not in it.)
+DUE_FOR_WORKER = f"""state = 'pending' AND blocked = 0 AND run_at <= {NOW}
       {{only}}AND queue NOT IN (SELECT name FROM queues WHERE paused)"""
 _ONLY = (
     "AND queue = ANY(%(queues)s::text[])\n      ",
@@ -167,15 +168,17 @@ def claimable_sql(queues: bool = False, types: bool = False, globs: bool = False
 # run_at in that index that passes the filter. Never a scan of every pending job.
 NEXT_RUN_AT = """
 WITH RECURSIVE pr AS (
-    (SELECT priority FROM jobs WHERE state = 'pending' ORDER BY priority DESC LIMIT 1)
+    (SELECT priority FROM jobs WHERE state = 'pending' AND blocked = 0
+     ORDER BY priority DESC LIMIT 1)
     UNION ALL
-    SELECT (SELECT j.priority FROM jobs AS j WHERE j.state = 'pending' AND j.priority < pr.priority
+    SELECT (SELECT j.priority FROM jobs AS j
+            WHERE j.state = 'pending' AND j.blocked = 0 AND j.priority < pr.priority
             ORDER BY j.priority DESC LIMIT 1)
     FROM pr WHERE pr.priority IS NOT NULL
 )
 SELECT date_part('epoch', min((
     SELECT run_at FROM jobs
-    WHERE state = 'pending' AND priority = pr.priority
+    WHERE state = 'pending' AND blocked = 0 AND priority = pr.priority
       {only}AND queue NOT IN (SELECT name FROM queues WHERE paused)
     ORDER BY run_at LIMIT 1
 ))) FROM pr WHERE pr.priority IS NOT NULL
@@ -190,6 +193,75 @@ def next_run_at_sql(queues: bool = False, types: bool = False, globs: bool = Fal
 
 
 STATES_OF = "SELECT id, state FROM jobs WHERE id = ANY(%(ids)s::bigint[])"
+
+# ---- dependencies (`enqueue --after`), as the SQLite file's (jobq/store/sqlite/sql.py)
+
+# A new job's dependencies, marked as having dependents and so locked until the job and its
+# links are committed: an ending waits for that, then sees the mark (and the trigger
+# jobq_unblock, or the store's cancel of dependents, sees the links). An ending that came first
+# is seen here: the state returned is the latest committed one.
+MARK_DEPENDED = """
+UPDATE jobs SET has_dependents = true WHERE id = ANY(%(ids)s::bigint[]) RETURNING id, state
+"""
+
+INSERT_JOB_AFTER = f"""
+INSERT INTO jobs (type, queue, payload, priority, state, run_at, max_attempts, timeout,
+                  unique_key, created_at, blocked)
+VALUES (%(type)s, %(queue)s, %(payload)s::json, %(priority)s, 'pending',
+        to_timestamp(%(run_at)s::float8), %(max_attempts)s, %(timeout)s::float8,
+        %(unique_key)s, {NOW}, %(blocked)s)
+RETURNING id
+"""
+
+INSERT_DEPS = """
+INSERT INTO job_deps (job_id, after_id) SELECT %(id)s, unnest(%(after)s::bigint[])
+"""
+
+CANCEL_AT_ONCE = f"""
+UPDATE jobs SET state = 'cancelled', finished_at = {NOW}, last_error = %(reason)s
+WHERE id = %(id)s AND state = 'pending'
+"""
+
+CANCEL_DEPENDENTS = f"""
+WITH RECURSIVE doomed(id, cause, how) AS (
+    SELECT d.job_id, %(id)s::bigint, %(how)s::text FROM job_deps AS d
+    JOIN jobs AS j ON j.id = d.job_id
+    WHERE d.after_id = %(id)s AND j.state = 'pending'
+    UNION
+    SELECT d.job_id, doomed.id, 'cancelled' FROM doomed
+    JOIN job_deps AS d ON d.after_id = doomed.id JOIN jobs AS j ON j.id = d.job_id
+    WHERE j.state = 'pending'
+), one AS (
+    SELECT DISTINCT ON (id) id, cause, how FROM doomed ORDER BY id, cause
+)
+UPDATE jobs
+SET state = 'cancelled', finished_at = {NOW}, blocked = 0,
+    last_error = 'dependency job ' || one.cause || ' ' || one.how
+FROM one WHERE jobs.id = one.id AND jobs.state = 'pending'
+"""
+
+RECOUNT_BLOCKED = """
+UPDATE jobs SET blocked = (
+    SELECT count(*) FROM job_deps AS d JOIN jobs AS a ON a.id = d.after_id
+    WHERE d.job_id = jobs.id AND a.state <> 'succeeded'
+)
+WHERE id = %(id)s AND state = 'pending'
+"""
+
+DEPENDENCIES = """
+SELECT d.job_id, d.after_id, a.state FROM job_deps AS d LEFT JOIN jobs AS a ON a.id = d.after_id
+WHERE d.job_id = ANY(%(ids)s::bigint[]) ORDER BY d.job_id, d.after_id
+"""
+
+DEPENDENTS = """
+SELECT d.job_id, j.state FROM job_deps AS d JOIN jobs AS j ON j.id = d.job_id
+WHERE d.after_id = %(id)s ORDER BY d.job_id LIMIT %(limit)s
+"""
+
+_NO_PENDING_DEPENDENT = """NOT EXISTS (
+    SELECT 1 FROM job_deps AS d JOIN jobs AS w ON w.id = d.job_id
+    WHERE d.after_id = jobs.id AND w.state = 'pending'
+)"""
 
 RENEW = """
 UPDATE jobs SET lease_until = to_timestamp(%(lease_until)s::float8)
@@ -309,9 +381,10 @@ DELETE FROM jobs WHERE id IN (
 )
 """
 
-COUNT_PRUNABLE = """
+COUNT_PRUNABLE = f"""
 SELECT count(*) FROM jobs
 WHERE finished_at < to_timestamp(%(before)s::float8) AND state = ANY(%(states)s::text[])
+  AND {_NO_PENDING_DEPENDENT}
 """
 
 # A pool's children lease jobs as "POOL_ID/GENERATION". A pool still holding a running job keeps
@@ -384,12 +457,13 @@ FROM workers ORDER BY started_at DESC
 """
 
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
-SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events")
+SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events",
+                 "job_deps")  # fmt: skip
 COUNT_TABLES = """
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),
        (SELECT count(*) FROM workers), (SELECT count(*) FROM queues),
        (SELECT count(*) FROM metric_totals), (SELECT count(*) FROM schedules),
-       (SELECT count(*) FROM events)
+       (SELECT count(*) FROM events), (SELECT count(*) FROM job_deps)
 """
 
 CHANGE_TOKEN = "SELECT jobq_change_token()"
@@ -435,9 +509,10 @@ SELECT j.type, k.key, sum(k.value) FROM (
 GROUP BY j.type, k.key
 ON CONFLICT (type, key) DO UPDATE SET value = metric_totals.value + excluded.value
 """
-PRUNABLE = """
+PRUNABLE = f"""
 SELECT id FROM jobs
 WHERE finished_at < to_timestamp(%(before)s::float8) AND state = ANY(%(states)s::text[])
+  AND {_NO_PENDING_DEPENDENT}
 LIMIT %(batch)s
 """
 PRUNE_IDS = "DELETE FROM jobs WHERE id = ANY(%(ids)s)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 
 from ...backend import ActionOutcome, ActionResult
@@ -31,6 +32,7 @@ from .sql import (
     PRUNABLE,
     PRUNE,
     PRUNE_WORKERS,
+    RECOUNT_BLOCKED,
     REGISTER_WORKER,
     REQUEST_CANCEL,
     RETRY,
@@ -41,7 +43,7 @@ from .sql import (
     WORKER_HEARTBEAT,
 )
 from .transfer import Transfer
-from .writes import JobWrites, _state_outcome
+from .writes import JobWrites, _state_outcome, cancel_dependents
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
@@ -127,6 +129,7 @@ class Store(Events, JobWrites, Transfer, Metrics, Schedules):
             for job_id in ids:
                 if conn.execute(CANCEL_PENDING, {"id": job_id, "now": now}).rowcount:
                     out[job_id] = ActionOutcome(ActionResult.CANCELLED)
+                    cancel_dependents(conn, job_id, "cancelled", now)
                 elif conn.execute(REQUEST_CANCEL, {"id": job_id}).rowcount:
                     out[job_id] = ActionOutcome(ActionResult.CANCEL_REQUESTED)
                 else:
@@ -147,6 +150,9 @@ class Store(Events, JobWrites, Transfer, Metrics, Schedules):
             for job_id in ids:
                 if conn.execute(RETRY, {"id": job_id, "now": now}).rowcount:
                     out[job_id] = ActionOutcome(ActionResult.RETRIED)
+                    # it waits again for its dependencies that have not succeeded (its
+                    # dependents cancelled meanwhile stay cancelled: retry them too)
+                    conn.execute(RECOUNT_BLOCKED, {"id": job_id})
                     continue
                 got = _state_outcome(conn, job_id)
                 if got.state in (JobState.FAILED, JobState.CANCELLED):
@@ -209,6 +215,8 @@ class Store(Events, JobWrites, Transfer, Metrics, Schedules):
                     )  # the metrics' counters keep its attempts
                 if conn.execute(statement, {"id": job_id}).rowcount:
                     out[job_id] = ActionOutcome(ActionResult.DELETED)
+                    if state is not None and state[0] == "pending":  # nothing left to wait for
+                        cancel_dependents(conn, job_id, "deleted", time.time())
                 else:
                     out[job_id] = _state_outcome(conn, job_id)
         return out

@@ -12,6 +12,8 @@ from .rows import _like_escape, _row_to_attempt, _row_to_job
 from .sql import (
     ATTEMPT_COLUMNS,
     CLAIMABLE,
+    DEPENDENCIES,
+    DEPENDENTS,
     ERRORS,
     JOB_COLUMNS,
     NEXT_RUN_AT,
@@ -53,6 +55,23 @@ class Reads(Connection):
         with self._read() as conn:
             rows = conn.execute(STATES_OF, {"ids": json.dumps(list(ids))}).fetchall()
         return {r[0]: JobState(r[1]) for r in rows}
+
+    def dependencies(self, ids: Sequence[int]) -> dict[int, list[tuple[int, JobState | None]]]:
+        """For each of `ids` that runs after other jobs: those jobs (id order) and their states
+        (None: deleted since)."""
+        out: dict[int, list[tuple[int, JobState | None]]] = {}
+        with self._read() as conn:
+            rows = conn.execute(DEPENDENCIES, {"ids": json.dumps(list(ids))}).fetchall()
+        for job_id, after_id, state in rows:
+            known = None if state is None else JobState(state)
+            out.setdefault(job_id, []).append((after_id, known))
+        return out
+
+    def dependents(self, job_id: int, limit: int = 1000) -> list[tuple[int, JobState]]:
+        """The jobs that run (or ran) after this one, in id order, with their states."""
+        with self._read() as conn:
+            rows = conn.execute(DEPENDENTS, {"id": job_id, "limit": limit}).fetchall()
+        return [(r[0], JobState(r[1])) for r in rows]
 
     def attempts(self, job_id: int) -> list[Attempt]:
         """The finished attempts of a job, oldest first."""
@@ -100,11 +119,23 @@ class Reads(Connection):
             order_by = "id DESC"
         table = "jobs"
         if f.order == "claim" and f.state == "pending":
-            # Without ANALYZE the planner picks jobs_state and sorts every pending row; the
-            # partial index is already in claim order (needs the state as a literal).
-            table = "jobs INDEXED BY jobs_pending"
-            where[0] = "state = 'pending'"
-        elif f.order == "finished":
+            # Without ANALYZE the planner picks jobs_state and sorts every pending row. The
+            # partial indexes are in claim order (they need their WHERE as literals): jobs
+            # that can run (jobs_pending) and jobs waiting for a dependency (jobs_blocked),
+            # one page of each, merged.
+            rest = " AND ".join(where[1:])
+            rest = " AND " + rest if rest else ""
+            page = f"ORDER BY {order_by} LIMIT :limit"
+            sql = (
+                f"SELECT * FROM (SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_pending"
+                f" WHERE state = 'pending' AND blocked = 0{rest} {page})"
+                f" UNION ALL SELECT * FROM (SELECT {JOB_COLUMNS} FROM jobs INDEXED BY"
+                f" jobs_blocked WHERE state = 'pending' AND blocked > 0{rest} {page}) {page}"
+            )
+            params["limit"] = f.limit
+            with self._read() as conn:
+                return [_row_to_job(r) for r in conn.execute(sql, params).fetchall()]
+        if f.order == "finished":
             # the planner would rather take jobs_state and sort every succeeded row
             table = "jobs INDEXED BY jobs_finished"
         sql = (

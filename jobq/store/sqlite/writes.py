@@ -12,17 +12,23 @@ from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, O
 from .reads import Reads
 from .rows import _row_to_job
 from .sql import (
+    CANCEL_AT_ONCE,
+    CANCEL_DEPENDENTS,
     CLAIM,
     COMPLETE,
     END_ATTEMPT,
     FIND_UNIQUE,
     INSERT_ATTEMPT,
+    INSERT_DEPS,
     INSERT_JOB,
+    INSERT_JOB_AFTER,
     INSERT_JOBS_BULK,
     LAST_JOB_ID,
     LEASED,
+    MARK_DEPENDED,
     RENEW,
     STATE_OF,
+    UNBLOCK,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
@@ -88,10 +94,10 @@ class JobWrites(Reads):
         existing job's id is returned in its place.
         """
         with self._write(durable=True) as conn:
-            if len(jobs) == 1 and jobs[0].unique_key is None:
+            if len(jobs) == 1 and jobs[0].unique_key is None and not jobs[0].after:
                 cur = conn.execute(INSERT_JOB, self._job_params(jobs[0], now))
                 return [cur.lastrowid]  # type: ignore[list-item]
-            if all(j.unique_key is None for j in jobs):
+            if all(j.unique_key is None and not j.after for j in jobs):
                 return list(self._insert_runs(conn, _runs_of(jobs), now))
             return [self._insert_one(conn, j, now)[0] for j in jobs]
 
@@ -107,8 +113,28 @@ class JobWrites(Reads):
             row = conn.execute(FIND_UNIQUE, {"type": j.type, "unique_key": j.unique_key}).fetchone()
             if row is not None:
                 return row[0], row[1]
+        if j.after:
+            return JobWrites._insert_after(conn, j, now), None
         cur = conn.execute(INSERT_JOB, JobWrites._job_params(j, now))
         return cur.lastrowid, None  # type: ignore[return-value]
+
+    @staticmethod
+    def _insert_after(conn: sqlite3.Connection, j: NewJob, now: float) -> int:
+        """Insert a job that runs after others (`j.after`): blocked by those not succeeded yet;
+        cancelled at once if one already failed or was cancelled (endings.dependency_states)."""
+        from ...endings import dependency_states  # here: most enqueues have no dependencies
+
+        after = sorted(set(j.after))
+        found = dict(conn.execute(MARK_DEPENDED, {"ids": json.dumps(after)}).fetchall())
+        blocked, dead = dependency_states(after, found)
+        params = JobWrites._job_params(j, now)
+        params["blocked"] = blocked
+        job_id: int = conn.execute(INSERT_JOB_AFTER, params).lastrowid  # type: ignore[assignment]
+        conn.execute(INSERT_DEPS, {"id": job_id, "after": json.dumps(after)})
+        if dead is not None:
+            reason = f"dependency job {dead} {found[dead]}"
+            conn.execute(CANCEL_AT_ONCE, {"id": job_id, "now": now, "reason": reason})
+        return job_id
 
     def enqueue_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> list[int]:
         """Insert runs of jobs in one durable transaction; return their ids, in order.
@@ -262,6 +288,8 @@ class JobWrites(Reads):
                 "output": output,
             },
         )
+        if row[3]:  # its dependents wait for one job fewer
+            conn.execute(UNBLOCK, {"id": job_id})
         return True
 
     def end_attempt(
@@ -397,4 +425,12 @@ class JobWrites(Reads):
                 "output": output,
             },
         )
+        if state is JobState.FAILED or state is JobState.CANCELLED:
+            cancel_dependents(conn, job_id, state.value, now)
         return state
+
+
+def cancel_dependents(conn: sqlite3.Connection, job_id: int, how: str, now: float) -> None:
+    """Cancel the pending jobs that wait, directly or not, for a job that ended `how` (failed,
+    cancelled, deleted), in the caller's transaction."""
+    conn.execute(CANCEL_DEPENDENTS, {"id": job_id, "how": how, "now": now})
