@@ -12,9 +12,9 @@ SQL_WORDS = ("SELECT ", "UPDATE ", "INSERT ", "DELETE ", "PRAGMA ", " WHERE ", "
 
 
 def _constants() -> set[str]:
-    """Module-level UPPERCASE names of the store's sql module and the schema (all constants)."""
+    """Module-level UPPERCASE names of the store's sql modules and the schema (all constants)."""
     names: set[str] = set()
-    for path in (STORE_DIR / "sql.py", STORE_DIR / "schema.py"):
+    for path in (STORE_DIR / "sql.py", STORE_DIR / "deps_sql.py", STORE_DIR / "schema.py"):
         for node in ast.parse(path.read_text()).body:
             targets = node.targets if isinstance(node, ast.Assign) else []
             if isinstance(node, ast.AnnAssign):

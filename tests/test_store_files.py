@@ -26,7 +26,8 @@ from jobq.store.sqlite import filecheck
 from jobq.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
 from tests.factories import T0, enqueue, new_job
 
-TABLES = ["attempts", "events", "jobs", "metric_totals", "queues", "schedules", "workers"]
+TABLES = ["attempts", "events", "job_deps", "jobs", "metric_totals", "queues", "schedules",
+          "workers"]  # fmt: skip
 
 
 @pytest.fixture

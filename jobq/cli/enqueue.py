@@ -187,7 +187,7 @@ def parse_after(values: list[str]) -> tuple[int, ...]:
             if not text.isascii() or not text.isdigit() or len(text) > 19:
                 raise InvalidInput(f"--after: {text[:40]!r} is not a job id")
             ids.append(int(text))
-    from ..queue import validate_after  # here: most enqueues have no dependencies
+    from ..values import validate_after
 
     try:
         return validate_after(ids)

@@ -17,6 +17,7 @@ import psycopg
 
 from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState, Outcome
+from .deps_sql import RECOUNT_BLOCKED
 from .events import Events
 from .metrics import Metrics, keep_totals
 from .schedules import Schedules
@@ -33,7 +34,6 @@ from .sql import (
     PRUNABLE,
     PRUNE_IDS,
     PRUNE_WORKERS,
-    RECOUNT_BLOCKED,
     REGISTER_WORKER,
     REQUEST_CANCEL,
     RETRY,

@@ -9,11 +9,10 @@ from typing import Any
 from ...backend import ANY, EVERY, ClaimFilter, JobFilter
 from ...basics import JobState
 from .connection import Connection
+from .deps_sql import DEPENDENCIES, DEPENDENTS
 from .rows import claim_params, claim_shape, glob_regex, like_escape, row_to_attempt, row_to_job
 from .sql import (
     ATTEMPT_COLUMNS,
-    DEPENDENCIES,
-    DEPENDENTS,
     ERRORS,
     JOB_COLUMNS,
     PAUSED,
@@ -103,12 +102,15 @@ class Reads(Connection):
         if f.order == "claim" and f.state == "pending":
             # The partial indexes in claim order hold the jobs that can run (jobs_pending) and
             # those waiting for a dependency (jobs_blocked): one page of each, merged.
-            rest = "".join(" AND " + w for w in where[1:])
+            where[0] = "state = 'pending' AND blocked = 0"
+            ready = " AND ".join(where)
+            where[0] = "state = 'pending' AND blocked > 0"
+            waiting = " AND ".join(where)
             page = f"ORDER BY {order_by} LIMIT %(limit)s"
             sql = (
-                f"(SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'pending' AND blocked = 0{rest}"
-                f" {page}) UNION ALL (SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'pending'"
-                f" AND blocked > 0{rest} {page}) ORDER BY 5 DESC, 7, 1 LIMIT %(limit)s"
+                f"(SELECT {JOB_COLUMNS} FROM jobs WHERE {ready} {page}) UNION ALL"
+                f" (SELECT {JOB_COLUMNS} FROM jobs WHERE {waiting} {page})"
+                " ORDER BY 5 DESC, 7, 1 LIMIT %(limit)s"
             )
         params["limit"] = f.limit
         return [row_to_job(r) for r in self._get(sql, params).fetchall()]

@@ -17,23 +17,25 @@ import psycopg
 from ...backend import ANY, ClaimFilter, Ending
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
 from ...endings import dependency_states
+from .deps_sql import (
+    CANCEL_AT_ONCE,
+    CANCEL_DEPENDENTS,
+    INSERT_DEPS,
+    INSERT_JOB_AFTER,
+    MARK_DEPENDED,
+)
 from .reads import Reads
 from .rows import claim_params, claim_shape, limits_json, pg_text, row_to_job, split_run
 from .sql import (
-    CANCEL_AT_ONCE,
-    CANCEL_DEPENDENTS,
     COMPLETE_MANY,
     END_ATTEMPT,
     FIND_UNIQUE,
-    INSERT_DEPS,
     INSERT_JOB,
-    INSERT_JOB_AFTER,
     INSERT_JOBS_BULK,
     INSERT_JOBS_TEXTS,
     INSERT_UNIQUE,
     LEASED,
     LOCK_ERRORS,
-    MARK_DEPENDED,
     RENEW,
     SNOOZES,
     claim_sql,

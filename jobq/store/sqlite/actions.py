@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState, Outcome
 from .connection import _translate
+from .deps_sql import RECOUNT_BLOCKED
 from .events import Events
 from .metrics import Metrics, keep_totals
 from .schedules import Schedules
@@ -32,7 +33,6 @@ from .sql import (
     PRUNABLE,
     PRUNE,
     PRUNE_WORKERS,
-    RECOUNT_BLOCKED,
     REGISTER_WORKER,
     REQUEST_CANCEL,
     RETRY,

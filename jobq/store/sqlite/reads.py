@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from ...backend import ANY, EVERY, ClaimFilter, JobFilter
 from ...basics import JobState
 from .connection import Connection
+from .deps_sql import DEPENDENCIES, DEPENDENTS
 from .rows import _like_escape, _row_to_attempt, _row_to_job
 from .sql import (
     ATTEMPT_COLUMNS,
     CLAIMABLE,
-    DEPENDENCIES,
-    DEPENDENTS,
     ERRORS,
     JOB_COLUMNS,
     NEXT_RUN_AT,
@@ -123,14 +122,15 @@ class Reads(Connection):
             # partial indexes are in claim order (they need their WHERE as literals): jobs
             # that can run (jobs_pending) and jobs waiting for a dependency (jobs_blocked),
             # one page of each, merged.
-            rest = " AND ".join(where[1:])
-            rest = " AND " + rest if rest else ""
+            where[0] = "state = 'pending' AND blocked = 0"
+            ready = " AND ".join(where)
+            where[0] = "state = 'pending' AND blocked > 0"
+            waiting = " AND ".join(where)
             page = f"ORDER BY {order_by} LIMIT :limit"
             sql = (
                 f"SELECT * FROM (SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_pending"
-                f" WHERE state = 'pending' AND blocked = 0{rest} {page})"
-                f" UNION ALL SELECT * FROM (SELECT {JOB_COLUMNS} FROM jobs INDEXED BY"
-                f" jobs_blocked WHERE state = 'pending' AND blocked > 0{rest} {page}) {page}"
+                f" WHERE {ready} {page}) UNION ALL SELECT * FROM (SELECT {JOB_COLUMNS} FROM"
+                f" jobs INDEXED BY jobs_blocked WHERE {waiting} {page}) {page}"
             )
             params["limit"] = f.limit
             with self._read() as conn:

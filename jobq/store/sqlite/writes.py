@@ -9,26 +9,28 @@ from collections.abc import Callable, Mapping, Sequence
 
 from ...backend import ANY, ActionOutcome, ActionResult, ClaimFilter, Ending
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
+from .deps_sql import (
+    CANCEL_AT_ONCE,
+    CANCEL_DEPENDENTS,
+    INSERT_DEPS,
+    INSERT_JOB_AFTER,
+    MARK_DEPENDED,
+    UNBLOCK,
+)
 from .reads import Reads
 from .rows import _row_to_job
 from .sql import (
-    CANCEL_AT_ONCE,
-    CANCEL_DEPENDENTS,
     CLAIM,
     COMPLETE,
     END_ATTEMPT,
     FIND_UNIQUE,
     INSERT_ATTEMPT,
-    INSERT_DEPS,
     INSERT_JOB,
-    INSERT_JOB_AFTER,
     INSERT_JOBS_BULK,
     LAST_JOB_ID,
     LEASED,
-    MARK_DEPENDED,
     RENEW,
     STATE_OF,
-    UNBLOCK,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
