@@ -27,7 +27,7 @@ INSERT INTO job_deps (job_id, after_id) SELECT %(id)s, unnest(%(after)s::bigint[
 """
 
 CANCEL_AT_ONCE = f"""
-UPDATE jobs SET state = 'cancelled', finished_at = {NOW}, last_error = %(reason)s
+UPDATE jobs SET state = 'cancelled', finished_at = {NOW}, last_error = %(reason)s, blocked = 0
 WHERE id = %(id)s AND state = 'pending'
 """
 

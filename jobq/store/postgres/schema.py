@@ -278,7 +278,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 4: dependencies (`enqueue --after`), as the SQLite file's migration 7: `blocked` counts a
     # job's dependencies that have not succeeded yet, and the claim's partial index leaves
     # blocked jobs out (claims cost the same however many wait, and nothing when none do);
-    # blocked pending jobs have an index of their own in claim order, for listings. No foreign
+    # blocked jobs have an index of their own in claim order, for listings, whose WHERE names only
+    # `blocked`, so that claims and endings never touch it (see the SQLite file's). No foreign
     # key on after_id: a dependent keeps naming a job that was deleted since. `has_dependents`
     # marks a job that others wait for (set by the dependent's enqueue, which locks the row).
     (
@@ -287,8 +288,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP INDEX {s}.jobs_pending",
         """CREATE INDEX jobs_pending ON {s}.jobs (priority DESC, run_at, id)
            WHERE state = 'pending' AND blocked = 0""",
-        """CREATE INDEX jobs_blocked ON {s}.jobs (priority DESC, run_at, id)
-           WHERE state = 'pending' AND blocked > 0""",
+        "CREATE INDEX jobs_blocked ON {s}.jobs (priority DESC, run_at, id) WHERE blocked > 0",
         """
         CREATE TABLE {s}.job_deps (
             job_id   bigint NOT NULL REFERENCES {s}.jobs (id) ON DELETE CASCADE,

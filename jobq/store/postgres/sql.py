@@ -282,7 +282,7 @@ FROM jobs WHERE state = 'running' AND starts_with(worker_id, %(prefix)s)
 """
 
 CANCEL_PENDING = f"""
-UPDATE jobs SET state = 'cancelled', finished_at = {NOW}, last_error = 'cancelled'
+UPDATE jobs SET state = 'cancelled', finished_at = {NOW}, last_error = 'cancelled', blocked = 0
 WHERE id = %(id)s AND state = 'pending'
 """
 

@@ -21,7 +21,7 @@ INSERT INTO job_deps (job_id, after_id) SELECT :id, value FROM json_each(:after)
 # A new job whose dependency had already failed or was cancelled: it ends at once, cancelled
 # (inserted pending first, so that its events are `created` then `cancelled`, as any cancel's)
 CANCEL_AT_ONCE = """
-UPDATE jobs SET state = 'cancelled', finished_at = :now, last_error = :reason
+UPDATE jobs SET state = 'cancelled', finished_at = :now, last_error = :reason, blocked = 0
 WHERE id = :id AND state = 'pending'
 """
 

@@ -144,7 +144,7 @@ FROM jobs WHERE state = 'running' AND worker_id >= :prefix AND worker_id < :pref
 """
 
 CANCEL_PENDING = """
-UPDATE jobs SET state = 'cancelled', finished_at = :now, last_error = 'cancelled'
+UPDATE jobs SET state = 'cancelled', finished_at = :now, last_error = 'cancelled', blocked = 0
 WHERE id = :id AND state = 'pending'
 """
 
