@@ -112,10 +112,8 @@ def _scanner() -> Any:
 
 def fast_parse(text: str, limit: int) -> list[dict[str, Any]] | None:
     """Every non-blank line as a JSON value, or None: use the strict reader."""
-    if "unique_key" in text or '"after"' in text:
-        # unique keys look up existing jobs one by one, dependencies theirs: the strict path's
-        # work (a payload that merely holds the word takes it too, as correctly)
-        return None
+    if "unique_key" in text:
+        return None  # unique keys look up existing jobs one by one: the strict path's work
     lines = text.split("\n")
     longest = max(map(len, lines))
     if longest * _GROWTH > limit:
@@ -155,6 +153,8 @@ def fast_runs(q: Queue, parsed: list[Any], now: float) -> list[Run] | None:
             templates = [known[t] for t in types]
             single = len(known) == 1
         elif all(map(FIELDS.issuperset, parsed)):
+            if any("after" in f for f in parsed):
+                return None  # dependencies look up their jobs one by one: the strict path's work
             templates = [
                 q.new_job(f["type"], None, payload_json="{}", now=now,
                           **{k: v for k, v in f.items() if k not in _LEAN})

@@ -147,7 +147,7 @@ class JobWrites(Reads):
         (validated and compact, as `values.dump_json` writes them): an object element is a
         payload, an array element holds one payload, e.g. `[{"a":1},[2],[[3]],["s"]]` for
         `{"a":1}`, `2`, `[3]` and `"s"` (`run_array` builds it). Each payload is stored as the
-        text it has in the array. Templates must not carry a unique key.
+        text it has in the array. Templates must not carry a unique key or dependencies.
         """
         if not runs:
             return []
@@ -165,6 +165,8 @@ class JobWrites(Reads):
         for template, payloads, count in runs:
             if template.unique_key is not None:
                 raise ValueError("a run of jobs cannot carry a unique key")
+            if template.after:
+                raise ValueError("a run of jobs cannot carry dependencies")
             params = _job_params(template, now)
             del params["unique_key"], params["payload"]
             sql = INSERT_JOBS_BULK
