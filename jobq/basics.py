@@ -90,14 +90,15 @@ if TYPE_CHECKING:
         timeout: float | None = None
         unique_key: str | None = None
         payload_json: str = "{}"
+        after: tuple[int, ...] = ()  # ids of jobs that must succeed before this one runs
 
 else:
     # A namedtuple rather than a frozen dataclass: enqueue_many builds one per job, and a tuple
     # is created ~5x faster; the first six fields are the "same batch" key of a bulk insert.
     NewJob = namedtuple(
         "NewJob",
-        "type queue priority run_at max_attempts timeout unique_key payload_json",
-        defaults=(DEFAULT_QUEUE, 0, None, None, None, None, "{}"),
+        "type queue priority run_at max_attempts timeout unique_key payload_json after",
+        defaults=(DEFAULT_QUEUE, 0, None, None, None, None, "{}", ()),
     )
     NewJob.__doc__ = "A validated job ready to insert (what `enqueue` builds from its arguments)."
 

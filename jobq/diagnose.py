@@ -46,6 +46,7 @@ __all__ = [
 class WaitReason(str, enum.Enum):
     """What a pending or running job is waiting for (the `code` of a Diagnosis)."""
 
+    DEPENDENCY = "dependency"  # waiting for jobs it runs after (`enqueue --after`) to succeed
     SCHEDULED = "scheduled"  # not due yet, never tried
     BACKOFF = "backoff"  # not due yet: waiting to retry after a failed attempt
     PAUSED = "queue_paused"
@@ -168,14 +169,22 @@ def diagnose_job(
     paused: Collection[str],
     now: float,
     limits: Sequence[LimitStatus] = (),
+    after: Sequence[tuple[int, JobState | None]] = (),
 ) -> Diagnosis | None:
     """Why a pending job is not running, or how a running one is doing; None when finished.
-    `limits` are the queue's limits across pools (`Queue.limits()`)."""
+
+    `limits` are the queue's limits across pools (`Queue.limits()`); `after` is the job's
+    dependencies with their states (`Queue.dependencies`): those that have not succeeded hold
+    it back.
+    """
     if job.state is JobState.RUNNING:
         return _running(job, pools, now)
     if job.state is not JobState.PENDING:
         return None
     found: list[Diagnosis] = []  # every reason that holds, the one to act on first
+    unmet = [(i, s) for i, s in after if s is not JobState.SUCCEEDED]
+    if unmet:
+        found.append(Diagnosis(WaitReason.DEPENDENCY, waiting_for(unmet)))
     if job.queue in paused:
         found.append(Diagnosis(WaitReason.PAUSED, f"queue {_q(job.queue)} is paused"))
     pool_reason, able = _pools_for(job, pools, now)
@@ -205,6 +214,14 @@ def diagnose_job(
                          f"({used}/{slots}); it runs when one frees up")  # fmt: skip
     return Diagnosis(WaitReason.DUE, f"due now: a free worker of pool {_q(free[0].name)} "
                      "should claim it in a moment")  # fmt: skip
+
+
+def waiting_for(unmet: Sequence[tuple[int, JobState | None]], shown: int = 3) -> str:
+    """ "waiting for job 12 (running)", "waiting for jobs 12 (running), 13 (pending)": the
+    first `shown` of the dependencies that have not succeeded, and how many more."""
+    words = [f"{i} ({'deleted' if s is None else s.value})" for i, s in unmet[:shown]]
+    more = f" and {len(unmet) - shown} more" if len(unmet) > shown else ""
+    return f"waiting for job{'s' if len(unmet) > 1 else ''} {', '.join(words)}{more}"
 
 
 def _pools_for(

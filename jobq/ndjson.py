@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 FIELDS = frozenset(
     {"type", "payload", "priority", "queue", "delay", "run_at", "max_attempts", "timeout",
-     "unique_key"}
+     "unique_key", "after"}
 )  # fmt: skip
 _LEAN = frozenset({"type", "payload"})
 _ABSENT = object()
@@ -153,6 +153,8 @@ def fast_runs(q: Queue, parsed: list[Any], now: float) -> list[Run] | None:
             templates = [known[t] for t in types]
             single = len(known) == 1
         elif all(map(FIELDS.issuperset, parsed)):
+            if any("after" in f for f in parsed):
+                return None  # dependencies look up their jobs one by one: the strict path's work
             templates = [
                 q.new_job(f["type"], None, payload_json="{}", now=now,
                           **{k: v for k, v in f.items() if k not in _LEAN})

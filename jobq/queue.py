@@ -22,13 +22,14 @@ from .values import (
     new_job,
     parse_at,
     parse_duration,
+    validate_after,
     validate_queue,
     validate_type,
 )
 
 ENQUEUE_FIELDS = frozenset(
     {"type", "payload", "priority", "queue", "delay", "run_at", "max_attempts", "timeout",
-     "unique_key"}
+     "unique_key", "after"}
 )  # fmt: skip
 
 
@@ -138,6 +139,7 @@ class Queue(Actions):
         unique_key: str | None = None,
         payload_json: str | None = None,
         now: float | None = None,
+        after: int | Sequence[int] | None = None,
     ) -> NewJob:
         """Validate the arguments of one job (raises InvalidInput) without writing anything."""
         if delay is not None and run_at is not None:
@@ -154,9 +156,10 @@ class Queue(Actions):
             raise InvalidInput(f"payload is over the limit of {self.payload_limit:,} bytes")
         if unique_key is not None and (not isinstance(unique_key, str) or not unique_key):
             raise InvalidInput("unique key must be a non-empty string")
-        return new_job(type, payload_json, queue=queue, priority=priority, run_at=when,
-                       max_attempts=max_attempts, timeout=timeout,
-                       unique_key=unique_key)  # fmt: skip
+        job = new_job(type, payload_json, queue=queue, priority=priority, run_at=when,
+                      max_attempts=max_attempts, timeout=timeout,
+                      unique_key=unique_key)  # fmt: skip
+        return job if after is None else job._replace(after=validate_after(after))
 
     def enqueue(
         self,
@@ -170,17 +173,19 @@ class Queue(Actions):
         max_attempts: int | None = None,
         timeout: float | str | None = None,
         unique_key: str | None = None,
+        after: int | Sequence[int] | None = None,
     ) -> int:
         """Add one job durably (fsynced before returning) and return its id.
 
         With `unique_key`, while a job of the same type with that key is pending or running,
         nothing is inserted and that job's id is returned instead; `enqueue_unique` tells the
-        two cases apart.
+        two cases apart. With `after` (job ids), it runs only once all of those succeeded, and
+        ends cancelled if one fails or is cancelled (InvalidInput if one does not exist).
         """
         now = time.time()
         job = self.new_job(type, payload, priority=priority, queue=queue, delay=delay,
                            run_at=run_at, max_attempts=max_attempts, timeout=timeout,
-                           unique_key=unique_key, now=now)  # fmt: skip
+                           unique_key=unique_key, now=now, after=after)  # fmt: skip
         return self.backend.enqueue([job], now)[0]
 
     def enqueue_unique(
@@ -273,6 +278,18 @@ class Queue(Actions):
         if job is None:
             raise JobNotFound(f"no job {job_id} in {self.location}")
         return job
+
+    def dependencies(self, job_id: int) -> list[tuple[int, JobState | None]]:
+        """The jobs this one runs after, with their states (None: deleted since)."""
+        return self.backend.dependencies([job_id]).get(job_id, [])
+
+    def dependencies_of(self, ids: Sequence[int]) -> dict[int, list[tuple[int, JobState | None]]]:
+        """`dependencies` of several jobs in one read (ids without any are left out)."""
+        return self.backend.dependencies(ids) if ids else {}
+
+    def dependents(self, job_id: int) -> list[tuple[int, JobState]]:
+        """The jobs that run (or ran) after this one, with their states (the first 1000)."""
+        return self.backend.dependents(job_id)
 
     def attempts(self, job_id: int) -> _Attempts:
         """The finished attempts of a job, oldest first."""

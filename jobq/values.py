@@ -395,3 +395,23 @@ def parse_listen(text: str, what: str = "address") -> tuple[str, int]:
     if sep and not host:
         raise InvalidInput(f"{what} {text!r}: the host before ':' is empty")
     return host, int(port_text)
+
+
+# Job ids are SQLite rowids and PostgreSQL bigints
+_MAX_ID = 2**63 - 1
+
+
+def validate_after(after: object) -> tuple[int, ...]:
+    """The ids of `after` (an id or a list of ids) as a sorted tuple without repeats; at most
+    1000 of them."""
+    items = [after] if isinstance(after, int) and not isinstance(after, bool) else after
+    if not isinstance(items, (list, tuple)):
+        raise InvalidInput("after must be a job id or a list of job ids")
+    ids = set()
+    for i in items:
+        if not isinstance(i, int) or isinstance(i, bool) or not 0 < i <= _MAX_ID:
+            raise InvalidInput(f"after: {i!r} is not a job id (a positive integer)")
+        ids.add(i)
+    if len(ids) > 1000:
+        raise InvalidInput("after: at most 1000 jobs")
+    return tuple(sorted(ids))

@@ -82,6 +82,7 @@ class Case:
     says: tuple[str, ...] = ()
     paused: tuple[str, ...] = ()
     limits: tuple[LimitStatus, ...] = ()
+    after: tuple[tuple[int, JobState | None], ...] = ()  # its dependencies and their states
 
 
 DEAD = NOW - 600
@@ -289,12 +290,37 @@ CASES = [
     Case("succeeded", job(state=JobState.SUCCEEDED), (), None),
     Case("failed", job(state=JobState.FAILED), (), None),
     Case("cancelled", job(state=JobState.CANCELLED), (pool(),), None),
+    Case(
+        "one dependency",
+        job(),
+        (pool(),),
+        R.DEPENDENCY,
+        ("waiting for job 12 (running)",),
+        after=((12, JobState.RUNNING), (11, JobState.SUCCEEDED)),
+    ),
+    Case(
+        "dependencies, first of the reasons",
+        job(queue="mail"),
+        (pool(),),
+        R.DEPENDENCY,
+        ("waiting for jobs 12 (running), 13 (pending), 14 (failed) and 1 more; queue 'mail'",),
+        paused=("mail",),
+        after=((12, JobState.RUNNING), (13, JobState.PENDING), (14, JobState.FAILED), (15, None)),
+    ),
+    Case(
+        "dependencies all succeeded",
+        job(),
+        (pool(),),
+        R.DUE,
+        ("due now",),
+        after=((12, JobState.SUCCEEDED),),
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_diagnosis(case: Case) -> None:
-    got = diagnose_job(case.job, case.pools, case.paused, NOW, case.limits)
+    got = diagnose_job(case.job, case.pools, case.paused, NOW, case.limits, case.after)
     if case.expect is None:
         assert got is None
         return

@@ -26,8 +26,8 @@ from jobq.store.sqlite import filecheck
 from jobq.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
 from tests.factories import T0, enqueue, new_job
 
-TABLES = ["attempts", "events", "job_edits", "job_output", "job_progress", "jobs", "limits",
-          "metric_totals", "queues", "rollup", "schedules", "workers"]  # fmt: skip
+TABLES = ["attempts", "events", "job_deps", "job_edits", "job_output", "job_progress", "jobs",
+          "limits", "metric_totals", "queues", "rollup", "schedules", "workers"]  # fmt: skip
 
 
 @pytest.fixture

@@ -44,6 +44,8 @@ class ModelJob:
     lease_until: float | None = None
     cancel_requested: bool = False
     ended: int = 0  # attempts that ended (history rows)
+    after: tuple[int, ...] = ()  # the jobs it runs after (`enqueue --after`)
+    reasons: frozenset[str] = frozenset()  # last_error it may have if a dependency cancelled it
 
     @property
     def limit(self) -> int:
@@ -78,6 +80,7 @@ class StoreMachine(RuleBasedStateMachine):
     def _end(self, job: ModelJob, *, count: bool, retry_at: float | None) -> JobState:
         """What the store does when an attempt ends (fail, crash, release, rescue)."""
         job.ended += 1
+        job.reasons = frozenset()
         if not count:
             job.attempts -= 1
         if job.cancel_requested:
@@ -87,7 +90,31 @@ class StoreMachine(RuleBasedStateMachine):
         else:
             job.state = S.FAILED
         self._drop_lease(job)
+        if job.state in (S.FAILED, S.CANCELLED):
+            self._cascade(job)
         return job.state
+
+    def _cascade(self, ended: ModelJob) -> None:
+        """A job failed for good or was cancelled: its pending dependents are cancelled, theirs
+        too, each naming a dependency that took it down."""
+        todo, doomed = [ended], set()
+        while todo:
+            cause = todo.pop()
+            reason = f"dependency job {cause.id} " + (
+                ended.state.value if cause is ended else "cancelled"
+            )
+            for dep in self.jobs.values():
+                if cause.id not in dep.after:
+                    continue
+                if dep.state is S.PENDING:
+                    dep.state, dep.reasons = S.CANCELLED, frozenset({reason})
+                    doomed.add(dep.id)
+                    todo.append(dep)
+                elif dep.id in doomed:  # more than one path led here: either cause may be named
+                    dep.reasons |= {reason}
+
+    def _unblocked(self, job: ModelJob) -> bool:
+        return all(self.jobs[a].state is S.SUCCEEDED for a in job.after)
 
     def _drop_lease(self, job: ModelJob) -> None:
         assert job.token is not None
@@ -124,9 +151,38 @@ class StoreMachine(RuleBasedStateMachine):
         assert job_id not in self.jobs
         self.jobs[job_id] = ModelJob(job_id, priority, max_attempts, run_at)
 
+    @rule(
+        n=st.integers(0, 50),
+        m=st.integers(0, 50),
+        two=st.booleans(),
+        priority=st.sampled_from([0, 20]),
+        delay=st.sampled_from([0.0, 0.0, 20.0]),
+    )
+    def enqueue_after(self, n: int, m: int, two: bool, priority: int, delay: float) -> None:
+        # mostly after jobs that have not ended yet (the interesting case), sometimes any job;
+        # with none yet, after a new one
+        first = self._pick(n, (S.PENDING, S.RUNNING)) or self._pick(n)
+        if first is None:
+            self.enqueue(0, None, 0.0)
+            first = self._pick(n)
+        second = self._pick(m)
+        assert first is not None and second is not None
+        after = tuple(sorted({first.id, second.id} if two else {first.id}))
+        run_at = self.now + delay
+        [job_id] = self.store.enqueue(
+            [new_job(priority=priority, run_at=run_at)._replace(after=after)], self.now
+        )
+        job = ModelJob(job_id, priority, None, run_at, after=after)
+        dead = [a for a in after if self.jobs[a].state in (S.FAILED, S.CANCELLED)]
+        if dead:  # created cancelled, naming the first dependency that already ended so
+            job.state = S.CANCELLED
+            job.reasons = frozenset({f"dependency job {dead[0]} {self.jobs[dead[0]].state}"})
+        self.jobs[job_id] = job
+
     @rule(limit=st.integers(1, 3))
     def claim(self, limit: int) -> None:
-        due = [j for j in self.jobs.values() if j.state is S.PENDING and j.run_at <= self.now]
+        due = [j for j in self.jobs.values() if j.state is S.PENDING and j.run_at <= self.now
+               and self._unblocked(j)]  # fmt: skip
         due.sort(key=lambda j: (-j.priority, j.run_at, j.id))
         claimed = self.store.claim("w/1", self.now, LEASE, limit=limit)
         take = limit
@@ -142,6 +198,7 @@ class StoreMachine(RuleBasedStateMachine):
         assert [c.id for c in claimed] == [j.id for j in due[:take]]
         for c in claimed:
             job = self.jobs[c.id]
+            assert self._unblocked(job), f"job {job.id} ran before its dependencies succeeded"
             job.state, job.attempts = S.RUNNING, job.attempts + 1
             job.token, job.lease_until, job.cancel_requested = c.lease_token, c.lease_until, False
 
@@ -156,6 +213,19 @@ class StoreMachine(RuleBasedStateMachine):
             return
         self.store.put_limit(make_limit("t", concurrency, rate), self.now)
         self.cap, self.tat = (concurrency, None if rate is None else 10.0), 0.0
+
+    @rule()
+    def run_next(self) -> None:
+        """A worker's cycle in one step: claim the next job and complete it (so that jobs
+        succeed often enough for their dependents to become claimable)."""
+        before = {j.id for j in self.jobs.values() if j.state is S.RUNNING}
+        self.claim(1)
+        for job in self.jobs.values():
+            if job.state is S.RUNNING and job.id not in before:
+                assert job.token is not None
+                assert self.store.complete_many([(job.id, job.token, "1", None)], self.now)
+                job.state, job.ended = S.SUCCEEDED, job.ended + 1
+                self._drop_lease(job)
 
     @rule(n=st.integers(0, 50), stale=st.booleans())
     def complete(self, n: int, stale: bool) -> None:
@@ -202,7 +272,11 @@ class StoreMachine(RuleBasedStateMachine):
         got = self.store.cancel([job.id], self.now)[job.id]
         if job.state in (S.PENDING, S.CANCELLED):
             assert got == ActionOutcome(ActionResult.CANCELLED)
+            was = job.state
             job.state = S.CANCELLED
+            if was is S.PENDING:
+                job.reasons = frozenset()
+                self._cascade(job)
         elif job.state is S.RUNNING:
             assert got == ActionOutcome(ActionResult.CANCEL_REQUESTED)
             job.cancel_requested = True
@@ -218,6 +292,7 @@ class StoreMachine(RuleBasedStateMachine):
         if job.state in (S.FAILED, S.CANCELLED):
             assert got == ActionOutcome(ActionResult.RETRIED)
             job.state, job.attempts, job.run_at = S.PENDING, 0, self.now
+            job.reasons = frozenset()
         else:
             assert got == ActionOutcome(ActionResult.WRONG_STATE, job.state)
 
@@ -276,6 +351,14 @@ class StoreMachine(RuleBasedStateMachine):
             if job.state is S.PENDING:
                 assert job.run_at == model.run_at
                 assert job.attempts < (job.max_attempts or 4)
+            if model.reasons and job.state is S.CANCELLED:
+                assert job.last_error in model.reasons, (job, model)
+            if job.state in (S.RUNNING, S.SUCCEEDED):  # never ran before its dependencies
+                assert self._unblocked(model), (job, model)
+        # a job is claimable exactly when it is due and every job it runs after succeeded
+        ready = [m for m in self.jobs.values() if m.state is S.PENDING and self._unblocked(m)]
+        assert self.store.has_claimable(self.now) == any(m.run_at <= self.now for m in ready)
+        assert self.store.next_run_at() == min((m.run_at for m in ready), default=None)
         assert self.store.counts() == {
             s.value: sum(1 for m in self.jobs.values() if m.state is s) for s in JobState
         }

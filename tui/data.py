@@ -392,7 +392,9 @@ def load_detail(
         lines, dropped = tail.read(q, job.id, job.attempts)
         progress = q.progress(job.id)
     held = q.limits() if job.state == "pending" else []
-    return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now, held), lines,
+    after = q.dependencies(job_id) if job.state is JobState.PENDING else []
+    return Detail(job, q.attempts(job_id), diagnose_job(job, workers, paused, now, held, after),
+                  lines,
                   job.attempts, dropped, progress, q.edits(job_id))  # fmt: skip
 
 

@@ -49,6 +49,7 @@ class EnqueueArgs:
         unique_key: str | None = None,
         ndjson: str | None = None,
         json: bool = False,
+        after: list[str] | None = None,
     ) -> None:
         self.type = type
         self.payload = payload
@@ -61,6 +62,7 @@ class EnqueueArgs:
         self.unique_key = unique_key
         self.ndjson = ndjson
         self.json = json
+        self.after = after  # each `--after` value: an id or ids separated by commas
 
 
 # option -> attribute of EnqueueArgs; each takes a value
@@ -117,6 +119,14 @@ def parse(args: list[str]) -> EnqueueArgs | None:
             out.json = True
             continue
         name, eq, value = arg.partition("=")
+        if name == "--after":  # repeatable
+            if not eq:
+                if i >= len(args):
+                    return None
+                value = args[i]
+                i += 1
+            out.after = [*(out.after or []), value]
+            continue
         attr = _OPTIONS.get(name)
         if attr is None:
             return None
@@ -168,6 +178,23 @@ def read_payload(spec: str, stdin: BinaryIO, limit: int) -> str:
     return "{}" if canonical == "null" else canonical
 
 
+def parse_after(values: list[str]) -> tuple[int, ...]:
+    """The job ids of `--after` values (each an id, or ids separated by commas)."""
+    ids: list[int] = []
+    for value in values:
+        for part in value.split(","):
+            text = part.strip()
+            if not text.isascii() or not text.isdigit() or len(text) > 19:
+                raise InvalidInput(f"--after: {text[:40]!r} is not a job id")
+            ids.append(int(text))
+    from ..values import validate_after
+
+    try:
+        return validate_after(ids)
+    except InvalidInput as e:
+        raise InvalidInput(f"--{e}") from None
+
+
 def _validated(a: EnqueueArgs, limit: int, stdin: BinaryIO, now: float) -> NewJob:
     # Everything is checked before the queue file is opened, so bad input creates nothing.
     if a.delay is not None and a.at is not None:
@@ -179,7 +206,7 @@ def _validated(a: EnqueueArgs, limit: int, stdin: BinaryIO, now: float) -> NewJo
         run_at = parse_at(a.at)
     if a.unique_key is not None and not a.unique_key:
         raise InvalidInput("unique key must not be empty")
-    return new_job(
+    job = new_job(
         a.type,
         "{}" if a.payload is None else read_payload(a.payload, stdin, limit),
         queue=DEFAULT_QUEUE if a.queue is None else a.queue,
@@ -189,11 +216,14 @@ def _validated(a: EnqueueArgs, limit: int, stdin: BinaryIO, now: float) -> NewJo
         timeout=a.timeout,
         unique_key=a.unique_key,
     )
+    return job._replace(after=parse_after(a.after)) if a.after else job
 
 
 def _ndjson_data(a: EnqueueArgs, stdin: BinaryIO) -> bytes:
     given = [f"--{k.replace('_', '-')}" for k in _OPTIONS.values() if k != "ndjson"
              and getattr(a, k) is not None]  # fmt: skip
+    if a.after:
+        given.append("--after")
     if a.type is not None or given:
         extra = "TYPE" if a.type is not None else given[0]
         raise InvalidInput(f"--ndjson takes every field from its lines; drop {extra}")
@@ -222,8 +252,10 @@ def enqueue(
     Prints only the new ids on stdout (or `{"id": N}` / `{"ids": [...]}` with `--json`). When
     `--unique-key` finds a pending or running job of the same type with that key, nothing is
     inserted: its id is printed all the same (`{"id": N, "existing": true}` with `--json`), a
-    note on stderr says so, and the exit code is 0. Raises JobqError; bad input raises
-    InvalidInput before anything is written.
+    note on stderr says so, and the exit code is 0. `--after ID` (repeatable, or IDs separated
+    by commas) makes the job wait until all of those succeeded. Raises JobqError; bad input
+    (an `--after` job that does not exist included) raises InvalidInput before anything is
+    written.
     """
     stdin = sys.stdin.buffer if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout

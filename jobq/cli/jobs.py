@@ -84,11 +84,20 @@ def enqueue(
             "--ndjson",
             metavar="-|@FILE",
             help="Read one JSON object per line from stdin (-) or @FILE (type, payload, "
-            "priority, queue, delay, run_at, max_attempts, timeout, unique_key); one "
-            "transaction, all or nothing.",
+            "priority, queue, delay, run_at, max_attempts, timeout, unique_key, after); "
+            "one transaction, all or nothing.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"id": N}.')] = False,
+    after: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--after",
+            metavar="ID[,ID…]",
+            help="Run only once these jobs succeeded (repeatable); cancelled if one fails or "
+            "is cancelled.",
+        ),
+    ] = None,
 ) -> int:
     """Add a job and print its id (only the id)."""
     from .enqueue import EnqueueArgs, enqueue
@@ -105,6 +114,7 @@ def enqueue(
         unique_key=unique_key,
         ndjson=ndjson,
         json=as_json,
+        after=after or None,
     )
     return enqueue(ctx.obj, a)
 
@@ -186,6 +196,8 @@ def ls(
         running = [j.id for j in jobs if j.state == "running"]
         progress = q.progress_many(running) if running else {}
         held = q.limits() if active and not as_json else []
+        pending = [j.id for j in jobs if j.state == "pending"] if not as_json else []
+        deps = q.dependencies_of(pending)
     if as_json:
         _out(output.to_json([output.job_dict(j, progress) for j in jobs]))
         return
@@ -193,7 +205,7 @@ def ls(
         _note("no matching jobs")
         return
     now = _now()
-    waiting = {j.id: diagnose_job(j, pools, paused, now, held) for j in jobs}
+    waiting = {j.id: diagnose_job(j, pools, paused, now, held, deps.get(j.id, ())) for j in jobs}
     _out(output.jobs_table(jobs, now, waiting, progress))
     if len(jobs) == limit:
         _note(f"(the newest {limit}; use --limit for more)")
@@ -220,18 +232,25 @@ def show(
         pools, paused = (q.workers(), q.paused_queues()) if active else ([], [])
         progress = q.progress_many([job.id]) if job.state == "running" else {}
         held = q.limits() if job.state == "pending" else []
+        after, dependents = q.dependencies(job_id), q.dependents(job_id)
     now = _now()
-    waiting = diagnose_job(job, pools, paused, now, held)
+    waiting = diagnose_job(job, pools, paused, now, held, after)
     if as_json:
         d = output.job_dict(job, progress)
         if waiting is not None:
             d["waiting"] = waiting.to_dict()
+        # the jobs it runs after; those of them it still waits for (none once it runs)
+        d["after"] = [i for i, _ in after]
+        d["blocked_by"] = (
+            [i for i, s in after if s != "succeeded"] if job.state == "pending" else []
+        )
+        d["dependents"] = [i for i, _ in dependents]
         d["attempts_history"] = [a.to_dict() for a in attempts]
         d["edits"] = [e.to_dict() for e in edits]
         _out(output.to_json(d))
     else:
         _out(
-            output.job_detail(job, attempts, now, waiting, progress.get(job.id))
+            output.job_detail(job, attempts, now, waiting, progress.get(job.id), after, dependents)
             + output.edits_text(edits)
         )
 

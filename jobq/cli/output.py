@@ -176,9 +176,12 @@ def job_detail(
     now: float,
     waiting: Diagnosis | None = None,
     progress: JobProgress | None = None,
+    after: Sequence[tuple[int, JobState | None]] = (),
+    dependents: Sequence[tuple[int, JobState]] = (),
 ) -> str:
     """`jobq show`: every field, payload and result pretty-printed, then each attempt; for a
-    pending or running job, a `waiting:` line says why it is where it is."""
+    pending or running job, a `waiting:` line says why it is where it is; the jobs it runs
+    after and those that run after it, with their states."""
     fields = [
         ("id", str(job.id)),
         ("type", safe_line(job.type)),
@@ -200,6 +203,10 @@ def job_detail(
         fields.insert(4, ("progress", progress_text(progress, 200)))
     if waiting is not None:
         fields.insert(4, ("waiting", f"{safe_line(waiting.text, 1000)} [{waiting.code.value}]"))
+    if after:
+        fields.append(("after", _links(after)))
+    if dependents:
+        fields.append(("dependents", _links(dependents)))
     width = max(len(k) for k, _ in fields)
     out = [f"{k.ljust(width)}  {v}" for k, v in fields]
     out += ["", "payload:", _indent(_pretty(job.payload_json))]
@@ -218,6 +225,11 @@ def job_detail(
         if a.output:
             out += ["    output:", _indent(safe_block(a.output).rstrip("\n"), "      ")]
     return "\n".join(out)
+
+
+def _links(jobs: Sequence[tuple[int, JobState | None]], shown: int = 20) -> str:
+    words = [f"{i} ({'deleted' if s is None else s.value})" for i, s in jobs[:shown]]
+    return ", ".join(words) + (f" and {len(jobs) - shown} more" if len(jobs) > shown else "")
 
 
 def error_line(e: FailedAttempt) -> str:

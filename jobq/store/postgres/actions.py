@@ -9,6 +9,7 @@ jobq/store/sqlite/actions.py.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,8 +46,9 @@ from .sql import (
     STATE_OF,
     WORKER_HEARTBEAT,
 )
+from .sql_deps import RECOUNT_BLOCKED
 from .transfer import Transfer
-from .writes import JobWrites
+from .writes import JobWrites, cancel_dependents
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -130,6 +132,7 @@ class PgStore(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Sche
             for job_id in ids:
                 if conn.execute(CANCEL_PENDING, {"id": job_id, "now": now}).rowcount:
                     out[job_id] = ActionOutcome(ActionResult.CANCELLED)
+                    cancel_dependents(conn, job_id, "cancelled", now)
                 elif conn.execute(REQUEST_CANCEL, {"id": job_id}).rowcount:
                     out[job_id] = ActionOutcome(ActionResult.CANCEL_REQUESTED)
                 else:
@@ -156,6 +159,9 @@ class PgStore(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Sche
                     continue
                 if moved:
                     out[job_id] = ActionOutcome(ActionResult.RETRIED)
+                    # it waits again for its dependencies that have not succeeded (its
+                    # dependents cancelled meanwhile stay cancelled: retry them too)
+                    conn.execute(RECOUNT_BLOCKED, {"id": job_id})
                     continue
                 got = _state_outcome(conn, job_id)
                 if got.state in (JobState.FAILED, JobState.CANCELLED):
@@ -213,6 +219,8 @@ class PgStore(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Sche
                     keep_totals(conn, [job_id])  # its attempts stay counted
                 if conn.execute(statement, {"id": job_id}).rowcount:
                     out[job_id] = ActionOutcome(ActionResult.DELETED)
+                    if state is not None and state[0] == "pending":  # nothing left to wait for
+                        cancel_dependents(conn, job_id, "deleted", time.time())
                 else:
                     out[job_id] = _state_outcome(conn, job_id)
         return out

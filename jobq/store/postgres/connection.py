@@ -45,8 +45,8 @@ _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,57}")
 CONNECT_TIMEOUT = 10  # seconds, unless the URL says otherwise (libpq's default is forever)
 
 CHANGE_TRIGGERS = ("jobq_changed_insert", "jobq_changed_update", "jobq_changed_delete")
-EXPECTED_INDEXES = ("jobs_pending", "jobs_running", "jobs_state", "jobs_finished", "jobs_unique",
-                    "attempts_job", "attempts_errors")  # fmt: skip
+EXPECTED_INDEXES = ("jobs_pending", "jobs_blocked", "jobs_running", "jobs_state", "jobs_finished",
+                    "jobs_unique", "job_deps_after", "attempts_job", "attempts_errors")  # fmt: skip
 
 # SQLSTATEs that mean "wait and try again": lock_timeout, statement_timeout, deadlock, serialization
 _BUSY = ("55P03", "57014", "40P01", "40001")
@@ -327,6 +327,8 @@ class Connection:
         problems += [f"no trigger {g} on {t} (workers would not wake)"
                      for t in ("jobs", "workers", "queues") for g in CHANGE_TRIGGERS
                      if (t, g) not in triggers]  # fmt: skip
+        if ("jobs", "jobq_unblock") not in triggers:
+            problems.append("no trigger jobq_unblock on jobs (dependents would never run)")
         return {
             "location": self.display,
             "backend": "postgresql",

@@ -6,7 +6,8 @@ from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState
 from ...edits import RETRYABLE, verdict
 from .reads import Reads
-from .sql import EDIT, EDIT_SEEN, EDITS_OF, RETRY
+from .sql import RETRY
+from .sql_edits import EDIT, EDIT_SEEN, EDITS_OF
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -20,6 +20,7 @@ from .sql import (
     claimable_sql,
     next_run_at_sql,
 )
+from .sql_deps import DEPENDENCIES, DEPENDENTS
 from .sql_where import SINCE, UNTIL, where_sql
 
 TYPE_CHECKING = False
@@ -99,8 +100,35 @@ class Reads(Connection):
             + (" WHERE " + " AND ".join(where) if where else "")
             + f" ORDER BY {order_by} LIMIT %(limit)s"
         )
+        if f.order == "claim" and f.state == "pending":
+            # The partial indexes in claim order hold the jobs that can run (jobs_pending) and
+            # those waiting for a dependency (jobs_blocked): one page of each, merged.
+            where[0] = "state = 'pending' AND blocked = 0"
+            ready = " AND ".join(where)
+            where[0] = "state = 'pending' AND blocked > 0"
+            waiting = " AND ".join(where)
+            page = f"ORDER BY {order_by} LIMIT %(limit)s"
+            sql = (
+                f"(SELECT {JOB_COLUMNS} FROM jobs WHERE {ready} {page}) UNION ALL"
+                f" (SELECT {JOB_COLUMNS} FROM jobs WHERE {waiting} {page})"
+                " ORDER BY 5 DESC, 7, 1 LIMIT %(limit)s"
+            )
         params["limit"] = f.limit
         return [row_to_job(r) for r in self._get(sql, params).fetchall()]
+
+    def dependencies(self, ids: Sequence[int]) -> dict[int, list[tuple[int, JobState | None]]]:
+        """For each of `ids` that runs after other jobs: those jobs (id order) and their states
+        (None: deleted since)."""
+        out: dict[int, list[tuple[int, JobState | None]]] = {}
+        for job_id, after_id, state in self._get(DEPENDENCIES, {"ids": list(ids)}).fetchall():
+            known = None if state is None else JobState(state)
+            out.setdefault(job_id, []).append((after_id, known))
+        return out
+
+    def dependents(self, job_id: int, limit: int = 1000) -> list[tuple[int, JobState]]:
+        """The jobs that run (or ran) after this one, in id order, with their states."""
+        rows = self._get(DEPENDENTS, {"id": job_id, "limit": limit}).fetchall()
+        return [(r[0], JobState(r[1])) for r in rows]
 
     def count_jobs(self, now: float, filter: JobFilter = EVERY) -> int:
         """How many jobs match the filter (its limit and page ignored)."""

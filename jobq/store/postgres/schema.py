@@ -359,6 +359,47 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX job_edits_job ON {s}.job_edits (job_id, id)",
     ),
+    # 8: dependencies (`enqueue --after`), as the SQLite file's migration 11: `blocked` counts a
+    # job's dependencies that have not succeeded yet, and the claim's partial index leaves
+    # blocked jobs out (claims cost the same however many wait, and nothing when none do);
+    # blocked jobs have an index of their own in claim order, for listings, whose WHERE names only
+    # `blocked`, so that claims and endings never touch it (see the SQLite file's). No foreign
+    # key on after_id: a dependent keeps naming a job that was deleted since. `has_dependents`
+    # marks a job that others wait for (set by the dependent's enqueue, which locks the row).
+    (
+        "ALTER TABLE {s}.jobs ADD COLUMN blocked integer NOT NULL DEFAULT 0",
+        "ALTER TABLE {s}.jobs ADD COLUMN has_dependents boolean NOT NULL DEFAULT false",
+        "DROP INDEX {s}.jobs_pending",
+        """CREATE INDEX jobs_pending ON {s}.jobs (priority DESC, run_at, id)
+           WHERE state = 'pending' AND blocked = 0""",
+        "CREATE INDEX jobs_blocked ON {s}.jobs (priority DESC, run_at, id) WHERE blocked > 0",
+        """
+        CREATE TABLE {s}.job_deps (
+            job_id   bigint NOT NULL REFERENCES {s}.jobs (id) ON DELETE CASCADE,
+            after_id bigint NOT NULL,
+            PRIMARY KEY (job_id, after_id)
+        )
+        """,
+        "CREATE INDEX job_deps_after ON {s}.job_deps (after_id, job_id)",
+        # A success unblocks the job's dependents by a trigger, not in the completing statement:
+        # a dependent enqueued while the job ran commits its links after that statement's
+        # snapshot was taken (its enqueue locked the job's row first, so the completion waited
+        # for it), and only a VOLATILE function's own statement takes a snapshot that sees
+        # them. Fires only for jobs that have dependents.
+        """
+        CREATE FUNCTION {s}.jobq_unblock() RETURNS trigger LANGUAGE plpgsql VOLATILE AS $$
+        BEGIN
+            UPDATE {s}.jobs SET blocked = blocked - 1
+            WHERE id IN (SELECT job_id FROM {s}.job_deps WHERE after_id = NEW.id)
+              AND state = 'pending' AND blocked > 0;
+            RETURN NULL;
+        END $$
+        """,
+        """CREATE TRIGGER jobq_unblock AFTER UPDATE OF state ON {s}.jobs
+           FOR EACH ROW WHEN (NEW.state = 'succeeded' AND OLD.state <> 'succeeded'
+                              AND NEW.has_dependents)
+           EXECUTE FUNCTION {s}.jobq_unblock()""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

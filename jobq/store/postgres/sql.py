@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from .sql_deps import _NO_PENDING_DEPENDENT
+
 
 def _epoch(col: str) -> str:
     return f"date_part('epoch', {col})"
@@ -98,8 +100,8 @@ WHERE type = %(type)s AND unique_key = %(unique_key)s AND state IN ('pending', '
 # the conditions a filter has are written in ({only}, see due_where): `$1 IS NULL OR …` would
 # make the server's generic plan (psycopg prepares a statement on its fifth use) guess that
 # almost no row is due, and sort every due row instead of walking the index.
-# (Walked through the partial index jobs_pending, whose WHERE needs the state as a literal.)
-DUE_FOR_WORKER = f"""state = 'pending' AND run_at <= {NOW}
+# (Walked through the partial index jobs_pending, whose WHERE needs its terms as literals.)
+DUE_FOR_WORKER = f"""state = 'pending' AND blocked = 0 AND run_at <= {NOW}
       {{only}}AND queue NOT IN (SELECT name FROM queues WHERE paused)"""
 _ONLY = (
     "AND queue = ANY(%(queues)s::text[])\n      ",
@@ -167,15 +169,17 @@ def claimable_sql(queues: bool = False, types: bool = False, globs: bool = False
 # run_at in that index that passes the filter. Never a scan of every pending job.
 NEXT_RUN_AT = """
 WITH RECURSIVE pr AS (
-    (SELECT priority FROM jobs WHERE state = 'pending' ORDER BY priority DESC LIMIT 1)
+    (SELECT priority FROM jobs WHERE state = 'pending' AND blocked = 0 ORDER BY priority DESC
+     LIMIT 1)
     UNION ALL
-    SELECT (SELECT j.priority FROM jobs AS j WHERE j.state = 'pending' AND j.priority < pr.priority
+    SELECT (SELECT j.priority FROM jobs AS j
+            WHERE j.state = 'pending' AND j.blocked = 0 AND j.priority < pr.priority
             ORDER BY j.priority DESC LIMIT 1)
     FROM pr WHERE pr.priority IS NOT NULL
 )
 SELECT date_part('epoch', min((
     SELECT run_at FROM jobs
-    WHERE state = 'pending' AND priority = pr.priority
+    WHERE state = 'pending' AND blocked = 0 AND priority = pr.priority
       {only}AND queue NOT IN (SELECT name FROM queues WHERE paused)
     ORDER BY run_at LIMIT 1
 ))) FROM pr WHERE pr.priority IS NOT NULL
@@ -190,6 +194,7 @@ def next_run_at_sql(queues: bool = False, types: bool = False, globs: bool = Fal
 
 
 STATES_OF = "SELECT id, state FROM jobs WHERE id = ANY(%(ids)s::bigint[])"
+
 
 RENEW = """
 UPDATE jobs SET lease_until = to_timestamp(%(lease_until)s::float8)
@@ -277,7 +282,7 @@ FROM jobs WHERE state = 'running' AND starts_with(worker_id, %(prefix)s)
 """
 
 CANCEL_PENDING = f"""
-UPDATE jobs SET state = 'cancelled', finished_at = {NOW}, last_error = 'cancelled'
+UPDATE jobs SET state = 'cancelled', finished_at = {NOW}, last_error = 'cancelled', blocked = 0
 WHERE id = %(id)s AND state = 'pending'
 """
 
@@ -309,9 +314,10 @@ DELETE FROM jobs WHERE id IN (
 )
 """
 
-COUNT_PRUNABLE = """
+COUNT_PRUNABLE = f"""
 SELECT count(*) FROM jobs
 WHERE finished_at < to_timestamp(%(before)s::float8) AND state = ANY(%(states)s::text[])
+  AND {_NO_PENDING_DEPENDENT}
 """
 
 # A pool's children lease jobs as "POOL_ID/GENERATION". A pool still holding a running job keeps
@@ -386,7 +392,7 @@ FROM workers ORDER BY started_at DESC
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
 SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events",
                  "job_output", "job_progress", "rollup", "limits",
-                 "job_edits")  # fmt: skip
+                 "job_edits", "job_deps")  # fmt: skip
 COUNT_TABLES = "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in SCHEMA_TABLES)
 
 CHANGE_TOKEN = "SELECT jobq_change_token()"
@@ -432,9 +438,10 @@ SELECT j.type, k.key, sum(k.value) FROM (
 GROUP BY j.type, k.key
 ON CONFLICT (type, key) DO UPDATE SET value = metric_totals.value + excluded.value
 """
-PRUNABLE = """
+PRUNABLE = f"""
 SELECT id FROM jobs
 WHERE finished_at < to_timestamp(%(before)s::float8) AND state = ANY(%(states)s::text[])
+  AND {_NO_PENDING_DEPENDENT}
 LIMIT %(batch)s
 """
 PRUNE_IDS = "DELETE FROM jobs WHERE id = ANY(%(ids)s)"
@@ -487,12 +494,3 @@ UPDATE schedules SET next_at = to_timestamp(%(next_at)s::float8),
     last_at = to_timestamp(%(slot)s::float8), last_job_id = %(job_id)s
 WHERE name = %(name)s AND next_at = to_timestamp(%(slot)s::float8) AND NOT paused
 """
-
-# ---- payload edits (edits.py): the row, locked (a claim's SKIP LOCKED passes it by), the edit
-EDIT_SEEN = f"""SELECT state, attempts, {_epoch("started_at")}, payload::text FROM jobs
-WHERE id = %(id)s FOR UPDATE"""
-EDIT = f"""WITH e AS (UPDATE jobs SET payload = %(payload)s::json WHERE id = %(id)s)
-INSERT INTO job_edits (job_id, at, "user", host, old_payload, retried)
-VALUES (%(id)s, {NOW}, %(user)s, %(host)s, %(old)s::json, %(retried)s)"""
-EDITS_OF = f"""SELECT job_id, {_epoch("at")}, "user", host, old_payload::text, retried
-FROM job_edits WHERE job_id = %(id)s ORDER BY id"""

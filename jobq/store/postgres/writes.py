@@ -16,11 +16,13 @@ import psycopg
 
 from ...backend import ANY, ClaimFilter, Ending
 from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
+from ...endings import dependency_states
 from .reads import Reads
 from .rows import claim_params, claim_shape, limits_json, pg_text, row_to_job, split_run
 from .sql import (
     COMPLETE_MANY,
     END_ATTEMPT,
+    FIND_UNIQUE,
     INSERT_JOB,
     INSERT_JOBS_BULK,
     INSERT_JOBS_TEXTS,
@@ -29,6 +31,13 @@ from .sql import (
     LOCK_ERRORS,
     RENEW,
     SNOOZES,
+)
+from .sql_deps import (
+    CANCEL_AT_ONCE,
+    CANCEL_DEPENDENTS,
+    INSERT_DEPS,
+    INSERT_JOB_AFTER,
+    MARK_DEPENDED,
 )
 from .sql_limits import HAS_LIMITS, claim_unlimited_sql
 
@@ -73,17 +82,18 @@ class JobWrites(Reads):
         A job whose (type, unique key) matches a pending or running job is not inserted: the
         existing job's id is returned in its place.
         """
-        if len(jobs) == 1 and jobs[0].unique_key is None and not self._async_commit:
+        if (len(jobs) == 1 and jobs[0].unique_key is None and not jobs[0].after
+                and not self._async_commit):  # fmt: skip
             return [self._one(INSERT_JOB, _job_params(jobs[0], now)).fetchone()[0]]
         with self._write(durable=True) as conn:
-            if all(j.unique_key is None for j in jobs):
+            if all(j.unique_key is None and not j.after for j in jobs):
                 return self._insert_runs(conn, _runs_of(jobs), now)
             return [self._insert_one(conn, j, now)[0] for j in jobs]
 
     def enqueue_unique(self, job: NewJob, now: float) -> tuple[int, str | None]:
         """Insert one job durably unless a job of its type with its unique key is pending or
         running; return (id, None) for a new job, else (that job's id, its state)."""
-        if job.unique_key is not None and not self._async_commit:
+        if job.unique_key is not None and not job.after and not self._async_commit:
             params = _job_params(job, now)
             while True:  # one statement, one round trip (see INSERT_UNIQUE for the loop)
                 got = self._one(INSERT_UNIQUE, params).fetchone()
@@ -95,14 +105,39 @@ class JobWrites(Reads):
     @staticmethod
     def _insert_one(conn: psycopg.Connection[Any], j: NewJob, now: float) -> tuple[int, str | None]:
         params = _job_params(j, now)
-        if j.unique_key is None:
+        if j.unique_key is None and not j.after:
             row = conn.execute(INSERT_JOB, params).fetchone()
             assert row is not None
             return row[0], None
-        while True:  # each try is a fresh snapshot: the job that won a race is seen next time
-            got = conn.execute(INSERT_UNIQUE, params).fetchone()
-            if got is not None:
-                return got[0], got[1]
+        if j.unique_key is not None:
+            row = conn.execute(FIND_UNIQUE, params).fetchone()
+            if row is not None:
+                return row[0], row[1]
+            if not j.after:
+                while True:  # each try is a fresh snapshot: a job that won a race is seen next
+                    got = conn.execute(INSERT_UNIQUE, params).fetchone()
+                    if got is not None:
+                        return got[0], got[1]
+        return JobWrites._insert_after(conn, j, params), None
+
+    @staticmethod
+    def _insert_after(conn: psycopg.Connection[Any], j: NewJob, params: dict[str, Any]) -> int:
+        """Insert a job that runs after others (`j.after`), as the SQLite store does
+        (jobq/store/sqlite/writes.py): blocked by those not succeeded yet; cancelled at once if
+        one already failed or was cancelled. Marking the dependencies locks them: none ends
+        before this job and its links are committed (see MARK_DEPENDED)."""
+        after = sorted(set(j.after))
+        found = dict(conn.execute(MARK_DEPENDED, {"ids": after}).fetchall())
+        blocked, dead = dependency_states(after, found)
+        params = dict(params, blocked=blocked)
+        row = conn.execute(INSERT_JOB_AFTER, params).fetchone()
+        assert row is not None
+        job_id: int = row[0]
+        conn.execute(INSERT_DEPS, {"id": job_id, "after": after})
+        if dead is not None:
+            reason = f"dependency job {dead} {found[dead]}"
+            conn.execute(CANCEL_AT_ONCE, {"id": job_id, "now": params["now"], "reason": reason})
+        return job_id
 
     def enqueue_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> list[int]:
         """Insert runs of jobs in one durable transaction; return their ids, in order.
@@ -112,7 +147,7 @@ class JobWrites(Reads):
         (validated and compact, as `values.dump_json` writes them): an object element is a
         payload, an array element holds one payload, e.g. `[{"a":1},[2],[[3]],["s"]]` for
         `{"a":1}`, `2`, `[3]` and `"s"` (`run_array` builds it). Each payload is stored as the
-        text it has in the array. Templates must not carry a unique key.
+        text it has in the array. Templates must not carry a unique key or dependencies.
         """
         if not runs:
             return []
@@ -130,6 +165,8 @@ class JobWrites(Reads):
         for template, payloads, count in runs:
             if template.unique_key is not None:
                 raise ValueError("a run of jobs cannot carry a unique key")
+            if template.after:
+                raise ValueError("a run of jobs cannot carry dependencies")
             params = _job_params(template, now)
             del params["unique_key"], params["payload"]
             sql = INSERT_JOBS_BULK
@@ -315,4 +352,13 @@ class JobWrites(Reads):
                 "snoozed": int(snooze),
             },
         )
+        if end.state is JobState.FAILED or end.state is JobState.CANCELLED:
+            cancel_dependents(conn, job_id, end.state.value, now)
         return end.state
+
+
+def cancel_dependents(conn: psycopg.Connection[Any], job_id: int, how: str, now: float) -> None:
+    """Cancel the pending jobs that wait, directly or not, for a job that ended `how` (failed,
+    cancelled, deleted), in the caller's transaction (a statement of its own: its snapshot sees
+    a dependent whose enqueue committed while this transaction waited for the job's row)."""
+    conn.execute(CANCEL_DEPENDENTS, {"id": job_id, "how": how, "now": now})

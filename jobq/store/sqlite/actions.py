@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 
 from ...backend import ActionOutcome, ActionResult
@@ -44,8 +45,9 @@ from .sql import (
     STATE_OF,
     WORKER_HEARTBEAT,
 )
+from .sql_deps import RECOUNT_BLOCKED
 from .transfer import Transfer
-from .writes import JobWrites, _state_outcome
+from .writes import JobWrites, _state_outcome, cancel_dependents
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
@@ -131,6 +133,7 @@ class Store(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedu
             for job_id in ids:
                 if conn.execute(CANCEL_PENDING, {"id": job_id, "now": now}).rowcount:
                     out[job_id] = ActionOutcome(ActionResult.CANCELLED)
+                    cancel_dependents(conn, job_id, "cancelled", now)
                 elif conn.execute(REQUEST_CANCEL, {"id": job_id}).rowcount:
                     out[job_id] = ActionOutcome(ActionResult.CANCEL_REQUESTED)
                 else:
@@ -151,6 +154,9 @@ class Store(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedu
             for job_id in ids:
                 if conn.execute(RETRY, {"id": job_id, "now": now}).rowcount:
                     out[job_id] = ActionOutcome(ActionResult.RETRIED)
+                    # it waits again for its dependencies that have not succeeded (its
+                    # dependents cancelled meanwhile stay cancelled: retry them too)
+                    conn.execute(RECOUNT_BLOCKED, {"id": job_id})
                     continue
                 got = _state_outcome(conn, job_id)
                 if got.state in (JobState.FAILED, JobState.CANCELLED):
@@ -213,6 +219,8 @@ class Store(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedu
                     )  # the metrics' counters keep its attempts
                 if conn.execute(statement, {"id": job_id}).rowcount:
                     out[job_id] = ActionOutcome(ActionResult.DELETED)
+                    if state is not None and state[0] == "pending":  # nothing left to wait for
+                        cancel_dependents(conn, job_id, "deleted", time.time())
                 else:
                     out[job_id] = _state_outcome(conn, job_id)
         return out

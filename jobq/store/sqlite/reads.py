@@ -16,11 +16,10 @@ from .sql import (
     JOB_COLUMNS,
     NEXT_RUN_AT,
     PAUSED,
-    SINCE,
     STATES_OF,
-    UNTIL,
-    where_sql,
 )
+from .sql_deps import DEPENDENCIES, DEPENDENTS
+from .sql_where import SINCE, UNTIL, where_sql
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
@@ -56,6 +55,23 @@ class Reads(Connection):
         with self._read() as conn:
             rows = conn.execute(STATES_OF, {"ids": json.dumps(list(ids))}).fetchall()
         return {r[0]: JobState(r[1]) for r in rows}
+
+    def dependencies(self, ids: Sequence[int]) -> dict[int, list[tuple[int, JobState | None]]]:
+        """For each of `ids` that runs after other jobs: those jobs (id order) and their states
+        (None: deleted since)."""
+        out: dict[int, list[tuple[int, JobState | None]]] = {}
+        with self._read() as conn:
+            rows = conn.execute(DEPENDENCIES, {"ids": json.dumps(list(ids))}).fetchall()
+        for job_id, after_id, state in rows:
+            known = None if state is None else JobState(state)
+            out.setdefault(job_id, []).append((after_id, known))
+        return out
+
+    def dependents(self, job_id: int, limit: int = 1000) -> list[tuple[int, JobState]]:
+        """The jobs that run (or ran) after this one, in id order, with their states."""
+        with self._read() as conn:
+            rows = conn.execute(DEPENDENTS, {"id": job_id, "limit": limit}).fetchall()
+        return [(r[0], JobState(r[1])) for r in rows]
 
     def attempts(self, job_id: int) -> list[Attempt]:
         """The finished attempts of a job, oldest first."""
@@ -103,11 +119,24 @@ class Reads(Connection):
             order_by = "id DESC"
         table = "jobs"
         if f.order == "claim" and f.state == "pending":
-            # Without ANALYZE the planner picks jobs_state and sorts every pending row; the
-            # partial index is already in claim order (needs the state as a literal).
-            table = "jobs INDEXED BY jobs_pending"
-            where[0] = "state = 'pending'"
-        elif f.order == "finished":
+            # Without ANALYZE the planner picks jobs_state and sorts every pending row. The
+            # partial indexes are in claim order (they need their WHERE as literals): jobs
+            # that can run (jobs_pending) and jobs waiting for a dependency (jobs_blocked),
+            # one page of each, merged.
+            where[0] = "state = 'pending' AND blocked = 0"
+            ready = " AND ".join(where)
+            where[0] = "state = 'pending' AND blocked > 0"
+            waiting = " AND ".join(where)
+            page = f"ORDER BY {order_by} LIMIT :limit"
+            sql = (
+                f"SELECT * FROM (SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_pending"
+                f" WHERE {ready} {page}) UNION ALL SELECT * FROM (SELECT {JOB_COLUMNS} FROM"
+                f" jobs INDEXED BY jobs_blocked WHERE {waiting} {page}) {page}"
+            )
+            params["limit"] = f.limit
+            with self._read() as conn:
+                return [_row_to_job(r) for r in conn.execute(sql, params).fetchall()]
+        if f.order == "finished":
             # the planner would rather take jobs_state and sort every succeeded row
             table = "jobs INDEXED BY jobs_finished"
         sql = (

@@ -305,6 +305,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX job_edits_job ON job_edits (job_id, id)",
     ),
+    # 11: dependencies (`enqueue --after`). A job runs once every job it is after succeeded:
+    # `blocked` counts those that have not yet, and the claim's partial index leaves blocked
+    # jobs out, so claims cost the same however many jobs wait on others (and a queue that
+    # never uses dependencies pays nothing). Blocked jobs have an index of their own in claim
+    # order, for listings, whose WHERE names only `blocked` (every write that leaves blocked > 0
+    # keeps the job pending): a claim or an ending, which change the state only, never touch
+    # it. `job_deps` links a job to the jobs it is after (by after_id: what an ending looks up);
+    # no foreign key on after_id, so a dependent keeps naming a job that was deleted since.
+    # `has_dependents` marks a job that others wait for: only its ending looks for dependents,
+    # so a queue that never uses them pays no lookup.
+    (
+        "ALTER TABLE jobs ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN has_dependents INTEGER NOT NULL DEFAULT 0",
+        "DROP INDEX jobs_pending",
+        """CREATE INDEX jobs_pending ON jobs (priority DESC, run_at, id)
+           WHERE state = 'pending' AND blocked = 0""",
+        "CREATE INDEX jobs_blocked ON jobs (priority DESC, run_at, id) WHERE blocked > 0",
+        """
+        CREATE TABLE job_deps (
+            job_id   INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            after_id INTEGER NOT NULL,
+            PRIMARY KEY (job_id, after_id)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX job_deps_after ON job_deps (after_id, job_id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from .sql_deps import _NO_PENDING_DEPENDENT
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
-    from ...where import Condition
+    pass
 
 DEFAULT_BUSY_TIMEOUT = 30.0
 
@@ -47,15 +49,17 @@ FROM json_each(:payloads)
 
 LAST_JOB_ID = "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'"
 
+
 # The active job holding a unique key: keys are scoped to the type (index jobs_unique).
 FIND_UNIQUE = """
 SELECT id, state FROM jobs
 WHERE type = :type AND unique_key = :unique_key AND state IN ('pending', 'running')
 """
 
-# The pending jobs a worker may claim, due or not: in its queues and types, not in a paused queue.
-# (Walked through the partial index jobs_pending, whose WHERE needs the state as a literal.)
-FOR_WORKER = """state = 'pending'
+# The pending jobs a worker may claim, due or not: in its queues and types, not in a paused queue,
+# not waiting for a dependency. (Walked through the partial index jobs_pending, whose WHERE needs
+# the state and `blocked = 0` as literals.)
+FOR_WORKER = """state = 'pending' AND blocked = 0
       AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
       AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
       AND (:globs IS NULL OR EXISTS (SELECT 1 FROM json_each(:globs) AS g
@@ -139,7 +143,7 @@ UPDATE jobs
 SET state = 'succeeded', result = :result, finished_at = :now, lease_token = NULL,
     lease_until = NULL, cancel_requested = 0
 WHERE id = :id AND lease_token = :token AND state = 'running'
-RETURNING attempts, worker_id, started_at
+RETURNING attempts, worker_id, started_at, has_dependents
 """
 
 LEASED = """
@@ -184,7 +188,7 @@ FROM jobs WHERE state = 'running' AND worker_id >= :prefix AND worker_id < :pref
 """
 
 CANCEL_PENDING = """
-UPDATE jobs SET state = 'cancelled', finished_at = :now, last_error = 'cancelled'
+UPDATE jobs SET state = 'cancelled', finished_at = :now, last_error = 'cancelled', blocked = 0
 WHERE id = :id AND state = 'pending'
 """
 
@@ -204,9 +208,10 @@ SET_PRIORITY = "UPDATE jobs SET priority = :priority WHERE id = :id"
 
 STATE_OF = "SELECT state FROM jobs WHERE id = :id"
 
-PRUNABLE = """
+PRUNABLE = f"""
 SELECT id FROM jobs
 WHERE finished_at < :before AND state IN (SELECT value FROM json_each(:states))
+  AND {_NO_PENDING_DEPENDENT}
 LIMIT :batch
 """
 
@@ -215,9 +220,10 @@ STATES_OF = "SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each
 
 PRUNE = "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(:ids))"
 
-COUNT_PRUNABLE = """
+COUNT_PRUNABLE = f"""
 SELECT count(*) FROM jobs
 WHERE state IN (SELECT value FROM json_each(:states)) AND finished_at < :before
+  AND {_NO_PENDING_DEPENDENT}
 """
 
 # A pool's children lease jobs as "POOL_ID/GENERATION": ids from 'POOL_ID/' up to 'POOL_ID0'
@@ -291,11 +297,12 @@ SELECT EXISTS (
 NEXT_RUN_AT_PRIORITIES = 256
 NEXT_RUN_AT = f"""
 WITH RECURSIVE prio(p, n) AS (
-    SELECT (SELECT priority FROM jobs INDEXED BY jobs_pending WHERE state = 'pending'
-            ORDER BY priority DESC LIMIT 1), 1
+    SELECT (SELECT priority FROM jobs INDEXED BY jobs_pending
+            WHERE state = 'pending' AND blocked = 0 ORDER BY priority DESC LIMIT 1), 1
     UNION ALL
     SELECT (SELECT priority FROM jobs INDEXED BY jobs_pending
-            WHERE state = 'pending' AND priority < prio.p ORDER BY priority DESC LIMIT 1), n + 1
+            WHERE state = 'pending' AND blocked = 0 AND priority < prio.p
+            ORDER BY priority DESC LIMIT 1), n + 1
     FROM prio WHERE prio.p IS NOT NULL AND n < {NEXT_RUN_AT_PRIORITIES}
 )
 SELECT min((SELECT run_at FROM jobs INDEXED BY jobs_pending
@@ -313,7 +320,7 @@ NEXT_RUN_AT_LIMITED = NEXT_RUN_AT.replace(
 # `jobq doctor`'s row counts of the schema's tables, in one constant statement.
 SCHEMA_TABLES = ("jobs", "attempts", "workers", "queues", "metric_totals", "schedules", "events",
                  "job_output", "job_progress", "rollup", "limits",
-                 "job_edits")  # fmt: skip
+                 "job_edits", "job_deps")  # fmt: skip
 COUNT_TABLES = "SELECT " + ", ".join("(SELECT count(*) FROM " + t + ")" for t in SCHEMA_TABLES)
 
 # Every connection: a WAL restarted at its front is also cut back to 4 MiB (store/checkpoint.py)
@@ -458,39 +465,3 @@ IMPORT_ROWS = {
     "attempts": f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 }
 EMPTY_QUEUE = ("DELETE FROM attempts", "DELETE FROM jobs", "DELETE FROM queues")
-
-# ---- filters on payload fields and creation time (jobq/where.py): `where_sql` builds the
-# conditions from the fixed fragments below; every path and value is a named parameter.
-# json_extract runs first so that, SQLite's AND being short-circuit, the second parse of the
-# payload (json_type: a number is never the string "42") is paid only by rows that compare
-# true. coalesce: a missing field is false, never NULL, so `!=` (NOT of `=`) keeps it.
-_JSON_TYPES = {
-    "number": "IN ('integer', 'real')",
-    "string": "= 'text'",
-    "true": "= 'true'",
-    "false": "= 'false'",
-    "null": "= 'null'",
-}
-_COMPARE = {"=": " = ", "!=": " = ", "<": " < ", "<=": " <= ", ">": " > ", ">=": " >= "}
-SINCE = "created_at >= :since"
-UNTIL = "created_at < :until"
-
-
-def json_path(path: tuple[str | int, ...]) -> str:
-    """The SQLite JSON path of a parsed payload path: ("user", 0) → `$."user"[0]`."""
-    return "$" + "".join("[" + str(s) + "]" if isinstance(s, int) else '."' + s + '"' for s in path)
-
-
-def where_sql(conditions: tuple[Condition, ...], params: dict[str, object]) -> list[str]:
-    """SQL conditions for `conditions` (jobq.where), their parameters added to `params`."""
-    out: list[str] = []
-    for n, c in enumerate(conditions):
-        p, v = "w" + str(n) + "p", "w" + str(n) + "v"
-        params[p] = json_path(c.path)
-        test = "coalesce(json_type(payload, :" + p + "), '') " + _JSON_TYPES[c.kind]
-        if c.kind in ("number", "string"):
-            params[v] = c.value
-            compare = "json_extract(payload, :" + p + ")" + _COMPARE[c.op] + ":" + v
-            test = "coalesce(" + compare + ", 0) AND " + test
-        out.append(("NOT (" if c.op == "!=" else "(") + test + ")")
-    return out

@@ -25,6 +25,14 @@ from .sql import (
     RENEW,
     STATE_OF,
 )
+from .sql_deps import (
+    CANCEL_AT_ONCE,
+    CANCEL_DEPENDENTS,
+    INSERT_DEPS,
+    INSERT_JOB_AFTER,
+    MARK_DEPENDED,
+    UNBLOCK,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
@@ -89,10 +97,10 @@ class JobWrites(Reads):
         existing job's id is returned in its place.
         """
         with self._write(durable=True) as conn:
-            if len(jobs) == 1 and jobs[0].unique_key is None:
+            if len(jobs) == 1 and jobs[0].unique_key is None and not jobs[0].after:
                 cur = conn.execute(INSERT_JOB, self._job_params(jobs[0], now))
                 return [cur.lastrowid]  # type: ignore[list-item]
-            if all(j.unique_key is None for j in jobs):
+            if all(j.unique_key is None and not j.after for j in jobs):
                 return list(self._insert_runs(conn, _runs_of(jobs), now))
             return [self._insert_one(conn, j, now)[0] for j in jobs]
 
@@ -108,8 +116,28 @@ class JobWrites(Reads):
             row = conn.execute(FIND_UNIQUE, {"type": j.type, "unique_key": j.unique_key}).fetchone()
             if row is not None:
                 return row[0], row[1]
+        if j.after:
+            return JobWrites._insert_after(conn, j, now), None
         cur = conn.execute(INSERT_JOB, JobWrites._job_params(j, now))
         return cur.lastrowid, None  # type: ignore[return-value]
+
+    @staticmethod
+    def _insert_after(conn: sqlite3.Connection, j: NewJob, now: float) -> int:
+        """Insert a job that runs after others (`j.after`): blocked by those not succeeded yet;
+        cancelled at once if one already failed or was cancelled (endings.dependency_states)."""
+        from ...endings import dependency_states  # here: most enqueues have no dependencies
+
+        after = sorted(set(j.after))
+        found = dict(conn.execute(MARK_DEPENDED, {"ids": json.dumps(after)}).fetchall())
+        blocked, dead = dependency_states(after, found)
+        params = JobWrites._job_params(j, now)
+        params["blocked"] = blocked
+        job_id: int = conn.execute(INSERT_JOB_AFTER, params).lastrowid  # type: ignore[assignment]
+        conn.execute(INSERT_DEPS, {"id": job_id, "after": json.dumps(after)})
+        if dead is not None:
+            reason = f"dependency job {dead} {found[dead]}"
+            conn.execute(CANCEL_AT_ONCE, {"id": job_id, "now": now, "reason": reason})
+        return job_id
 
     def enqueue_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> list[int]:
         """Insert runs of jobs in one durable transaction; return their ids, in order.
@@ -119,7 +147,7 @@ class JobWrites(Reads):
         (validated and compact, as `values.dump_json` writes them): an object element is a
         payload, an array element holds one payload, e.g. `[{"a":1},[2],[[3]],["s"]]` for
         `{"a":1}`, `2`, `[3]` and `"s"` (`run_array` builds it). Each payload is stored as the
-        text it has in the array. Templates must not carry a unique key.
+        text it has in the array. Templates must not carry a unique key or dependencies.
         """
         if not runs:
             return []
@@ -138,6 +166,8 @@ class JobWrites(Reads):
         for template, payloads, count in runs:
             if template.unique_key is not None:
                 raise ValueError("a run of jobs cannot carry a unique key")
+            if template.after:
+                raise ValueError("a run of jobs cannot carry dependencies")
             params = JobWrites._job_params(template, now)
             del params["unique_key"]
             params["payloads"] = payloads
@@ -266,6 +296,8 @@ class JobWrites(Reads):
                 "output": output,
             },
         )
+        if row[3]:  # its dependents wait for one job fewer
+            conn.execute(UNBLOCK, {"id": job_id})
         return True
 
     def end_attempt(
@@ -401,4 +433,12 @@ class JobWrites(Reads):
                 "output": output,
             },
         )
+        if state is JobState.FAILED or state is JobState.CANCELLED:
+            cancel_dependents(conn, job_id, state.value, now)
         return state
+
+
+def cancel_dependents(conn: sqlite3.Connection, job_id: int, how: str, now: float) -> None:
+    """Cancel the pending jobs that wait, directly or not, for a job that ended `how` (failed,
+    cancelled, deleted), in the caller's transaction."""
+    conn.execute(CANCEL_DEPENDENTS, {"id": job_id, "how": how, "now": now})

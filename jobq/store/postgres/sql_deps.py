@@ -1,0 +1,73 @@
+"""The SQL of dependencies (`enqueue --after`) on PostgreSQL, as the SQLite file's
+(jobq/store/sqlite/sql_deps.py), with named parameters."""
+
+from __future__ import annotations
+
+NOW = "to_timestamp(%(now)s::float8)"
+
+# A new job's dependencies, marked as having dependents and so locked until the job and its
+# links are committed: an ending waits for that, then sees the mark (and the trigger
+# jobq_unblock, or the store's cancel of dependents, sees the links). An ending that came first
+# is seen here: the state returned is the latest committed one.
+MARK_DEPENDED = """
+UPDATE jobs SET has_dependents = true WHERE id = ANY(%(ids)s::bigint[]) RETURNING id, state
+"""
+
+INSERT_JOB_AFTER = f"""
+INSERT INTO jobs (type, queue, payload, priority, state, run_at, max_attempts, timeout,
+                  unique_key, created_at, blocked)
+VALUES (%(type)s, %(queue)s, %(payload)s::json, %(priority)s, 'pending',
+        to_timestamp(%(run_at)s::float8), %(max_attempts)s, %(timeout)s::float8,
+        %(unique_key)s, {NOW}, %(blocked)s)
+RETURNING id
+"""
+
+INSERT_DEPS = """
+INSERT INTO job_deps (job_id, after_id) SELECT %(id)s, unnest(%(after)s::bigint[])
+"""
+
+CANCEL_AT_ONCE = f"""
+UPDATE jobs SET state = 'cancelled', finished_at = {NOW}, last_error = %(reason)s, blocked = 0
+WHERE id = %(id)s AND state = 'pending'
+"""
+
+CANCEL_DEPENDENTS = f"""
+WITH RECURSIVE doomed(id, cause, how) AS (
+    SELECT d.job_id, %(id)s::bigint, %(how)s::text FROM job_deps AS d
+    JOIN jobs AS j ON j.id = d.job_id
+    WHERE d.after_id = %(id)s AND j.state = 'pending'
+    UNION
+    SELECT d.job_id, doomed.id, 'cancelled' FROM doomed
+    JOIN job_deps AS d ON d.after_id = doomed.id JOIN jobs AS j ON j.id = d.job_id
+    WHERE j.state = 'pending'
+), one AS (
+    SELECT DISTINCT ON (id) id, cause, how FROM doomed ORDER BY id, cause
+)
+UPDATE jobs
+SET state = 'cancelled', finished_at = {NOW}, blocked = 0,
+    last_error = 'dependency job ' || one.cause || ' ' || one.how
+FROM one WHERE jobs.id = one.id AND jobs.state = 'pending'
+"""
+
+RECOUNT_BLOCKED = """
+UPDATE jobs SET blocked = (
+    SELECT count(*) FROM job_deps AS d JOIN jobs AS a ON a.id = d.after_id
+    WHERE d.job_id = jobs.id AND a.state <> 'succeeded'
+)
+WHERE id = %(id)s AND state = 'pending'
+"""
+
+DEPENDENCIES = """
+SELECT d.job_id, d.after_id, a.state FROM job_deps AS d LEFT JOIN jobs AS a ON a.id = d.after_id
+WHERE d.job_id = ANY(%(ids)s::bigint[]) ORDER BY d.job_id, d.after_id
+"""
+
+DEPENDENTS = """
+SELECT d.job_id, j.state FROM job_deps AS d JOIN jobs AS j ON j.id = d.job_id
+WHERE d.after_id = %(id)s ORDER BY d.job_id LIMIT %(limit)s
+"""
+
+_NO_PENDING_DEPENDENT = """NOT EXISTS (
+    SELECT 1 FROM job_deps AS d JOIN jobs AS w ON w.id = d.job_id
+    WHERE d.after_id = jobs.id AND w.state = 'pending'
+)"""
