@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     )
     from .queue import Queue
     from .safetext import safe_block, safe_line, safe_text, truncate
+    from .schedules import Schedule
     from .values import format_duration
     from .waiting import Waiter
 
@@ -91,6 +92,7 @@ _EXPORTS = {
     "Outcome": "model",
     "PRIORITY_NAMES": "model",
     "Queue": "queue",
+    "Schedule": "schedules",
     "QueueFileError": "errors",
     "QueueStats": "model",
     "Snooze": "control",
@@ -162,6 +164,7 @@ __all__ = [
     "Queue",
     "QueueFileError",
     "QueueStats",
+    "Schedule",
     "ServerUnavailable",
     "Snooze",
     "TemporaryFailure",

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.markup import escape
 from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -22,6 +23,7 @@ from jobq import (
     InvalidInput,
     JobqError,
     Queue,
+    safe_line,
 )
 
 from .data import TAB_TITLES, Request, Snapshot
@@ -41,13 +43,15 @@ from .palette import JobqCommands
 from .screens.detail import DetailScreen
 from .screens.dialogs import ConfirmScreen
 from .screens.main import MainScreen
+from .screens.schedules import SchedulesScreen, ToggleSchedule
 from .screens.tail import TailScreen
 
 # every key that acts on the queue on any screen: in read-only mode the screens disable their
 # actions, and the key reaches this binding instead, which says why nothing happened
 ACTION_KEYS = ",".join(
-    acting_keys([*MainScreen.BINDINGS, *DetailScreen.BINDINGS, *TailScreen.BINDINGS])
-)
+    acting_keys([*MainScreen.BINDINGS, *DetailScreen.BINDINGS, *TailScreen.BINDINGS,
+                 *SchedulesScreen.BINDINGS])
+)  # fmt: skip
 
 
 @dataclass
@@ -86,7 +90,8 @@ class JobqApp(App[None]):
     TITLE = "jobq"
     COMMANDS = App.COMMANDS | {JobqCommands}  # ctrl+p: go to a job, tabs, filters, queues, …
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(ACTION_KEYS, "refuse", "read-only", show=False)
+        Binding(ACTION_KEYS, "refuse", "read-only", show=False),
+        Binding("s", "schedules", "Schedules", show=False),  # from the lists (see check_action)
     ]
 
     def __init__(
@@ -158,6 +163,8 @@ class JobqApp(App[None]):
         for screen in self.screen_stack:
             if isinstance(screen, (DetailScreen, TailScreen)):
                 screen.show(snap)
+            elif isinstance(screen, SchedulesScreen):
+                screen.reload()  # a change was read, or the fallback timer fired
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.notify(message.error, title="cannot read the queue file", severity="error")
@@ -177,7 +184,13 @@ class JobqApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "refuse":
             return self.read_only
+        if action == "schedules":  # `s` opens them from the lists only (a prompt types it)
+            return self.screen is self.main
         return True
+
+    def action_schedules(self) -> None:
+        """Open the schedules screen."""
+        self.push_screen(SchedulesScreen(self.db_path, self.main.options))
 
     def allowed(self) -> bool:
         """False (and say so) in read-only mode."""
@@ -273,6 +286,18 @@ class JobqApp(App[None]):
             return f"queue {queue!r} paused: workers claim nothing from it"
 
         self.act("pause", work)
+
+    def on_toggle_schedule(self, message: ToggleSchedule) -> None:
+        """Pause a schedule, or resume it from its next slot."""
+        name, paused = message.name, message.paused
+        shown = escape(safe_line(name, 60))  # the summary is shown as markup: escape it
+
+        def work(q: Queue) -> str:
+            if not q.pause_schedule(name, not paused):
+                return f"no schedule named {shown} any more"
+            return f"schedule {shown} " + ("resumed" if paused else "paused")
+
+        self.act("schedule", work)
 
     def on_bulk(self, message: Bulk) -> None:
         """Count the jobs matching the tab and filter, confirm with the count, then act."""
