@@ -162,6 +162,36 @@ def seed_history(db_path: str, now: float = SHOWCASE_NOW) -> None:
         b.close()
 
 
+def seed_schedules(location: str, now: float = SHOWCASE_NOW) -> None:
+    """Three schedules on the showcase queue: one fired (its job succeeded), one fired (its job
+    pending), one paused that never fired."""
+    from jobq import Schedule
+    from jobq.backend import ClaimFilter, Role, open_backend
+    from jobq.schedules import next_run
+
+    rows = [  # name, cron, zone, type, queue, payload, next run, paused
+        ("nightly-report", "0 2 * * *", "Europe/Paris", "report.build", "reports",
+         '{"report": "nightly"}', now - 7200, False),
+        ("digest", "*/15 * * * *", "UTC", "email.send", "mail", '{"template": "digest"}',
+         now - 60, False),
+        ("cleanup", "30 3 * * 1-5", "America/New_York", "files.prune", "default", "{}",
+         next_run("30 3 * * 1-5", "America/New_York", now), True),
+    ]  # fmt: skip
+    b = open_backend(location, Role.WORKER)
+    try:
+        for name, cron, tz, type_, queue, payload, next_at, paused in rows:
+            b.put_schedule(Schedule(name=name, cron=cron, tz=tz, type=type_, queue=queue,
+                                    payload_json=payload, priority=0, paused=paused,
+                                    next_at=next_at), now - 86400)  # fmt: skip
+        b.fire_schedules(now - 7200, lambda s, t: next_run(s.cron, s.tz, t))  # nightly-report
+        (job,) = b.claim("pool-a1/1", now - 7190, 600, ClaimFilter(types=("report.build",)),
+                         limit=1)  # fmt: skip
+        b.complete_many([(job.id, job.lease_token or "", '{"rows": 1200}', None)], now - 7000)
+        b.fire_schedules(now - 30, lambda s, t: next_run(s.cron, s.tz, t))  # digest
+    finally:
+        b.close()
+
+
 async def metrics_scene(pilot: Pilot[None]) -> None:
     """The Metrics view over the last hour of a queue with fifty minutes of history."""
     app = pilot.app
@@ -198,6 +228,23 @@ async def edit_scene(pilot: Pilot[None]) -> None:
     await pilot.wait_for_scheduled_animations()
 
 
+async def schedules_scene(pilot: Pilot[None]) -> None:
+    """The schedules screen: next runs, last jobs, a paused schedule."""
+    app = pilot.app
+    assert isinstance(app, JobqApp)
+    await first_load(pilot)
+    seed_schedules(app.db_path)
+    await pilot.press("s")
+    from tui.screens.schedules import SchedulesScreen
+
+    for _ in range(400):
+        if isinstance(app.screen, SchedulesScreen) and len(app.screen.schedules) == 3:
+            break
+        await pilot.pause(0.01)
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+
+
 SCENES: dict[str, Callable[[Pilot[None]], object]] = {
     "main": main_scene,
     "detail": detail_scene,
@@ -207,6 +254,7 @@ SCENES: dict[str, Callable[[Pilot[None]], object]] = {
     "palette": palette_scene,
     "metrics": metrics_scene,
     "edit": edit_scene,
+    "schedules": schedules_scene,
 }
 
 

@@ -1,9 +1,9 @@
-"""The dashboard's showcase data: a small deterministic queue file (fixed ids, times and texts)
-for the screenshots, the snapshot tests and the Pilot tests.
+"""The dashboard's showcase data: a small deterministic queue (fixed ids, times and texts) for
+the screenshots, the snapshot tests and the Pilot tests.
 
-It drives the store directly so that jobs end up running, failed or succeeded with attempts and
-tracebacks without any worker. A developer tool: the demo's own seeding (`jobq demo`) stays in
-jobq/demo.py.
+It drives the backend directly (any location: a file or a postgresql:// URL) so that jobs end up
+running, failed or succeeded with attempts and tracebacks without any worker. A developer tool:
+the demo's own seeding (`jobq demo`) stays in jobq/demo.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,11 @@ from __future__ import annotations
 import json
 
 from jobq import NewJob
-from jobq.store import Store
+from jobq.backend import ClaimFilter, Ending, Role, open_backend
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from jobq.backend import Backend
 
 SHOWCASE_NOW = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC, the frozen clock of the screenshots
 SHOWCASE_WORKER = "pool-a1"
@@ -31,10 +35,11 @@ def _traceback(module: str, func: str, code: str, lib: str, func2: str, exc_line
                              exc_line=exc_line)  # fmt: skip
 
 
-def seed_showcase(path: str, now: float = SHOWCASE_NOW) -> Store:
-    """A small deterministic queue file: every state, retries, tracebacks, a live pool, a
-    paused queue, a type no worker handles. Returns the open Store (close it when done)."""
-    s = Store(path)
+def seed_showcase(path: str, now: float = SHOWCASE_NOW) -> Backend:
+    """A small deterministic queue at `path` (a file or a postgresql:// URL): every state,
+    retries, tracebacks, a live pool, a paused queue, a type no worker handles. Returns the
+    open Backend (close it when done)."""
+    s = open_backend(path, Role.WORKER)
     wid = SHOWCASE_WORKER + "/1"
 
     def new(type_: str, payload: object, queue: str = "default", priority: int = 0,
@@ -46,9 +51,9 @@ def seed_showcase(path: str, now: float = SHOWCASE_NOW) -> Store:
         # each job is the only pending one of its type while its history is written
         s.enqueue([job], fails[0] - 5)
         for at in fails:
-            claimed = s.claim(wid, at, 30, types=[job.type])
-            s.fail(claimed[0].id, claimed[0].lease_token or "", at + 1.5, error, traceback=tb,
-                   output=out, rand=0.5)  # fmt: skip
+            claimed = s.claim(wid, at, 30, ClaimFilter(types=(job.type,)))
+            s.end_attempt(claimed[0].id, claimed[0].lease_token or "", at + 1.5, Ending.FAIL,
+                          error, traceback=tb, output=out, rand=0.5)  # fmt: skip
 
     s.register_worker(SHOWCASE_WORKER, name="web-1", host="app-server-1", pid=4242,
                       concurrency=4, queues=[], now=now - 3600,
@@ -83,16 +88,16 @@ def seed_showcase(path: str, now: float = SHOWCASE_NOW) -> Store:
     for k in range(12):
         s.enqueue([new("images.resize", {"path": f"uploads/{k:05d}.jpg", "width": 1920},
                        "images")], now - 61 + k * 4)  # fmt: skip
-        job = s.claim(wid, now - 60 + k * 4, 30, types=["images.resize"])[0]
-        s.complete(job.id, job.lease_token or "", now - 58 + k * 4 - (k % 3),
-                   json.dumps({"width": 960, "height": 720}),
-                   f"resized uploads/{k:05d}.jpg to 960x720\n")  # fmt: skip
+        job = s.claim(wid, now - 60 + k * 4, 30, ClaimFilter(types=("images.resize",)))[0]
+        s.complete_many([(job.id, job.lease_token or "", json.dumps({"width": 960, "height": 720}),
+                          f"resized uploads/{k:05d}.jpg to 960x720\n")],
+                        now - 58 + k * 4 - (k % 3))  # fmt: skip
     # running: a slow report and an email
     s.enqueue([new("report.build", {"report": "daily-sales"}, "reports", -10)], now - 100)
-    s.claim(wid, now - 95, 600, types=["report.build"])
+    s.claim(wid, now - 95, 600, ClaimFilter(types=("report.build",)))
     s.enqueue([new("email.send", {"to": "ada@example.com", "template": "welcome"}, "mail",
                    10)], now - 4)  # fmt: skip
-    s.claim(wid, now - 3, 30, types=["email.send"])
+    s.claim(wid, now - 3, 30, ClaimFilter(types=("email.send",)))
     # cancelled by an operator
     ids = s.enqueue([new("webhook.deliver", {"url": "https://old.example.net/x", "n": i},
                          "webhooks") for i in range(2)], now - 45)  # fmt: skip

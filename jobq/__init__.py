@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from .queue import Queue
     from .rollup import History, HistoryReader
     from .safetext import safe_block, safe_line, safe_text, truncate
+    from .schedules import Schedule
     from .values import format_duration
     from .waiting import Waiter
     from .where import Condition, parse_colon, parse_condition, parse_time
@@ -103,6 +104,7 @@ _EXPORTS = {
     "OutputChunk": "liveoutput",
     "PRIORITY_NAMES": "model",
     "Queue": "queue",
+    "Schedule": "schedules",
     "QueueFileError": "errors",
     "QueueStats": "model",
     "Snooze": "control",
@@ -186,6 +188,7 @@ __all__ = [
     "Queue",
     "QueueFileError",
     "QueueStats",
+    "Schedule",
     "ServerUnavailable",
     "Snooze",
     "TemporaryFailure",

@@ -15,9 +15,11 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: CLI star
 if TYPE_CHECKING:
     from .backend import Backend
     from .limits import Limit, LimitStatus
+    from .schedules import Schedule
 
     _Outcomes = dict[int, ActionOutcome]
     _Limits = list[LimitStatus]
+    _Schedules = list[Schedule]
 
 
 class Actions:
@@ -84,6 +86,29 @@ class Actions:
         """Remove a limit (the jobs it held become claimable); JobNotFound if there is none."""
         if not self.backend.remove_limit(key):
             raise JobNotFound(f"no limit {key!r} (see jobq limit ls)")
+
+    def schedules(self) -> _Schedules:
+        """Every schedule, by name, with its next run and the last job it enqueued."""
+        return self.backend.schedules()
+
+    def pause_schedule(self, name: str, paused: bool = True) -> bool:
+        """Pause a schedule, or resume it; False if there is none of that name.
+
+        A resume first moves the schedule to its next slot after now, still paused: it never
+        fires the backlog of slots missed while it was paused (as `jobq schedule resume`)."""
+        if paused:
+            return self.backend.pause_schedule(name, True)
+        import dataclasses
+
+        from .schedules import next_run
+
+        found = [s for s in self.backend.schedules() if s.name == name]
+        if not found:
+            return False
+        now = time.time()
+        moved = dataclasses.replace(found[0], next_at=next_run(found[0].cron, found[0].tz, now))
+        self.backend.put_schedule(moved, now, replace=True)
+        return self.backend.pause_schedule(name, False)
 
     def prune(
         self, older_than: float | str, states: Sequence[str] = ("succeeded", "failed", "cancelled")

@@ -131,3 +131,36 @@ def queue(db_path: str) -> Iterator[Queue]:
     """A jobq.Queue on the test's queue file."""
     with Queue(db_path) as q:
         yield q
+
+
+def set_run_at(location: str, job_id: int, run_at: float) -> None:
+    """Time travel for one job: set its run_at (epoch seconds) by plain SQL on either backend
+    (tests that would otherwise wait out a backoff)."""
+    from jobq.backend import parse_location
+
+    loc = parse_location(location)
+    if loc.kind == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(loc.target)
+        try:
+            with conn:
+                conn.execute("UPDATE jobs SET run_at = ? WHERE id = ?", (run_at, job_id))
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    from jobq.store.postgres.connection import split_url
+
+    url, schema = split_url(location)
+    with psycopg.connect(url) as pg:
+        pg.execute("SELECT set_config('search_path', %s, false)", (f'"{schema}"',))
+        pg.execute("UPDATE jobs SET run_at = to_timestamp(%s) WHERE id = %s", (run_at, job_id))
+
+
+def is_sqlite(location: str) -> bool:
+    """Whether `location` names a queue file (file-only checks such as PRAGMA integrity_check)."""
+    from jobq.backend import parse_location
+
+    return parse_location(location).kind == "sqlite"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from devtools.showcase import SHOWCASE_NOW
 from jobq import Queue
 from tests.factories import new_job
@@ -29,8 +27,8 @@ def test_parse_filter() -> None:
     assert Filter("a*", "q", "t").describe() == "type:a* queue:q t"
 
 
-def test_load_pages_with_keyset_cursors(tmp_path: Path) -> None:
-    path = str(tmp_path / "q.db")
+def test_load_pages_with_keyset_cursors(location: str) -> None:
+    path = location
     with Queue(path) as q:
         q.enqueue_many([{"type": "t", "payload": {"n": i}, "priority": i % 3} for i in range(25)])
         seen: list[int] = []
@@ -48,8 +46,8 @@ def test_load_pages_with_keyset_cursors(tmp_path: Path) -> None:
         assert filtered.total == len(filtered.jobs) == 1
 
 
-def test_counts_recount_slow_states_less_often(tmp_path: Path) -> None:
-    with Queue(str(tmp_path / "q.db")) as q:
+def test_counts_recount_slow_states_less_often(location: str) -> None:
+    with Queue(location) as q:
         counts = Counts(slow_ms=-1, slow_every=3600)  # every state counts as slow
         assert counts.get(q)["pending"] == 0
         q.enqueue("t")
@@ -57,8 +55,8 @@ def test_counts_recount_slow_states_less_often(tmp_path: Path) -> None:
         assert Counts().get(q)["pending"] == 1
 
 
-def test_counts_wait_for_a_change_and_defer_slow_ones_while_busy(tmp_path: Path) -> None:
-    path = str(tmp_path / "q.db")
+def test_counts_wait_for_a_change_and_defer_slow_ones_while_busy(location: str) -> None:
+    path = location
     with Queue(path) as q, Queue(path) as writer:
         counts = Counts(slow_ms=-1, slow_every=0, slow_max=3600)  # every state counts as slow
         assert counts.get(q)["pending"] == 0
@@ -76,18 +74,18 @@ def test_sparkline() -> None:
     assert sparkline([0, 5, 10]) == "▁▅█"
 
 
-def test_succeeded_pages_by_finish_time_latest_first(tmp_path: Path) -> None:
+def test_succeeded_pages_by_finish_time_latest_first(location: str) -> None:
     """The Succeeded tab's order is its "finished … ago" column's: ids say nothing about it."""
-    from jobq.store import Store
+    from jobq.backend import ClaimFilter, Role, open_backend
 
-    path = str(tmp_path / "q.db")
-    s = Store(path)
+    path = location
+    s = open_backend(path, Role.WORKER)
     try:
         finish = {}  # id -> finish time; the first enqueued finishes last
         for n, at in enumerate([NOW - 5, NOW - 50, NOW - 30, NOW - 30, NOW - 40]):
             s.enqueue([new_job("t", payload_json=f'{{"n": {n}}}')], NOW - 100)
-            job = s.claim("w/1", NOW - 90, 30, types=["t"])[0]
-            s.complete(job.id, job.lease_token or "", at, None, None)
+            job = s.claim("w/1", NOW - 90, 30, ClaimFilter(types=("t",)))[0]
+            s.complete_many([(job.id, job.lease_token or "", None, None)], at)
             finish[job.id] = at
     finally:
         s.close()

@@ -3,8 +3,6 @@ act on and need `y`, the cursor and the marks follow their jobs, `a` offers what
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from devtools.screenshots import SIZE, first_load, seeded_app
@@ -24,8 +22,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> JobqApp:
-    return seeded_app(str(tmp_path / "q.db"))
+def app(location: str) -> JobqApp:
+    return seeded_app(location)
 
 
 @pytest.fixture
@@ -202,7 +200,7 @@ async def test_one_tries_form_with_the_real_limit_in_every_list(app: JobqApp, q:
         assert q.get(1).tries() == "3/3" and q.get(5).tries() == "3/4"
 
 
-async def test_pool_status_words_are_the_cli_words(tmp_path: Path) -> None:
+async def test_pool_status_words_are_the_cli_words(location: str) -> None:
     """The Workers tab says what `jobq workers` and `--json` say: running, stopping, stopped,
     dead (WorkerInfo.status_at)."""
     import json
@@ -211,12 +209,12 @@ async def test_pool_status_words_are_the_cli_words(tmp_path: Path) -> None:
     import sys
     import time
 
+    from jobq.backend import Role, open_backend
     from jobq.lifecycle import proc_key
-    from jobq.store import Store
 
-    path = str(tmp_path / "q.db")
+    path = location
     now = time.time()
-    s = Store(path)
+    s = open_backend(path, Role.WORKER)
     try:
         me = proc_key()
         for wid, status, beat, key in (

@@ -4,7 +4,6 @@ filters, pause/resume a queue, retry an error group; names from the file shown l
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from textual.command import CommandList, CommandPalette
@@ -13,7 +12,7 @@ from textual.widgets.option_list import OptionDoesNotExist
 
 from devtools.screenshots import SIZE, first_load, seeded_app
 from jobq import JobState, NewJob, Queue
-from jobq.store import Store
+from jobq.backend import Role, open_backend
 from tests.test_tui_actions import until
 from tui.app import JobqApp, make_app
 from tui.screens.detail import DetailScreen
@@ -28,8 +27,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> JobqApp:
-    return seeded_app(str(tmp_path / "q.db"))
+def app(location: str) -> JobqApp:
+    return seeded_app(location)
 
 
 @pytest.fixture
@@ -118,8 +117,8 @@ async def test_retry_an_error_group(app: JobqApp, q: Queue) -> None:
         await until(pilot, lambda: q.get(3).state is JobState.PENDING, "the failed one retried")
 
 
-async def test_read_only_offers_no_action(tmp_path: Path) -> None:
-    app = seeded_app(str(tmp_path / "q.db"), read_only=True)
+async def test_read_only_offers_no_action(location: str) -> None:
+    app = seeded_app(location, read_only=True)
     async with app.run_test(size=SIZE) as pilot:
         await first_load(pilot)
         shown = await palette(pilot, app, "e", "")
@@ -129,9 +128,9 @@ async def test_read_only_offers_no_action(tmp_path: Path) -> None:
         assert not [h for h in shown if h.startswith("Pause")]
 
 
-async def test_names_from_the_file_are_shown_literally(tmp_path: Path) -> None:
-    path = str(tmp_path / "q.db")
-    s = Store(path)
+async def test_names_from_the_file_are_shown_literally(location: str) -> None:
+    path = location
+    s = open_backend(path, Role.WORKER)
     try:
         s.enqueue([NewJob(type="[b]t[/b]", queue="[@click=app.quit]q\x1b[2J",
                           payload_json=json.dumps({}))], 0.0)  # fmt: skip

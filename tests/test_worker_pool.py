@@ -1,38 +1,45 @@
-"""Worker pools in real processes: draining, retries, handlers, filters, recycling."""
+"""Worker pools in real processes, on each backend: draining, retries, handlers, filters,
+recycling."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 import textwrap
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SLOW
-from workerapp import Pools, ledger_lines
+from conftest import SLOW, set_run_at
+from workerapp import Pools, ledger_lines, pools_for
 
 import jobq
-from jobq.store import Store
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def attempts_per_job(db_path: str) -> Counter[int]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return Counter(
-            dict(conn.execute("SELECT job_id, count(*) FROM attempts GROUP BY job_id").fetchall())
-        )
-    finally:
-        conn.close()
+@pytest.fixture
+def pools(location: str, tmp_path: Path) -> Iterator[Pools]:
+    """Pools on the test's queue (each backend in turn); every pool is killed at teardown."""
+    with pools_for(location, tmp_path) as p:
+        yield p
+
+
+@pytest.fixture
+def queue(location: str) -> Iterator[jobq.Queue]:
+    with jobq.Queue(location) as q:
+        yield q
+
+
+def attempts_per_job(queue: jobq.Queue, ids: list[int]) -> Counter[int]:
+    return Counter({i: len(queue.attempts(i)) for i in ids})
 
 
 @pytest.mark.parametrize("n", [2000, pytest.param(20000, marks=pytest.mark.slow)])
 def test_burst_drain_runs_each_job_exactly_once(
-    pools: Pools, queue: jobq.Queue, db_path: str, tmp_path: Path, n: int
+    pools: Pools, queue: jobq.Queue, tmp_path: Path, n: int
 ) -> None:
     if n > 2000 and not SLOW:
         pytest.skip("full size with JOBQ_SLOW=1")
@@ -47,46 +54,39 @@ def test_burst_drain_runs_each_job_exactly_once(
     runs = Counter(int(line[0]) for line in ledger_lines(ledger))
     assert set(runs) == set(ids)
     assert max(runs.values()) == 1
-    per_job = attempts_per_job(db_path)
-    assert set(per_job) == set(ids) and set(per_job.values()) == {1}
+    assert set(attempts_per_job(queue, ids).values()) == {1}
+    assert queue.count() == n  # no job but these
     assert "Traceback" not in pool.log()
 
 
 def test_retries_with_backoff_then_failed_with_history(
-    pools: Pools, queue: jobq.Queue, db_path: str, tmp_path: Path
+    pools: Pools, queue: jobq.Queue, location: str, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger"
     job_id = queue.enqueue("boom", {"ledger": str(ledger)})  # handler: max_attempts=3
-    store = Store(db_path)
-    try:
-        for attempt in (1, 2, 3):
-            # burst exits while the retry waits for its backoff: it does not wait for it
-            assert pools.start(burst=True).wait(30) == 0
-            job = queue.get(job_id)
-            assert job.attempts == attempt
-            history = store.attempts(job_id)
-            assert [a.outcome.value for a in history] == ["failed"] * attempt
-            last = history[-1]
-            assert last.error == f"ValueError: boom on attempt {attempt}"
-            assert last.traceback is not None and "raise ValueError" in last.traceback
-            assert last.output == f"attempt {attempt} about to fail\n"
-            if attempt < 3:
-                assert job.state is jobq.JobState.PENDING
-                delay = job.run_at - last.finished_at
-                expected = 5.0 * 5 ** (attempt - 1)
-                assert expected * 0.89 <= delay <= expected * 1.11
-                # time travel instead of waiting 5 s / 25 s for the backoff
-                with store._write() as conn:
-                    conn.execute("UPDATE jobs SET run_at = 0 WHERE id = ?", (job_id,))
-        assert queue.get(job_id).state is jobq.JobState.FAILED
-        assert len(ledger_lines(ledger)) == 3
-    finally:
-        store.close()
+    for attempt in (1, 2, 3):
+        # burst exits while the retry waits for its backoff: it does not wait for it
+        assert pools.start(burst=True).wait(30) == 0
+        job = queue.get(job_id)
+        assert job.attempts == attempt
+        history = queue.attempts(job_id)
+        assert [a.outcome.value for a in history] == ["failed"] * attempt
+        last = history[-1]
+        assert last.error == f"ValueError: boom on attempt {attempt}"
+        assert last.traceback is not None and "raise ValueError" in last.traceback
+        assert last.output == f"attempt {attempt} about to fail\n"
+        if attempt < 3:
+            assert job.state is jobq.JobState.PENDING
+            delay = job.run_at - last.finished_at
+            expected = 5.0 * 5 ** (attempt - 1)
+            assert expected * 0.89 <= delay <= expected * 1.11
+            # time travel instead of waiting 5 s / 25 s for the backoff
+            set_run_at(location, job_id, 0)
+    assert queue.get(job_id).state is jobq.JobState.FAILED
+    assert len(ledger_lines(ledger)) == 3
 
 
-def test_python_results_output_and_bad_return_values(
-    pools: Pools, queue: jobq.Queue, db_path: str
-) -> None:
+def test_python_results_output_and_bad_return_values(pools: Pools, queue: jobq.Queue) -> None:
     echo = queue.enqueue("echo", {"a": [1, 2, {"b": None}]})
     chatty = queue.enqueue("chatty")
     bad = queue.enqueue("unserialisable", max_attempts=1)

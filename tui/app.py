@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.markup import escape
 from textual import events
 from textual.app import App, SuspendNotSupported
 from textual.binding import Binding, BindingType
@@ -25,6 +26,7 @@ from jobq import (
     JobqError,
     JobState,
     Queue,
+    safe_line,
 )
 
 from .data import TAB_TITLES, Request, Snapshot
@@ -47,13 +49,15 @@ from .screens.dialogs import ConfirmScreen
 from .screens.edit import Edited, EditPayload, EditScreen, edit_in_terminal
 from .screens.main import MainScreen
 from .screens.metrics import MetricsScreen
+from .screens.schedules import SchedulesScreen, ToggleSchedule
 from .screens.tail import TailScreen
 
 # every key that acts on the queue on any screen: in read-only mode the screens disable their
 # actions, and the key reaches this binding instead, which says why nothing happened
 ACTION_KEYS = ",".join(
-    acting_keys([*MainScreen.BINDINGS, *DetailScreen.BINDINGS, *TailScreen.BINDINGS])
-)
+    acting_keys([*MainScreen.BINDINGS, *DetailScreen.BINDINGS, *TailScreen.BINDINGS,
+                 *SchedulesScreen.BINDINGS])
+)  # fmt: skip
 
 
 @dataclass
@@ -92,7 +96,7 @@ class JobqApp(App[None]):
     TITLE = "jobq"
     COMMANDS = App.COMMANDS | {JobqCommands}  # ctrl+p: go to a job, tabs, filters, queues, …
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(ACTION_KEYS, "refuse", "read-only", show=False)
+        Binding(ACTION_KEYS, "refuse", "read-only", show=False),
     ]
 
     def __init__(
@@ -167,6 +171,8 @@ class JobqApp(App[None]):
         for screen in self.screen_stack:
             if isinstance(screen, (DetailScreen, TailScreen, MetricsScreen)):
                 screen.show(snap)
+            elif isinstance(screen, SchedulesScreen):
+                screen.reload()  # a change was read, or the fallback timer fired
 
     def on_load_failed(self, message: LoadFailed) -> None:
         self.notify(message.error, title="cannot read the queue file", severity="error")
@@ -186,7 +192,13 @@ class JobqApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "refuse":
             return self.read_only
+        if action == "schedules":  # `s` opens them from the lists only (a prompt types it)
+            return self.screen is self.main
         return True
+
+    def action_schedules(self) -> None:
+        """Open the schedules screen."""
+        self.push_screen(SchedulesScreen(self.db_path, self.main.options))
 
     def allowed(self) -> bool:
         """False (and say so) in read-only mode."""
@@ -351,6 +363,18 @@ class JobqApp(App[None]):
                 self.post_message(Retry([job.id], confirm=False, what=job_text(job)))
 
         self.push_screen(ConfirmScreen(f"Retry {job_text(job)} with its new payload?"), go)
+
+    def on_toggle_schedule(self, message: ToggleSchedule) -> None:
+        """Pause a schedule, or resume it from its next slot."""
+        name, paused = message.name, message.paused
+        shown = escape(safe_line(name, 60))  # the summary is shown as markup: escape it
+
+        def work(q: Queue) -> str:
+            if not q.pause_schedule(name, not paused):
+                return f"no schedule named {shown} any more"
+            return f"schedule {shown} " + ("resumed" if paused else "paused")
+
+        self.act("schedule", work)
 
     def on_bulk(self, message: Bulk) -> None:
         """Count the jobs matching the tab and filter, confirm with the count, then act."""

@@ -75,6 +75,7 @@ class MainScreen(Screen[None]):
         acting("a", "bulk", "All…"),
         Binding("e", "errors", "Error tail", show=False),
         Binding("m", "metrics", "Metrics: last hour / day", show=False),
+        Binding("s", "app.schedules", "Schedules: next runs, last jobs", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear", "Clear filter/marks", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
