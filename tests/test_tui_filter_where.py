@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import Static
@@ -145,10 +146,10 @@ async def test_a_slow_filter_loads_in_the_background_and_says_so(
     release = threading.Event()
     real = tui.loader.load
 
-    def held(q: Queue, req: Request, now: float, counts: Counts | None = None) -> Snapshot:
+    def held(q: Queue, req: Request, now: float, *rest: Any) -> Snapshot:
         if req.filter.where:
             release.wait(30)
-        return real(q, req, now, counts)
+        return real(q, req, now, *rest)
 
     monkeypatch.setattr(tui.loader, "load", held)
     app = make_app(path, watch=False)
