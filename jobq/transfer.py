@@ -42,6 +42,7 @@ COPY_COLUMNS: dict[str, tuple[str, ...]] = {
         "last_at", "last_job_id", "created_at",
     ),
     "rollup": ("minute", "queue", "type", "key", "value"),
+    "metric_totals": ("type", "key", "value"),
     "events": (
         "id", "at", "kind", "job_id", "type", "queue", "attempt", "error", "duration", "worker_id",
     ),
@@ -50,13 +51,16 @@ COPY_COLUMNS: dict[str, tuple[str, ...]] = {
 # (a copied job is no new lifecycle event) before it writes the source's.
 COPY_TABLES = (
     "queues", "jobs", "attempts", "job_deps", "job_edits", "job_output", "job_progress",
-    "limits", "schedules", "rollup", "events",
+    "limits", "schedules", "rollup", "metric_totals", "events",
 )  # fmt: skip
 
 
 # What makes a target non-empty, as each backend counts it (in this order): anything a copy
 # would mix with the source's or collide with. Pools do not count (they register again).
-HELD = ("jobs", "queue settings", "limits", "schedules", "history rows", "events")
+HELD = (
+    "jobs", "queue settings", "limits", "schedules", "history rows", "pruned-attempt totals",
+    "events",
+)  # fmt: skip
 
 
 class TargetNotEmpty(JobqError):
@@ -98,7 +102,7 @@ class CopyReport:
 _NAMES = {
     "job_deps": "dependencies", "job_edits": "payload edits", "job_output": "output lines",
     "job_progress": "progress records", "limits": "limits", "schedules": "schedules",
-    "rollup": "history rows", "events": "events",
+    "rollup": "history rows", "metric_totals": "pruned-attempt totals", "events": "events",
 }  # fmt: skip
 
 

@@ -231,14 +231,19 @@ def test_the_sqlite_copy_statements_name_the_copy_columns() -> None:
 
 def _full(location: str) -> dict[str, int]:
     """A queue using every feature that keeps state: a job waiting for two others (`after`), an
-    edited job, a snoozed job, a finished job with its output and progress, a paused queue, a
-    limit, two schedules (one paused), the per-minute history and the events of all that."""
+    edited job, a snoozed job, a finished job with its output and progress, a pruned job's
+    totals, a paused queue, a limit, two schedules (one paused), the per-minute history and the
+    events of all that."""
     b = open_backend(location, Role.WORKER)
     try:
         first, second = b.enqueue([new_job("first"), new_job("second")], T0)
         waiting = b.enqueue([new_job("waiting")._replace(after=(first, second))], T0)[0]
         edited = b.enqueue([new_job("edited", '{"v":1}')], T0)[0]
         assert b.edit_payload(edited, '{"v":2}', T0 + 1, user="ann", host="box")
+        pruned = b.enqueue([new_job("pruned")], T0)[0]
+        job = claim_one(b, pruned, T0 + 1.5)
+        assert b.complete_many([(pruned, job.lease_token or "", None, None)], T0 + 1.6) == [True]
+        assert b.prune(T0 + 1.7, ["succeeded"]) == 1  # its figures stay in metric_totals
         done = b.enqueue([new_job("done", priority=9)], T0)[0]
         job = claim_one(b, done, T0 + 2)
         assert job.lease_token is not None
@@ -314,6 +319,12 @@ def test_a_round_trip_keeps_dependencies_edits_output_limits_schedules_and_histo
             assert b.complete_many([(j.id, j.lease_token or "", None, None)
                                     for j in claimed], T0 + 21) == [True] * 4  # fmt: skip
             assert [j.id for j in b.claim("pool-b/1", T0 + 22, 60, limit=10)] == [ids["waiting"]]
+            # the feed goes on from the source's last event, with only what happened here
+            top = before["events"][-1][0]
+            fresh = b.events(after=top, limit=1000)
+            assert [e.id for e in fresh] == list(range(top + 1, top + 1 + len(fresh)))
+            assert {e.job_id for e in fresh if e.kind == "created"} == {new}
+            assert len(b.events(limit=10_000)) == len(before["events"]) + len(fresh)
         finally:
             b.close()
 

@@ -30,7 +30,8 @@ _KEY = {
     "queues": 'name COLLATE "C"', "jobs": "id", "attempts": "id", "job_deps": "job_id, after_id",
     "job_edits": "id", "job_output": "job_id, attempt, seq", "job_progress": "job_id",
     "limits": 'key COLLATE "C"', "schedules": 'name COLLATE "C"',
-    "rollup": 'minute, queue COLLATE "C", type COLLATE "C", key COLLATE "C"', "events": "id",
+    "rollup": 'minute, queue COLLATE "C", type COLLATE "C", key COLLATE "C"',
+    "metric_totals": 'type COLLATE "C", key COLLATE "C"', "events": "id",
 }  # fmt: skip
 # The tables whose ids an identity gives: moved past the highest copied id
 _IDENTITY = ("jobs", "attempts", "job_edits")
@@ -38,7 +39,7 @@ _IDENTITY = ("jobs", "attempts", "job_edits")
 HELD = """
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM queues), (SELECT count(*) FROM limits),
        (SELECT count(*) FROM schedules), (SELECT count(*) FROM rollup),
-       (SELECT count(*) FROM events)
+       (SELECT count(*) FROM metric_totals), (SELECT count(*) FROM events)
 """
 
 

@@ -37,6 +37,7 @@ EXPORT_ROWS = {
     "rollup": (
         "SELECT minute, queue, type, key, value FROM rollup ORDER BY minute, queue, type, key"
     ),
+    "metric_totals": "SELECT type, key, value FROM metric_totals ORDER BY type, key",
     "events": (
         "SELECT id, at, kind, job_id, type, queue, attempt, error, duration, worker_id FROM "
         "events ORDER BY id"
@@ -75,6 +76,7 @@ IMPORT_ROWS = {
         "next_at, last_at, last_job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
     "rollup": "INSERT INTO rollup (minute, queue, type, key, value) VALUES (?, ?, ?, ?, ?)",
+    "metric_totals": "INSERT INTO metric_totals (type, key, value) VALUES (?, ?, ?)",
     "events": (
         "INSERT INTO events (id, at, kind, job_id, type, queue, attempt, error, duration, "
         "worker_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -85,6 +87,7 @@ IMPORT_ROWS = {
 # again, and a target's running pools refuse the copy anyway)
 EMPTY_QUEUE = (
     "DELETE FROM events",
+    "DELETE FROM metric_totals",
     "DELETE FROM rollup",
     "DELETE FROM schedules",
     "DELETE FROM limits",
@@ -98,10 +101,11 @@ EMPTY_QUEUE = (
 )
 
 # What makes a target non-empty (jobq.transfer.HELD names them in this order): jobs (attempts,
-# edits, output and links go with them), queue settings, limits, schedules, history, events
+# edits, output and links go with them), queue settings, limits, schedules, history, the totals
+# of pruned attempts, events
 HELD = """
 SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM queues), (SELECT count(*) FROM limits),
        (SELECT count(*) FROM schedules), (SELECT count(*) FROM rollup),
-       (SELECT count(*) FROM events)
+       (SELECT count(*) FROM metric_totals), (SELECT count(*) FROM events)
 """
 RUNNING = "SELECT count(*) FROM jobs WHERE state = 'running'"
