@@ -1,13 +1,25 @@
 """`jobq copy`: move a whole queue between backends (a file and PostgreSQL, either way).
 
-What travels: every job (pending, scheduled, running-free history: succeeded, failed,
-cancelled), every attempt, and the queues' pause settings, with their ids, so `jobq show 1234`
-names the same job on both sides. Pools do not travel (they register again on the target).
+What travels (COPY_TABLES): every job (pending, scheduled, blocked, and the finished history:
+succeeded, failed, cancelled) with its snooze count and dependency counts, the links of
+`enqueue --after`, every attempt, payload edits, the live output and progress of attempts (what
+`jobq logs` shows), the queues' pause settings, limits (with their rate state), schedules, the
+per-minute history, the totals kept from pruned attempts, and the event feed, all with their
+ids, so `jobq show 1234` names the same job on both sides and a follower of the feed continues
+from the id it reached. A job waiting for others still waits on the target. Pools do not travel
+(they register again on the target).
+
+Events: the target's triggers fire for every copied job and attempt ("created", "failed"...);
+those are dropped before the source's own feed is written, so the target's history is the
+source's, once, and the copy itself is no lifecycle event. (Dropping the feed instead would
+lose what `jobq events` showed; keeping both would show every job created twice.)
 
 All or nothing: the target writes everything in one transaction, so a copy that fails or is
-killed leaves the target as it was. The source is read in one consistent snapshot. A target that
-already holds jobs is refused unless `replace` (which empties it in the same transaction); a
-source with running jobs is refused (stop its pools first: a job copied mid-run would run twice).
+killed leaves the target as it was. The source is read table by table (it must be quiet: no
+running jobs). A target that holds anything of HELD (jobs, queue settings, limits, schedules,
+history, totals, events) is refused unless `replace`, which empties it in the same transaction;
+a source with running jobs is refused (stop its pools first: a job copied mid-run would run
+twice). Identity columns (PostgreSQL) and AUTOINCREMENT (SQLite) are moved past the copied ids.
 """
 
 from __future__ import annotations
