@@ -1,13 +1,25 @@
 """`jobq copy`: move a whole queue between backends (a file and PostgreSQL, either way).
 
-What travels: every job (pending, scheduled, running-free history: succeeded, failed,
-cancelled), every attempt, and the queues' pause settings, with their ids, so `jobq show 1234`
-names the same job on both sides. Pools do not travel (they register again on the target).
+What travels (COPY_TABLES): every job (pending, scheduled, blocked, and the finished history:
+succeeded, failed, cancelled) with its snooze count and dependency counts, the links of
+`enqueue --after`, every attempt, payload edits, the live output and progress of attempts (what
+`jobq logs` shows), the queues' pause settings, limits (with their rate state), schedules, the
+per-minute history, the totals kept from pruned attempts, and the event feed, all with their
+ids, so `jobq show 1234` names the same job on both sides and a follower of the feed continues
+from the id it reached. A job waiting for others still waits on the target. Pools do not travel
+(they register again on the target).
+
+Events: the target's triggers fire for every copied job and attempt ("created", "failed"...);
+those are dropped before the source's own feed is written, so the target's history is the
+source's, once, and the copy itself is no lifecycle event. (Dropping the feed instead would
+lose what `jobq events` showed; keeping both would show every job created twice.)
 
 All or nothing: the target writes everything in one transaction, so a copy that fails or is
-killed leaves the target as it was. The source is read in one consistent snapshot. A target that
-already holds jobs is refused unless `replace` (which empties it in the same transaction); a
-source with running jobs is refused (stop its pools first: a job copied mid-run would run twice).
+killed leaves the target as it was. The source is read table by table (it must be quiet: no
+running jobs). A target that holds anything of HELD (jobs, queue settings, limits, schedules,
+history, totals, events) is refused unless `replace`, which empties it in the same transaction;
+a source with running jobs is refused (stop its pools first: a job copied mid-run would run
+twice). Identity columns (PostgreSQL) and AUTOINCREMENT (SQLite) are moved past the copied ids.
 """
 
 from __future__ import annotations
@@ -26,18 +38,55 @@ COPY_COLUMNS: dict[str, tuple[str, ...]] = {
         "id", "type", "queue", "payload", "priority", "state", "run_at", "attempts",
         "max_attempts", "timeout", "unique_key", "result", "last_error", "created_at",
         "started_at", "finished_at", "worker_id", "lease_token", "lease_until",
-        "cancel_requested",
+        "cancel_requested", "snoozes", "blocked", "has_dependents",
     ),
     "attempts": (
         "id", "job_id", "attempt", "worker_id", "started_at", "finished_at", "outcome", "error",
         "traceback", "output",
     ),
+    "job_deps": ("job_id", "after_id"),
+    "job_edits": ("id", "job_id", "at", "user", "host", "old_payload", "retried"),
+    "job_output": ("job_id", "attempt", "seq", "at", "stream", "text"),
+    "job_progress": ("job_id", "attempt", "fraction", "message", "at"),
+    "limits": ("key", "concurrency", "rate_count", "rate_period", "tat", "created_at"),
+    "schedules": (
+        "name", "cron", "tz", "type", "queue", "payload", "priority", "paused", "next_at",
+        "last_at", "last_job_id", "created_at",
+    ),
+    "rollup": ("minute", "queue", "type", "key", "value"),
+    "metric_totals": ("type", "key", "value"),
+    "events": (
+        "id", "at", "kind", "job_id", "type", "queue", "attempt", "error", "duration", "worker_id",
+    ),
 }  # fmt: skip
-COPY_TABLES = ("queues", "jobs", "attempts")  # parents before children
+# Parents before children; events last: the target drops the events its own inserts fired
+# (a copied job is no new lifecycle event) before it writes the source's.
+COPY_TABLES = (
+    "queues", "jobs", "attempts", "job_deps", "job_edits", "job_output", "job_progress",
+    "limits", "schedules", "rollup", "metric_totals", "events",
+)  # fmt: skip
+
+
+# What makes a target non-empty, as each backend counts it (in this order): anything a copy
+# would mix with the source's or collide with. Pools do not count (they register again).
+HELD = (
+    "jobs", "queue settings", "limits", "schedules", "history rows", "pruned-attempt totals",
+    "events",
+)  # fmt: skip
 
 
 class TargetNotEmpty(JobqError):
-    """`jobq copy` would overwrite a queue that holds jobs."""
+    """`jobq copy` would overwrite a queue that holds jobs, settings, limits, schedules or
+    history."""
+
+    @classmethod
+    def of(cls, where: str, held: tuple[int, ...]) -> TargetNotEmpty:
+        """The refusal for a target holding `held` (counts in HELD order)."""
+        what = ", ".join(f"{n} {name}" for n, name in zip(held, HELD, strict=True) if n)
+        return cls(
+            f"{where} already holds {what}: copy into an empty queue, or pass --replace to "
+            "overwrite it"
+        )
 
 
 class SourceBusy(JobqError):
@@ -56,7 +105,17 @@ class CopyReport:
         r = self.rows
         counts = f"{r.get('jobs', 0)} jobs, {r.get('attempts', 0)} attempts and "
         counts += f"{r.get('queues', 0)} queue settings"
-        return f"copied {counts} from {self.source} to {self.target}"
+        more = ", ".join(f"{r[table]} {name}" for table, name in _NAMES.items() if r.get(table))
+        also = f" (with {more})" if more else ""
+        return f"copied {counts} from {self.source} to {self.target}{also}"
+
+
+# How the summary names the other tables' rows
+_NAMES = {
+    "job_deps": "dependencies", "job_edits": "payload edits", "job_output": "output lines",
+    "job_progress": "progress records", "limits": "limits", "schedules": "schedules",
+    "rollup": "history rows", "metric_totals": "pruned-attempt totals", "events": "events",
+}  # fmt: skip
 
 
 def _test_hold(

@@ -7,7 +7,9 @@ and a PostgreSQL → file copy are both checked once the PostgreSQL backend is l
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,9 +19,11 @@ import pytest
 
 from jobq.backend import Ending, Role, open_backend
 from jobq.errors import QueueFileError
-from jobq.transfer import COPY_TABLES, SourceBusy, TargetNotEmpty, copy_queue
+from jobq.limits import Limit
+from jobq.schedules import Schedule
+from jobq.transfer import COPY_COLUMNS, COPY_TABLES, SourceBusy, TargetNotEmpty, copy_queue
 from tests.conftest import BACKENDS, backend_location, need_backend
-from tests.factories import new_job
+from tests.factories import claim_one, new_job
 from tests.helpers import wait_until
 
 T0 = 1_800_000_000.0
@@ -78,7 +82,9 @@ def test_a_copy_carries_every_job_attempt_and_pause_exactly(pair: tuple[str, str
     ids = _fill(src)
     before = _everything(src)
     report = copy_queue(src, dst)
-    assert report.rows == {"queues": 1, "jobs": len(ids), "attempts": 3}
+    assert {t: n for t, n in report.rows.items() if n} == {
+        "queues": 1, "jobs": len(ids), "attempts": 3, "events": len(before["events"])
+    }  # fmt: skip
     assert _everything(dst) == before  # every column of every row, payload texts byte for byte
     assert _everything(src) == before  # the source is untouched
 
@@ -154,7 +160,7 @@ def test_a_copy_that_fails_midway_leaves_the_target_as_it_was(pair: tuple[str, s
 
     with pytest.raises(Stop):
         copy_queue(src, dst, progress=stop_midway)
-    assert _everything(dst) == {"queues": [], "jobs": [], "attempts": []}
+    assert _everything(dst) == {t: [] for t in COPY_TABLES}
     copy_queue(src, dst)  # and a second try copies everything
     assert len(_everything(dst)["jobs"]) == 3000
 
@@ -211,10 +217,142 @@ def test_the_cli_refuses_bad_copies_with_one_line(pair: tuple[str, str], tmp_pat
 
 
 def test_the_sqlite_copy_statements_name_the_copy_columns() -> None:
-    from jobq.store.sqlite.sql import EXPORT_ROWS, IMPORT_ROWS
+    from jobq.store.sqlite.sql_copy import EXPORT_ROWS, IMPORT_ROWS
     from jobq.transfer import COPY_COLUMNS
 
     for table, cols in COPY_COLUMNS.items():
         assert EXPORT_ROWS[table].startswith(f"SELECT {', '.join(cols)} FROM {table} ORDER BY ")
         assert IMPORT_ROWS[table].startswith(f"INSERT INTO {table} ({', '.join(cols)}) VALUES")
         assert IMPORT_ROWS[table].count("?") == len(cols)
+
+
+# ---- everything a queue keeps travels -----------------------------------------------------
+
+
+def _full(location: str) -> dict[str, int]:
+    """A queue using every feature that keeps state: a job waiting for two others (`after`), an
+    edited job, a snoozed job, a finished job with its output and progress, a pruned job's
+    totals, a paused queue, a limit, two schedules (one paused), the per-minute history and the
+    events of all that."""
+    b = open_backend(location, Role.WORKER)
+    try:
+        first, second = b.enqueue([new_job("first"), new_job("second")], T0)
+        waiting = b.enqueue([new_job("waiting")._replace(after=(first, second))], T0)[0]
+        edited = b.enqueue([new_job("edited", '{"v":1}')], T0)[0]
+        assert b.edit_payload(edited, '{"v":2}', T0 + 1, user="ann", host="box")
+        pruned = b.enqueue([new_job("pruned")], T0)[0]
+        job = claim_one(b, pruned, T0 + 1.5)
+        assert b.complete_many([(pruned, job.lease_token or "", None, None)], T0 + 1.6) == [True]
+        assert b.prune(T0 + 1.7, ["succeeded"]) == 1  # its figures stay in metric_totals
+        done = b.enqueue([new_job("done", priority=9)], T0)[0]
+        job = claim_one(b, done, T0 + 2)
+        assert job.lease_token is not None
+        chunks = [(1, T0 + 2.25, "stdout", "hello\n"), (2, T0 + 2.5, "stderr", "warn\n")]
+        assert b.write_output([(done, job.lease_token, 1, True, chunks,
+                                (0.5, "half way", T0 + 2.5))]) == [True]  # fmt: skip
+        assert b.complete_many([(done, job.lease_token, '{"ok":1}', None)], T0 + 3) == [True]
+        snoozy = b.enqueue([new_job("snoozy", priority=8)], T0)[0]
+        job = claim_one(b, snoozy, T0 + 4)
+        assert job.lease_token is not None
+        b.end_attempt(snoozy, job.lease_token, T0 + 5, Ending.SNOOZE, delay=600)
+        b.put_limit(Limit("first", concurrency=2, rate_count=10, rate_period=60.0), T0)
+        for name, paused in (("nightly", False), ("hourly", True)):
+            b.put_schedule(Schedule(name, "0 3 * * *", "UTC", "report", "default", '{"r":1}', 0,
+                                    paused, T0 + 3600), T0)  # fmt: skip
+        b.set_paused("slow", True, T0 + 6)
+        assert b.roll_up(T0 + 300)
+    finally:
+        b.close()
+    return {"first": first, "second": second, "waiting": waiting, "edited": edited,
+            "done": done, "snoozy": snoozy}  # fmt: skip
+
+
+def _cli_at(location: str, *args: str) -> str:
+    r = _cli("--db", location, *args)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@pytest.mark.parametrize("via", BACKENDS)
+def test_a_round_trip_keeps_dependencies_edits_output_limits_schedules_and_history(
+    via: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """file → `via` → file: every table arrives equal, and the waiting job still waits."""
+    need_backend(via, request)
+    locations = []
+    for name, kind in (("a", "sqlite"), ("b", via), ("c", "sqlite")):
+        (tmp_path / name).mkdir()
+        locations.append(backend_location(kind, tmp_path / name))
+    src, mid, dst = locations
+    ids = _full(src)
+    before = _everything(src)
+    assert all(before[t] for t in COPY_TABLES), [t for t in COPY_TABLES if not before[t]]
+    copy_queue(src, mid)
+    report = copy_queue(mid, dst)
+    assert report.rows == {t: len(rows) for t, rows in before.items()}
+    assert _everything(mid) == before
+    assert _everything(dst) == before
+    jobs = {row[0]: dict(zip(COPY_COLUMNS["jobs"], row, strict=True)) for row in before["jobs"]}
+    assert jobs[ids["waiting"]]["blocked"] == 2 and jobs[ids["snoozy"]]["snoozes"] == 1
+    assert jobs[ids["first"]]["has_dependents"] == 1
+
+    # what the CLI shows of them is the same on both sides
+    show = [json.loads(_cli_at(q, "show", str(ids["edited"]), "--json")) for q in (src, dst)]
+    assert show[0]["edits"] == show[1]["edits"] and show[1]["edits"][0]["user"] == "ann"
+    assert _cli_at(src, "limit", "ls", "--json") == _cli_at(dst, "limit", "ls", "--json")
+    # (the next run's "in 41d5h" read a second apart could cross an hour)
+    schedules = [re.sub(r"in \d+d\d+h", "in …", _cli_at(q, "schedule", "ls")) for q in (src, dst)]
+    assert schedules[0] == schedules[1] and "paused" in schedules[1]
+    assert "nightly" in schedules[1] and "hourly" in schedules[1]
+    assert _cli_at(src, "logs", str(ids["done"])) == _cli_at(dst, "logs", str(ids["done"]))
+
+    for target in (mid, dst):  # new rows get new ids on both kinds of target
+        b = open_backend(target, Role.WORKER)
+        try:
+            new = b.enqueue([new_job("new", priority=-1)], T0 + 10)[0]
+            assert new > max(ids.values())
+            assert b.edit_payload(new, '{"v":3}', T0 + 11, user="bob", host="box")
+            assert [e.user for e in b.edits(new)] == ["bob"]
+            # the waiting job is not claimable until both jobs it is after have succeeded
+            claimed = b.claim("pool-b/1", T0 + 20, 60, limit=10)
+            assert {j.id for j in claimed} == {ids["first"], ids["second"], ids["edited"], new}
+            assert b.complete_many([(j.id, j.lease_token or "", None, None)
+                                    for j in claimed], T0 + 21) == [True] * 4  # fmt: skip
+            assert [j.id for j in b.claim("pool-b/1", T0 + 22, 60, limit=10)] == [ids["waiting"]]
+            # the feed goes on from the source's last event, with only what happened here
+            top = before["events"][-1][0]
+            fresh = b.events(after=top, limit=1000)
+            assert [e.id for e in fresh] == list(range(top + 1, top + 1 + len(fresh)))
+            assert {e.job_id for e in fresh if e.kind == "created"} == {new}
+            assert len(b.events(limit=10_000)) == len(before["events"]) + len(fresh)
+        finally:
+            b.close()
+
+
+@pytest.mark.parametrize("what", ["limit", "schedule", "history"])
+def test_a_target_with_limits_schedules_or_history_is_not_empty(
+    pair: tuple[str, str], what: str
+) -> None:
+    src, dst = pair
+    _fill(src)
+    b = open_backend(dst, Role.WORKER)
+    try:
+        if what == "limit":
+            b.put_limit(Limit("mine", concurrency=1), T0)
+        elif what == "schedule":
+            b.put_schedule(Schedule("mine", "0 3 * * *", "UTC", "t", "default", "{}", 0, False,
+                                    T0 + 3600), T0)  # fmt: skip
+        else:
+            # a job deleted since leaves its events: a feed the copy's would collide with
+            mine = b.enqueue([new_job("mine")], T0)[0]
+            b.delete([mine], force=True)
+            assert b.get(mine) is None and b.last_event_id()
+    finally:
+        b.close()
+    before = _everything(dst)
+    refused = r"already holds \d+ [a-z ]+: copy into an empty queue"
+    with pytest.raises(TargetNotEmpty, match=refused):
+        copy_queue(src, dst)
+    assert _everything(dst) == before
+    copy_queue(src, dst, replace=True)
+    assert _everything(dst) == _everything(src)

@@ -241,15 +241,17 @@ def copy(
     src: Annotated[str, typer.Argument(metavar="SRC", help="Queue to copy: a file or a URL.")],
     dst: Annotated[str, typer.Argument(metavar="DST", help="Where to: a file or a URL.")],
     replace: Annotated[
-        bool, typer.Option("--replace", help="Overwrite a target that already holds jobs.")
+        bool, typer.Option("--replace", help="Overwrite a target that is not empty.")
     ] = False,
 ) -> None:
     """Copy a whole queue to another file or server.
 
-    Jobs, their history and paused queues travel in one transaction (all or nothing), between a
-    file and PostgreSQL either way. Ids are kept. A target holding jobs is refused unless
-    --replace; a source with running jobs is refused (stop its pools first). Exit 1 when
-    refused, 2 for a bad location.
+    Everything but the pools travels in one transaction (all or nothing), between a file and
+    PostgreSQL either way: jobs with their dependencies, edits, attempts and output, paused
+    queues, limits, schedules, the per-minute history and the event feed. Ids are kept. A target
+    holding jobs, settings, limits, schedules or history is refused unless --replace; a source
+    with running jobs is refused (stop its pools first). Exit 1 when refused, 2 for a bad
+    location.
     """
     from ..transfer import copy_queue
 

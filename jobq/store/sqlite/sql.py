@@ -449,19 +449,3 @@ DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id < :below ORDER BY
 """
 
 DROP_EVENTS_AFTER = "DELETE FROM events WHERE id > :mark"
-
-# ---- jobq copy (store/sqlite/transfer.py): the columns of jobq.transfer.COPY_COLUMNS, written
-# out (tests/test_copy.py checks that they match)
-
-EXPORT_ROWS = {
-    "queues": "SELECT name, paused, paused_at FROM queues ORDER BY name",
-    "jobs": f"SELECT {JOB_COLUMNS} FROM jobs ORDER BY id",
-    "attempts": f"SELECT {ATTEMPT_COLUMNS} FROM attempts ORDER BY id",
-}
-IMPORT_ROWS = {
-    "queues": "INSERT INTO queues (name, paused, paused_at) VALUES (?, ?, ?)",
-    "jobs": f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "attempts": f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-}
-EMPTY_QUEUE = ("DELETE FROM attempts", "DELETE FROM jobs", "DELETE FROM queues")

@@ -11,7 +11,8 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 
 from .connection import _translate
 from .reads import Reads
-from .sql import DROP_EVENTS_AFTER, EMPTY_QUEUE, EXPORT_ROWS, IMPORT_ROWS, LAST_EVENT_ID
+from .sql import DROP_EVENTS_AFTER, LAST_EVENT_ID
+from .sql_copy import EMPTY_QUEUE, EXPORT_ROWS, HELD, IMPORT_ROWS, RUNNING
 
 Batch = list[tuple[object, ...]]
 
@@ -50,31 +51,30 @@ class Transfer(Reads):
     ) -> dict[str, int]:
         """Insert every table's batches in one transaction (all or nothing); ids as given.
 
-        Refuses (TargetNotEmpty) a queue that holds jobs, attempts or queue settings unless
-        `replace`, which deletes them first in the same transaction. Returns rows per table.
+        Refuses (TargetNotEmpty) a queue that holds anything of jobq.transfer.HELD unless
+        `replace`, which deletes it first in the same transaction. The events the inserts fire
+        are dropped (a copied job is no new event); the source's own come as table "events".
+        Returns rows per table.
         """
+        from ...transfer import TargetNotEmpty
+
         written: dict[str, int] = {}
         with self._write(durable=True) as conn:
-            mark = conn.execute(LAST_EVENT_ID).fetchone()[0]
-            held = conn.execute(
-                "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM attempts),"
-                " (SELECT count(*) FROM queues)"
-            ).fetchone()
-            from ...transfer import TargetNotEmpty
-
+            held = tuple(conn.execute(HELD).fetchone())
             if any(held) and not replace:
-                raise TargetNotEmpty(
-                    f"{self.path} already holds {held[0]} jobs: copy into an empty queue, or "
-                    "pass --replace to overwrite it"
-                )
+                raise TargetNotEmpty.of(str(self.path), held)
             if any(held):
-                running = conn.execute("SELECT count(*) FROM jobs WHERE state = 'running'")
-                if running.fetchone()[0]:
+                if conn.execute(RUNNING).fetchone()[0]:
                     raise TargetNotEmpty(f"{self.path} has running jobs: stop its pools first")
                 for statement in EMPTY_QUEUE:
                     conn.execute(statement)
+            mark = conn.execute(LAST_EVENT_ID).fetchone()[0]
+            dropped = False
             for table, batches in tables:
                 _columns(table)
+                if table == "events":  # before the source's events, which may have any ids
+                    conn.execute(DROP_EVENTS_AFTER, {"mark": mark})
+                    dropped = True
                 n = 0
                 for rows in batches:
                     conn.executemany(IMPORT_ROWS[table], rows)
@@ -82,10 +82,11 @@ class Transfer(Reads):
                     if progress is not None:
                         progress(table, n)
                 written[table] = n
-            # a copy is no lifecycle change: drop the events its inserts fired (schema 6)
-            conn.execute(DROP_EVENTS_AFTER, {"mark": mark})
+            if not dropped:
+                conn.execute(DROP_EVENTS_AFTER, {"mark": mark})
             # the next enqueue continues after the highest copied id (AUTOINCREMENT keeps its
-            # own high-water mark, which a DELETE does not lower)
+            # own high-water mark, which a DELETE does not lower); job_edits and events take
+            # max(id) + 1 by themselves
             top = conn.execute("SELECT max(id) FROM jobs").fetchone()[0] or 0
             conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'jobs'", (top,))
             conn.execute(
