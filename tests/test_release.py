@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from conftest import backend_location, need_backend
+
 from jobq.backend import ClaimFilter, Ending, Role, open_backend
 from jobq.basics import JobState, NewJob
 from jobq.model import EventKind
