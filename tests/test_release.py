@@ -182,7 +182,7 @@ def test_a_pool_holding_a_batch_claim_stops_at_once_on_sigterm(
                 return len(held) >= 8
 
             wait_until(holding, timeout=120, interval=0.1, what="batch claims holding 8 slow jobs")
-            started = wait_until(lambda: _started(ledger), what="the slow jobs start")
+            wait_until(lambda: _started(ledger), what="the slow jobs start")
             mark = store.last_event_id()
             held = [j.id for j in store.get_many(slow) if j.state is JobState.RUNNING]
             t0 = time.monotonic()
