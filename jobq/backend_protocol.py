@@ -63,6 +63,14 @@ class Backend(Protocol):
         rand: float | None = None,
         delay: float | None = None,
     ) -> JobState | None: ...
+    def release_many(
+        self, leases: Sequence[tuple[int, str]], now: float, reason: str
+    ) -> list[JobState | None]:
+        """Give back claimed jobs that never started (id, lease token) in one transaction, each
+        exactly as `end_attempt(id, token, now, Ending.RELEASE, reason)` would (fenced on its
+        token); per lease, the job's new state, or None if the lease was lost."""
+        ...
+
     def running_of(self, worker_prefix: str) -> list[RunningRow]: ...
     def write_output(self, items: Sequence[OutputWrite]) -> list[bool]:
         """Append running attempts' live output and set their progress, in one transaction,

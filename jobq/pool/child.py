@@ -464,16 +464,18 @@ class Child:
         self.slot.set(DONE, float(self.done))
 
     def release(self, jobs: Sequence[Job]) -> None:
-        """Give back claimed jobs that never started (their attempt is not used up)."""
-        now = time.time()
+        """Give back claimed jobs that never started (their attempt is not used up), in one
+        transaction: a stopping child holding a batch claim must not pay a commit per job."""
+        leases: list[tuple[int, str]] = []
         for job in jobs:
             assert job.lease_token is not None
-            try:
-                state = self.store.end_attempt(job.id, job.lease_token, now, Ending.RELEASE,
-                                               "not started: worker stopping")  # fmt: skip
-            except TemporaryFailure as e:
-                # the supervisor releases what we still hold when we exit (or the lease expires)
-                log.warning("cannot release job %d now (%s): the supervisor will", job.id, e)
-                return
+            leases.append((job.id, job.lease_token))
+        try:
+            states = self.store.release_many(leases, time.time(), "not started: worker stopping")
+        except TemporaryFailure as e:
+            # the supervisor releases what we still hold when we exit (or the lease expires)
+            log.warning("cannot release %d job(s) now (%s): the supervisor will", len(leases), e)
+            return
+        for job, state in zip(jobs, states, strict=True):
             if state:
                 log.info("released job %d (%s): not started before stop", job.id, job.type)

@@ -253,6 +253,8 @@ class Children:
             progress = (int(slot.get(JOB)), slot.unrecorded())
         current, ran = progress
         rows = [r for r in self.store.running_of(child.worker_id) if r[2] == child.worker_id]
+        # the jobs it never started go back together, in one transaction, after the others
+        release: list[tuple[int, str]] = []
         for job_id, token, _wid, _started, _timeout, _cancel, attempts in rows:
             if child.killed is not None and child.killed[1] == job_id:
                 self._end_killed(child.killed, job_id, token, now)
@@ -263,7 +265,7 @@ class Children:
                     f"{why}, after the job ran, before its success was recorded",
                 )  # fmt: skip
             elif child.killed is not None:
-                self.store.end_attempt(job_id, token, now, Ending.RELEASE, child.killed[0])
+                release.append((job_id, token))
             elif job_id == current:
                 log.warning("worker %s %s running job %d (attempt %d)",
                             child.worker_id, why.replace(": ", " (", 1) + ")", job_id,
@@ -276,7 +278,10 @@ class Children:
                     log.error("job %d failed for good: its worker died %d time(s)",
                               job_id, attempts)  # fmt: skip
             else:
-                self.store.end_attempt(job_id, token, now, Ending.RELEASE, f"not started: {why}")
+                release.append((job_id, token))
+        if release:
+            reason = child.killed[0] if child.killed is not None else f"not started: {why}"
+            self.store.release_many(release, now, reason)
         return len(rows)
 
     def check_stopped(self, mono: float, now: float) -> None:

@@ -331,6 +331,29 @@ class JobWrites(Reads):
                                 p.retry_at, p.counted, force_state=p.force_state,
                                 snooze=p.snooze, rand=rand)  # fmt: skip
 
+    def release_many(
+        self, leases: Sequence[tuple[int, str]], now: float, reason: str
+    ) -> list[JobState | None]:
+        """Give back claimed jobs that never started (id, lease token) in one transaction, each
+        recorded exactly as `end_attempt(id, token, now, Ending.RELEASE, reason)` records it
+        (fenced on its token: a stale one changes nothing); per lease, the job's new state, or
+        None if the lease was lost. A stopping worker gives back a whole batch claim this way:
+        one commit instead of one per job."""
+        from ...endings import plan
+
+        if not leases:
+            return []
+        p = plan(Ending.RELEASE, now, reason)
+        ended: dict[tuple[int, str], JobState | None] = {}
+        with self._write() as conn:
+            # rows locked in id order, whoever else locks several of them
+            for job_id, token in sorted(set(leases)):
+                ended[job_id, token] = self._end_in(
+                    conn, job_id, token, now, p.outcome, p.error, None, None, p.retry_at,
+                    p.counted, force_state=p.force_state,
+                )  # fmt: skip
+        return [ended[lease] for lease in leases]
+
     # Older names, kept for tests written before `end_attempt`.
     def fail(
         self,
