@@ -188,3 +188,23 @@ def test_bad_app_fails_fast_with_exit_code_2(pools: Pools) -> None:
     pool = pools.start(apps=["no_such_module_for_jobq"], burst=True)
     assert pool.wait(30) == 2
     assert "cannot import --app no_such_module_for_jobq" in pool.log()
+
+
+def test_a_slow_job_does_not_hold_back_the_successes_batched_before_it(
+    pools: Pools, queue: jobq.Queue
+) -> None:
+    """A child records tiny jobs' successes together; a slow job claimed in the same batch must
+    not keep them unrecorded (shown running, and run again if the child is killed) for as long
+    as it runs: before a job of a type not known to be quick, the batch's successes are written."""
+    from tests.helpers import wait_until
+
+    pools.start(concurrency=1, poll_interval=0.1)
+    warm = queue.enqueue_many([("noop", {})] * 300)  # the child's batches grow to their largest
+    wait_until(lambda: queue.get(warm[-1]).state is jobq.JobState.SUCCEEDED, timeout=60,
+               what="the warm-up drained")  # fmt: skip
+    ids = queue.enqueue_many([("noop", {})] * 40 + [("sleep_once", {"seconds": 60})])
+    fast, slow = ids[:-1], ids[-1]
+    wait_until(lambda: queue.get(slow).state is jobq.JobState.RUNNING, timeout=30,
+               what="the slow job started")  # fmt: skip
+    wait_until(lambda: all(queue.get(i).state is jobq.JobState.SUCCEEDED for i in fast),
+               timeout=10, what="the quick jobs' successes, while the slow one runs")  # fmt: skip

@@ -197,6 +197,7 @@ class Child:
         self.done = 0
         self.successes: list[tuple[int, str, str | None, str | None]] = []
         self.first_success = 0.0
+        self.run_time: dict[str, float] = {}  # per type: a moving average of its run time
         self.sigterm = False
         slot.set(PID, os.getpid())
         slot.set(BEAT, time.time())
@@ -317,9 +318,12 @@ class Child:
                 self.flush()
                 self.release(jobs[i:])
                 return
-            # a retried job may be the one that killed our predecessor: record first
+            # a retried job may be the one that killed our predecessor, and a job not known to
+            # be quick may run for long: record the successes before it, not after it
             if self.successes and (
-                job.attempts > 1 or time.monotonic() - self.first_success > FLUSH_AFTER
+                job.attempts > 1
+                or time.monotonic() - self.first_success > FLUSH_AFTER
+                or self.run_time.get(job.type, FLUSH_AFTER) >= FLUSH_AFTER
             ):
                 self.flush()
             self.run_one(job)
@@ -360,6 +364,9 @@ class Child:
                 result = self.executor.run(handler.func, job, self.live.add)
         finally:
             rest = self.live.end()
+        took = time.monotonic() - started
+        mean = self.run_time.get(job.type)
+        self.run_time[job.type] = took if mean is None else 0.8 * mean + 0.2 * took
         if rest is not None:
             self.outputs.append(rest)  # written before the attempt's end (its lease) is
         self.slot.set(PGID, 0.0)
