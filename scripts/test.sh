@@ -27,4 +27,5 @@ fi
 .venv/bin/python -m ruff check jobq tui tests
 .venv/bin/python -m ruff format --check jobq tui tests
 .venv/bin/python -m mypy
-.venv/bin/python -m pytest -q "$@"
+# two processes, each test file in one of them (its fixtures and servers stay per file)
+.venv/bin/python -m pytest -q -n "${TESTS_WORKERS:-2}" --dist loadfile "$@"

@@ -98,21 +98,25 @@ def test_a_write_that_fails_leaves_no_event(store: Store) -> None:
     assert store.events(kinds=ALL) == [] and store.last_event_id() == 0
 
 
-def test_a_copy_carries_no_events(tmp_path: Path) -> None:
+def test_a_copy_carries_the_source_history_and_fires_no_events_of_its_own(
+    tmp_path: Path,
+) -> None:
+    """`jobq copy --replace` empties the target (its events too) and carries the source's
+    events with their ids; the rows the copy inserts fire none of their own."""
     src, dst = str(tmp_path / "src.db"), str(tmp_path / "dst.db")
     with closing(Store(src)) as s:
         job_id = enqueue(s, T0)
         lease = claim_one(s, job_id, T0 + 1)
         s.end_attempt(job_id, lease.lease_token or "", T0 + 2, Ending.FAIL, "E")
+        history = s.events(kinds=ALL)
     with closing(Store(dst)) as d:
         enqueue(d, T0)
         d.cancel([1], T0)
-        before = d.events(kinds=ALL)
     copy_queue(src, dst, replace=True)
     with closing(Store(dst)) as d:
-        assert d.events(kinds=ALL) == before  # its own history, nothing the copy's inserts fired
+        assert d.events(kinds=ALL) == history
         new = enqueue(d, T0 + 5)
-        assert [e.job_id for e in d.events(after=before[-1].id, kinds=ALL)] == [new]
+        assert [e.job_id for e in d.events(after=history[-1].id, kinds=ALL)] == [new]
 
 
 def test_maintain_holds_the_hard_cap_once_a_minute(

@@ -79,6 +79,20 @@ async def test_switch_tab(app: JobqApp) -> None:
         await until(pilot, lambda: app.main.snapshot.request.tab == "failed")  # type: ignore[union-attr]
 
 
+async def test_open_the_metrics_and_schedules_views(app: JobqApp) -> None:
+    from tui.screens.metrics import MetricsScreen
+    from tui.screens.schedules import SchedulesScreen
+
+    async with app.run_test(size=SIZE) as pilot:
+        await first_load(pilot)
+        await choose(pilot, app, "view metrics", "View: Metrics")
+        await until(pilot, lambda: isinstance(app.screen, MetricsScreen), "metrics open")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.main, "back to the lists")
+        await choose(pilot, app, "view schedules", "View: Schedules")
+        await until(pilot, lambda: isinstance(app.screen, SchedulesScreen), "schedules open")
+
+
 async def test_filter_presets_and_the_session_s_filters(app: JobqApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await first_load(pilot)

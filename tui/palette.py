@@ -98,6 +98,10 @@ class JobqCommands(Provider):
         for i, tab in enumerate(TABS):
             yield Command(f"Tab: {TAB_TITLES[tab]}", partial(main.action_tab, i),
                           f"switch to the {TAB_TITLES[tab]} list (key {i + 1})")  # fmt: skip
+        yield Command("View: Metrics", main.action_metrics,
+                      "charts of the last hour and day (key m)")  # fmt: skip
+        yield Command("View: Schedules", self.jobq.action_schedules,
+                      "cron schedules, their next runs and last jobs (key s)")  # fmt: skip
         if main.filter:
             now = safe_line(main.filter.describe(), 60)
             yield Command("Filter: clear", partial(main.set_filter, Filter()),
