@@ -269,19 +269,28 @@ def test_dashboard_detail_of_huge_values_is_responsive(huge_file, db_path: str):
                     and app.screen.job is not None, 10, "detail view did not open")  # fmt: skip
         await pilot.pause()  # and is drawn
         took = time.monotonic() - t0
-        # still responsive: scroll and close answer at once
+        # still responsive: scroll and close answer at once (within a bound that grows with
+        # what the same keys cost on the list right now: the machine may be busy)
         t1 = time.monotonic()
         await pilot.press("pagedown", "end", "home")
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, DetailScreen)
-        assert time.monotonic() - t1 < 5, "keys took too long to answer"
+        keys = time.monotonic() - t1
+        assert keys < max(5.0, 25 * baseline), f"keys took {keys:.1f} s (list: {baseline:.2f} s)"
         return took
+
+    baseline = 0.0
 
     async def run() -> list[float]:
         app = make_app(db_path, watch=False)
         async with app.run_test(size=(160, 50)) as pilot:
             await until(pilot, lambda: app.loads > 0, 10, "the dashboard never loaded")
+            nonlocal baseline
+            t0 = time.monotonic()
+            await pilot.press("pagedown", "end", "home", "escape")
+            await pilot.pause()
+            baseline = time.monotonic() - t0
             return [await open_detail(app, pilot, "1"), await open_detail(app, pilot, "3")]
 
     times = asyncio.run(run())
