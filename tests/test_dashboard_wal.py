@@ -43,11 +43,18 @@ def test_dashboard_does_not_pin_the_wal(
             s.close()
 
     def checkpoint() -> tuple[int, int, int]:
-        conn = sqlite3.connect(db_path, timeout=5)
-        try:
-            return tuple(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
-        finally:
-            conn.close()
+        # this probe's own connection has twice failed with "disk I/O error" under heavy load
+        # while jobq's connections went on (cause not found): one retry, then it counts
+        for attempt in (1, 2):
+            conn = sqlite3.connect(db_path, timeout=5)
+            try:
+                return tuple(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+            except sqlite3.OperationalError:
+                if attempt == 2:
+                    raise
+            finally:
+                conn.close()
+        raise AssertionError("unreachable")
 
     wal_sizes: list[int] = []
     complete: list[float] = []
