@@ -14,9 +14,7 @@ for a terminal (`jobq.safe_line`) before showing them.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Collection, Sequence
-from datetime import datetime, timezone
 from functools import lru_cache
 
 from .basics import JobState
@@ -25,6 +23,8 @@ from .values import format_duration as _span
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: CLI start-up
 if TYPE_CHECKING:
+    import re
+
     from .basics import JSONValue
     from .limits import LimitStatus
 
@@ -82,53 +82,100 @@ def pool_alive(pool: WorkerInfo, now: float) -> bool:
     return pool.alive(now)
 
 
+# A GLOB pattern as tokens, one per character it matches but "*": "*", "?", a literal
+# character, or a set (ranges, negated); None: the pattern matches nothing (an unterminated set).
+_Token = str | tuple[tuple[tuple[str, str], ...], bool]
+
+
 @lru_cache(maxsize=256)
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    out: list[str] = []
+def _glob_tokens(pattern: str) -> tuple[_Token, ...] | None:
+    out: list[_Token] = []
     i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
         i += 1
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "[":
-            j = i
-            negate = j < n and pattern[j] == "^"
-            if negate:
-                j += 1
-            k = j + 1 if j < n and pattern[j] == "]" else j  # a leading ] is a member
-            while k < n and pattern[k] != "]":
-                k += 1
-            if k >= n:  # SQLite: an unterminated set matches nothing
-                return re.compile("(?!)")
-            body, members, m = pattern[j:k], [], 0
-            while m < len(body):
-                if m + 2 < len(body) and body[m + 1] == "-":
-                    lo, hi = body[m], body[m + 2]
-                    if lo <= hi:  # SQLite: a reversed range matches nothing
-                        members.append(f"{re.escape(lo)}-{re.escape(hi)}")
-                    m += 3
-                else:
-                    members.append(re.escape(body[m]))
-                    m += 1
+        if c != "[":
+            out.append(c if c in "*?" else "=" + c)
+            continue
+        j = i
+        negate = j < n and pattern[j] == "^"
+        if negate:
+            j += 1
+        k = j + 1 if j < n and pattern[j] == "]" else j  # a leading ] is a member
+        while k < n and pattern[k] != "]":
+            k += 1
+        if k >= n:  # SQLite: an unterminated set matches nothing
+            return None
+        body, members, m = pattern[j:k], [], 0
+        while m < len(body):
+            if m + 2 < len(body) and body[m + 1] == "-":
+                if body[m] <= body[m + 2]:  # SQLite: a reversed range matches nothing
+                    members.append((body[m], body[m + 2]))
+                m += 3
+            else:
+                members.append((body[m], body[m]))
+                m += 1
+        out.append((tuple(members), negate))
+        i = k + 1
+    return tuple(out)
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """The pattern as a Python regular expression (PostgreSQL's claim translates this one)."""
+    import re
+
+    tokens = _glob_tokens(pattern)
+    if tokens is None:
+        return re.compile("(?!)")
+    out = []
+    for t in tokens:
+        if isinstance(t, tuple):
+            members, negate = t
             if members:
-                out.append(("[^" if negate else "[") + "".join(members) + "]")
+                body = "".join(re.escape(a) if a == b else f"{re.escape(a)}-{re.escape(b)}"
+                               for a, b in members)  # fmt: skip
+                out.append(("[^" if negate else "[") + body + "]")
             else:
                 out.append("." if negate else "(?!)")
-            i = k + 1
         else:
-            out.append(re.escape(c))
+            out.append(".*" if t == "*" else "." if t == "?" else re.escape(t[1]))
     return re.compile("".join(out), re.S)
 
 
+def _one(t: _Token, ch: str) -> bool:
+    if isinstance(t, tuple):
+        return any(a <= ch <= b for a, b in t[0]) is not t[1]
+    return t == "?" or t[1] == ch
+
+
 def glob_match(pattern: str, text: str) -> bool:
-    """Whether `text` matches `pattern` as SQLite's GLOB does (what the claim uses)."""
-    return _glob_regex(pattern).fullmatch(text) is not None
+    """Whether `text` matches `pattern` as SQLite's GLOB does (what the claim uses), without
+    `re` (`jobq ls` start-up): every token but "*" matches one character, so one backtrack
+    point, the last "*", is enough."""
+    tokens = _glob_tokens(pattern)
+    if tokens is None:
+        return False
+    ti = pi = 0
+    star, mark = -1, 0
+    while ti < len(text):
+        if pi < len(tokens) and tokens[pi] == "*":
+            star, mark = pi, ti
+            pi += 1
+        elif pi < len(tokens) and _one(tokens[pi], text[ti]):
+            ti += 1
+            pi += 1
+        elif star >= 0:
+            pi, mark = star + 1, mark + 1
+            ti = mark
+        else:
+            return False
+    while pi < len(tokens) and tokens[pi] == "*":
+        pi += 1
+    return pi == len(tokens)
 
 
-_GLOBBY = re.compile(r"[*?\[]")
+def _globby(name: str) -> bool:
+    return "*" in name or "?" in name or "[" in name
 
 
 def _claim_filter(pool: WorkerInfo) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -136,8 +183,8 @@ def _claim_filter(pool: WorkerInfo) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if pool.type_globs is not None:
         return pool.types, pool.type_globs
     # Registered before globs had their own column: `types` held both.
-    names = tuple(t for t in pool.types if not _GLOBBY.search(t))
-    return names, tuple(t for t in pool.types if _GLOBBY.search(t))
+    names = tuple(t for t in pool.types if not _globby(t))
+    return names, tuple(t for t in pool.types if _globby(t))
 
 
 def pool_takes(pool: WorkerInfo, job: Job) -> str | None:
@@ -292,6 +339,8 @@ def _q(value: str) -> str:
 
 
 def _iso(ts: float) -> str:
+    from datetime import datetime, timezone  # here: `jobq ls` start-up (issue 15)
+
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -310,10 +359,11 @@ class ErrorGroup:
     last_at: float
 
 
-_FRAME = re.compile(r'^\s*File "([^"]*)", line \d+, in (\S+)', re.M)
+# (`re` caches the compiled patterns; importing it here would cost `jobq ls` start-up)
+_FRAME = r'(?m)^\s*File "([^"]*)", line \d+, in (\S+)'
 # jobq's own frames that wrap every handler call: never what tells two failures apart
-_RUNTIME = re.compile(r"[/\\]jobq[/\\](pool[/\\](executor|child|supervisor)|handlers)\.py$")
-_NUMBERS = re.compile(r"0x[0-9a-fA-F]+|\d+")
+_RUNTIME = r"[/\\]jobq[/\\](pool[/\\](executor|child|supervisor)|handlers)\.py$"
+_NUMBERS = r"0x[0-9a-fA-F]+|\d+"
 
 
 def exception_line(error: str | None, traceback: str | None) -> str:
@@ -327,16 +377,20 @@ def exception_line(error: str | None, traceback: str | None) -> str:
 
 def first_frame(traceback: str | None) -> str:
     """`file:function` of the first frame past jobq's runner ('' for stderr tails)."""
-    for m in _FRAME.finditer(traceback or ""):
+    import re
+
+    for m in re.finditer(_FRAME, traceback or ""):
         path, func = m.group(1), m.group(2)
-        if not _RUNTIME.search(path):
+        if not re.search(_RUNTIME, path):
             return f"{path.rsplit('/', 1)[-1]}:{func}"
     return ""
 
 
 def fingerprint(type_: str, error: str | None, traceback: str | None) -> tuple[str, str, str]:
     """How failures are grouped: type, exception line (numbers masked), first frame."""
-    line = _NUMBERS.sub("N", exception_line(error, traceback))
+    import re
+
+    line = re.sub(_NUMBERS, "N", exception_line(error, traceback))
     return (type_, line, first_frame(traceback))
 
 

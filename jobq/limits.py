@@ -23,7 +23,6 @@ This module is backend-neutral: parsing, the GCRA arithmetic, the claim plan the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .errors import InvalidInput
@@ -38,7 +37,7 @@ QUEUE_PREFIX = "queue:"
 # Rate units: seconds per unit. "/s" and "/sec", "/m" and "/min", "/h" and "/hour".
 UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
          "h": 3600.0, "hour": 3600.0}  # fmt: skip
-_RATE = re.compile(r"\s*(\d{1,9})\s*/\s*(\d{0,9})\s*([a-z]+)\s*")
+_RATE = r"\s*(\d{1,9})\s*/\s*(\d{0,9})\s*([a-z]+)\s*"  # `re` loads in parse_rate only
 MAX_CONCURRENCY = 2**31 - 1
 
 
@@ -140,7 +139,9 @@ def parse_key(text: str) -> str:
 def parse_rate(text: str) -> tuple[int, float]:
     """`100/min` → (100, 60.0). Units: /s (/sec), /min (/m), /hour (/h), optionally with a
     multiple (`5/10s`); the count is ≥ 1. InvalidInput otherwise."""
-    m = _RATE.fullmatch(text.lower())
+    import re
+
+    m = re.fullmatch(_RATE, text.lower())
     unit = UNITS.get(m.group(3)) if m else None
     if m is None or unit is None or int(m.group(1)) < 1 or m.group(2) == "0":
         raise InvalidInput(f"rate {text!r}: expected COUNT/UNIT, e.g. 100/min, 5/s, 1000/hour "

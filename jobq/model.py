@@ -6,8 +6,7 @@ to import: `jobq enqueue` never loads this module or `dataclasses`.
 The records are frozen dataclasses to every reader (`dataclasses.fields`, `replace`, `asdict`
 and `is_dataclass` work on them) but are built by `record`, not by `dataclasses.dataclass`:
 importing `dataclasses` pulls in `inspect`, `ast`, `dis` and `tokenize`, and generating the
-classes costs as much again, together more CPU than the rest of `jobq ls` (issue 15). The
-dataclass view is built on first use.
+classes costs as much again (issue 15). The dataclass view is built on first use.
 """
 
 from __future__ import annotations
@@ -29,6 +28,8 @@ from .basics import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: CLI start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .basics import JSONValue
 
 
@@ -107,20 +108,35 @@ def _record(cls: type) -> type:
     defaults = {n: ns.pop(n) for n in names if n in ns}
     for gone in ("__dict__", "__weakref__"):
         ns.pop(gone, None)
-    params = ", ".join(f"{n}=_d_{n}" if n in defaults else n for n in names)
-    body = "".join(f"    _set(self, {n!r}, {n})\n" for n in names) or "    pass\n"
-    scope: dict[str, object] = {"_set": object.__setattr__}
-    scope.update({f"_d_{n}": v for n, v in defaults.items()})
-    exec(f"def __init__(self, {params}):\n{body}", scope)
-    init = scope["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
-    ns.update(__slots__=names, __match_args__=names, __init__=init, _annotations=annotations,
+
+    def __init__(self: object, *args: object, **kwargs: object) -> None:
+        # compiled on the first instance: `jobq ls` builds only Jobs (start-up, issue 15)
+        init = _make_init(new, names, defaults)
+        new.__init__ = init  # type: ignore[misc]
+        init(self, *args, **kwargs)
+
+    ns.update(__slots__=names, __match_args__=names, __init__=__init__, _annotations=annotations,
               _defaults=defaults)  # fmt: skip
     if cls.__bases__ != (object,):
         raise TypeError(f"record {cls.__name__}: a record derives from nothing")
     new = _RecordType(cls.__name__, (_Record,), ns)
     new.__qualname__ = cls.__qualname__
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
     return new
+
+
+def _make_init(
+    cls: type, names: tuple[str, ...], defaults: dict[str, object]
+) -> Callable[..., None]:
+    """A record's `__init__`: its fields in order, each defaulted field with its default."""
+    params = ", ".join(f"{n}=_d_{n}" if n in defaults else n for n in names)
+    body = "".join(f"    _set(self, {n!r}, {n})\n" for n in names) or "    pass\n"
+    scope: dict[str, object] = {"_set": object.__setattr__}
+    scope.update({f"_d_{n}": v for n, v in defaults.items()})
+    exec(f"def __init__(self, {params}):\n{body}", scope)
+    init: Callable[..., None] = scope["__init__"]  # type: ignore[assignment]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
 
 
 if TYPE_CHECKING:

@@ -1,13 +1,13 @@
 """Validation of user-supplied values: job types, priorities, durations, times and JSON payloads.
 
 Everything here raises `InvalidInput` with a one-line message; nothing touches the queue file.
+`json` and `re` are imported on first use: `jobq ls`, `stats`, `wait` … never need them, and the
+two cost ~3 ms of a ~35 ms start (issue 15).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Callable
 
 from .basics import DEFAULT_PAYLOAD_LIMIT, DEFAULT_QUEUE, PRIORITY_NAMES, NewJob
@@ -65,6 +65,8 @@ def parse_priority(value: object) -> int:
         text = value.strip().lower()
         if text in PRIORITY_NAMES:
             return PRIORITY_NAMES[text]
+        import re
+
         if re.fullmatch(r"[+-]?\d{1,10}", text):
             return parse_priority(int(text))
         raise InvalidInput(f"unknown priority {value!r}: use an integer or one of {_names()}")
@@ -76,7 +78,7 @@ def _names() -> str:
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_DURATION = r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)"
 
 
 def parse_duration(value: object, what: str = "duration", *, unit: bool = False) -> float:
@@ -90,6 +92,8 @@ def parse_duration(value: object, what: str = "duration", *, unit: bool = False)
     if isinstance(value, (int, float)):
         seconds = float(value)
     elif isinstance(value, str):
+        import re
+
         text = value.strip().lower().replace(" ", "")
         if re.fullmatch(r"\d+(\.\d+)?", text):
             if unit:
@@ -98,7 +102,7 @@ def parse_duration(value: object, what: str = "duration", *, unit: bool = False)
                 )
             seconds = float(text)
         elif text and re.fullmatch(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+", text):
-            seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text))
+            seconds = sum(float(n) * _UNITS[u] for n, u in re.findall(_DURATION, text))
         else:
             raise InvalidInput(f"cannot parse {what} {value!r}: use e.g. 30s, 5m, 2h, 7d")
     else:
@@ -158,6 +162,8 @@ def parse_at(value: object) -> float:
 def validate_positive_int(value: object, what: str, minimum: int = 1) -> int:
     """Return `value` as an int >= `minimum` or raise InvalidInput."""
     if isinstance(value, bool) or not isinstance(value, int):
+        import re
+
         if isinstance(value, str) and re.fullmatch(r"\d{1,9}", value.strip()):
             value = int(value.strip())
         else:
@@ -239,13 +245,27 @@ def _no_duplicates(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
     return obj
 
 
-_DECODER = json.JSONDecoder(
-    parse_float=_parse_float,
-    parse_int=_parse_int,
-    parse_constant=_reject_constant,
-    object_pairs_hook=_no_duplicates,
-)
-_SCAN = _DECODER.scan_once  # type: ignore[attr-defined]  # the C scanner decode() uses
+# The strict decoder, its C scanner and the compact encoder, made by `_json()` on first use
+_SCAN: Callable[[str, int], tuple[JSONValue, int]] | None = None
+_DECODE: Callable[[str], JSONValue] | None = None
+_ENCODE: Callable[[object], str] | None = None
+_DecodeError: type[ValueError] = ValueError  # json.JSONDecodeError once `_json()` ran
+
+
+def _json() -> None:
+    global _SCAN, _DECODE, _ENCODE, _DecodeError
+    import json
+
+    decoder = json.JSONDecoder(
+        parse_float=_parse_float,
+        parse_int=_parse_int,
+        parse_constant=_reject_constant,
+        object_pairs_hook=_no_duplicates,
+    )
+    _DecodeError = json.JSONDecodeError
+    _DECODE = decoder.decode
+    _ENCODE = _make_encoder()
+    _SCAN = decoder.scan_once  # type: ignore[attr-defined]  # the C scanner decode() uses
 
 
 def _depth_ok(text: str) -> bool:
@@ -281,20 +301,23 @@ def parse_json(text: str, what: str = "payload") -> JSONValue:
     # Fast path (`--ndjson` calls this per line): the C scanner directly, without decode()'s
     # Python wrappers. JSON whitespace only: str.strip() would also accept e.g. U+00A0.
     body = text.strip(" \t\n\r")
+    if _SCAN is None or _DECODE is None:
+        _json()
+    assert _SCAN is not None and _DECODE is not None
     try:
         value: JSONValue
         value, end = _SCAN(body, 0)
         if end == len(body):
             return value
-    except (StopIteration, json.JSONDecodeError):
+    except (StopIteration, _DecodeError):
         pass  # decode() below says what is wrong, and where
     except RecursionError:
         raise InvalidInput(f"invalid JSON {what}: nested too deeply") from None
     try:
-        value = _DECODER.decode(text)
-    except json.JSONDecodeError as e:
+        value = _DECODE(text)
+    except _DecodeError as e:
         raise InvalidInput(
-            f"invalid JSON {what}: {e.msg} at line {e.lineno} column {e.colno}"
+            f"invalid JSON {what}: {e.msg} at line {e.lineno} column {e.colno}"  # type: ignore[attr-defined]
         ) from None
     except RecursionError:
         raise InvalidInput(f"invalid JSON {what}: nested too deeply") from None
@@ -313,6 +336,7 @@ def _make_encoder() -> Callable[[object], str]:
     # JSONEncoder.encode builds a new C encoder on every call; building it once halves the cost
     # of enqueue_many's payload serialisation. Falls back to the public API if the C accelerator
     # is missing.
+    import json
     from json import encoder
 
     c_make = getattr(encoder, "c_make_encoder", None)
@@ -327,11 +351,11 @@ def _make_encoder() -> Callable[[object], str]:
     return encode
 
 
-_ENCODE = _make_encoder()
-
-
 def dump_json(value: object, what: str = "payload", limit: int | None = None) -> str:
     """Serialise `value` as compact JSON text, refusing NaN, lone surrogates and oversize values."""
+    if _ENCODE is None:
+        _json()
+    assert _ENCODE is not None
     try:
         text = _ENCODE(value)
     except ValueError as e:
@@ -356,6 +380,9 @@ def dump_json(value: object, what: str = "payload", limit: int | None = None) ->
 def encode_json(value: object) -> str | None:
     """Compact JSON text of `value`, or None where `dump_json` would refuse it (NaN, inf, a lone
     surrogate, a value that is not JSON)."""
+    if _ENCODE is None:
+        _json()
+    assert _ENCODE is not None
     try:
         text = _ENCODE(value)
     except (ValueError, TypeError, RecursionError):

@@ -521,6 +521,15 @@ def test_register_worker_keeps_its_type_globs(store: Backend) -> None:
     assert got == {"a": ("img:*", "mail"), "b": (), "c": None}
 
 
+def test_a_pools_names_come_back_exactly_in_order(store: Backend) -> None:
+    # the SQLite store unpacks these JSON lists in SQL (no json import for `jobq ls`)
+    names = ['q"uote', "back\\slash", "é✓", "z", "a", "[x]*", "\\u0041"]
+    store.register_worker("p", name="p", host="h", pid=1, concurrency=1, queues=names,
+                          types=names[::-1], type_globs=names[2:], now=NOW)  # fmt: skip
+    (w,) = store.workers()
+    assert (w.queues, w.types, w.type_globs) == (tuple(names), tuple(names[::-1]), tuple(names[2:]))
+
+
 def test_a_silent_pools_batch_with_its_progress_releases_what_did_not_start(store: Backend) -> None:
     # a pool whose process this host cannot see (another boot id) and whose heartbeat stopped
     store.register_worker("quiet", name="quiet", host="h", pid=1, concurrency=1, queues=[],

@@ -198,9 +198,10 @@ def run(db: str | None, command: str, args: list[str]) -> int | None:
     where = COMMANDS.get(command)
     if where is None:
         return None
-    import importlib
+    import sys  # not importlib (and its warnings): start-up
 
-    func = getattr(importlib.import_module(f"jobq.cli.{where[0]}"), where[1])
+    __import__(f"jobq.cli.{where[0]}")
+    func = getattr(sys.modules[f"jobq.cli.{where[0]}"], where[1])
     params = params_of(func)
     kwargs = None if params is None else parse(params, args)
     if kwargs is None:

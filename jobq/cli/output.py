@@ -8,9 +8,7 @@ and the result is written as plain text, never as Rich markup. JSON is written w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
 
 from ..diagnose import Diagnosis
 from ..model import Attempt, FailedAttempt, Job, JobEdit, JobState, QueueStats, WorkerInfo
@@ -26,6 +24,8 @@ if TYPE_CHECKING:
 def to_json(value: object, indent: int | None = 2) -> str:
     """JSON for `--json` output: ASCII only (escapes every control and bidi character), every
     time an ISO 8601 UTC string with microseconds (`json_times`)."""
+    import json  # here, not at the top: `jobq ls` start-up
+
     return json.dumps(json_times(value), ensure_ascii=True, indent=indent, allow_nan=False)
 
 
@@ -57,6 +57,8 @@ def iso(ts: float | None) -> str:
     """A Unix time as ISO 8601 UTC to the second, or '-'."""
     if ts is None:
         return "-"
+    from datetime import datetime, timezone  # here: `jobq ls` start-up (issue 15)
+
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -157,8 +159,15 @@ def _code(d: Diagnosis | None) -> str:
 
 def _pretty(text: str | None) -> str:
     """Pretty-print JSON text for reading (non-ASCII kept, then made safe)."""
+    from ..prettyjson import indent
+
     if text is None:
         return "-"
+    pretty = indent(text)  # strict JSON, as jobq stores it: without importing json
+    if pretty is not None:
+        return safe_block(pretty)
+    import json
+
     try:
         value = json.loads(text)
     except ValueError:

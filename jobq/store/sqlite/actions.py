@@ -8,7 +8,6 @@ pools' jobs.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -178,6 +177,8 @@ class Store(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedu
 
         Works in batches so that workers are never kept waiting behind one huge delete.
         """
+        import json  # here, not at the top: `jobq ls` start-up
+
         total = 0
         states_json = json.dumps([s for s in states if s in ("succeeded", "failed", "cancelled")])
         while True:
@@ -197,6 +198,8 @@ class Store(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedu
 
     def count_prunable(self, before: float, states: Sequence[str]) -> int:
         """How many jobs `prune(before, states)` would delete now (a read: `--dry-run`)."""
+        import json  # here, not at the top: `jobq ls` start-up
+
         states_json = json.dumps([s for s in states if s in ("succeeded", "failed", "cancelled")])
         with self._read() as conn:
             row = conn.execute(COUNT_PRUNABLE, {"before": before, "states": states_json}).fetchone()
@@ -206,6 +209,8 @@ class Store(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedu
         """Delete jobs and their attempts. Per id: DELETED (succeeded, failed or cancelled; with
         `force` also pending), NOT_FOUND, or WRONG_STATE (pending without `force`; running
         always: a worker holds it, cancel it first)."""
+        import json  # here, not at the top: `jobq ls` start-up
+
         statement = DELETE_FORCED if force else DELETE_FINISHED
         out: dict[int, ActionOutcome] = {}
         deletable = ("succeeded", "failed", "cancelled", "pending") if force else (
@@ -272,6 +277,8 @@ class Store(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedu
         keeps the old record, whose `types` mixes both (diagnoses then tell them apart by their
         glob characters). `proc_key` is lifecycle.proc_key() of its supervisor.
         """
+        import json  # here, not at the top: `jobq ls` start-up
+
         with self._write() as conn:
             conn.execute(
                 REGISTER_WORKER,

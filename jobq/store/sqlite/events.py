@@ -21,7 +21,6 @@ pruning always keeps the newest event, so they are never reused: a follower that
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 
@@ -69,6 +68,8 @@ class Events(Reads):
         `kinds` (None: every kind), `type_glob` (SQLite GLOB, as `jobq ls --type`), `queue`,
         `since` (at >= since, seconds since the epoch).
         """
+        import json  # here, not at the top: `jobq ls` start-up
+
         params = {
             "after": after,
             "until": _NO_LIMIT if until is None else until,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Mapping
 
@@ -35,6 +34,8 @@ def claim_limited(
 ) -> list[Job]:
     """The claim when limits exist (jobq.limits.claim_limited), in the claim's
     transaction: BEGIN IMMEDIATE already serialises claims, so reading a limit row locks it."""
+    import json  # here, not at the top: `jobq ls` start-up
+
     from ...limits import Limit, split_keys, statuses
     from ...limits import claim_limited as plan
 
@@ -89,6 +90,8 @@ class Limits(Reads):
         due, or None (see Reads.next_run_at). With limits, a due job an exhausted limit holds
         does not count: the answer is then the next start a rate allows, or a later run_at, or
         None (a concurrency limit frees up by a commit, which wakes the workers)."""
+        import json  # here, not at the top: `jobq ls` start-up
+
         value = super().next_run_at(filter)
         if value is None or now is None or value > now:
             return value  # nothing due now: nothing a limit holds

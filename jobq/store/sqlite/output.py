@@ -8,10 +8,10 @@ CASCADE): `delete` and `prune` need nothing more.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from .reads import Reads
+from .rows import ids_json
 from .sql_live import (
     OUTPUT_AFTER,
     OUTPUT_CLEAR,
@@ -74,5 +74,5 @@ class Output(Reads):
         if not ids:
             return {}
         with self._read() as conn:
-            rows = conn.execute(PROGRESS_OF, {"ids": json.dumps(list(ids))}).fetchall()
+            rows = conn.execute(PROGRESS_OF, {"ids": ids_json(ids)}).fetchall()
         return {r[0]: JobProgress(*r) for r in rows}

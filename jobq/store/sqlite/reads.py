@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from ...backend import ANY, EVERY, ClaimFilter, JobFilter
 from ...basics import JobState
 from .connection import Connection
-from .rows import _like_escape, _row_to_attempt, _row_to_job
+from .rows import _like_escape, _row_to_attempt, _row_to_job, ids_json
 from .sql import (
     ATTEMPT_COLUMNS,
     CLAIMABLE,
@@ -17,6 +16,7 @@ from .sql import (
     NEXT_RUN_AT,
     PAUSED,
     STATES_OF,
+    WORKERS,
 )
 from .sql_deps import DEPENDENCIES, DEPENDENTS
 from .sql_where import SINCE, UNTIL, where_sql
@@ -46,14 +46,14 @@ class Reads(Connection):
             rows = conn.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
                 " ORDER BY id",
-                (json.dumps(list(ids)),),
+                (ids_json(ids),),
             ).fetchall()
         return [_row_to_job(r) for r in rows]
 
     def states(self, ids: Sequence[int]) -> dict[int, JobState]:
         """The state of each job among `ids` that exists (cheap: no payloads, for waiters)."""
         with self._read() as conn:
-            rows = conn.execute(STATES_OF, {"ids": json.dumps(list(ids))}).fetchall()
+            rows = conn.execute(STATES_OF, {"ids": ids_json(ids)}).fetchall()
         return {r[0]: JobState(r[1]) for r in rows}
 
     def dependencies(self, ids: Sequence[int]) -> dict[int, list[tuple[int, JobState | None]]]:
@@ -61,7 +61,7 @@ class Reads(Connection):
         (None: deleted since)."""
         out: dict[int, list[tuple[int, JobState | None]]] = {}
         with self._read() as conn:
-            rows = conn.execute(DEPENDENCIES, {"ids": json.dumps(list(ids))}).fetchall()
+            rows = conn.execute(DEPENDENCIES, {"ids": ids_json(ids)}).fetchall()
         for job_id, after_id, state in rows:
             known = None if state is None else JobState(state)
             out.setdefault(job_id, []).append((after_id, known))
@@ -277,10 +277,7 @@ class Reads(Connection):
                 "SELECT id, worker_id FROM jobs WHERE state = 'running' ORDER BY id"
             ):
                 running.setdefault(str(wid).split("/", 1)[0], []).append(job_id)
-            rows = conn.execute(
-                "SELECT id, name, host, pid, started_at, heartbeat_at, concurrency, queues, types,"
-                " jobs_done, status, type_globs, proc_key FROM workers ORDER BY started_at DESC"
-            ).fetchall()
+            rows = conn.execute(WORKERS).fetchall()
         return [
             WorkerInfo(
                 id=r[0],
@@ -290,12 +287,12 @@ class Reads(Connection):
                 started_at=r[4],
                 heartbeat_at=r[5],
                 concurrency=r[6],
-                queues=tuple(json.loads(r[7])),
-                types=tuple(json.loads(r[8])),
+                queues=_names(r[7]),
+                types=_names(r[8]),
                 jobs_done=r[9],
                 status=r[10],
                 current_jobs=tuple(running.get(r[0], ())),
-                type_globs=None if r[11] is None else tuple(json.loads(r[11])),
+                type_globs=None if r[11] is None else _names(r[11]),
                 proc_key=r[12],
             )
             for r in rows
@@ -320,8 +317,15 @@ class Reads(Connection):
         return None if value is None else float(value)
 
 
+def _names(packed: str | None) -> tuple[str, ...]:
+    # WORKERS packs a pool's JSON lists of names as SQLite unpacks them (see sql.py)
+    return () if not packed else tuple(packed.split("\x1f"))
+
+
 def _claim_params(f: ClaimFilter) -> dict[str, object]:
     """A ClaimFilter as the named parameters of FOR_WORKER."""
+    import json  # here, not at the top: `jobq ls` start-up
+
     return {
         "types": None if f.types is None else json.dumps(list(f.types)),
         "globs": None if f.type_globs is None else json.dumps(list(f.type_globs)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ...basics import JobState, Outcome
 
@@ -53,6 +53,11 @@ def _row_to_attempt(r: Sequence[object]) -> Attempt:
         traceback=r[8],  # type: ignore[arg-type]
         output=r[9],  # type: ignore[arg-type]
     )
+
+
+def ids_json(ids: Iterable[int]) -> str:
+    """A JSON list of job ids (for json_each), without importing json: `jobq ls`/`wait` start-up."""
+    return "[" + ",".join([str(int(i)) for i in ids]) + "]"
 
 
 def _like_escape(text: str) -> str:

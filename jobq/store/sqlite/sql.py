@@ -449,3 +449,13 @@ DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id < :below ORDER BY
 """
 
 DROP_EVENTS_AFTER = "DELETE FROM events WHERE id > :mark"
+
+# A pool's queues, types and globs are JSON lists of names (printable: never U+001F), unpacked
+# by SQLite so that `jobq ls` with pools alive does not import json (issue 15's start-up)
+_LIST = "(SELECT group_concat(value, char(31)) FROM (SELECT value FROM json_each({}) ORDER BY key))"
+WORKERS = (
+    "SELECT id, name, host, pid, started_at, heartbeat_at, concurrency,"
+    f" {_LIST.format('queues')}, {_LIST.format('types')}, jobs_done, status,"
+    f" CASE WHEN type_globs IS NOT NULL THEN coalesce({_LIST.format('type_globs')}, '') END,"
+    " proc_key FROM workers ORDER BY started_at DESC"
+)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -125,6 +124,8 @@ class JobWrites(Reads):
     def _insert_after(conn: sqlite3.Connection, j: NewJob, now: float) -> int:
         """Insert a job that runs after others (`j.after`): blocked by those not succeeded yet;
         cancelled at once if one already failed or was cancelled (endings.dependency_states)."""
+        import json  # here, not at the top: `jobq ls` start-up
+
         from ...endings import dependency_states  # here: most enqueues have no dependencies
 
         after = sorted(set(j.after))
@@ -214,6 +215,8 @@ class JobWrites(Reads):
         gets one attempt counted and its effective max_attempts and timeout written: its own,
         else `limits[type]` (the handler's (max_attempts, timeout)), else the defaults.
         """
+        import json  # here, not at the top: `jobq ls` start-up
+
         if types is not None or type_globs is not None or queues is not None:
             filter = _claim_filter(types, type_globs, queues)
         types, type_globs, queues = filter.types, filter.type_globs, filter.queues
