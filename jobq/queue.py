@@ -45,7 +45,8 @@ def validate_state(state: str | None) -> str | None:
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
-    # `jobq enqueue` never loads jobq.model (dataclasses): these are for annotations only
+    from contextlib import AbstractContextManager
+
     from .backend import Backend
     from .basics import JSONValue
     from .limits import LimitStatus
@@ -202,9 +203,7 @@ class Queue(Actions):
         timeout: float | str | None = None,
     ) -> tuple[int, bool]:
         """Add one job unless a job of the same type with `unique_key` is pending or running.
-
-        Returns (id, created): created is False when the id is that existing job's.
-        """
+        Returns (id, created): created is False when the id is that existing job's."""
         now = time.time()
         job = self.new_job(type, payload, priority=priority, queue=queue, delay=delay,
                            run_at=run_at, max_attempts=max_attempts, timeout=timeout,
@@ -298,8 +297,7 @@ class Queue(Actions):
     def output(self, job_id: int, attempt: int | None = None, *, after: int = 0) -> _Chunks:
         """The live output kept for an attempt of a job, in order: chunks with seq > `after`.
         `attempt` None: the job's latest (raises JobNotFound); a given attempt of a job that is
-        not there has no output. Each chunk says its stream: stdout, stderr, log or jobq (the
-        truncation marker)."""
+        not there has none. A chunk's stream: stdout, stderr, log or jobq (truncation marker)."""
         from .liveoutput import read_output
 
         if attempt is None:
@@ -405,8 +403,7 @@ class Queue(Actions):
         """Lifecycle events (jobq.Event), oldest first: those after event `after_id`, else the
         newest `limit`; at most `limit` of them unless `follow`, which then yields every new
         event as it is committed, forever (stop iterating to stop). Filters: `kinds` (default
-        every kind but "released"), `type_glob`, `queue`, `since` (seconds since the epoch).
-        Arguments are checked at once (InvalidInput)."""
+        every kind but "released"), `type_glob`, `queue`, `since` (epoch seconds); checked."""
         from .follow import event_feed
 
         return event_feed(self.backend, follow=follow, kinds=kinds, type_glob=type_glob,
@@ -433,10 +430,13 @@ class Queue(Actions):
     data_version = change_token  # the older name
 
     def waker(self) -> Waiter:
-        """Wake-ups on commits by any process (`fileno()` for select, `wait`, `drain`,
-        `close`): armed now, so a commit after this call is never missed. A wake-up is a hint:
-        re-check your condition after it."""
+        """Wake-ups on commits by any process (`fileno()` for select, `wait`, `drain`, `close`),
+        armed now: a commit after this call is never missed. Re-check your condition after one."""
         return self.backend.waker()
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """`with q.snapshot():` the reads inside see the queue at one instant (no writes)."""
+        return self.backend.snapshot()
 
     @property
     def location(self) -> str:

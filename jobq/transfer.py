@@ -157,20 +157,24 @@ def copy_queue(
         raise InvalidInput("jobq copy: the source and the target are the same queue")
     src = open_backend(source, Role.READER)
     try:
-        running = src.counts().get("running", 0)
-        if running:
-            raise SourceBusy(
-                f"{display_location(source)} has {running} running jobs: stop its pools first "
-                "(a job copied mid-run would run twice)"
-            )
-        readers = [(table, src.export_rows(table)) for table in COPY_TABLES]
-        dst = open_backend(target, Role.PRODUCER)
-        try:
-            rows = dst.import_rows(readers, replace=replace, progress=progress)
-        finally:
-            dst.close()
-            for _, reader in readers:
-                reader.close()  # end a read cut short while its connection is still open
+        # every table from one instant of the source, the running check included: a job that
+        # ends or an event written while the copy reads cannot land in one table and not another
+        src.prepare_export()
+        with src.snapshot():
+            running = src.counts().get("running", 0)
+            if running:
+                raise SourceBusy(
+                    f"{display_location(source)} has {running} running jobs: stop its pools "
+                    "first (a job copied mid-run would run twice)"
+                )
+            readers = [(table, src.export_rows(table)) for table in COPY_TABLES]
+            dst = open_backend(target, Role.PRODUCER)
+            try:
+                rows = dst.import_rows(readers, replace=replace, progress=progress)
+            finally:
+                dst.close()
+                for _, reader in readers:
+                    reader.close()  # end a read cut short while its connection is still open
     finally:
         src.close()
     return CopyReport(display_location(source), display_location(target), rows)

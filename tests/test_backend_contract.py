@@ -224,3 +224,27 @@ def test_finished_order_pages_by_finish_time_latest_first(backend: Backend) -> N
         assert last.finished_at is not None
         after = (last.finished_at, last.id)
     assert seen == want
+
+
+def test_a_snapshot_reads_one_instant(location: str) -> None:
+    """`snapshot()`: the reads inside see the queue as of its first read, whatever another
+    process commits meanwhile; a snapshot inside a snapshot is the outer one; after it, the
+    commits show (the dashboard reads its header and its list in one)."""
+    reader = Queue(location)
+    writer = Queue(location)
+    try:
+        first = writer.enqueue("t")
+        with reader.snapshot():
+            assert [j.id for j in reader.list()] == [first]
+            second = writer.enqueue("t")
+            writer.cancel(first)
+            with reader.snapshot():
+                assert reader.counts()["pending"] == 1
+            assert [(j.id, j.state) for j in reader.list()] == [(first, JobState.PENDING)]
+            assert reader.count("cancelled") == 0
+        assert [(j.id, j.state) for j in reader.list()] == [
+            (second, JobState.PENDING), (first, JobState.CANCELLED)
+        ]  # fmt: skip
+    finally:
+        reader.close()
+        writer.close()

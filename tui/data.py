@@ -342,29 +342,30 @@ def load(
     read so far, kept by the loader between loads; `history` keeps the Metrics view's rows
     between loads)."""
     t0 = time.perf_counter()
-    workers = q.workers()
-    header = load_header(q, now, workers, counts)
-    snap_jobs: list[Job] = []
-    has_more = False
-    total = 0
-    groups: list[ErrorGroup] = []
-    if req.tab in JOB_TABS:
-        snap_jobs, has_more = load_page(q, req, now)
-        total = count_tab(q, req, header.counts, now, counts)
-    elif req.tab == "errors":
-        groups = group_errors(q.errors(limit=ERROR_SAMPLE))
-        total = len(groups)
-    else:
-        total = len(workers)
-    errors = q.errors(limit=200) if req.tail else []
-    detail = None
-    if req.detail_id is not None:
-        detail = load_detail(q, req.detail_id, now, header.paused, workers, output)
-    running = [j.id for j in snap_jobs if j.state is JobState.RUNNING]
-    progress = q.progress_many(running) if running else {}
-    charted = None
-    if req.metrics is not None:
-        charted = (history or HistoryReader()).read(q.backend, now, req.metrics)
+    with q.snapshot():  # the header's counts and the list from one instant
+        workers = q.workers()
+        header = load_header(q, now, workers, counts)
+        snap_jobs: list[Job] = []
+        has_more = False
+        total = 0
+        groups: list[ErrorGroup] = []
+        if req.tab in JOB_TABS:
+            snap_jobs, has_more = load_page(q, req, now)
+            total = count_tab(q, req, header.counts, now, counts)
+        elif req.tab == "errors":
+            groups = group_errors(q.errors(limit=ERROR_SAMPLE))
+            total = len(groups)
+        else:
+            total = len(workers)
+        errors = q.errors(limit=200) if req.tail else []
+        detail = None
+        if req.detail_id is not None:
+            detail = load_detail(q, req.detail_id, now, header.paused, workers, output)
+        running = [j.id for j in snap_jobs if j.state is JobState.RUNNING]
+        progress = q.progress_many(running) if running else {}
+        charted = None
+        if req.metrics is not None:
+            charted = (history or HistoryReader()).read(q.backend, now, req.metrics)
     return Snapshot(req, header, snap_jobs, total, has_more, workers, groups, errors, detail,
                     (time.perf_counter() - t0) * 1000, progress, charted)  # fmt: skip
 

@@ -77,8 +77,7 @@ class Loader:
         self._watch = watch
         self._cpu_budget = cpu_budget
         self._max_interval = max_interval
-        self._adaptive = min_interval  # the change interval that keeps within the CPU budget
-        self._cpu_mark = time.process_time()
+        self._cpu_mark = time.process_time()  # the process's CPU time when the last load began
         self._lock = threading.Lock()
         self._request = Request()
         self._forced = True
@@ -175,9 +174,8 @@ class Loader:
                                 self._drain_pipe()  # a request arrived: load it at once
                             continue
                     version = q.change_token()
-                    if changed and not forced:
-                        self._pace(time.monotonic() - last_load)
                     last_load = time.monotonic()
+                    self._cpu_mark = time.process_time()
                     counts.defer_slow = self._is_busy()
                     self._post(load(q, req, self._clock(), counts, output, history))
                 failed, pause = "", 0.0
@@ -208,20 +206,15 @@ class Loader:
         return time.monotonic() < self._busy_until
 
     def _interval(self) -> float:
+        """How long after the last load a change may be loaded: at once when the last load and
+        its redraw were cheap, else as long as keeps this process (its queries here, the UI
+        thread's redraw) within `cpu_budget` of a core since that load began. The first
+        change after a quiet spell is loaded at once; the next waits for what the last cost,
+        so a burst of commits (workers draining) is not redrawn at 10 a second."""
         if self._is_busy():
             return self._busy_interval
-        return self._adaptive
-
-    def _pace(self, since_last: float) -> None:
-        """Adjust the change interval to the CPU the process used since the last load (a load
-        here and its redraw on the UI thread): longer while above the budget, back towards
-        `min_interval` when below."""
-        cpu = time.process_time()
-        used, self._cpu_mark = cpu - self._cpu_mark, cpu
-        if since_last <= 0:
-            return
-        wanted = self._adaptive * (used / since_last) / self._cpu_budget
-        self._adaptive = min(self._max_interval, max(self._min_interval, wanted))
+        used = time.process_time() - self._cpu_mark
+        return min(self._max_interval, max(self._min_interval, used / self._cpu_budget))
 
     def _sleep(self, seconds: float) -> bool:
         """Sleep, but wake early (True) when the UI asks for something."""

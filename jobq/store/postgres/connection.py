@@ -130,6 +130,7 @@ class Connection:
             raise InvalidInput(f"{self.display} is not a valid PostgreSQL URL: {first}") from None
         password = params.get("password")
         self._secret = str(password) if password else None
+        self._in_snapshot = False  # inside snapshot(): reads join its transaction
         self._kwargs: dict[str, Any] = {"autocommit": True}
         if "application_name" not in params:
             self._kwargs["application_name"] = "jobq"
@@ -248,7 +249,7 @@ class Connection:
         try:
             return conn.execute(sql, params)
         except psycopg.Error as e:
-            if not conn.broken:
+            if not conn.broken or self._in_snapshot:  # a new connection is not the snapshot
                 raise translate(e, self.display, self._secret) from None
         return self._one(sql, params)
 
@@ -266,6 +267,25 @@ class Connection:
             raise translate(e, self.display, self._secret) from None
 
     _read = _write  # a read of several statements: one snapshot-consistent-enough transaction
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """The reads inside see the queue at one instant: one REPEATABLE READ, READ ONLY
+        transaction around them (a snapshot inside a snapshot is the outer one)."""
+        if self._in_snapshot:
+            yield
+            return
+        conn = self._live()
+        try:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                self._in_snapshot = True
+                try:
+                    yield
+                finally:
+                    self._in_snapshot = False
+        except psycopg.Error as e:
+            raise translate(e, self.display, self._secret) from None
 
     # ---- change, identity, administration ------------------------------------------------------
 

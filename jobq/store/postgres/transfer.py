@@ -83,6 +83,10 @@ def _to_pg(col: str, value: object) -> object:
 class Transfer(Reads):
     """export_rows / import_rows of the Backend protocol."""
 
+    def prepare_export(self) -> None:
+        """Give feed ids to the settled events (outside the export's read-only snapshot)."""
+        self.sequence()  # type: ignore[attr-defined]  # the Events mixin of the backend
+
     def export_rows(self, table: str, batch: int = 5000) -> Generator[Batch, None, None]:
         """The rows of `table` in COPY_COLUMNS order (times in epoch seconds), by key. Events
         are those with a feed id, given first to every event that has settled (see
@@ -90,7 +94,8 @@ class Transfer(Reads):
         cols = _columns(table)
         where = ""
         if table == "events":
-            self.sequence()  # type: ignore[attr-defined]  # the Events mixin of the backend
+            if not self._in_snapshot:  # inside one, prepare_export() came before it
+                self.prepare_export()
             where = " WHERE id IS NOT NULL"
         select = ", ".join(_select(c) for c in cols)
         sql = f"SELECT {select} FROM {table}{where} ORDER BY {_KEY[table]}"

@@ -178,6 +178,7 @@ class Connection:
         self._nowait: sqlite3.Connection | None = None  # see _begin_in_turn
         self._nowait_durable = False
         self._wal = WalBound(path)
+        self._in_snapshot = False  # inside snapshot(): reads join its transaction
         if not allow_network_fs:
             if mountinfo is None:
                 check_not_network(real)
@@ -280,6 +281,8 @@ class Connection:
     @contextmanager
     def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction; `durable` commits with synchronous=FULL (fsync of the WAL)."""
+        if self._in_snapshot:
+            raise RuntimeError("a write inside snapshot(): end the snapshot first")
         conn = self._conn
         gate = self._turnstile
         if gate is not None:
@@ -358,9 +361,31 @@ class Connection:
         return self._conn
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """The reads inside see the file at one instant: one read transaction around them (a
+        snapshot inside a snapshot is the outer one). Keep it short: while it is open, the WAL
+        cannot be checkpointed past it."""
+        if self._in_snapshot:
+            yield
+            return
+        with self._read():
+            self._in_snapshot = True
+            try:
+                yield
+            finally:
+                self._in_snapshot = False
+
+    @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        """One read transaction, ended at once so the WAL can always be checkpointed."""
+        """One read transaction, ended at once so the WAL can always be checkpointed (inside
+        snapshot(): part of its transaction)."""
         conn = self._conn
+        if self._in_snapshot:
+            try:
+                yield conn
+            except sqlite3.Error as e:
+                raise _translate(e, self.path) from None
+            return
         try:
             conn.execute("BEGIN")
             try:

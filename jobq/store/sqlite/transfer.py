@@ -29,10 +29,12 @@ def _columns(table: str) -> tuple[str, ...]:
 class Transfer(Reads):
     """export_rows / import_rows of the Backend protocol."""
 
+    def prepare_export(self) -> None:
+        """Nothing to settle before an export: every row of the file is final when committed."""
+
     def export_rows(self, table: str, batch: int = 5000) -> Generator[Batch, None, None]:
-        """The rows of `table` in COPY_COLUMNS order, in batches, by primary key. All tables
-        read by one caller between its first and last batch come from one snapshot only if the
-        caller keeps reading; a copy reads each table to its end before the next."""
+        """The rows of `table` in COPY_COLUMNS order, in batches, by primary key; several
+        tables come from one instant inside `snapshot()` (as `jobq copy` reads them)."""
         _columns(table)  # a table that does not travel: ValueError
         try:
             with self._read() as conn:
