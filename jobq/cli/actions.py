@@ -2,7 +2,8 @@
 (jobq/cli/bulk.py).
 
 Like jobq/cli/jobs.py (which lists them in its COMMANDS), the parameters are typer declarations in
-postponed annotations, so `jobq.cli.fast` can run retry and cancel without typer.
+postponed annotations, so `jobq.cli.fast` can run retry and cancel without typer; the filters
+the three share (and `--where/--since/--until` with `ls`) are declared in jobq/cli/options.py.
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ if TYPE_CHECKING:
 
     from ..queue import Queue
     from .bulk import Filters
+    from .options import (
+        DryRunOpt,
+        SelectQueueOpt,
+        SelectSearchOpt,
+        SelectStateOpt,
+        SelectTypeOpt,
+        SinceOpt,
+        UntilOpt,
+        WhereOpt,
+    )
 
 
 def retry(
@@ -32,59 +43,14 @@ def retry(
     all_failed: Annotated[
         bool, typer.Option("--all-failed", help="Every failed job (same as --state failed).")
     ] = False,
-    state: Annotated[
-        str | None,
-        typer.Option(
-            "--state", "-s", metavar="S", help="Instead of ids: jobs in this state or view."
-        ),
-    ] = None,
-    type_: Annotated[
-        str | None,
-        typer.Option("--type", "-t", metavar="GLOB", help="Instead of ids: types matching."),
-    ] = None,
-    queue: Annotated[
-        str | None,
-        typer.Option("--queue", "-q", metavar="Q", help="Instead of ids: this queue only."),
-    ] = None,
-    search: Annotated[
-        str | None,
-        typer.Option(
-            "--search", metavar="TEXT", help="Instead of ids: text in payload, type or error."
-        ),
-    ] = None,
-    where: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--where",
-            "-w",
-            metavar="payload.PATH OP VALUE",
-            help="A payload field test, e.g. 'payload.user.id=42', 'payload.n>9'; OP: = != < <="
-            ' > >=; repeat to AND them. A JSON number compares as a number, "42" as a string.',
-        ),
-    ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            "--since",
-            metavar="DURATION|ISO",
-            help="Jobs enqueued at or after this: 30m, 2h, 7d back, or an ISO 8601 time.",
-        ),
-    ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option(
-            "--until",
-            metavar="DURATION|ISO",
-            help="Jobs enqueued before this: 30m, 2h, 7d back, or an ISO 8601 time.",
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run",
-            help="Print how many jobs the filters select and the first ids; change nothing.",
-        ),
-    ] = False,
+    state: SelectStateOpt = None,
+    type_: SelectTypeOpt = None,
+    queue: SelectQueueOpt = None,
+    search: SelectSearchOpt = None,
+    where: WhereOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Move failed or cancelled jobs back to pending.
 
@@ -113,59 +79,14 @@ def cancel(
         list[int] | None,
         typer.Argument(metavar="[ID]...", show_default=False, help="The jobs to cancel."),
     ] = None,
-    state: Annotated[
-        str | None,
-        typer.Option(
-            "--state", "-s", metavar="S", help="Instead of ids: jobs in this state or view."
-        ),
-    ] = None,
-    type_: Annotated[
-        str | None,
-        typer.Option("--type", "-t", metavar="GLOB", help="Instead of ids: types matching."),
-    ] = None,
-    queue: Annotated[
-        str | None,
-        typer.Option("--queue", "-q", metavar="Q", help="Instead of ids: this queue only."),
-    ] = None,
-    search: Annotated[
-        str | None,
-        typer.Option(
-            "--search", metavar="TEXT", help="Instead of ids: text in payload, type or error."
-        ),
-    ] = None,
-    where: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--where",
-            "-w",
-            metavar="payload.PATH OP VALUE",
-            help="A payload field test, e.g. 'payload.user.id=42', 'payload.n>9'; OP: = != < <="
-            ' > >=; repeat to AND them. A JSON number compares as a number, "42" as a string.',
-        ),
-    ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            "--since",
-            metavar="DURATION|ISO",
-            help="Jobs enqueued at or after this: 30m, 2h, 7d back, or an ISO 8601 time.",
-        ),
-    ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option(
-            "--until",
-            metavar="DURATION|ISO",
-            help="Jobs enqueued before this: 30m, 2h, 7d back, or an ISO 8601 time.",
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run",
-            help="Print how many jobs the filters select and the first ids; change nothing.",
-        ),
-    ] = False,
+    state: SelectStateOpt = None,
+    type_: SelectTypeOpt = None,
+    queue: SelectQueueOpt = None,
+    search: SelectSearchOpt = None,
+    where: WhereOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Cancel jobs.
 
@@ -195,59 +116,14 @@ def priority(
             " normal, high, critical.",
         ),
     ],
-    state: Annotated[
-        str | None,
-        typer.Option(
-            "--state", "-s", metavar="S", help="Instead of ids: jobs in this state or view."
-        ),
-    ] = None,
-    type_: Annotated[
-        str | None,
-        typer.Option("--type", "-t", metavar="GLOB", help="Instead of ids: types matching."),
-    ] = None,
-    queue: Annotated[
-        str | None,
-        typer.Option("--queue", "-q", metavar="Q", help="Instead of ids: this queue only."),
-    ] = None,
-    search: Annotated[
-        str | None,
-        typer.Option(
-            "--search", metavar="TEXT", help="Instead of ids: text in payload, type or error."
-        ),
-    ] = None,
-    where: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--where",
-            "-w",
-            metavar="payload.PATH OP VALUE",
-            help="A payload field test, e.g. 'payload.user.id=42', 'payload.n>9'; OP: = != < <="
-            ' > >=; repeat to AND them. A JSON number compares as a number, "42" as a string.',
-        ),
-    ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            "--since",
-            metavar="DURATION|ISO",
-            help="Jobs enqueued at or after this: 30m, 2h, 7d back, or an ISO 8601 time.",
-        ),
-    ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option(
-            "--until",
-            metavar="DURATION|ISO",
-            help="Jobs enqueued before this: 30m, 2h, 7d back, or an ISO 8601 time.",
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run",
-            help="Print how many jobs the filters select and the first ids; change nothing.",
-        ),
-    ] = False,
+    state: SelectStateOpt = None,
+    type_: SelectTypeOpt = None,
+    queue: SelectQueueOpt = None,
+    search: SelectSearchOpt = None,
+    where: WhereOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Set a job's priority (higher runs first).
 

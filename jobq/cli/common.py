@@ -23,14 +23,18 @@ if TYPE_CHECKING:
 
 
 def _bind_typer(namespace: dict[str, object]) -> None:
-    """Give a command module the names its postponed annotations use (`typer`, `Annotated`),
-    for typer to evaluate them while it registers the commands: the module does not import
-    typer itself, so that `jobq.cli.fast` can read the same annotations without it."""
+    """Give a command module the names its postponed annotations use (`typer`, `Annotated`,
+    the shared declarations of `jobq.cli.options`), for typer to evaluate them while it
+    registers the commands: the module does not import typer itself, so that `jobq.cli.fast`
+    can read the same annotations without it."""
     import typing
 
     import typer
 
+    from . import options
+
     namespace.update(typer=typer, Annotated=typing.Annotated)
+    options.bind(namespace)
 
 
 def _queue(ctx: typer.Context, create: bool = False) -> Queue:

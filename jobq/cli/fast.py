@@ -4,11 +4,13 @@ Operators type `jobq ls`, `show`, `stats`, `retry`, `cancel` and `wait` all day 
 them in loops; importing typer (and its vendored click) costs more than the command itself.
 The command functions in `jobs` and `admin` are the one source of truth: their parameters are
 declared once, as `Annotated[T, typer.Option(...)]` / `typer.Argument(...)` strings (postponed
-annotations), which the typer app evaluates with the real typer. This module evaluates the
-same strings against stand-ins that record the declaration, parses a simple command line with
-them and calls the same function. Anything it does not understand exactly — `--help`, a typo, a
-missing or malformed value, an option kind it does not know — goes to the typer app instead, so
-every message a person sees still comes from one place. This module must not import typer.
+annotations), which the typer app evaluates with the real typer (an option several commands
+share is a string in `jobq.cli.options` that the annotation names: `since: SinceOpt`). This
+module evaluates the same strings against stand-ins that record the declaration, parses a
+simple command line with them and calls the same function. Anything it does not understand
+exactly — `--help`, a typo, a missing or malformed value, an option kind it does not know — goes
+to the typer app instead, so every message a person sees still comes from one place. This
+module must not import typer.
 """
 
 from __future__ import annotations
@@ -101,10 +103,15 @@ def params_of(func: Callable[..., object]) -> list[Param] | None:
     defaults.update(func.__kwdefaults__ or {})
     scope = {"typer": _Typer, "Annotated": _Annotated, "int": int, "str": str, "bool": bool,
              "list": list, "None": None}  # fmt: skip
+    from . import options
+
     out = []
     for name in names:
+        text = func.__annotations__[name]
+        if text.endswith("Opt"):  # a declaration shared in jobq.cli.options: its own text
+            text = getattr(options, text, text)
         try:
-            value = eval(func.__annotations__[name], scope)
+            value = eval(text, scope)
         except Exception:  # a type this parser does not know: leave the command to typer
             return None
         if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], Decl)):

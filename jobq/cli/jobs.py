@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import typer
 
     from ..model import FailedAttempt
+    from .options import SinceOpt, UntilOpt, WhereOpt
 
 
 def enqueue(
@@ -141,32 +142,9 @@ def ls(
         str | None,
         typer.Option("--search", metavar="TEXT", help="Text in the payload, type or last error."),
     ] = None,
-    where: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--where",
-            "-w",
-            metavar="payload.PATH OP VALUE",
-            help="A payload field test, e.g. 'payload.user.id=42', 'payload.n>9'; OP: = != < <="
-            ' > >=; repeat to AND them. A JSON number compares as a number, "42" as a string.',
-        ),
-    ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            "--since",
-            metavar="DURATION|ISO",
-            help="Jobs enqueued at or after this: 30m, 2h, 7d back, or an ISO 8601 time.",
-        ),
-    ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option(
-            "--until",
-            metavar="DURATION|ISO",
-            help="Jobs enqueued before this: 30m, 2h, 7d back, or an ISO 8601 time.",
-        ),
-    ] = None,
+    where: WhereOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     limit: Annotated[
         int, typer.Option("--limit", "-n", metavar="N", help="At most this many, newest first.")
     ] = 50,
