@@ -60,6 +60,7 @@ def _modules_after(db: str, args: list[str], env: dict[str, str]) -> set[str]:
         ["cancel", "4"],
         ["retry", "1"],
         ["show", "4"],
+        ["logs", "4"],
     ],
     ids=lambda a: " ".join(a),
 )
@@ -148,6 +149,13 @@ LINES = [
     "retry",
     "retry --all-failed",
     "retry 1 --type x",
+    "logs 5",
+    "logs 5 --attempt 1 --raw",
+    "logs 5 --attempt 0",
+    "logs 5 --raw --escape",
+    "logs 99",
+    "logs",
+    "logs x",
 ]
 
 
@@ -203,7 +211,14 @@ def test_the_fast_path_behaves_as_the_typer_app(
 
 def test_the_fast_path_takes_the_everyday_command_lines(filled: str) -> None:
     # not a vacuous parity test: these really run without typer
-    for line in ("ls", "ls --json -n 2 -s pending", "show 5", "stats --json", "wait 1 2"):
+    for line in (
+        "ls",
+        "ls --json -n 2 -s pending",
+        "show 5",
+        "stats --json",
+        "wait 1 2",
+        "logs 5 --attempt 1 --escape",
+    ):
         args = line.split()
         func = getattr(__import__(f"jobq.cli.{fast.COMMANDS[args[0]][0]}",
                                   fromlist=["x"]), args[0])  # fmt: skip

@@ -28,6 +28,7 @@ COMMANDS = {
     "wait": ("jobs", "wait"),
     "stats": ("admin", "stats"),
     "edit": ("edit", "edit"),
+    "logs": ("logs", "logs"),
 }
 # keyword arguments of typer.Option / typer.Argument this parser honours; any other one (a
 # callback, an envvar, a count …) sends the command to typer

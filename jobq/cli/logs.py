@@ -1,16 +1,19 @@
 """`jobq logs`: a job's live output (its handler's stdout, stderr and logging), followed like
-`tail -f` while it runs."""
+`tail -f` while it runs. Run by `jobq.cli.fast` without typer (see jobs.py's header)."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
-
-import typer
 
 from ..errors import InvalidInput
-from .common import _note, _queue
+from .common import _bind_typer, _note, _queue
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up
+if TYPE_CHECKING:
+    from typing import Annotated
+
+    import typer
 
 # -f: the attempt ended and the job is not `succeeded` (failed, cancelled, or pending again for
 # a retry): 1, as `jobq wait` says of a job that failed
@@ -99,4 +102,5 @@ def logs(
 
 def register(app: typer.Typer) -> None:
     """Add `jobq logs` to `app`."""
+    _bind_typer(globals())
     app.command("logs")(logs)
