@@ -2,8 +2,8 @@
 
 connection (open, PRAGMAs, transactions, file identity) · admin (backup, doctor) · reads ·
 writes (the state machine) · sql (every statement, named) · schema (migrations) · filecheck
-(refusals before any write) · waker (inotify on the real -wal) · turnstile (producers take turns) · checkpoint (WAL bound) ·
-testhooks (query plans and PRAGMAs, for tests only).
+(refusals before any write) · waker (inotify on the real -wal) · turnstile (producers take
+turns) · checkpoint (WAL bound) · testhooks (query plans and PRAGMAs, for tests only).
 """
 
 from __future__ import annotations
