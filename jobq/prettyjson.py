@@ -51,33 +51,30 @@ def _plain(text: str, a: int, b: int) -> bool:
     return part.isprintable() or not any(c < " " for c in part)
 
 
+def _digits(tok: str, i: int) -> int:
+    """The index after the run of digits that starts at `i` (`i` itself when there is none)."""
+    while i < len(tok) and tok[i] in _DIGITS:
+        i += 1
+    return i
+
+
 def _number_ok(tok: str) -> bool:
     """JSON's number grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?"""
-    i, n = 0, len(tok)
-    if i < n and tok[i] == "-":
-        i += 1
-    start = i
-    while i < n and tok[i] in _DIGITS:
-        i += 1
+    start = 1 if tok[:1] == "-" else 0
+    i = _digits(tok, start)
     if i == start or (tok[start] == "0" and i - start > 1):
         return False
-    if i < n and tok[i] == ".":
-        i += 1
-        start = i
-        while i < n and tok[i] in _DIGITS:
-            i += 1
+    if tok[i : i + 1] == ".":
+        start = i + 1
+        i = _digits(tok, start)
         if i == start:
             return False
-    if i < n and tok[i] in "eE":
-        i += 1
-        if i < n and tok[i] in "+-":
-            i += 1
-        start = i
-        while i < n and tok[i] in _DIGITS:
-            i += 1
+    if tok[i : i + 1] in ("e", "E"):
+        start = i + 2 if tok[i + 1 : i + 2] in ("+", "-") else i + 1
+        i = _digits(tok, start)
         if i == start:
             return False
-    return i == n
+    return i == len(tok)
 
 
 def indent(text: str, width: int = 2) -> str | None:
