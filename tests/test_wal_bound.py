@@ -174,3 +174,20 @@ def test_one_shot_enqueue_truncates_a_grown_wal(
         assert after < 4 * 2**20, f"WAL still {after / 2**20:.1f} MiB (was {grown / 2**20:.1f})"
     finally:
         writer.close()
+
+
+def test_a_pools_commits_never_run_a_checkpoint_themselves(db_path: str) -> None:
+    """SQLite's automatic checkpoint runs inside the commit that crosses 1000 WAL pages: a claim
+    would wait for its copy and fsyncs. A pool's connections leave it to the supervisor (which
+    bounds the WAL, as the tests above check); every other writer keeps it (producers alone)."""
+    from jobq.backend import Role, open_backend
+    from jobq.store.sqlite.testhooks import autocheckpoint
+    from tests.factories import new_job
+
+    for role, want in ((Role.WORKER, 0), (Role.WORKER_SPIN, 0), (Role.PRODUCER, 1000)):
+        b = open_backend(db_path, role)
+        try:
+            b.enqueue([new_job("t")], time.time())  # a write: the turnstile's twin too
+            assert set(autocheckpoint(b)) == {want}, role
+        finally:
+            b.close()

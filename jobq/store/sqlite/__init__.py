@@ -52,4 +52,5 @@ def open_sqlite(
         mountinfo=mountinfo,
         create=role in (Role.PRODUCER, Role.WORKER, Role.WORKER_SPIN),
         turnstile=not worker,
+        autocheckpoint=not worker,  # a pool's supervisor keeps the WAL bounded (checkpoint.py)
     )

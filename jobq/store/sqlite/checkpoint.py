@@ -20,6 +20,8 @@ Who runs it: the pool's supervisor, between its ticks, once the WAL passes RESTA
 at rate come from pools, and its loop is off the workers' path); and, as a backstop for writers
 without a pool (producers only, with readers), any writing connection that finds the WAL past
 BACKSTOP_ABOVE when it checks, at its first commit and every CHECK_EVERY commits (one stat()).
+A pool's own connections turn SQLite's automatic checkpoint off (`wal_autocheckpoint = 0`): it
+runs inside the commit that crosses 1000 pages, so a claim would wait for its copy and fsyncs.
 `journal_size_limit` makes every ordinary restart of the WAL (no readers in the way) also shrink
 a file that one big transaction has blown up.
 """

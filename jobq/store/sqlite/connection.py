@@ -69,10 +69,16 @@ def _umask() -> int:
     return mask
 
 
-def _configure(conn: sqlite3.Connection) -> None:
+def _configure(conn: sqlite3.Connection, autocheckpoint: bool = True) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute(JOURNAL_SIZE_LIMIT)  # a WAL restarted at its front is also cut back
+    if not autocheckpoint:
+        # A pool's connections: SQLite's automatic checkpoint runs inside the commit that
+        # crosses 1000 WAL pages, so a claim (or the end of a job) would wait for its copy and
+        # fsyncs; the pool's supervisor bounds the WAL instead (checkpoint.py), off their path.
+        # Measured on an idle pool: commit→start median 0.48-0.58 ms without, 0.63-0.76 with.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -170,8 +176,10 @@ class Connection:
         mountinfo: str | None = None,
         create: bool = True,
         turnstile: bool = False,
+        autocheckpoint: bool = True,
     ) -> None:
         self.path = self.location = path
+        self._autocheckpoint = autocheckpoint
         real = self.real_path = os.path.realpath(path)
         self._nowait: sqlite3.Connection | None = None  # see _begin_in_turn
         self._nowait_durable = False
@@ -197,7 +205,7 @@ class Connection:
             self._conn = sqlite3.connect(
                 real, isolation_level=None, timeout=busy_timeout, check_same_thread=False
             )
-            _configure(self._conn)
+            _configure(self._conn, autocheckpoint)
             self._last_writer = self._conn
             self._sync = "NORMAL"
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -337,7 +345,7 @@ class Connection:
             self._nowait = sqlite3.connect(
                 self.real_path, isolation_level=None, timeout=0, check_same_thread=False
             )
-            _configure(self._nowait)
+            _configure(self._nowait, self._autocheckpoint)
             self._nowait_durable = False  # _configure set NORMAL
         nowait = self._nowait
         if self._nowait_durable != durable:  # one statement fewer per write, as _set_sync does

@@ -30,6 +30,13 @@ def synchronous(backend: object) -> int:
     return value
 
 
+def autocheckpoint(backend: object) -> tuple[int, ...]:
+    """`PRAGMA wal_autocheckpoint` of the connection, and of its no-wait twin once opened."""
+    assert isinstance(backend, Connection)
+    conns = [backend._conn] + ([backend._nowait] if backend._nowait is not None else [])
+    return tuple(int(c.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) for c in conns)
+
+
 def next_run_at_plan(backend: object) -> list[str]:
     """The query plan of `next_run_at` (for the test that forbids a table scan)."""
     assert isinstance(backend, Connection)
