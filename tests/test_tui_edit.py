@@ -212,11 +212,7 @@ async def test_a_claim_while_the_modal_is_open_keeps_the_text(
             f"job {job_id} changed while it was being edited (it is running now); nothing"
             " written (ctrl+s tries again; esc keeps your text in a file)"
         )
-        # a second try is refused the same way: the claim still stands
-        await pilot.press("ctrl+s")
-        await until(pilot, lambda: app.screen.writing is None  # type: ignore[attr-defined]
-                    and "changed while" in error_line(app), "the second refusal")  # fmt: skip
-        assert kept_files(tmp_dir) == []
+        assert kept_files(tmp_dir) == []  # while the editor is open, the text is in it
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, EditScreen), "the editor closed")
         assert_kept(app, tmp_dir, job_id, typed)
@@ -244,7 +240,8 @@ async def test_a_busy_queue_keeps_the_editor_open_then_a_second_save_writes(
             holder.execute("BEGIN IMMEDIATE")  # another process writing for a long time
             app.screen.query_one(TextArea).load_text('{"path": "b.jpg"}')
             await pilot.press("ctrl+s")
-            await until(pilot, lambda: "busy" in error_line(app), "the busy refusal")
+            await until(pilot, lambda: "past the busy timeout" in error_line(app),
+                        "the busy refusal")  # fmt: skip
             assert isinstance(app.screen, EditScreen)
             assert app.screen.query_one(TextArea).text == '{"path": "b.jpg"}'
         finally:
@@ -422,3 +419,21 @@ def test_a_refused_write_from_the_real_editor_keeps_its_file(
     subprocess.run([*tm, "send-keys", "q"], check=True)
     wait_until(lambda: subprocess.run([*tm, "has-session"], capture_output=True).returncode
                != 0, timeout=20, what="the dashboard to quit")  # fmt: skip
+
+
+async def test_text_that_cannot_be_kept_stays_in_the_editor_until_a_second_escape(
+    app: JobqApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))  # no such directory
+    async with app.run_test(size=SIZE) as pilot:
+        job_id = await open_editor(app, pilot)
+        app.screen.query_one(TextArea).load_text('{"typed": true}')
+        await pilot.press("escape")
+        await until(pilot, lambda: error_line(app).startswith("cannot keep your text in a file: "),
+                    "why the text was not kept")  # fmt: skip
+        assert error_line(app).endswith(" (esc again discards it)")
+        assert app.screen.query_one(TextArea).text == '{"typed": true}'
+        await pilot.press("escape")  # the operator gives it up
+        await until(pilot, lambda: not isinstance(app.screen, EditScreen), "the editor closed")
+        assert f"edit of job {job_id} cancelled, nothing written" in notes(app)
+        assert not (tmp_path / "gone").exists()

@@ -17,7 +17,7 @@ from functools import partial
 from typing import ClassVar
 
 from rich.text import Text
-from textual.app import App, ComposeResult, SuspendNotSupported
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
@@ -58,23 +58,23 @@ def edit_in_terminal(app: App[None], job: Job, limit: int) -> Edited:
     """Run $VISUAL / $EDITOR on the job's payload with `app` suspended (the terminal is the
     editor's until it exits). Raises SuspendNotSupported before anything runs where the app
     cannot suspend."""
-    session = EditorSession(job.id, job.payload_json, limit)
+    session: EditorSession | None = None
     result: str | None = None
     failure: str | None = None
-    try:
-        with app.suspend():
-            # nothing may escape this block: textual resumes the app only when it ends normally
-            try:
-                result = session.run(os.environ)
-            except JobqError as e:
-                failure = str(e)
-            except KeyboardInterrupt:  # Ctrl-C in the editor reaches us too: a cancel
-                result = None
-    except SuspendNotSupported:
-        session.close()
-        raise
-    if failure is not None or result is None:
-        session.close()
+    with app.suspend():  # raises SuspendNotSupported on entry: then no temp file was made
+        # nothing may escape this block: textual resumes the app only when it ends normally
+        try:
+            session = EditorSession(job.id, job.payload_json, limit)
+            result = session.run(os.environ)
+        except JobqError as e:
+            failure = str(e)
+        except OSError as e:  # the temp file cannot be written or read (a full $TMPDIR)
+            failure = f"the temp file: {e}; nothing written"
+        except KeyboardInterrupt:  # Ctrl-C in the editor reaches us too: a cancel
+            result = None
+    if session is None or failure is not None or result is None:
+        if session is not None:
+            session.close()
         if failure is not None:
             return Edited(None, note=f"edit of job {job.id}: {failure}", error=True)
         return Edited(None, note=f"edit of job {job.id} cancelled, nothing written")
