@@ -1,6 +1,7 @@
 """`E` in the dashboard: Pilot tests of the in-app payload editor (what a browser gets: a headless
-app cannot suspend, as a served one cannot), and one real `jobq tui` in tmux where `E` suspends
-the app for a real editor program and the dashboard comes back with the new payload."""
+app cannot suspend, as a served one cannot), and real `jobq tui`s in tmux where `E` suspends the
+app for a real editor program: the dashboard comes back with the new payload, or, when the write
+is refused, names the temp file that keeps the edit. A refused write never loses typed text."""
 
 from __future__ import annotations
 
