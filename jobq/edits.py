@@ -185,16 +185,23 @@ class EditorSession:
     queue then refused is not lost)."""
 
     def __init__(self, job_id: int, payload_json: str, limit: int) -> None:
+        self.payload_json = payload_json
+        self.limit = limit
+        self.shown = payload_for_edit(payload_json)
+        self.path = self.new_file(job_id, self.shown)
+        self.kept = False
+
+    @staticmethod
+    def new_file(job_id: int, text: str) -> str:
+        """A new private temp file (mode 0600, created exclusively) named as a session's file,
+        holding `text`: its path (the dashboard's in-app editor keeps unwritten text in one)."""
         import os
         import tempfile
 
-        self.payload_json = payload_json
-        self.limit = limit
-        fd, self.path = tempfile.mkstemp(prefix=f"jobq-edit-{job_id}-", suffix=".json")
-        self.shown = payload_for_edit(payload_json)
+        fd, path = tempfile.mkstemp(prefix=f"jobq-edit-{job_id}-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(self.shown)
-        self.kept = False
+            f.write(text)
+        return path
 
     def run(
         self,

@@ -1,26 +1,32 @@
 """`E` in the dashboard: Pilot tests of the in-app payload editor (what a browser gets: a headless
-app cannot suspend, as a served one cannot), and one real `jobq tui` in tmux where `E` suspends
-the app for a real editor program and the dashboard comes back with the new payload."""
+app cannot suspend, as a served one cannot), and real `jobq tui`s in tmux where `E` suspends the
+app for a real editor program: the dashboard comes back with the new payload, or, when the write
+is refused, names the temp file that keeps the edit. A refused write never loses typed text."""
 
 from __future__ import annotations
 
 import json
 import shlex
 import shutil
+import sqlite3
+import stat
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from textual.widgets import Static, TextArea
 
-from devtools.screenshots import SIZE, first_load, seeded_app, settle
+from devtools.screenshots import DISPLAY_PATH, SIZE, first_load, frozen_clock, seeded_app, settle
 from jobq import JobState, Queue
+from jobq.backend import ClaimFilter
 from tests.conftest import ROOT
 from tests.helpers import wait_until
 from tests.test_tui_actions import until
-from tui.app import JobqApp
+from tui.app import JobqApp, make_app
 from tui.screens.detail import DetailScreen, render_detail
 from tui.screens.dialogs import ConfirmScreen
 from tui.screens.edit import EditScreen
@@ -38,8 +44,38 @@ def app(tmp_path: Path) -> JobqApp:
     return seeded_app(str(tmp_path / "q.db"))
 
 
+@pytest.fixture
+def tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where this test's temp files go (as $TMPDIR would send them; brackets, as markup has)."""
+    d = tmp_path / "tmp[b]"
+    d.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(d))
+    return d
+
+
 def notes(app: JobqApp) -> list[str]:
     return [str(n.message) for n in app._notifications]
+
+
+def kept_files(d: Path) -> list[Path]:
+    return sorted(d.glob("jobq-edit-*.json"))
+
+
+def assert_kept(app: JobqApp, d: Path, job_id: int, text: str) -> None:
+    """One private file in `d` holds exactly `text`, and a notification names it."""
+    (kept,) = kept_files(d)
+    assert kept.name.startswith(f"jobq-edit-{job_id}-")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert kept.read_text(encoding="utf-8") == text
+    assert (f"edit of job {job_id} cancelled, nothing written; your text is kept in {kept}"
+            in notes(app))  # fmt: skip
+
+
+def error_line(app: JobqApp) -> str:
+    """The line under the in-app editor ("" when it is not open)."""
+    if not isinstance(app.screen, EditScreen):
+        return ""
+    return str(app.screen.query_one("#edit-error", Static).render())
 
 
 async def open_editor(app: JobqApp, pilot: object, tab: str = "3") -> int:
@@ -82,7 +118,9 @@ async def test_valid_edit_of_a_failed_job_is_saved_then_retried(app: JobqApp) ->
         await until(pilot, retried, "the job retried")
 
 
-async def test_invalid_edit_keeps_the_modal_open_with_the_error(app: JobqApp) -> None:
+async def test_invalid_edit_keeps_the_modal_open_with_the_error(
+    app: JobqApp, tmp_dir: Path
+) -> None:
     async with app.run_test(size=SIZE) as pilot:
         job_id = await open_editor(app, pilot)
         with Queue(app.db_path) as q:
@@ -104,11 +142,14 @@ async def test_invalid_edit_keeps_the_modal_open_with_the_error(app: JobqApp) ->
         await until(pilot, lambda: not isinstance(app.screen, EditScreen))
         with Queue(app.db_path) as q:
             assert (q.get(job_id).payload_json, q.edits(job_id)) == (before, [])
-        assert f"edit of job {job_id} cancelled, nothing written" in notes(app)
+        # nothing written, but what was typed is not lost
+        assert_kept(app, tmp_dir, job_id, '{"a": NaN}')
 
 
 @pytest.mark.parametrize("how", ["escape", "unchanged", "emptied"])
-async def test_escape_unchanged_or_emptied_writes_nothing(app: JobqApp, how: str) -> None:
+async def test_escape_unchanged_or_emptied_writes_nothing(
+    app: JobqApp, how: str, tmp_dir: Path
+) -> None:
     async with app.run_test(size=SIZE) as pilot:
         job_id = await open_editor(app, pilot, tab="1")  # a pending job: no retry question
         with Queue(app.db_path) as q:
@@ -120,19 +161,99 @@ async def test_escape_unchanged_or_emptied_writes_nothing(app: JobqApp, how: str
         with Queue(app.db_path) as q:
             assert (q.get(job_id).payload_json, q.edits(job_id)) == (before, [])
         assert f"edit of job {job_id} cancelled, nothing written" in notes(app)
+        assert kept_files(tmp_dir) == []  # nothing typed, or what is stored: no file
 
 
-async def test_a_change_while_the_modal_is_open_is_refused(app: JobqApp) -> None:
+async def test_a_retry_while_the_modal_is_open_is_refused(app: JobqApp, tmp_dir: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         job_id = await open_editor(app, pilot)
         with Queue(app.db_path) as q:
             q.retry(job_id)  # someone else retries it meanwhile
         app.screen.query_one(TextArea).load_text('{"x": 1}')
         await pilot.press("ctrl+s")
-        await until(pilot, lambda: any("changed while it was being edited" in n
-                                       for n in notes(app)), "the refusal")  # fmt: skip
+        await until(pilot, lambda: "changed while it was being edited" in error_line(app),
+                    "the refusal")  # fmt: skip
+        assert isinstance(app.screen, EditScreen)
+        assert app.screen.query_one(TextArea).text == '{"x": 1}'
         with Queue(app.db_path) as q:
             assert q.edits(job_id) == [] and q.get(job_id).payload_json != '{"x":1}'
+
+
+# ---- a write the queue refuses loses nothing --------------------------------------------
+
+
+@pytest.fixture
+def one_job_app(location: str) -> tuple[JobqApp, int]:
+    """A dashboard over one pending job, on each backend in turn."""
+    with Queue(location) as q:
+        job_id = q.enqueue("resize", {"path": "a.jpg"})
+    return make_app(location, clock=frozen_clock(), display_path=DISPLAY_PATH, watch=False), job_id
+
+
+async def test_a_claim_while_the_modal_is_open_keeps_the_text(
+    one_job_app: tuple[JobqApp, int], tmp_dir: Path
+) -> None:
+    app, job_id = one_job_app
+    typed = '{\n  "path": "b.jpg"  , "why": "[red]not markup[/red]"\n}\n'
+    async with app.run_test(size=SIZE) as pilot:
+        assert await open_editor(app, pilot, tab="1") == job_id
+        # a worker claims the job through its own connection while the editor is open
+        with Queue(app.db_path) as q:
+            (claimed,) = q.backend.claim("elsewhere/1", time.time(), 600,
+                                         ClaimFilter(types=("resize",)))  # fmt: skip
+        assert claimed.id == job_id
+        app.screen.query_one(TextArea).load_text(typed)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "changed while it was being edited" in error_line(app),
+                    "the refusal under the editor")  # fmt: skip
+        # still open, the text as typed, the one-line reason shown as plain text
+        assert isinstance(app.screen, EditScreen)
+        assert app.screen.query_one(TextArea).text == typed
+        assert error_line(app) == (
+            f"job {job_id} changed while it was being edited (it is running now); nothing"
+            " written (ctrl+s tries again; esc keeps your text in a file)"
+        )
+        assert kept_files(tmp_dir) == []  # while the editor is open, the text is in it
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, EditScreen), "the editor closed")
+        assert_kept(app, tmp_dir, job_id, typed)
+        with Queue(app.db_path) as q:
+            job = q.get(job_id)
+            assert (job.state, job.payload_json, q.edits(job_id)) == (
+                JobState.RUNNING,
+                '{"path":"a.jpg"}',
+                [],
+            )
+
+
+async def test_a_busy_queue_keeps_the_editor_open_then_a_second_save_writes(
+    tmp_path: Path, tmp_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOBQ_BUSY_TIMEOUT", "0.2")  # the app's writer gives up after 0.2 s
+    db = str(tmp_path / "q.db")
+    with Queue(db) as q:
+        job_id = q.enqueue("resize", {"path": "a.jpg"})
+    app = make_app(db, clock=frozen_clock(), display_path=DISPLAY_PATH, watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_editor(app, pilot, tab="1")
+        holder = sqlite3.connect(db, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # another process writing for a long time
+            app.screen.query_one(TextArea).load_text('{"path": "b.jpg"}')
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: "past the busy timeout" in error_line(app),
+                        "the busy refusal")  # fmt: skip
+            assert isinstance(app.screen, EditScreen)
+            assert app.screen.query_one(TextArea).text == '{"path": "b.jpg"}'
+        finally:
+            holder.rollback()
+            holder.close()
+        await pilot.press("ctrl+s")  # the queue is free again: the same text is written
+        await until(pilot, lambda: not isinstance(app.screen, EditScreen), "the editor closed")
+        await until(pilot, lambda: f"job {job_id}: payload saved" in notes(app))
+        with Queue(db) as q:
+            assert q.get(job_id).payload_json == '{"path":"b.jpg"}'
+        assert kept_files(tmp_dir) == []
 
 
 async def test_running_job_is_refused_without_an_editor(app: JobqApp) -> None:
@@ -243,3 +364,77 @@ def test_e_suspends_the_real_dashboard_for_the_editor(
     subprocess.run([*tm, "send-keys", "q"], check=True)
     wait_until(lambda: subprocess.run([*tm, "has-session"], capture_output=True).returncode
                != 0, timeout=20, what="the dashboard to quit")  # fmt: skip
+
+
+CLAIMING_EDITOR = f"""#!{sys.executable}
+import sys, time
+from jobq import Queue
+from jobq.backend import ClaimFilter
+# a worker claims the job while the editor is open; then the user saves
+with Queue(sys.argv[1]) as q:
+    q.backend.claim("elsewhere/1", time.time(), 600, ClaimFilter(types=("resize",)))
+with open(sys.argv[-1], "w") as f:
+    f.write('{{"edited": "meanwhile"}}')
+"""
+
+
+def test_a_refused_write_from_the_real_editor_keeps_its_file(
+    tmp_path: Path, tmux: tuple[str, list[str]]
+) -> None:
+    _socket, tm = tmux
+    db = str(tmp_path / "q.db")
+    with Queue(db) as q:
+        job_id = q.enqueue("resize", {"path": "a.jpg"})
+    editor = tmp_path / "ed"
+    editor.write_text(CLAIMING_EDITOR)
+    editor.chmod(0o755)
+    tmp = tmp_path / "t[x]"  # $TMPDIR, with the brackets of markup
+    tmp.mkdir()
+    env = (f"PYTHONPATH={shlex.quote(str(ROOT))} TMPDIR={shlex.quote(str(tmp))} VISUAL="
+           f" EDITOR={shlex.quote(f'{editor} {db}')}")  # fmt: skip
+    cmd = f"env {env} {shlex.quote(sys.executable)} -m jobq --db {shlex.quote(db)} tui"
+    subprocess.run([*tm, "new-session", "-d", "-x", "140", "-y", "40", cmd], check=True)
+
+    def pane() -> str:
+        return subprocess.run([*tm, "capture-pane", "-p"], capture_output=True, text=True).stdout
+
+    def toasts() -> str:
+        # the notifications' text (right of their border) without spaces: it wraps at any
+        text = "".join(line.split("▌", 1)[1] for line in pane().splitlines() if "▌" in line)
+        return "".join(text.split())
+
+    wait_until(lambda: "resize" in pane(), timeout=30, what="the dashboard's Pending list")
+    subprocess.run([*tm, "send-keys", "E"], check=True)
+    wait_until(lambda: kept_files(tmp) and "keptin" in toasts(), timeout=30,
+               what="the refusal naming the kept file")  # fmt: skip
+    (kept,) = kept_files(tmp)
+    assert kept.name.startswith(f"jobq-edit-{job_id}-")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert kept.read_text() == '{"edited": "meanwhile"}'
+    assert "changedwhileitwasbeingedited" in toasts()
+    assert f"keptin{kept}" in toasts()  # the path as it is, not read as markup
+    with Queue(db) as q:
+        job = q.get(job_id)
+        assert (job.state, job.payload_json, q.edits(job_id)) == (
+            JobState.RUNNING, '{"path":"a.jpg"}', [])  # fmt: skip
+    subprocess.run([*tm, "send-keys", "q"], check=True)
+    wait_until(lambda: subprocess.run([*tm, "has-session"], capture_output=True).returncode
+               != 0, timeout=20, what="the dashboard to quit")  # fmt: skip
+
+
+async def test_text_that_cannot_be_kept_stays_in_the_editor_until_a_second_escape(
+    app: JobqApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))  # no such directory
+    async with app.run_test(size=SIZE) as pilot:
+        job_id = await open_editor(app, pilot)
+        app.screen.query_one(TextArea).load_text('{"typed": true}')
+        await pilot.press("escape")
+        await until(pilot, lambda: error_line(app).startswith("cannot keep your text in a file: "),
+                    "why the text was not kept")  # fmt: skip
+        assert error_line(app).endswith(" (esc again discards it)")
+        assert app.screen.query_one(TextArea).text == '{"typed": true}'
+        await pilot.press("escape")  # the operator gives it up
+        await until(pilot, lambda: not isinstance(app.screen, EditScreen), "the editor closed")
+        assert f"edit of job {job_id} cancelled, nothing written" in notes(app)
+        assert not (tmp_path / "gone").exists()

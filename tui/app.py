@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 from rich.markup import escape
@@ -46,7 +47,7 @@ from .messages import (
 from .palette import JobqCommands
 from .screens.detail import DetailScreen
 from .screens.dialogs import ConfirmScreen
-from .screens.edit import Edited, EditPayload, EditScreen, edit_in_terminal
+from .screens.edit import Closed, Edited, EditPayload, EditScreen, edit_in_terminal
 from .screens.main import MainScreen
 from .screens.metrics import MetricsScreen
 from .screens.schedules import SchedulesScreen, ToggleSchedule
@@ -232,8 +233,9 @@ class JobqApp(App[None]):
             self.push_screen(ConfirmScreen(confirm), go)
 
     def on_action_done(self, message: ActionDone) -> None:
+        # an error is a JobqError's text as it is (untrusted, never markup); a summary is markup
         self.notify(message.summary, severity="error" if message.error else "information",
-                    timeout=4)  # fmt: skip
+                    timeout=4, markup=not message.error)  # fmt: skip
         self.loader.refresh()
 
     def on_retry(self, message: Retry) -> None:
@@ -322,40 +324,56 @@ class JobqApp(App[None]):
         try:
             edited = edit_in_terminal(self, job, limit)
         except SuspendNotSupported:  # a browser or a headless run: the editor in the app
-
-            def done(payload_json: str | None) -> None:
-                if payload_json is None:
-                    self.notify(f"edit of job {job.id} cancelled, nothing written")
-                else:
-                    self._save_edit(job, Edited(payload_json))
-
-            self.push_screen(EditScreen(job, limit), done)
+            self.push_screen(EditScreen(job, limit, partial(self._write_edit, job)),
+                             partial(self._edit_closed, job))  # fmt: skip
             return
         if edited.payload_json is None:
-            self.notify(edited.note, severity="error" if edited.error else "information")
+            self.notify(edited.note, severity="error" if edited.error else "information",
+                        markup=False)  # fmt: skip
             return
         self._save_edit(job, edited)
 
-    def _save_edit(self, job: Job, edited: Edited) -> None:
-        """Write the new payload if the job is as it was read; offer a retry if it failed."""
-        session, payload = edited.session, edited.payload_json
-        assert payload is not None  # an Edited without a payload is a cancel, never saved
+    def _write_edit(self, job: Job, payload: str) -> None:
+        # an edit's write, in a worker thread; raises JobqError when the queue refuses it
+        with self._write_lock:
+            if self._writer is None:
+                self._writer = Queue(self.db_path, create=False)
+            self._writer.edit(job.id, payload_json=payload, seen=job)
 
-        def work(q: Queue) -> str:
-            try:
-                q.edit(job.id, payload_json=payload, seen=job)
-            except JobqError as e:
-                if session is not None:  # the user's text is not lost
-                    e.args = (f"{e}; the edit is kept in {session.keep()}",)
-                raise
-            finally:
-                if session is not None:
-                    session.close()
+    def _edit_closed(self, job: Job, closed: Closed | None) -> None:
+        if closed is not None and closed.written is not None:
+            self.post_message(ActionDone(f"job {job.id}: payload saved"))
             if job.state in (JobState.FAILED, JobState.CANCELLED):
-                self.call_from_thread(self._offer_retry, job)
-            return f"job {job.id}: payload saved"
+                self._offer_retry(job)
+        elif closed is not None and closed.kept is not None:
+            # plain text: the path is under $TMPDIR, which may hold markup's brackets
+            self.notify(f"edit of job {job.id} cancelled, nothing written; your text is kept"
+                        f" in {closed.kept}", severity="warning", timeout=30,
+                        markup=False)  # fmt: skip
+        else:
+            self.notify(f"edit of job {job.id} cancelled, nothing written")
 
-        self.act("edit", work)
+    def _save_edit(self, job: Job, edited: Edited) -> None:
+        """Write the payload from $EDITOR if the job is as it was read (then offer a retry if it
+        failed); if not, keep the editor's temp file and name it, as `jobq edit` does."""
+        session, payload = edited.session, edited.payload_json
+        assert payload is not None and session is not None  # only an edit to write gets here
+
+        def run() -> None:
+            try:
+                self._write_edit(job, payload)
+            except Exception as e:  # a refusal (JobqError) or a fault: the edit is kept either way
+                why = str(e) if isinstance(e, JobqError) else f"not written: {e!r}"
+                # plain text, shown for 30 s: the path is where the user's edit is
+                self.call_from_thread(self.notify, f"edit: {why}; your edit is kept in "
+                                      f"{session.keep()}", severity="error", timeout=30,
+                                      markup=False)  # fmt: skip
+                return
+            finally:
+                session.close()  # deletes the file unless it was kept
+            self.call_from_thread(self._edit_closed, job, Closed(written=payload))
+
+        self.run_worker(run, thread=True, group="actions", exit_on_error=False)
 
     def _offer_retry(self, job: Job) -> None:
         def go(yes: bool | None) -> None:

@@ -2,23 +2,28 @@
 as `jobq edit` does, or, where the app cannot suspend (a browser via `jobq tui --serve`, a
 headless run), in a modal JSON editor with the same validation.
 
-The new payload goes back to the app (a message, or the modal's result), which writes it on its
-writer connection, compare-and-set against the job as it was read (`Queue.edit(seen=…)`).
+Either way the write is on the app's writer connection, compare-and-set against the job as it was
+read (`Queue.edit(seen=…)`), and a refused write loses nothing: the $EDITOR temp file is kept and
+named; the modal stays open with the reason and the text, and a cancel keeps typed text that was
+never written in a private temp file named as `jobq edit` names its own.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 from rich.text import Text
-from textual.app import App, ComposeResult, SuspendNotSupported
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Static, TextArea
+from textual.worker import Worker, WorkerState
 
 from jobq import (
     EditorSession,
@@ -53,43 +58,60 @@ def edit_in_terminal(app: App[None], job: Job, limit: int) -> Edited:
     """Run $VISUAL / $EDITOR on the job's payload with `app` suspended (the terminal is the
     editor's until it exits). Raises SuspendNotSupported before anything runs where the app
     cannot suspend."""
-    session = EditorSession(job.id, job.payload_json, limit)
+    session: EditorSession | None = None
     result: str | None = None
     failure: str | None = None
-    try:
-        with app.suspend():
-            # nothing may escape this block: textual resumes the app only when it ends normally
-            try:
-                result = session.run(os.environ)
-            except JobqError as e:
-                failure = str(e)
-            except KeyboardInterrupt:  # Ctrl-C in the editor reaches us too: a cancel
-                result = None
-    except SuspendNotSupported:
-        session.close()
-        raise
-    if failure is not None or result is None:
-        session.close()
+    with app.suspend():  # raises SuspendNotSupported on entry: then no temp file was made
+        # nothing may escape this block: textual resumes the app only when it ends normally
+        try:
+            session = EditorSession(job.id, job.payload_json, limit)
+            result = session.run(os.environ)
+        except JobqError as e:
+            failure = str(e)
+        except OSError as e:  # the temp file cannot be written or read (a full $TMPDIR)
+            failure = f"the temp file: {e}; nothing written"
+        except KeyboardInterrupt:  # Ctrl-C in the editor reaches us too: a cancel
+            result = None
+    if session is None or failure is not None or result is None:
+        if session is not None:
+            session.close()
         if failure is not None:
             return Edited(None, note=f"edit of job {job.id}: {failure}", error=True)
         return Edited(None, note=f"edit of job {job.id} cancelled, nothing written")
     return Edited(result, session)
 
 
-class EditScreen(ModalScreen[str | None]):
-    """A JSON editor for one job's payload; ctrl+s saves (the new canonical payload), escape
-    cancels (None). An invalid payload keeps the editor open with the error shown; an empty or
-    unchanged one closes it like escape."""
+@dataclass(frozen=True)
+class Closed:
+    """How the in-app editor closed: the payload it wrote, or (a cancel) the file that keeps the
+    operator's text that was never written (None when there was nothing to keep)."""
+
+    written: str | None = None
+    kept: str | None = None
+
+
+class EditScreen(ModalScreen[Closed]):
+    """A JSON editor for one job's payload; ctrl+s saves, escape cancels. An invalid payload, or
+    a write the queue refuses (the job changed meanwhile, the queue is busy or unavailable),
+    keeps the editor open with the reason shown and the text as typed; a cancel keeps typed text
+    that was never written in a private temp file (`Closed.kept`). An empty or unchanged payload
+    closes it like escape."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("escape", "cancel", "Cancel", priority=True),
     ]
 
-    def __init__(self, job: Job, limit: int) -> None:
+    def __init__(self, job: Job, limit: int, write: Callable[[str], None]) -> None:
+        """`write` writes a new canonical payload (on the app's writer connection, compare-and-
+        set against `job`); it runs in a thread and raises JobqError when the write is
+        refused."""
         super().__init__()
         self.job = job
         self.limit = limit
+        self.write = write
+        self.writing: str | None = None  # the payload being written, in a thread
+        self.keep_failed = False  # the text could not be kept: a second escape discards it
 
     def compose(self) -> ComposeResult:
         title = f"Payload of job {self.job.id} ({safe_line(self.job.type, 60)})"
@@ -103,19 +125,62 @@ class EditScreen(ModalScreen[str | None]):
     def on_mount(self) -> None:
         self.query_one("#edit-area", TextArea).focus()
 
+    def show_error(self, text: str, then: str = "") -> None:
+        """Show one line under the editor, `then` after it (plain text, never markup: it may
+        quote the queue's strings)."""
+        self.query_one("#edit-error", Static).update(Text(safe_line(text, 240) + then))
+
     def action_save(self) -> None:
-        """Check the payload as `jobq enqueue` would; close with it, or show why not."""
+        """Check the payload as `jobq enqueue` would, then write it; or show why not."""
+        if self.writing is not None:  # one write at a time; its outcome decides what is next
+            return
         text = self.query_one("#edit-area", TextArea).text
         try:
             new = payload_from_edit(text, self.limit, self.job.payload_json)
         except InvalidInput as e:
-            self.query_one("#edit-error", Static).update(Text(safe_line(str(e), 300)))
+            self.show_error(str(e))
             return
-        self.dismiss(new)
+        if new is None:  # empty or the same payload: nothing to write, nothing to keep
+            self.dismiss(Closed())
+            return
+        self.writing = new
+        self.show_error("saving…")
+        self.run_worker(partial(self.write, new), thread=True, group="edit-write",
+                        exit_on_error=False)  # fmt: skip
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "edit-write" or self.writing is None:
+            return
+        if event.state is WorkerState.SUCCESS:
+            self.dismiss(Closed(written=self.writing))
+        elif event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            self.writing = None
+            error = event.worker.error
+            why = str(error) if isinstance(error, JobqError) else f"not written: {error!r}"
+            self.show_error(why, " (ctrl+s tries again; esc keeps your text in a file)")
 
     def action_cancel(self) -> None:
-        """Close without writing anything."""
-        self.dismiss(None)
+        """Close without writing; keep typed text that was never written in a private file."""
+        if self.writing is not None:  # the write in flight decides: written, or refused and open
+            return
+        text = self.query_one("#edit-area", TextArea).text
+        if self.keep_failed or not self._typed(text):
+            self.dismiss(Closed())
+            return
+        try:
+            path = EditorSession.new_file(self.job.id, text)
+        except (OSError, ValueError) as e:  # a full or read-only temp dir: the text stays here
+            self.keep_failed = True
+            self.show_error(f"cannot keep your text in a file: {e}", " (esc again discards it)")
+            return
+        self.dismiss(Closed(kept=path))
+
+    def _typed(self, text: str) -> bool:
+        # nothing typed (empty) or the payload as stored: nothing of the operator's to keep
+        try:
+            return payload_from_edit(text, self.limit, self.job.payload_json) is not None
+        except InvalidInput:  # invalid or too big, but typed: kept all the same
+            return True
 
 
 def _json_area(text: str) -> TextArea:
