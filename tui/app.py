@@ -130,8 +130,16 @@ class JobqApp(App[None]):
 
     def on_unmount(self) -> None:
         self.loader.stop()
-        if self._writer is not None:
-            self._writer.close()
+        # a write may still run in a worker thread: closing its connection under it crashes
+        # the interpreter (seen: a segfault at teardown while a busy write waited). Wait for it
+        # a while; past that, the process's exit closes the connection.
+        if self._write_lock.acquire(timeout=5.0):
+            try:
+                if self._writer is not None:
+                    self._writer.close()
+                    self._writer = None
+            finally:
+                self._write_lock.release()
 
     async def on_event(self, event: events.Event) -> None:
         # a key (or scroll) from the user: the loader eases off so that the keys come first
