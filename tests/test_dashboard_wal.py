@@ -42,19 +42,21 @@ def test_dashboard_does_not_pin_the_wal(
         finally:
             s.close()
 
-    def checkpoint() -> tuple[int, int, int]:
-        # this probe's own connection has twice failed with "disk I/O error" under heavy load
-        # while jobq's connections went on (cause not found): one retry, then it counts
-        for attempt in (1, 2):
-            conn = sqlite3.connect(db_path, timeout=5)
-            try:
-                return tuple(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
-            except sqlite3.OperationalError:
-                if attempt == 2:
-                    raise
-            finally:
-                conn.close()
-        raise AssertionError("unreachable")
+    failed_probes: list[str] = []
+
+    def checkpoint() -> tuple[int, int, int] | None:
+        # This probe's own raw connection has failed with "disk I/O error" a few times under
+        # heavy load (never one of jobq's connections; cause not found, see the closing notes
+        # of sessions 5 and 6): such a sample is neither a completed checkpoint nor a failure
+        # of jobq's; it is counted below, and most probes must succeed.
+        conn = sqlite3.connect(db_path, timeout=5)
+        try:
+            return tuple(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+        except sqlite3.OperationalError as e:
+            failed_probes.append(str(e))
+            return None
+        finally:
+            conn.close()
 
     wal_sizes: list[int] = []
     complete: list[float] = []
@@ -70,8 +72,8 @@ def test_dashboard_does_not_pin_the_wal(
                 i += 1
                 await pilot.pause(0.2)
                 wal_sizes.append(wal_size(db_path))
-                busy, log, done = checkpoint()
-                if busy == 0 and log == done:
+                got = checkpoint()
+                if got is not None and got[0] == 0 and got[1] == got[2]:
                     complete.append(time.monotonic() - t0)
             return app.loads
 
@@ -84,6 +86,7 @@ def test_dashboard_does_not_pin_the_wal(
         producer.join(10)
         kill_all([pool])
     assert loads > 5, "the dashboard did not refresh under churn"
+    assert len(failed_probes) <= len(wal_sizes) // 10, failed_probes[:3]
     assert max(wal_sizes) < 32 * 2**20, f"WAL grew to {max(wal_sizes) / 2**20:.1f} MiB"
     # checkpoints complete while the dashboard is open, including near the end
     assert complete, "no PASSIVE checkpoint ever completed"
