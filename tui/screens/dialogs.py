@@ -150,8 +150,9 @@ set priority (a number or a name) · [b]P[/b] pause/resume the job's queue · [b
 jobs: r/c/+/-/p then act on every marked job · [b]a[/b] act on ALL jobs of this tab matching
 the filter (the count is shown before anything happens). In [b]Errors[/b], r retries a group.
 [b]E[/b] edits the selected job's payload (pending, failed or cancelled) in $VISUAL/$EDITOR, or in
-the app where it cannot leave the terminal (a browser): ctrl+s saves, esc cancels; after an edit
-of a failed or cancelled job, y retries it.
+the app where it cannot leave the terminal (a browser): ctrl+s saves, esc cancels (text that was
+not saved is kept in a private file it names); after an edit of a failed or cancelled job, y
+retries it.
 
 [b]e[/b] error tail: the latest failed attempts, following new ones; enter opens the job.
 [b]ctrl+p[/b] command palette: go to a job by id (type its number), switch tab, apply a filter
