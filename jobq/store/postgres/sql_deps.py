@@ -13,12 +13,17 @@ MARK_DEPENDED = """
 UPDATE jobs SET has_dependents = true WHERE id = ANY(%(ids)s::bigint[]) RETURNING id, state
 """
 
+# With a unique key another producer may hold: the insert yields to a job that took the key
+# (ON CONFLICT on jobs_unique waits for that job's transaction) and returns no row; the caller
+# then reads the holder with a fresh snapshot (see JobWrites._insert_after).
 INSERT_JOB_AFTER = f"""
 INSERT INTO jobs (type, queue, payload, priority, state, run_at, max_attempts, timeout,
                   unique_key, created_at, blocked)
 VALUES (%(type)s, %(queue)s, %(payload)s::json, %(priority)s, 'pending',
         to_timestamp(%(run_at)s::float8), %(max_attempts)s, %(timeout)s::float8,
         %(unique_key)s, {NOW}, %(blocked)s)
+ON CONFLICT (type, unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('pending', 'running') DO NOTHING
 RETURNING id
 """
 

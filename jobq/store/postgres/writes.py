@@ -118,26 +118,35 @@ class JobWrites(Reads):
                     got = conn.execute(INSERT_UNIQUE, params).fetchone()
                     if got is not None:
                         return got[0], got[1]
-        return JobWrites._insert_after(conn, j, params), None
+        return JobWrites._insert_after(conn, j, params)
 
     @staticmethod
-    def _insert_after(conn: psycopg.Connection[Any], j: NewJob, params: dict[str, Any]) -> int:
+    def _insert_after(
+        conn: psycopg.Connection[Any], j: NewJob, params: dict[str, Any]
+    ) -> tuple[int, str | None]:
         """Insert a job that runs after others (`j.after`), as the SQLite store does
         (jobq/store/sqlite/writes.py): blocked by those not succeeded yet; cancelled at once if
         one already failed or was cancelled. Marking the dependencies locks them: none ends
-        before this job and its links are committed (see MARK_DEPENDED)."""
+        before this job and its links are committed (see MARK_DEPENDED). Return (id, None), or
+        (the id of the job that holds its unique key, that job's state), as `_insert_one`."""
         after = sorted(set(j.after))
         found = dict(conn.execute(MARK_DEPENDED, {"ids": after}).fetchall())
         blocked, dead = dependency_states(after, found)
         params = dict(params, blocked=blocked)
-        row = conn.execute(INSERT_JOB_AFTER, params).fetchone()
-        assert row is not None
+        while (row := conn.execute(INSERT_JOB_AFTER, params).fetchone()) is None:
+            # another producer took the key and committed after FIND_UNIQUE's snapshot: its
+            # job is returned, as if found first (with the links and blocked count of its own
+            # enqueue; the marks above stay, harmless: a marked job's ending finds no
+            # dependent). Each try has a fresh snapshot; a holder that ended frees the key.
+            held = conn.execute(FIND_UNIQUE, params).fetchone()
+            if held is not None:
+                return held[0], held[1]
         job_id: int = row[0]
         conn.execute(INSERT_DEPS, {"id": job_id, "after": after})
         if dead is not None:
             reason = f"dependency job {dead} {found[dead]}"
             conn.execute(CANCEL_AT_ONCE, {"id": job_id, "now": params["now"], "reason": reason})
-        return job_id
+        return job_id, None
 
     def enqueue_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> list[int]:
         """Insert runs of jobs in one durable transaction; return their ids, in order.
