@@ -36,11 +36,29 @@ UPDATE jobs SET state = 'cancelled', finished_at = {NOW}, last_error = %(reason)
 WHERE id = %(id)s AND state = 'pending'
 """
 
+# The pending jobs that wait, directly or not, for any of %(ids)s (jobs that failed or were
+# cancelled), locked in id order before the cancel below changes them (see MARK_DEPENDED: the
+# same order as an enqueue's; writes.cancel_dependents says why in a statement of its own).
+LOCK_DEPENDENTS = """
+WITH RECURSIVE doomed(id) AS (
+    SELECT d.job_id FROM job_deps AS d JOIN jobs AS j ON j.id = d.job_id
+    WHERE d.after_id = ANY(%(ids)s::bigint[]) AND j.state = 'pending'
+    UNION
+    SELECT d.job_id FROM doomed
+    JOIN job_deps AS d ON d.after_id = doomed.id JOIN jobs AS j ON j.id = d.job_id
+    WHERE j.state = 'pending'
+)
+SELECT id FROM jobs WHERE id IN (SELECT id FROM doomed) AND state = 'pending'
+ORDER BY id FOR NO KEY UPDATE
+"""
+
+# Those jobs cancelled, each naming the first job it waits for that took it down: one of
+# %(ids)s, which ended %(how)s, or one cancelled here. Their ids are returned.
 CANCEL_DEPENDENTS = f"""
 WITH RECURSIVE doomed(id, cause, how) AS (
-    SELECT d.job_id, %(id)s::bigint, %(how)s::text FROM job_deps AS d
+    SELECT d.job_id, d.after_id, %(how)s::text FROM job_deps AS d
     JOIN jobs AS j ON j.id = d.job_id
-    WHERE d.after_id = %(id)s AND j.state = 'pending'
+    WHERE d.after_id = ANY(%(ids)s::bigint[]) AND j.state = 'pending'
     UNION
     SELECT d.job_id, doomed.id, 'cancelled' FROM doomed
     JOIN job_deps AS d ON d.after_id = doomed.id JOIN jobs AS j ON j.id = d.job_id
@@ -52,6 +70,7 @@ UPDATE jobs
 SET state = 'cancelled', finished_at = {NOW}, blocked = 0,
     last_error = 'dependency job ' || one.cause || ' ' || one.how
 FROM one WHERE jobs.id = one.id AND jobs.state = 'pending'
+RETURNING jobs.id
 """
 
 RECOUNT_BLOCKED = """

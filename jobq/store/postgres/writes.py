@@ -37,6 +37,7 @@ from .sql_deps import (
     CANCEL_DEPENDENTS,
     INSERT_DEPS,
     INSERT_JOB_AFTER,
+    LOCK_DEPENDENTS,
     MARK_DEPENDED,
 )
 from .sql_limits import HAS_LIMITS, claim_unlimited_sql
@@ -391,6 +392,20 @@ class JobWrites(Reads):
 
 def cancel_dependents(conn: psycopg.Connection[Any], job_id: int, how: str, now: float) -> None:
     """Cancel the pending jobs that wait, directly or not, for a job that ended `how` (failed,
-    cancelled, deleted), in the caller's transaction (a statement of its own: its snapshot sees
-    a dependent whose enqueue committed while this transaction waited for the job's row)."""
-    conn.execute(CANCEL_DEPENDENTS, {"id": job_id, "how": how, "now": now})
+    cancelled, deleted), in the caller's transaction (which holds the job's row lock).
+
+    A dependent's enqueue locks the jobs it goes after until it commits, and a statement's
+    snapshot is taken before it waits for a lock: so the dependents are first locked (in id
+    order, see LOCK_DEPENDENTS), then cancelled by a statement begun after those waits, whose
+    snapshot sees the links of every enqueue that held one of them. A job that only such a link
+    reaches was not locked first, and its cancel may itself have waited for an enqueue of a job
+    after it: the same is done again from the jobs of that kind, until none is left. (One
+    statement would leave such a late dependent pending, blocked for good.)"""
+    roots, cause = [job_id], how
+    while roots:
+        locked = {r[0] for r in conn.execute(LOCK_DEPENDENTS, {"ids": roots}).fetchall()}
+        if not locked:
+            return  # then nothing else waits for them: an enqueue after them waits for us
+        params = {"ids": roots, "how": cause, "now": now}
+        cancelled = [r[0] for r in conn.execute(CANCEL_DEPENDENTS, params).fetchall()]
+        roots, cause = [i for i in cancelled if i not in locked], "cancelled"
