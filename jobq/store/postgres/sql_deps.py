@@ -8,9 +8,16 @@ NOW = "to_timestamp(%(now)s::float8)"
 # A new job's dependencies, marked as having dependents and so locked until the job and its
 # links are committed: an ending waits for that, then sees the mark (and the trigger
 # jobq_unblock, or the store's cancel of dependents, sees the links). An ending that came first
-# is seen here: the state returned is the latest committed one.
+# is seen here: the state returned is the latest committed one. Locked in id order, as an
+# ending locks a job and then its dependents (which have higher ids) in id order: an enqueue
+# after X and X's dependent Y, and X's ending, never wait for each other in a cycle (an UPDATE
+# alone locks in the order it finds the rows, which is where they lie in the table).
 MARK_DEPENDED = """
-UPDATE jobs SET has_dependents = true WHERE id = ANY(%(ids)s::bigint[]) RETURNING id, state
+WITH locked AS MATERIALIZED (
+    SELECT id FROM jobs WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR NO KEY UPDATE
+)
+UPDATE jobs SET has_dependents = true FROM locked WHERE jobs.id = locked.id
+RETURNING jobs.id, jobs.state
 """
 
 # With a unique key another producer may hold: the insert yields to a job that took the key
