@@ -198,3 +198,35 @@ def test_an_enqueue_after_a_dependent_of_a_job_that_fails_meanwhile(location: st
         assert _claim_ids(b, "h") == [h] and b.counts()["pending"] == 0
     finally:
         b.close()
+
+
+def _complete_many(location: str, leases: list[tuple[int, str]], n: int, out: object) -> None:
+    def work() -> list[bool]:
+        b = open_backend(location, Role.WORKER)
+        try:
+            return b.complete_many([(i, t, None, None) for i, t in leases], time.time())
+        finally:
+            b.close()
+
+    report(out, n, None, work)
+
+
+def test_an_enqueue_after_two_jobs_while_a_worker_records_both_successes(location: str) -> None:
+    """A worker records its successes in batches, in the order they ended (x2 before x1), and
+    with many jobs running the server walks the batch in that order: it held x2 and waited for
+    x1 while the enqueue after [x1, x2] held x1 and waited for x2."""
+    b = open_backend(location, Role.WORKER)
+    try:
+        b.enqueue([new_job("r")] * FAN_OUT, time.time())
+        b.claim("other/1", time.time(), LEASE, ClaimFilter(types=("r",)), limit=FAN_OUT)
+        x1, x2 = b.enqueue([new_job("x"), new_job("x")], time.time())
+        jobs = b.claim("main/1", time.time(), LEASE, ClaimFilter(types=("x",)), limit=2)
+        tokens = {j.id: j.lease_token or "" for j in jobs}
+        _maintain(location, "ANALYZE")
+        oks, v = _in_turn(location, x2, (_complete_many, [(x2, tokens[x2]), (x1, tokens[x1])]),
+                          (_enqueue_after, [x1, x2]))  # fmt: skip
+        assert oks == [True, True]
+        assert b.dependencies([v]) == {v: [(x1, JobState.SUCCEEDED), (x2, JobState.SUCCEEDED)]}
+        assert _claim_ids(b, "v") == [v]
+    finally:
+        b.close()

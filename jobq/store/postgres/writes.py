@@ -252,15 +252,23 @@ class JobWrites(Reads):
         """Complete several leased jobs (id, token, result, output) in one transaction."""
         if not done:
             return []
+        # sent in id order: with many jobs running the server walks a batch in its order, and
+        # rows are locked in id order everywhere (see MARK_DEPENDED in sql_deps.py), else an
+        # enqueue after two of these jobs could hold one while this held the other (deadlock)
+        order = sorted(range(len(done)), key=lambda i: done[i][0])
+        batch = [done[i] for i in order]
         params = {
-            "ids": [d[0] for d in done],
-            "tokens": [d[1] for d in done],
-            "results": [d[2] for d in done],
-            "outputs": [pg_text(d[3]) for d in done],
+            "ids": [d[0] for d in batch],
+            "tokens": [d[1] for d in batch],
+            "results": [d[2] for d in batch],
+            "outputs": [pg_text(d[3]) for d in batch],
             "now": now,
         }
         held = {r[0] for r in self._one(COMPLETE_MANY, params).fetchall()}
-        return [i + 1 in held for i in range(len(done))]
+        out = [False] * len(done)
+        for n, i in enumerate(order, 1):
+            out[i] = n in held
+        return out
 
     def end_attempt(
         self,
