@@ -80,6 +80,16 @@ FROM one WHERE jobs.id = one.id AND jobs.state = 'pending'
 RETURNING jobs.id
 """
 
+# A job's dependencies, locked against endings (in id order, see MARK_DEPENDED) before a retry
+# moves it back to pending and RECOUNT_BLOCKED counts them: an ending in progress is waited for
+# and then counted, and one that comes after sees the job pending and unblocks it. (Otherwise
+# a success not committed yet would be counted as running, while its own unblocking had found
+# the job still failed: the retried job would wait for it for good.)
+LOCK_DEPENDENCIES = """
+SELECT a.id FROM job_deps AS d JOIN jobs AS a ON a.id = d.after_id
+WHERE d.job_id = %(id)s ORDER BY a.id FOR SHARE OF a
+"""
+
 RECOUNT_BLOCKED = """
 UPDATE jobs SET blocked = (
     SELECT count(*) FROM job_deps AS d JOIN jobs AS a ON a.id = d.after_id
