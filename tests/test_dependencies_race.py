@@ -4,12 +4,14 @@ connection) started together behind a barrier, round after round:
 - producers enqueue the same (type, unique key) with `after` at once: exactly one job is
   created, every caller gets its id, its dependency links are intact and it waits exactly for
   the dependencies that have not succeeded;
-- producers enqueue jobs after X (and after X's dependent Y) while another process ends X
-  (succeeds, fails, is cancelled running or pending): once everything settled, a dependent of a
-  succeeded job ran, a dependent of a failed or cancelled one is cancelled naming it, no job ran
-  before all its dependencies succeeded, and nothing is left blocked.
+- the same through the CLI (`jobq enqueue --unique-key K --after X --json`);
+- producers enqueue jobs after X, after X's dependent Y and after both, while another process
+  ends X (succeeds, fails, is cancelled running or pending): once everything settled, a
+  dependent of a succeeded job ran, a dependent of a failed or cancelled one is cancelled
+  naming it, no job ran before all its dependencies succeeded, and nothing is left blocked.
 
-The always-on sizes keep each test a few seconds per backend; JOBQ_SLOW=1 runs ten times more.
+The always-on sizes keep each test a few seconds per backend; JOBQ_SLOW=1 runs 5-10 times as
+many rounds. tests/test_dependencies_locks.py forces the interleavings these races found.
 """
 
 from __future__ import annotations
