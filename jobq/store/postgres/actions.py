@@ -46,7 +46,7 @@ from .sql import (
     STATE_OF,
     WORKER_HEARTBEAT,
 )
-from .sql_deps import RECOUNT_BLOCKED
+from .sql_deps import LOCK_DEPENDENCIES, RECOUNT_BLOCKED
 from .transfer import Transfer
 from .writes import JobWrites, cancel_dependents
 
@@ -151,6 +151,7 @@ class PgStore(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Sche
         out: dict[int, ActionOutcome] = {}
         with self._write() as conn:
             for job_id in ids:
+                conn.execute(LOCK_DEPENDENCIES, {"id": job_id})
                 try:  # a savepoint: an enqueue of the same key may commit while this one waits
                     with conn.transaction():
                         moved = conn.execute(RETRY, {"id": job_id, "now": now}).rowcount

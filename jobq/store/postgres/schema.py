@@ -400,6 +400,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                               AND NEW.has_dependents)
            EXECUTE FUNCTION {s}.jobq_unblock()""",
     ),
+    # 9: a success unblocks its dependents locking their rows in id order, as an enqueue locks
+    # the jobs it goes after (store/postgres/sql_deps.py MARK_DEPENDED): an UPDATE alone locks
+    # rows in the order its plan finds them (for many dependents, where they lie in the table),
+    # and an enqueue after two dependents of a job that succeeded at that moment could deadlock
+    # with the success (the server then fails one of them: an enqueue or a worker's write).
+    (
+        """
+        CREATE OR REPLACE FUNCTION {s}.jobq_unblock() RETURNS trigger LANGUAGE plpgsql VOLATILE
+        AS $$
+        BEGIN
+            UPDATE {s}.jobs SET blocked = blocked - 1
+            FROM (SELECT j.id FROM {s}.jobs AS j JOIN {s}.job_deps AS d ON d.job_id = j.id
+                  WHERE d.after_id = NEW.id AND j.state = 'pending' AND j.blocked > 0
+                  ORDER BY j.id FOR NO KEY UPDATE OF j) AS w
+            WHERE {s}.jobs.id = w.id AND {s}.jobs.state = 'pending' AND {s}.jobs.blocked > 0;
+            RETURN NULL;
+        END $$
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -37,6 +37,7 @@ from .sql_deps import (
     CANCEL_DEPENDENTS,
     INSERT_DEPS,
     INSERT_JOB_AFTER,
+    LOCK_DEPENDENTS,
     MARK_DEPENDED,
 )
 from .sql_limits import HAS_LIMITS, claim_unlimited_sql
@@ -118,26 +119,35 @@ class JobWrites(Reads):
                     got = conn.execute(INSERT_UNIQUE, params).fetchone()
                     if got is not None:
                         return got[0], got[1]
-        return JobWrites._insert_after(conn, j, params), None
+        return JobWrites._insert_after(conn, j, params)
 
     @staticmethod
-    def _insert_after(conn: psycopg.Connection[Any], j: NewJob, params: dict[str, Any]) -> int:
+    def _insert_after(
+        conn: psycopg.Connection[Any], j: NewJob, params: dict[str, Any]
+    ) -> tuple[int, str | None]:
         """Insert a job that runs after others (`j.after`), as the SQLite store does
         (jobq/store/sqlite/writes.py): blocked by those not succeeded yet; cancelled at once if
         one already failed or was cancelled. Marking the dependencies locks them: none ends
-        before this job and its links are committed (see MARK_DEPENDED)."""
+        before this job and its links are committed (see MARK_DEPENDED). Return (id, None), or
+        (the id of the job that holds its unique key, that job's state), as `_insert_one`."""
         after = sorted(set(j.after))
         found = dict(conn.execute(MARK_DEPENDED, {"ids": after}).fetchall())
         blocked, dead = dependency_states(after, found)
         params = dict(params, blocked=blocked)
-        row = conn.execute(INSERT_JOB_AFTER, params).fetchone()
-        assert row is not None
+        while (row := conn.execute(INSERT_JOB_AFTER, params).fetchone()) is None:
+            # another producer took the key and committed after FIND_UNIQUE's snapshot: its
+            # job is returned, as if found first (with the links and blocked count of its own
+            # enqueue; the marks above stay, harmless: a marked job's ending finds no
+            # dependent). Each try has a fresh snapshot; a holder that ended frees the key.
+            held = conn.execute(FIND_UNIQUE, params).fetchone()
+            if held is not None:
+                return held[0], held[1]
         job_id: int = row[0]
         conn.execute(INSERT_DEPS, {"id": job_id, "after": after})
         if dead is not None:
             reason = f"dependency job {dead} {found[dead]}"
             conn.execute(CANCEL_AT_ONCE, {"id": job_id, "now": params["now"], "reason": reason})
-        return job_id
+        return job_id, None
 
     def enqueue_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> list[int]:
         """Insert runs of jobs in one durable transaction; return their ids, in order.
@@ -242,15 +252,23 @@ class JobWrites(Reads):
         """Complete several leased jobs (id, token, result, output) in one transaction."""
         if not done:
             return []
+        # sent in id order: with many jobs running the server walks a batch in its order, and
+        # rows are locked in id order everywhere (see MARK_DEPENDED in sql_deps.py), else an
+        # enqueue after two of these jobs could hold one while this held the other (deadlock)
+        order = sorted(range(len(done)), key=lambda i: done[i][0])
+        batch = [done[i] for i in order]
         params = {
-            "ids": [d[0] for d in done],
-            "tokens": [d[1] for d in done],
-            "results": [d[2] for d in done],
-            "outputs": [pg_text(d[3]) for d in done],
+            "ids": [d[0] for d in batch],
+            "tokens": [d[1] for d in batch],
+            "results": [d[2] for d in batch],
+            "outputs": [pg_text(d[3]) for d in batch],
             "now": now,
         }
         held = {r[0] for r in self._one(COMPLETE_MANY, params).fetchall()}
-        return [i + 1 in held for i in range(len(done))]
+        out = [False] * len(done)
+        for n, i in enumerate(order, 1):
+            out[i] = n in held
+        return out
 
     def end_attempt(
         self,
@@ -382,6 +400,20 @@ class JobWrites(Reads):
 
 def cancel_dependents(conn: psycopg.Connection[Any], job_id: int, how: str, now: float) -> None:
     """Cancel the pending jobs that wait, directly or not, for a job that ended `how` (failed,
-    cancelled, deleted), in the caller's transaction (a statement of its own: its snapshot sees
-    a dependent whose enqueue committed while this transaction waited for the job's row)."""
-    conn.execute(CANCEL_DEPENDENTS, {"id": job_id, "how": how, "now": now})
+    cancelled, deleted), in the caller's transaction (which holds the job's row lock).
+
+    A dependent's enqueue locks the jobs it goes after until it commits, and a statement's
+    snapshot is taken before it waits for a lock: so the dependents are first locked (in id
+    order, see LOCK_DEPENDENTS), then cancelled by a statement begun after those waits, whose
+    snapshot sees the links of every enqueue that held one of them. A job that only such a link
+    reaches was not locked first, and its cancel may itself have waited for an enqueue of a job
+    after it: the same is done again from the jobs of that kind, until none is left. (One
+    statement would leave such a late dependent pending, blocked for good.)"""
+    roots, cause = [job_id], how
+    while roots:
+        locked = {r[0] for r in conn.execute(LOCK_DEPENDENTS, {"ids": roots}).fetchall()}
+        if not locked:
+            return  # then nothing else waits for them: an enqueue after them waits for us
+        params = {"ids": roots, "how": cause, "now": now}
+        cancelled = [r[0] for r in conn.execute(CANCEL_DEPENDENTS, params).fetchall()]
+        roots, cause = [i for i in cancelled if i not in locked], "cancelled"
