@@ -28,8 +28,6 @@ text (never as Rich/Textual markup).
 
 from __future__ import annotations
 
-import bisect
-
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: CLI start-up
 if TYPE_CHECKING:
     import re
@@ -94,6 +92,8 @@ def _placeholder(m: re.Match[str]) -> str:
     if code in _C0_PICTURES:
         return _C0_PICTURES[code]
     if code > 0xFFFF:
+        import bisect  # here: most text has no character past the BMP (start-up)
+
         i = bisect.bisect_right(_ASTRAL_FIRST, code) - 1
         if i < 0 or code > _ASTRAL[i][1]:
             return ch  # an emoji, a CJK extension, …: safe

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 COMMANDS = {
     "ls": ("jobs", "ls"),
     "show": ("jobs", "show"),
-    "retry": ("jobs", "retry"),
-    "cancel": ("jobs", "cancel"),
+    "retry": ("actions", "retry"),
+    "cancel": ("actions", "cancel"),
     "wait": ("jobs", "wait"),
     "stats": ("admin", "stats"),
     "edit": ("edit", "edit"),

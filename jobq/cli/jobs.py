@@ -1,5 +1,5 @@
-"""The commands that add, read and act on jobs: enqueue (the typer side of it), ls, show, retry,
-cancel, priority, errors, wait.
+"""The commands that add and read jobs: enqueue (the typer side of it), ls, show, errors, wait;
+register() also adds retry, cancel and priority (jobq.cli.actions), in `jobq --help`'s order.
 
 Its parameters are typer declarations in postponed annotations: the module itself does not
 import typer (`build_app()` gives it the names when it registers the commands), so that
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 
-from .actions import cancel, priority, retry
 from .common import EXIT_WAIT_TIMEOUT, _bind_typer, _note, _now, _out, _queue
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up
@@ -344,25 +343,18 @@ def wait(
     return 0 if all(j.state.value == "succeeded" for j in jobs) else 1
 
 
-COMMANDS: list[tuple[str, Callable[..., Any]]] = [
-    ("enqueue", enqueue),
-    ("ls", ls),
-    ("show", show),
-    ("retry", retry),
-    ("cancel", cancel),
-    ("priority", priority),
-    ("errors", errors),
-    ("wait", wait),
-]
-
-
 def register(app: typer.Typer) -> None:
     """Add these commands to `app`, in the order `jobq --help` lists them."""
-    from . import actions
+    from . import actions  # not at the top: `jobq ls`, `show` and `wait` do not need it
 
     _bind_typer(globals())
     _bind_typer(vars(actions))  # retry, cancel, priority: their declarations live there
-    for name, func in COMMANDS:
+    commands: list[tuple[str, Callable[..., Any]]] = [
+        ("enqueue", enqueue), ("ls", ls), ("show", show), ("retry", actions.retry),
+        ("cancel", actions.cancel), ("priority", actions.priority), ("errors", errors),
+        ("wait", wait),
+    ]  # fmt: skip
+    for name, func in commands:
         # `jobq priority 7 -5`: a negative priority is an argument, not an unknown option
         settings = {"ignore_unknown_options": True} if name == "priority" else None
         app.command(name, context_settings=settings)(func)

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 
 from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState, Outcome
-from .admin import Admin
 from .connection import _translate
 from .edits import Edits
 from .events import Events
@@ -54,7 +53,7 @@ if TYPE_CHECKING:
     from ... import lifecycle
 
 
-class Store(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedules, Edits, Admin):
+class Store(Limits, Events, Output, JobWrites, Transfer, Metrics, Rollup, Schedules, Edits):
     """A connection to one queue file, with every operation of the job state machine."""
 
     def running_of(self, worker_prefix: str) -> list[tuple[int, str, str, float, float, bool, int]]:

@@ -1,5 +1,5 @@
 """Opening a queue file safely, transactions, error translation, change tokens and wakers
-(backup and doctor: admin.py)."""
+(the bodies of backup and doctor: admin.py)."""
 
 from __future__ import annotations
 
@@ -32,10 +32,10 @@ from .sql import (
     DEFAULT_BUSY_TIMEOUT,
     JOURNAL_SIZE_LIMIT,
 )
-from .turnstile import PATIENCE, Turnstile
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: enqueue start-up
 if TYPE_CHECKING:
+    from .turnstile import Turnstile
     from .waker import Waker
 
 # SQLite primary result codes (sqlite3 exposes them only from Python 3.11)
@@ -222,7 +222,9 @@ class Connection:
         self._identity_checked = time.monotonic()
         # A connection that must not wait (busy_timeout 0) does not queue up either.
         fair = turnstile and busy_timeout > 0 and not config.env_off(config.ENV_TURNSTILE)
-        self._turnstile = Turnstile(real, patience=min(PATIENCE, busy_timeout)) if fair else None
+        self._fair = fair
+        self._busy_timeout = busy_timeout
+        self._turnstile: Turnstile | None = None  # made at the first write (readers never do)
         if (before.st_dev, before.st_ino) != self._identity:
             self.close()  # replaced while we opened it: which one SQLite has is anyone's guess
             raise FileReplaced(f"{path} was replaced while being opened; try again")
@@ -263,7 +265,15 @@ class Connection:
     @property
     def fair(self) -> bool:
         """Whether this connection's writers queue up in arrival order (see turnstile.py)."""
-        return self._turnstile is not None and self._turnstile.usable()
+        gate = self._gate()
+        return gate is not None and gate.usable()
+
+    def _gate(self) -> Turnstile | None:
+        if self._turnstile is None and self._fair:
+            from .turnstile import PATIENCE, Turnstile  # here: a reader never writes
+
+            self._turnstile = Turnstile(self.real_path, patience=min(PATIENCE, self._busy_timeout))
+        return self._turnstile
 
     def close(self) -> None:
         """Close the connection (emptying the write-ahead log first if the file was replaced)."""
@@ -290,7 +300,7 @@ class Connection:
         if self._in_snapshot:
             raise RuntimeError("a write inside snapshot(): end the snapshot first")
         conn = self._conn
-        gate = self._turnstile
+        gate = self._gate()
         if gate is not None:
             gate.enter()  # wait our turn in arrival order, not in SQLite's busy handler
         try:
@@ -429,3 +439,15 @@ class Connection:
     def maintain(self) -> None:
         """Periodic upkeep a pool runs: keep the WAL bounded whatever the readers do."""
         self.bound_wal()
+
+    def backup(self, out_path: str) -> None:
+        """Write a consistent copy of the queue file to `out_path`, appearing atomically."""
+        from .admin import backup  # its body loads when it runs: start-up of every command
+
+        backup(self, out_path)
+
+    def doctor(self) -> dict[str, object]:
+        """Integrity check and schema report."""
+        from .admin import doctor
+
+        return doctor(self)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ...backend import ActionOutcome, ActionResult
 from ...basics import JobState
-from ...edits import RETRYABLE, verdict
 from .reads import Reads
 from .sql import RETRY
 from .sql_edits import EDIT_PAYLOAD, EDIT_SEEN, EDITS_OF, INSERT_EDIT
@@ -30,6 +29,8 @@ class Edits(Reads):
     ) -> ActionOutcome:
         """Replace a pending, failed or cancelled job's payload and record the edit; with
         `retry` also move a failed or cancelled job back to pending. One transaction."""
+        from ...edits import RETRYABLE, verdict  # here: every command's start-up loads this store
+
         # durable: an acknowledged edit is an operator's decision, kept like an enqueue
         with self._write(durable=True) as conn:
             row = conn.execute(EDIT_SEEN, {"id": job_id}).fetchone()

@@ -66,10 +66,12 @@ class Limits(Reads):
 
     def limits(self) -> list[LimitStatus]:
         """Every limit, by key, with its running jobs counted now."""
-        from ...limits import Limit, statuses
-
         with self._read() as conn:
             rows = conn.execute(LIMITS).fetchall()
+            if not rows:  # the common case, and `jobq ls` then need not load jobq.limits
+                return []
+            from ...limits import Limit, statuses
+
             return statuses([Limit(*r) for r in rows], conn.execute(RUNNING_COUNTS).fetchall())
 
     def put_limit(self, limit: Limit, now: float) -> None:
