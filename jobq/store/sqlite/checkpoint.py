@@ -22,6 +22,8 @@ without a pool (producers only, with readers), any writing connection that finds
 BACKSTOP_ABOVE when it checks, at its first commit and every CHECK_EVERY commits (one stat()).
 A pool's own connections turn SQLite's automatic checkpoint off (`wal_autocheckpoint = 0`): it
 runs inside the commit that crosses 1000 pages, so a claim would wait for its copy and fsyncs.
+The supervisor runs that PASSIVE copy instead, past COPY_ABOVE, between its ticks: it never waits
+for readers, so the WAL restarts without the TRUNCATE's wait whenever readers allow.
 `journal_size_limit` makes every ordinary restart of the WAL (no readers in the way) also shrink
 a file that one big transaction has blown up.
 """
@@ -36,6 +38,8 @@ import time
 # pages). A WAL much past that has failed to restart, and then every commit retries a checkpoint
 # (with its fsyncs) that cannot finish: so act soon after, not only near the 64 MiB contract.
 # journal_size_limit (sql.JOURNAL_SIZE_LIMIT, set on every connection): 4 MiB
+COPY_ABOVE = 4 * 2**20  # the supervisor copies the WAL back (PASSIVE) past this: SQLite's own
+# automatic checkpoint point (1000 pages), which a pool's connections do not run themselves
 RESTART_ABOVE = 5 * 2**20  # the supervisor checkpoints (TRUNCATE) past this WAL size
 BACKSTOP_ABOVE = 8 * 2**20  # any writer does, past this (a pool's supervisor normally acts first)
 CHECK_EVERY = 16  # commits between a writer's checks of the WAL size
@@ -86,6 +90,22 @@ class WalBound:
         if size <= limit or time.monotonic() < self._not_before:
             return None
         return self.truncate(urgent=size > URGENT_ABOVE)
+
+    def copy(self, limit: int) -> tuple[int, int, int] | None:
+        """A `wal_checkpoint(PASSIVE)` if the WAL is past `limit` bytes: it copies what it can
+        and never waits, for readers or for the lock of another checkpoint, nor holds up a
+        writer; once every frame is copied, the next write starts the WAL again at its front
+        (unless a reader still uses it: then `bound` truncates it). None if nothing was tried."""
+        if wal_bytes(self.path) <= limit:
+            return None
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=self._patience, check_same_thread=False
+            )
+            self._conn_patience = self._patience
+        busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return (busy, log, done)
 
     def truncate(self, urgent: bool = False) -> tuple[int, int, int]:
         """Run one bounded `wal_checkpoint(TRUNCATE)`: (busy, WAL frames, frames checkpointed).

@@ -18,7 +18,7 @@ from ...errors import (
     JobqError,
     QueueFileError,
 )
-from .checkpoint import BACKSTOP_ABOVE, CHECK_EVERY, RESTART_ABOVE, WalBound
+from .checkpoint import BACKSTOP_ABOVE, CHECK_EVERY, COPY_ABOVE, RESTART_ABOVE, WalBound
 from .filecheck import (
     check_existing,
     check_no_orphan_wal,
@@ -437,7 +437,12 @@ class Connection:
         return Waker(self.real_path)
 
     def maintain(self) -> None:
-        """Periodic upkeep a pool runs: keep the WAL bounded whatever the readers do."""
+        """Periodic upkeep a pool runs: copy the WAL back into the file (the pool's connections
+        do not: see _configure), and keep it bounded whatever the readers do."""
+        try:
+            self._wal.copy(COPY_ABOVE)  # PASSIVE: waits for no one, holds up no writer
+        except sqlite3.Error as e:
+            raise _translate(e, self.path) from None
         self.bound_wal()
 
     def backup(self, out_path: str) -> None:
