@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -328,6 +328,32 @@ def tmux(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
 
 
+def _dashboard_in_tmux(
+    tm: list[str], db: str, editor_text: str, tmp_path: Path, env: str = "", editor_args: str = ""
+) -> Callable[[], str]:
+    """`jobq tui` in tmux, EDITOR a script of `editor_text`; returns what reads its screen."""
+    editor = tmp_path / "ed"
+    editor.write_text(editor_text)
+    editor.chmod(0o755)
+    editor_cmd = f"{editor} {editor_args}".strip()
+    env = (f"PYTHONPATH={shlex.quote(str(ROOT))} {env} VISUAL="
+           f" EDITOR={shlex.quote(editor_cmd)}")  # fmt: skip
+    cmd = f"env {env} {shlex.quote(sys.executable)} -m jobq --db {shlex.quote(db)} tui"
+    subprocess.run([*tm, "new-session", "-d", "-x", "140", "-y", "40", cmd], check=True)
+
+    def pane() -> str:
+        return subprocess.run([*tm, "capture-pane", "-p"], capture_output=True, text=True).stdout
+
+    wait_until(lambda: "resize" in pane(), timeout=30, what="the dashboard's Pending list")
+    return pane
+
+
+def _quit_and_wait(tm: list[str]) -> None:
+    subprocess.run([*tm, "send-keys", "q"], check=True)
+    wait_until(lambda: subprocess.run([*tm, "has-session"], capture_output=True).returncode
+               != 0, timeout=20, what="the dashboard to quit")  # fmt: skip
+
+
 def test_e_suspends_the_real_dashboard_for_the_editor(
     tmp_path: Path, tmux: tuple[str, list[str]]
 ) -> None:
@@ -335,18 +361,7 @@ def test_e_suspends_the_real_dashboard_for_the_editor(
     db = str(tmp_path / "q.db")
     with Queue(db) as q:
         job_id = q.enqueue("resize", {"path": "a.jpg"})
-    editor = tmp_path / "ed"
-    editor.write_text(EDITOR)
-    editor.chmod(0o755)
-    env = f"PYTHONPATH={shlex.quote(str(ROOT))} EDITOR={shlex.quote(str(editor))} VISUAL="
-    cmd = f"env {env} {shlex.quote(sys.executable)} -m jobq --db {shlex.quote(db)} tui"
-    subprocess.run([*tm, "new-session", "-d", "-x", "140", "-y", "40", cmd], check=True)
-
-    def screen() -> str:
-        r = subprocess.run([*tm, "capture-pane", "-p"], capture_output=True, text=True)
-        return r.stdout
-
-    wait_until(lambda: "resize" in screen(), timeout=30, what="the dashboard's Pending list")
+    screen = _dashboard_in_tmux(tm, db, EDITOR, tmp_path)
     subprocess.run([*tm, "send-keys", "enter"], check=True)
     wait_until(lambda: f"Job {job_id}" in screen() and '"a.jpg"' in screen(), timeout=20,
                what="the detail view")  # fmt: skip
@@ -361,9 +376,7 @@ def test_e_suspends_the_real_dashboard_for_the_editor(
     subprocess.run([*tm, "send-keys", "q"], check=True)  # back to the list (not escape: an
     # escape followed at once by q reads as alt+q)
     wait_until(lambda: "Payload edits" not in screen(), timeout=20, what="the list again")
-    subprocess.run([*tm, "send-keys", "q"], check=True)
-    wait_until(lambda: subprocess.run([*tm, "has-session"], capture_output=True).returncode
-               != 0, timeout=20, what="the dashboard to quit")  # fmt: skip
+    _quit_and_wait(tm)
 
 
 CLAIMING_EDITOR = f"""#!{sys.executable}
@@ -385,25 +398,16 @@ def test_a_refused_write_from_the_real_editor_keeps_its_file(
     db = str(tmp_path / "q.db")
     with Queue(db) as q:
         job_id = q.enqueue("resize", {"path": "a.jpg"})
-    editor = tmp_path / "ed"
-    editor.write_text(CLAIMING_EDITOR)
-    editor.chmod(0o755)
     tmp = tmp_path / "t[x]"  # $TMPDIR, with the brackets of markup
     tmp.mkdir()
-    env = (f"PYTHONPATH={shlex.quote(str(ROOT))} TMPDIR={shlex.quote(str(tmp))} VISUAL="
-           f" EDITOR={shlex.quote(f'{editor} {db}')}")  # fmt: skip
-    cmd = f"env {env} {shlex.quote(sys.executable)} -m jobq --db {shlex.quote(db)} tui"
-    subprocess.run([*tm, "new-session", "-d", "-x", "140", "-y", "40", cmd], check=True)
-
-    def pane() -> str:
-        return subprocess.run([*tm, "capture-pane", "-p"], capture_output=True, text=True).stdout
+    pane = _dashboard_in_tmux(tm, db, CLAIMING_EDITOR, tmp_path,
+                              env=f"TMPDIR={shlex.quote(str(tmp))}", editor_args=db)  # fmt: skip
 
     def toasts() -> str:
         # the notifications' text (right of their border) without spaces: it wraps at any
         text = "".join(line.split("▌", 1)[1] for line in pane().splitlines() if "▌" in line)
         return "".join(text.split())
 
-    wait_until(lambda: "resize" in pane(), timeout=30, what="the dashboard's Pending list")
     subprocess.run([*tm, "send-keys", "E"], check=True)
     wait_until(lambda: kept_files(tmp) and "keptin" in toasts(), timeout=30,
                what="the refusal naming the kept file")  # fmt: skip
@@ -417,9 +421,7 @@ def test_a_refused_write_from_the_real_editor_keeps_its_file(
         job = q.get(job_id)
         assert (job.state, job.payload_json, q.edits(job_id)) == (
             JobState.RUNNING, '{"path":"a.jpg"}', [])  # fmt: skip
-    subprocess.run([*tm, "send-keys", "q"], check=True)
-    wait_until(lambda: subprocess.run([*tm, "has-session"], capture_output=True).returncode
-               != 0, timeout=20, what="the dashboard to quit")  # fmt: skip
+    _quit_and_wait(tm)
 
 
 async def test_text_that_cannot_be_kept_stays_in_the_editor_until_a_second_escape(
