@@ -201,13 +201,14 @@ class Queue(Actions):
         run_at: float | str | None = None,
         max_attempts: int | None = None,
         timeout: float | str | None = None,
+        after: int | Sequence[int] | None = None,
     ) -> tuple[int, bool]:
-        """Add one job unless a job of the same type with `unique_key` is pending or running.
-        Returns (id, created): created is False when the id is that existing job's."""
+        """Add one job unless a job of the same type with `unique_key` is pending or running
+        (`after` as in `enqueue`). Returns (id, created): False when the id is an existing job's."""
         now = time.time()
         job = self.new_job(type, payload, priority=priority, queue=queue, delay=delay,
                            run_at=run_at, max_attempts=max_attempts, timeout=timeout,
-                           unique_key=unique_key, now=now)  # fmt: skip
+                           unique_key=unique_key, now=now, after=after)  # fmt: skip
         if job.unique_key is None:
             raise InvalidInput("enqueue_unique needs a unique key")
         job_id, existing = self.backend.enqueue_unique(job, now)
@@ -216,10 +217,8 @@ class Queue(Actions):
     def enqueue_many(
         self, jobs: Iterable[tuple[str, JSONValue] | Mapping[str, object] | NewJob]
     ) -> _Ids:
-        """Add many jobs in one transaction, all or nothing; return their ids in order.
-
-        Each item is a (type, payload) pair, a mapping with the keys of `enqueue`, or a NewJob.
-        """
+        """Add many jobs in one transaction, all or nothing; return their ids in order. Each
+        item is a (type, payload) pair, a mapping with the keys of `enqueue`, or a NewJob."""
         now = time.time()
         built: list[NewJob] = []
         for n, item in enumerate(jobs, 1):
@@ -232,8 +231,8 @@ class Queue(Actions):
         return self.backend.enqueue(built, now)
 
     def insert(self, jobs: Sequence[NewJob], now: float) -> _Ids:
-        """Insert validated jobs (from `new_job`) in one durable transaction; return their ids.
-        A job whose unique key is held gets that job's id instead."""
+        """Insert validated jobs (from `new_job`) in one durable transaction; return their ids
+        (a job whose unique key is held: that job's id)."""
         return self.backend.enqueue(jobs, now)
 
     def insert_unique(self, job: NewJob, now: float) -> tuple[int, str | None]:

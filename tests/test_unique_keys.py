@@ -173,3 +173,12 @@ def test_cli_retry_names_the_unique_key_conflict(
                         "its type holds its unique key\n")  # fmt: skip
     r = jobq_run(jobq_env, jobq_cmd, "retry", str(free.id))
     assert (r.returncode, r.stdout) == (0, f"{free.id} retried\n")
+
+
+def test_enqueue_unique_takes_after_like_enqueue(location: str) -> None:
+    with jobq.Queue(location) as q:
+        first = q.enqueue("a")
+        job_id, created = q.enqueue_unique("b", unique_key="k", after=first)
+        assert created
+        assert q.dependencies_of([job_id]) == {job_id: [(first, jobq.JobState.PENDING)]}
+        assert q.enqueue_unique("b", unique_key="k", after=first) == (job_id, False)
