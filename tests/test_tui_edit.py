@@ -440,3 +440,31 @@ async def test_text_that_cannot_be_kept_stays_in_the_editor_until_a_second_escap
         await until(pilot, lambda: not isinstance(app.screen, EditScreen), "the editor closed")
         assert f"edit of job {job_id} cancelled, nothing written" in notes(app)
         assert not (tmp_path / "gone").exists()
+
+
+async def test_quitting_with_the_editor_open_keeps_the_typed_text(
+    app: JobqApp, tmp_dir: Path
+) -> None:
+    """ctrl+q (or a browser tab closed) while the in-app editor holds typed text: the text is
+    kept in a private file, as esc would keep it, and `jobq tui` names it once it exits."""
+    async with app.run_test(size=SIZE) as pilot:
+        job_id = await open_editor(app, pilot, tab="1")
+        app.screen.query_one(TextArea).load_text('{"typed": "then quit"}')
+        await pilot.press("ctrl+q")
+    (kept,) = kept_files(tmp_dir)
+    assert kept.name.startswith(f"jobq-edit-{job_id}-")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert kept.read_text(encoding="utf-8") == '{"typed": "then quit"}'
+    assert app.kept_edits == [(job_id, str(kept))]
+    with Queue(app.db_path) as q:
+        assert q.edits(job_id) == []  # nothing written
+
+
+async def test_quitting_with_the_editor_unchanged_keeps_nothing(
+    app: JobqApp, tmp_dir: Path
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await open_editor(app, pilot, tab="1")
+        await pilot.press("ctrl+q")
+    assert kept_files(tmp_dir) == []
+    assert app.kept_edits == []

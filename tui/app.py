@@ -121,6 +121,7 @@ class JobqApp(App[None]):
         self.main = MainScreen(ScreenOptions(read_only, clock, self.display_path))
         self.loads = 0
         self.fatal: JobqError | None = None  # why the app exited on its own (`jobq tui` raises it)
+        self.kept_edits: list[tuple[int, str]] = []  # (job id, file): editors open at quit
 
     # ---- loading --------------------------------------------------------------------------
 

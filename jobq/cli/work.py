@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import InvalidInput, JobqError
-from .common import _out
+from .common import _note, _out
 
 
 def work(
@@ -336,6 +336,10 @@ def tui(
     # the header shows a server URL with its password masked
     app = make_app(location, read_only=read_only, display_path=display_location(location))
     app.run()
+    from ..safetext import safe_line
+
+    for job_id, path in app.kept_edits:  # the in-app editor was open when the app quit
+        _note(f"jobq: your unsaved edit of job {job_id} is kept in {safe_line(path, 500)}")
     if app.fatal is not None:  # e.g. the file was replaced: exit 75, for systemd or a loop
         raise app.fatal
 

@@ -112,6 +112,9 @@ class EditScreen(ModalScreen[Closed]):
         self.write = write
         self.writing: str | None = None  # the payload being written, in a thread
         self.keep_failed = False  # the text could not be kept: a second escape discards it
+        self.closed = False  # dismissed: the editor's outcome is known (see on_unmount)
+        self.text = ""  # what the editor holds (its widget is gone by the time we unmount)
+        self.kept_at_exit: str | None = None  # the file the text went to when the app quit
 
     def compose(self) -> ComposeResult:
         title = f"Payload of job {self.job.id} ({safe_line(self.job.type, 60)})"
@@ -123,7 +126,12 @@ class EditScreen(ModalScreen[Closed]):
                                        " cancel"), classes="hint")  # fmt: skip
 
     def on_mount(self) -> None:
-        self.query_one("#edit-area", TextArea).focus()
+        area = self.query_one("#edit-area", TextArea)
+        self.text = area.text
+        area.focus()
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        self.text = event.text_area.text
 
     def show_error(self, text: str, then: str = "") -> None:
         """Show one line under the editor, `then` after it (plain text, never markup: it may
@@ -141,7 +149,7 @@ class EditScreen(ModalScreen[Closed]):
             self.show_error(str(e))
             return
         if new is None:  # empty or the same payload: nothing to write, nothing to keep
-            self.dismiss(Closed())
+            self._close(Closed())
             return
         self.writing = new
         self.show_error("saving…")
@@ -152,7 +160,7 @@ class EditScreen(ModalScreen[Closed]):
         if event.worker.group != "edit-write" or self.writing is None:
             return
         if event.state is WorkerState.SUCCESS:
-            self.dismiss(Closed(written=self.writing))
+            self._close(Closed(written=self.writing))
         elif event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
             self.writing = None
             error = event.worker.error
@@ -165,7 +173,7 @@ class EditScreen(ModalScreen[Closed]):
             return
         text = self.query_one("#edit-area", TextArea).text
         if self.keep_failed or not self._typed(text):
-            self.dismiss(Closed())
+            self._close(Closed())
             return
         try:
             path = EditorSession.new_file(self.job.id, text)
@@ -173,7 +181,24 @@ class EditScreen(ModalScreen[Closed]):
             self.keep_failed = True
             self.show_error(f"cannot keep your text in a file: {e}", " (esc again discards it)")
             return
-        self.dismiss(Closed(kept=path))
+        self._close(Closed(kept=path))
+
+    def _close(self, outcome: Closed) -> None:
+        self.closed = True
+        self.dismiss(outcome)
+
+    def on_unmount(self) -> None:
+        """The app quits with the editor open (ctrl+q, a closed browser tab): keep typed text
+        that was never written, as a cancel would; `jobq tui` names the file once it exits."""
+        if self.closed or not self._typed(self.text):
+            return
+        try:
+            self.kept_at_exit = EditorSession.new_file(self.job.id, self.text)
+        except (OSError, ValueError):
+            return  # nowhere to keep it, and no screen left to say so
+        kept = getattr(self.app, "kept_edits", None)
+        if isinstance(kept, list):
+            kept.append((self.job.id, self.kept_at_exit))
 
     def _typed(self, text: str) -> bool:
         # nothing typed (empty) or the payload as stored: nothing of the operator's to keep
