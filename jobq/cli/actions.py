@@ -63,14 +63,7 @@ def retry(
         if state not in (None, "failed"):
             raise InvalidInput("--all-failed is --state failed; drop one of them")
         state = "failed"
-    with _bulk(ctx, ids, dry_run, (state, type_, queue, search, where, since, until)) as (
-        q, f):  # fmt: skip
-        if f is None:
-            _per_id(q.retry_many(ids or []), "retry", q.location)
-        else:
-            from . import bulk
-
-            bulk.run(q, "retry", f, q.retry_many, dry_run=dry_run)
+    _act(ctx, "retry", ids, dry_run, (state, type_, queue, search, where, since, until))
 
 
 def cancel(
@@ -96,14 +89,7 @@ def cancel(
     reports how many it cancelled, how many running ones it asked to stop, and how many it
     skipped because they finished meanwhile.
     """
-    with _bulk(ctx, ids, dry_run, (state, type_, queue, search, where, since, until)) as (
-        q, f):  # fmt: skip
-        if f is None:
-            _per_id(q.cancel_many(ids or []), "cancel", q.location)
-        else:
-            from . import bulk
-
-            bulk.run(q, "cancel", f, q.cancel_many, dry_run=dry_run)
+    _act(ctx, "cancel", ids, dry_run, (state, type_, queue, search, where, since, until))
 
 
 def priority(
@@ -155,6 +141,25 @@ def priority(
 
             bulk.run(q, "priority", f, lambda chunk: q.set_priority_many(chunk, p),
                      dry_run=dry_run, what=f" to {p}")  # fmt: skip
+
+
+def _act(
+    ctx: typer.Context,
+    verb: str,
+    ids: list[int] | None,
+    dry_run: bool,
+    filters: tuple[Any, Any, Any, Any, Any, Any, Any],
+) -> None:
+    """retry or cancel: each id (one line per id that was not acted on), or what the filters
+    select, in batches (jobq.cli.bulk)."""
+    with _bulk(ctx, ids, dry_run, filters) as (q, f):
+        many = q.retry_many if verb == "retry" else q.cancel_many
+        if f is None:
+            _per_id(many(ids or []), verb, q.location)
+        else:
+            from . import bulk
+
+            bulk.run(q, verb, f, many, dry_run=dry_run)
 
 
 @contextmanager
