@@ -150,6 +150,78 @@ def test_bulk_enqueue_writes_one_created_per_job_in_id_order(backend: Backend) -
     assert [e.type for e in evs] == ["bulk", "bulk", "bulk", "one", "two"]
 
 
+def _fire_schedule(b: Backend) -> list[int]:
+    from jobq.schedules import Schedule
+
+    b.put_schedule(
+        Schedule(
+            name="s",
+            cron="* * * * *",
+            tz="UTC",
+            type="cron",
+            queue="default",
+            payload_json="{}",
+            priority=0,
+            paused=False,
+            next_at=T0,
+        ),
+        T0 - 1,
+    )
+    return [job_id for _name, job_id in b.fire_schedules(T0 + 1, lambda s, now: now + 60)]
+
+
+def _after_a_failed_job(b: Backend) -> list[int]:
+    failed = make_job(b, "failed", now=T0 - 5, max_attempts=1).id
+    mark = b.last_event_id()
+    ids = b.enqueue([new_job("after")._replace(after=(failed,))], T0)
+    # created first, then the cancel its dead dependency causes at once
+    assert [k for k, _j, _a in kinds_since(b, mark)] == ["created", "cancelled"]
+    return ids
+
+
+# Every way jobq makes a job writes its `created` event (SQLite since schema 12 by the statement
+# after the insert, not a trigger; PostgreSQL by a trigger): once per job, in id order.
+MAKERS: list[tuple[str, Callable[[Backend], list[int]]]] = [
+    ("one job", lambda b: b.enqueue([new_job("one")], T0)),
+    (
+        "a batch of plain jobs",
+        lambda b: b.enqueue([new_job("a"), new_job("a", "[1]"), new_job("b")], T0),
+    ),
+    (
+        "a batch with a unique key",
+        lambda b: b.enqueue([new_job("a"), new_job("u", unique_key="k"), new_job("a")], T0),
+    ),
+    ("enqueue_unique", lambda b: [b.enqueue_unique(new_job("u", unique_key="k"), T0)[0]]),
+    (
+        "runs",
+        lambda b: b.enqueue_runs(
+            [(new_job("r"), '[{"a":1},[2]]', 2), (new_job("s"), "[{}]", 1)], T0
+        ),
+    ),
+    (
+        "after a pending job",
+        lambda b: b.enqueue([new_job("after")._replace(after=(enqueue(b, T0 - 1),))], T0),
+    ),
+    ("after a failed job: cancelled at once", _after_a_failed_job),
+    ("a schedule firing", _fire_schedule),
+]
+
+
+@pytest.mark.parametrize("make", [m[1] for m in MAKERS], ids=[m[0] for m in MAKERS])
+def test_every_way_of_making_a_job_writes_one_created_event(
+    backend: Backend, make: Callable[[Backend], list[int]]
+) -> None:
+    ids = make(backend)
+    assert ids
+    created = backend.events(kinds=["created"])
+    mine = [e for e in created if e.job_id in ids]
+    assert [e.job_id for e in mine] == sorted(ids)
+    for e in mine:
+        job = backend.get(e.job_id)
+        assert job is not None
+        assert (e.at, e.type, e.queue, e.attempt) == (job.created_at, job.type, job.queue, 0)
+
+
 def test_a_unique_enqueue_that_returns_the_existing_job_writes_nothing(backend: Backend) -> None:
     backend.enqueue_unique(new_job("u", unique_key="k"), T0)
     mark = backend.last_event_id()

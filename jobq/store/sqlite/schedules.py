@@ -11,7 +11,6 @@ from .reads import Reads
 from .sql import (
     DUE_SCHEDULES,
     FIRED_SCHEDULE,
-    INSERT_JOB,
     NEXT_SCHEDULE,
     PAUSE_SCHEDULE,
     PUT_SCHEDULE,
@@ -84,7 +83,7 @@ class Schedules(Reads):
                              priority=s.priority, run_at=None, max_attempts=None,
                              timeout=None, unique_key=None)  # fmt: skip
                 params = JobWrites._job_params(job, now)
-                job_id = int(conn.execute(INSERT_JOB, params).lastrowid or 0)
+                job_id = JobWrites.insert_job(conn, params)
                 moved = conn.execute(FIRED_SCHEDULE, {
                     "name": s.name, "slot": s.next_at, "next_at": next_after(s, now),
                     "job_id": job_id,

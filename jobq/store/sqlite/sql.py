@@ -49,6 +49,14 @@ FROM json_each(:payloads)
 
 LAST_JOB_ID = "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'"
 
+# The `created` events of the jobs just inserted, ids :first to :last, in id order: one statement
+# for a whole bulk insert (schema migration 12 says why this is no trigger)
+CREATED_EVENTS = """
+INSERT INTO events (at, kind, job_id, type, queue, attempt)
+SELECT created_at, 'created', id, type, queue, attempts FROM jobs
+WHERE id BETWEEN :first AND :last ORDER BY id
+"""
+
 
 # The active job holding a unique key: keys are scoped to the type (index jobs_unique).
 FIND_UNIQUE = """

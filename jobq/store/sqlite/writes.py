@@ -13,6 +13,7 @@ from .rows import _row_to_job
 from .sql import (
     CLAIM_UNLIMITED,
     COMPLETE,
+    CREATED_EVENTS,
     END_ATTEMPT,
     FIND_UNIQUE,
     HAS_LIMITS,
@@ -97,8 +98,7 @@ class JobWrites(Reads):
         """
         with self._write(durable=True) as conn:
             if len(jobs) == 1 and jobs[0].unique_key is None and not jobs[0].after:
-                cur = conn.execute(INSERT_JOB, self._job_params(jobs[0], now))
-                return [cur.lastrowid]  # type: ignore[list-item]
+                return [self.insert_job(conn, self._job_params(jobs[0], now))]
             if all(j.unique_key is None and not j.after for j in jobs):
                 return list(self._insert_runs(conn, _runs_of(jobs), now))
             return [self._insert_one(conn, j, now)[0] for j in jobs]
@@ -117,8 +117,14 @@ class JobWrites(Reads):
                 return row[0], row[1]
         if j.after:
             return JobWrites._insert_after(conn, j, now), None
-        cur = conn.execute(INSERT_JOB, JobWrites._job_params(j, now))
-        return cur.lastrowid, None  # type: ignore[return-value]
+        return JobWrites.insert_job(conn, JobWrites._job_params(j, now)), None
+
+    @staticmethod
+    def insert_job(conn: sqlite3.Connection, params: dict[str, object]) -> int:
+        """Insert one job (INSERT_JOB's parameters) and its `created` event; return its id."""
+        job_id: int = conn.execute(INSERT_JOB, params).lastrowid  # type: ignore[assignment]
+        conn.execute(CREATED_EVENTS, {"first": job_id, "last": job_id})
+        return job_id
 
     @staticmethod
     def _insert_after(conn: sqlite3.Connection, j: NewJob, now: float) -> int:
@@ -134,6 +140,7 @@ class JobWrites(Reads):
         params = JobWrites._job_params(j, now)
         params["blocked"] = blocked
         job_id: int = conn.execute(INSERT_JOB_AFTER, params).lastrowid  # type: ignore[assignment]
+        conn.execute(CREATED_EVENTS, {"first": job_id, "last": job_id})  # before a cancel's
         conn.execute(INSERT_DEPS, {"id": job_id, "after": json.dumps(after)})
         if dead is not None:
             reason = f"dependency job {dead} {found[dead]}"
@@ -176,6 +183,8 @@ class JobWrites(Reads):
             inserted = conn.execute(INSERT_JOBS_BULK, params).rowcount
             if inserted != count:  # the caller's array and count disagree: insert nothing
                 raise ValueError(f"a run of {count} jobs held {inserted} payloads")
+            first = start + total
+            conn.execute(CREATED_EVENTS, {"first": first, "last": first + count - 1})
             total += count
             if _HOLD is not None:
                 _hold(conn, start + total - 1)
