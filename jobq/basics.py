@@ -118,6 +118,19 @@ def same_batch(jobs: Sequence[NewJob]) -> list[tuple[int, int]]:
     return spans
 
 
+def run_array(texts: Sequence[str]) -> str:
+    """The payload array of a run (see the backend's `enqueue_runs`) for canonical payload
+    texts: compact JSON text that starts with "{" is an object; anything else travels wrapped."""
+    return "[" + ",".join([t if t[:1] == "{" else "[" + t + "]" for t in texts]) + "]"
+
+
+def runs_of(jobs: Sequence[NewJob]) -> list[tuple[NewJob, str, int]]:
+    """Consecutive jobs that differ only in payload, as runs (template, payload array, count) for
+    the backend's `enqueue_runs`. None may carry a unique key or dependencies."""
+    return [(jobs[i], run_array([j.payload_json for j in jobs[i:k]]), k - i)
+            for i, k in same_batch(jobs)]  # fmt: skip
+
+
 # Buckets of `jobq_run_seconds` (jobq.metrics): the store counts pruned attempts into the same ones
 RUN_SECONDS_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                       120.0, 300.0, 600.0, 1800.0, 3600.0)  # fmt: skip

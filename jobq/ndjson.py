@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 
+from . import bulk
 from .basics import NewJob, same_batch
 from .errors import InvalidInput
 from .values import (
@@ -114,8 +116,12 @@ def fast_parse(text: str, limit: int) -> list[dict[str, Any]] | None:
     """Every non-blank line as a JSON value, or None: use the strict reader."""
     if "unique_key" in text:
         return None  # unique keys look up existing jobs one by one: the strict path's work
-    lines = text.split("\n")
-    longest = max(map(len, lines))
+    return fast_parse_lines(text.split("\n"), limit)
+
+
+def fast_parse_lines(lines: list[str], limit: int) -> list[dict[str, Any]] | None:
+    """`fast_parse` of lines without unique keys (a batch's, or a chunk of them)."""
+    longest = max(map(len, lines), default=0)
     if longest * _GROWTH > limit:
         return None
     # Nesting needs two characters a level: short lines cannot be too deep to parse.
@@ -177,10 +183,32 @@ def fast_runs(q: Queue, parsed: list[Any], now: float) -> list[Run] | None:
     return runs
 
 
+def _pipelined(q: Queue, lines: list[str], limit: int, now: float) -> list[int] | None:
+    def build(start: int, end: int) -> list[Run] | None:
+        parsed = fast_parse_lines(lines[start:end], limit)
+        return None if parsed is None else fast_runs(q, parsed, now)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)  # this process's own: take the GIL back soon after an insert
+    try:
+        return bulk.pipelined(q, build, len(lines), now)
+    finally:
+        sys.setswitchinterval(switch)
+
+
+def _exists(db: str | None) -> bool:
+    from .backend import parse_location
+    from .config import resolve_db_path
+
+    path = resolve_db_path(db)
+    return parse_location(path).kind != "sqlite" or os.path.exists(path)
+
+
 def enqueue(db: str | None, data: bytes, limit: int, now: float) -> list[int] | range:
     """Enqueue every line of the batch in one durable transaction; return the new ids in order.
 
-    Raises InvalidInput naming the first bad line; a batch with bad JSON does not open the file.
+    Raises InvalidInput naming the first bad line; a batch with bad JSON does not create a
+    queue file.
     """
     from .queue import Queue
 
@@ -190,13 +218,24 @@ def enqueue(db: str | None, data: bytes, limit: int, now: float) -> list[int] | 
     collecting = gc.isenabled()
     gc.disable()
     try:
+        lines = text.split("\n")
+        if len(lines) > bulk.PIPELINE_FROM and "unique_key" not in text and _exists(db):
+            # Into a queue that exists, the lines are read on a helper thread while this one
+            # inserts (jobq.bulk). Into a new file they are read whole first: a batch with bad
+            # JSON does not create it.
+            with Queue(db, payload_limit=limit) as q:
+                ids = _pipelined(q, lines, limit, now)
+                if ids is not None:
+                    return ids
+                jobs = strict_jobs(q, strict_lines(text), now)
+                return q.insert(jobs, now) if jobs else []
         parsed = fast_parse(text, limit)
-        lines = strict_lines(text) if parsed is None else None
+        strict = strict_lines(text) if parsed is None else None
         with Queue(db, payload_limit=limit) as q:
             runs = None if parsed is None else fast_runs(q, parsed, now)
             if runs is not None:
                 return q.insert_runs(runs, now)
-            jobs = strict_jobs(q, strict_lines(text) if lines is None else lines, now)
+            jobs = strict_jobs(q, strict_lines(text) if strict is None else strict, now)
             return q.insert(jobs, now) if jobs else []
     finally:
         if collecting:

@@ -218,17 +218,11 @@ class Queue(Actions):
         self, jobs: Iterable[tuple[str, JSONValue] | Mapping[str, object] | NewJob]
     ) -> _Ids:
         """Add many jobs in one transaction, all or nothing; return their ids in order. Each
-        item is a (type, payload) pair, a mapping with the keys of `enqueue`, or a NewJob."""
-        now = time.time()
-        built: list[NewJob] = []
-        for n, item in enumerate(jobs, 1):
-            try:
-                built.append(self.build_job(item, now))
-            except InvalidInput as e:
-                raise InvalidInput(f"job {n}: {e}") from None
-        if not built:
-            return []
-        return self.backend.enqueue(built, now)
+        item is a (type, payload) pair, a mapping with the keys of `enqueue`, or a NewJob. (The
+        items of a large list or tuple are read on a helper thread: jobq.bulk.)"""
+        from . import bulk  # here: threads, on no other command's path
+
+        return bulk.enqueue_many(self, jobs, time.time())
 
     def insert(self, jobs: Sequence[NewJob], now: float) -> _Ids:
         """Insert validated jobs (from `new_job`) in one durable transaction; return their ids
@@ -240,7 +234,7 @@ class Queue(Actions):
         job, else (the holder's id, its state)."""
         return self.backend.enqueue_unique(job, now)
 
-    def insert_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> _Ids:
+    def insert_runs(self, runs: Iterable[tuple[NewJob, str, int]], now: float) -> _Ids:
         """Insert runs (template, payload array text, count) in one durable transaction; return
         the ids in order (see the backend's `enqueue_runs`)."""
         return self.backend.enqueue_runs(runs, now)

@@ -4,6 +4,7 @@ transaction (all or nothing, even under SIGKILL), committed with synchronous=FUL
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -18,11 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobq import Queue, ndjson
+from jobq import Queue, bulk, ndjson
 from jobq.basics import NewJob
 from jobq.store import Store
 from tests.conftest import ROOT, wait_until
 from tests.factories import T0
+from tests.test_ndjson import pipelining
 
 LIMIT = 1024 * 1024
 HOLD_ENV = "JOBQ_TEST_HOLD_BULK"  # the test-only hook in jobq/store/writes.py
@@ -144,16 +146,18 @@ _jobs = st.lists(
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(jobs=_jobs, ascii_only=st.booleans())
+@given(jobs=_jobs, ascii_only=st.booleans(), pipelined=st.booleans())
 def test_bulk_paths_store_exactly_what_single_enqueue_stores(
-    tmp_path: Path, jobs: list[Job], ascii_only: bool
+    tmp_path: Path, jobs: list[Job], ascii_only: bool, pipelined: bool
 ) -> None:
     want = single(fresh(tmp_path, "single"), jobs)
     assert [typed(json.loads(r[3])) for r in want] == [typed({} if p is None else p)
                                                         for _, _, p in jobs]  # fmt: skip
-    same_rows(many(fresh(tmp_path, "many"), jobs), want)
     db = fresh(tmp_path, "ndjson")
-    ndjson.enqueue(db, ndjson_text(jobs, ascii_only).encode(), LIMIT, T0)
+    Queue(db).close()  # a queue that exists: --ndjson may pipeline into it
+    with pipelining() if pipelined else contextlib.nullcontext():
+        same_rows(many(fresh(tmp_path, "many"), jobs), want)
+        ndjson.enqueue(db, ndjson_text(jobs, ascii_only).encode(), LIMIT, T0)
     same_rows(stored(db), want)
 
 
@@ -233,11 +237,12 @@ def test_a_null_payload_means_no_payload_on_every_path(tmp_path: Path) -> None:
 # ---- one transaction, durable -----------------------------------------------------------------
 
 RUNS = 3
-PER_RUN = 2000
+PER_RUN = 3000  # a batch over bulk.PIPELINE_FROM lines: into a file that exists, pipelined
 
 
 def _batch() -> bytes:
     """RUNS runs of PER_RUN jobs (a run: consecutive jobs that differ only in payload)."""
+    assert RUNS * PER_RUN > bulk.PIPELINE_FROM
     lines = [json.dumps({"type": f"t{r}", "queue": f"q{r}", "payload": {"i": i, "n": 2**64}})
              for r in range(RUNS) for i in range(PER_RUN)]  # fmt: skip
     return ("\n".join(lines) + "\n").encode()

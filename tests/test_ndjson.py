@@ -8,13 +8,15 @@ import gc
 import json
 import sqlite3
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobq import InvalidInput, JobqError, Queue, ndjson
+from jobq import InvalidInput, JobqError, Queue, bulk, ndjson
 from jobq.basics import NewJob
 from jobq.values import MAX_INT_DIGITS, _parse_int
 from tests.factories import T0
@@ -46,14 +48,37 @@ def _outcome(db: str, run: object) -> tuple[str, object]:
     return "ok", (list(ids), _rows(db))
 
 
-def _same_as_reference(tmp_path: Path, text: str, limit: int = LIMIT) -> tuple[str, object]:
+@contextlib.contextmanager
+def pipelining(first: int = 1, most: int = 2) -> Iterator[None]:
+    """ndjson's pipelined path for a batch of any size (into a queue that exists), in chunks of
+    `first` lines, then at most `most`."""
+    saved = bulk.PIPELINE_FROM, bulk.FIRST_CHUNK, bulk.MAX_CHUNK
+    bulk.PIPELINE_FROM, bulk.FIRST_CHUNK, bulk.MAX_CHUNK = 0, first, most
+    try:
+        yield
+    finally:
+        bulk.PIPELINE_FROM, bulk.FIRST_CHUNK, bulk.MAX_CHUNK = saved
+
+
+def _same_as_reference(
+    tmp_path: Path, text: str, limit: int = LIMIT, pipelined: bool = False
+) -> tuple[str, object]:
+    """The batch through `ndjson.enqueue` (read whole into a new file, or pipelined in chunks of
+    one or two lines into a file that exists) has the outcome the strict reader alone has."""
     fast_db, ref_db = str(tmp_path / "fast.db"), str(tmp_path / "ref.db")
     for p in (fast_db, ref_db):
         for suffix in ("", "-wal", "-shm"):
             Path(p + suffix).unlink(missing_ok=True)
-    fast = _outcome(fast_db, lambda: ndjson.enqueue(fast_db, text.encode(), limit, T0))
+    if pipelined:
+        Queue(fast_db).close()
+        with pipelining():
+            fast = _outcome(fast_db, lambda: ndjson.enqueue(fast_db, text.encode(), limit, T0))
+    else:
+        fast = _outcome(fast_db, lambda: ndjson.enqueue(fast_db, text.encode(), limit, T0))
     ref = _outcome(ref_db, lambda: _reference(ref_db, text, limit))
     assert fast == ref
+    if fast[0] == "error" and pipelined:  # a fallback rolled back the chunks it had inserted
+        assert _rows(fast_db) == []
     return fast
 
 
@@ -111,10 +136,13 @@ TRICKY = [
 ]  # fmt: skip
 
 
+@pytest.mark.parametrize("pipelined", [False, True], ids=["whole", "pipelined"])
 @pytest.mark.parametrize("line", [c[1] for c in TRICKY], ids=[c[0] for c in TRICKY])
-def test_fast_reader_matches_the_strict_one_line_by_line(tmp_path: Path, line: str) -> None:
+def test_fast_reader_matches_the_strict_one_line_by_line(
+    tmp_path: Path, line: str, pipelined: bool
+) -> None:
     good = '{"type": "ok", "payload": {"n": 1}}'
-    _same_as_reference(tmp_path, "\n".join([good, line, good]) + "\n")
+    _same_as_reference(tmp_path, "\n".join([good, good, line, good]) + "\n", pipelined=pipelined)
 
 
 def test_bad_lines_get_the_strict_readers_message(tmp_path: Path) -> None:
@@ -369,9 +397,11 @@ _line = _fields.map(lambda f: json.dumps(f, ensure_ascii=False)) | _fields.map(
 @settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(lines=st.lists(_line, max_size=12))
-def test_generated_batches_match_the_strict_reader(tmp_path: Path, lines: list[str]) -> None:
-    _same_as_reference(tmp_path, "\n".join(lines) + "\n")
+@given(lines=st.lists(_line, max_size=12), pipelined=st.booleans())
+def test_generated_batches_match_the_strict_reader(
+    tmp_path: Path, lines: list[str], pipelined: bool
+) -> None:
+    _same_as_reference(tmp_path, "\n".join(lines) + "\n", pipelined=pipelined)
 
 
 # ---- the store's bulk insert ------------------------------------------------------------------
@@ -405,3 +435,87 @@ def test_enqueue_runs_writes_nothing_when_a_count_is_wrong(tmp_path: Path) -> No
         with pytest.raises(JobqError, match="NOT NULL"):
             q.backend.enqueue_runs([(NewJob("a"), "[[1]]", 1), (NewJob("b"), "[[1],2]", 2)], T0)
         assert q.count() == 1
+
+
+# ---- the pipelined path (jobq.bulk; tests/test_bulk_pipeline.py has the rest) ---------------
+
+READER = "jobq-bulk-builder"
+
+
+def _readers() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name == READER]
+
+
+def _events(location: str) -> int:
+    with Queue(location) as q:
+        return len(list(q.events(limit=100_000)))
+
+
+def _batch(n: int, *, types: int = 3) -> str:
+    return "".join(json.dumps({"type": f"t{i * types // n}", "payload": {"i": i}}) + "\n"
+                   for i in range(n))  # fmt: skip
+
+
+def test_a_large_batch_into_an_existing_queue_is_pipelined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = str(tmp_path / "q.db")
+    Queue(db).close()
+    used = []
+    real = ndjson._pipelined
+
+    def spy(*a: object) -> object:
+        used.append(1)
+        return real(*a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ndjson, "_pipelined", spy)
+    text = _batch(bulk.PIPELINE_FROM + 10)
+    switch = sys.getswitchinterval()
+    ids = ndjson.enqueue(db, text.encode(), LIMIT, T0)
+    assert used == [1]
+    assert list(ids) == list(range(1, bulk.PIPELINE_FROM + 11))
+    assert sys.getswitchinterval() == switch and _readers() == []
+    with Queue(db) as q:
+        got = [(j.type, j.payload) for j in map(q.get, [ids[0], ids[-1]])]
+    assert got == [("t0", {"i": 0}), ("t2", {"i": bulk.PIPELINE_FROM + 9})]
+    # a new file: the batch is read whole first (bad JSON must not create it)
+    new = str(tmp_path / "new.db")
+    assert list(ndjson.enqueue(new, text.encode(), LIMIT, T0)) == list(ids)
+    assert used == [1]
+
+
+def test_a_pipelined_batch_matches_the_whole_read_on_every_backend(location: str) -> None:
+    Queue(location).close()
+    text = _batch(40, types=4)
+    with pipelining(3, 7):
+        ids = list(ndjson.enqueue(location, text.encode(), LIMIT, T0))
+    with Queue(location) as q:
+        assert [(j.type, j.payload) for j in map(q.get, ids)] == [
+            (f"t{i * 4 // 40}", {"i": i}) for i in range(40)]  # fmt: skip
+        assert [e.job_id for e in q.events(kinds="created", limit=100)] == ids
+    assert ids == sorted(ids) and len(set(ids)) == 40
+    assert _readers() == []
+
+
+def test_a_fallback_after_inserted_chunks_rolls_them_back(location: str) -> None:
+    """A line the fast reader leaves to the strict one (a dependency), late in the batch: the
+    chunks inserted before it are rolled back, and the strict reader enqueues the batch once."""
+    Queue(location).close()
+    with Queue(location) as q:
+        first = q.enqueue("first")
+    lines = [*_batch(20).splitlines(), json.dumps({"type": "dep", "after": [first]})]
+    with pipelining(2, 4):
+        ids = list(ndjson.enqueue(location, "\n".join(lines).encode(), LIMIT, T0))
+    assert len(ids) == 21
+    with Queue(location) as q:
+        assert q.count() == 22  # the first job and the batch, once
+        assert [j.type for j in map(q.get, ids)][-1] == "dep"
+    assert _events(location) == 22
+
+
+def test_bad_json_late_in_a_large_batch_does_not_create_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "new.db"
+    text = _batch(30) + '{"type": "a", "payload": {"k": 1, "k": 2}}\n'
+    with pipelining(), pytest.raises(InvalidInput, match="line 31: invalid JSON: duplicate key"):
+        ndjson.enqueue(str(db), text.encode(), LIMIT, T0)
+    assert not db.exists()

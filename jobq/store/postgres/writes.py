@@ -9,13 +9,13 @@ with FOR UPDATE SKIP LOCKED: concurrent claims neither wait for nor take each ot
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import psycopg
 
 from ...backend import ANY, ClaimFilter, Ending
-from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
+from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, runs_of
 from ...endings import dependency_states
 from .reads import Reads
 from .rows import claim_params, claim_shape, limits_json, pg_text, row_to_job, split_run
@@ -49,17 +49,6 @@ if TYPE_CHECKING:
 _ERRORS = (Outcome.FAILED, Outcome.TIMEOUT, Outcome.CRASHED)  # what the errors feed lists
 
 
-def run_array(texts: Sequence[str]) -> str:
-    """The payload array of a run (see `enqueue_runs`) for canonical payload texts."""
-    return "[" + ",".join([t if t[:1] == "{" else "[" + t + "]" for t in texts]) + "]"
-
-
-def _runs_of(jobs: Sequence[NewJob]) -> list[tuple[NewJob, str, int]]:
-    """Consecutive jobs that differ only in payload, as runs for `_insert_runs`."""
-    return [(jobs[i], run_array([j.payload_json for j in jobs[i:k]]), k - i)
-            for i, k in same_batch(jobs)]  # fmt: skip
-
-
 def _job_params(j: NewJob, now: float) -> dict[str, Any]:
     return {
         "type": j.type,
@@ -88,7 +77,7 @@ class JobWrites(Reads):
             return [self._one(INSERT_JOB, _job_params(jobs[0], now)).fetchone()[0]]
         with self._write(durable=True) as conn:
             if all(j.unique_key is None and not j.after for j in jobs):
-                return self._insert_runs(conn, _runs_of(jobs), now)
+                return self._insert_runs(conn, runs_of(jobs), now)
             return [self._insert_one(conn, j, now)[0] for j in jobs]
 
     def enqueue_unique(self, job: NewJob, now: float) -> tuple[int, str | None]:
@@ -149,7 +138,7 @@ class JobWrites(Reads):
             conn.execute(CANCEL_AT_ONCE, {"id": job_id, "now": params["now"], "reason": reason})
         return job_id, None
 
-    def enqueue_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> list[int]:
+    def enqueue_runs(self, runs: Iterable[tuple[NewJob, str, int]], now: float) -> list[int]:
         """Insert runs of jobs in one durable transaction; return their ids, in order.
 
         A run is (template, payloads, count): `count` jobs with every field of `template` but its
@@ -158,18 +147,17 @@ class JobWrites(Reads):
         payload, an array element holds one payload, e.g. `[{"a":1},[2],[[3]],["s"]]` for
         `{"a":1}`, `2`, `[3]` and `"s"` (`run_array` builds it). Each payload is stored as the
         text it has in the array. Templates must not carry a unique key or dependencies.
+        `runs` may be an iterator whose items are still being made (ndjson's reader thread): it
+        is read inside the transaction, and an exception it raises rolls everything back.
         """
-        if not runs:
+        if isinstance(runs, (list, tuple)) and not runs:
             return []
-        for template, _, _ in runs:
-            if template.unique_key is not None:
-                raise ValueError("a run of jobs cannot carry a unique key")
         with self._write(durable=True) as conn:
             return self._insert_runs(conn, runs, now)
 
     @staticmethod
     def _insert_runs(
-        conn: psycopg.Connection[Any], runs: Sequence[tuple[NewJob, str, int]], now: float
+        conn: psycopg.Connection[Any], runs: Iterable[tuple[NewJob, str, int]], now: float
     ) -> list[int]:
         out: list[int] = []
         for template, payloads, count in runs:

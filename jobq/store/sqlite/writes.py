@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from ...backend import ANY, ActionOutcome, ActionResult, ClaimFilter, Ending
-from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, same_batch
+from ...basics import DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobState, NewJob, Outcome, runs_of
 from .reads import Reads
 from .rows import _row_to_job
 from .sql import (
@@ -41,12 +41,6 @@ if TYPE_CHECKING:
 OutcomeLike = Outcome | str
 
 
-def _runs_of(jobs: Sequence[NewJob]) -> list[tuple[NewJob, str, int]]:
-    """Consecutive jobs that differ only in payload, as runs for `_insert_runs`."""
-    return [(jobs[i], run_array([j.payload_json for j in jobs[i:k]]), k - i)
-            for i, k in same_batch(jobs)]  # fmt: skip
-
-
 # Test-only hook, JOBQ_TEST_HOLD_BULK=N:PATH: a bulk insert that has written a job with id >= N
 # stops inside its transaction, writes its connection's `PRAGMA synchronous` to PATH and sleeps
 # until it is killed (tests/test_bulk_storage.py: all or nothing, durability of --ndjson).
@@ -64,12 +58,6 @@ def _hold(conn: sqlite3.Connection, last_id: int) -> None:
     import time
 
     time.sleep(3600)
-
-
-def run_array(texts: Sequence[str]) -> str:
-    """The payload array of a run (see `Store.enqueue_runs`) for canonical payload texts."""
-    # compact JSON text that starts with "{" is an object; anything else travels wrapped
-    return "[" + ",".join([t if t[:1] == "{" else "[" + t + "]" for t in texts]) + "]"
 
 
 def _state_outcome(conn: sqlite3.Connection, job_id: int) -> ActionOutcome:
@@ -100,7 +88,7 @@ class JobWrites(Reads):
             if len(jobs) == 1 and jobs[0].unique_key is None and not jobs[0].after:
                 return [self.insert_job(conn, self._job_params(jobs[0], now))]
             if all(j.unique_key is None and not j.after for j in jobs):
-                return list(self._insert_runs(conn, _runs_of(jobs), now))
+                return list(self._insert_runs(conn, runs_of(jobs), now))
             return [self._insert_one(conn, j, now)[0] for j in jobs]
 
     def enqueue_unique(self, job: NewJob, now: float) -> tuple[int, str | None]:
@@ -147,7 +135,7 @@ class JobWrites(Reads):
             conn.execute(CANCEL_AT_ONCE, {"id": job_id, "now": now, "reason": reason})
         return job_id
 
-    def enqueue_runs(self, runs: Sequence[tuple[NewJob, str, int]], now: float) -> list[int]:
+    def enqueue_runs(self, runs: Iterable[tuple[NewJob, str, int]], now: float) -> list[int]:
         """Insert runs of jobs in one durable transaction; return their ids, in order.
 
         A run is (template, payloads, count): `count` jobs with every field of `template` but its
@@ -156,15 +144,17 @@ class JobWrites(Reads):
         payload, an array element holds one payload, e.g. `[{"a":1},[2],[[3]],["s"]]` for
         `{"a":1}`, `2`, `[3]` and `"s"` (`run_array` builds it). Each payload is stored as the
         text it has in the array. Templates must not carry a unique key or dependencies.
+        `runs` may be an iterator whose items are still being made (ndjson's reader thread): it
+        is read inside the transaction, and an exception it raises rolls everything back.
         """
-        if not runs:
+        if isinstance(runs, (list, tuple)) and not runs:
             return []
         with self._write(durable=True) as conn:
             return list(self._insert_runs(conn, runs, now))
 
     @staticmethod
     def _insert_runs(
-        conn: sqlite3.Connection, runs: Sequence[tuple[NewJob, str, int]], now: float
+        conn: sqlite3.Connection, runs: Iterable[tuple[NewJob, str, int]], now: float
     ) -> range:
         # Under the write lock, the next ids are seq+1 ... seq+n (AUTOINCREMENT's high-water
         # mark); an id that exists anyway would fail the insert, never be reused.
