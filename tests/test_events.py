@@ -180,7 +180,7 @@ def _after_a_failed_job(b: Backend) -> list[int]:
 
 
 # Every way jobq makes a job writes its `created` event (SQLite since schema 12 by the statement
-# after the insert, not a trigger; PostgreSQL by a trigger): once per job, in id order.
+# after the insert; PostgreSQL by a trigger per statement): once per job, in id order.
 MAKERS: list[tuple[str, Callable[[Backend], list[int]]]] = [
     ("one job", lambda b: b.enqueue([new_job("one")], T0)),
     (
