@@ -13,7 +13,7 @@ import pytest
 
 from jobq import InvalidInput, Queue, bulk, ndjson
 from tests.factories import T0
-from tests.test_ndjson import LIMIT, pipelining
+from tests.test_ndjson import LIMIT, pipelining, spy_pipelined
 
 HELPER = "jobq-bulk-builder"
 
@@ -54,14 +54,7 @@ def test_enqueue_many_pipelined_enqueues_what_the_plain_path_does(
     location: str, tmp_path: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     items = _items(60)
-    used = []
-    real = bulk.pipelined
-
-    def spy(*a: object) -> object:
-        used.append(1)
-        return real(*a)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(bulk, "pipelined", spy)
+    used = spy_pipelined(monkeypatch)
     with pipelining(4, 9), Queue(location) as q:
         ids = q.enqueue_many(items)
     assert used == [1] and _helpers() == []

@@ -60,6 +60,19 @@ def pipelining(first: int = 1, most: int = 2) -> Iterator[None]:
         bulk.PIPELINE_FROM, bulk.FIRST_CHUNK, bulk.MAX_CHUNK = saved
 
 
+def spy_pipelined(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that gets a 1 each time a batch takes the pipelined path (bulk.pipelined)."""
+    used: list[int] = []
+    real = bulk.pipelined
+
+    def spy(*a: object) -> object:
+        used.append(1)
+        return real(*a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk, "pipelined", spy)
+    return used
+
+
 def _same_as_reference(
     tmp_path: Path, text: str, limit: int = LIMIT, pipelined: bool = False
 ) -> tuple[str, object]:
@@ -461,14 +474,7 @@ def test_a_large_batch_into_an_existing_queue_is_pipelined(
 ) -> None:
     db = str(tmp_path / "q.db")
     Queue(db).close()
-    used = []
-    real = ndjson._pipelined
-
-    def spy(*a: object) -> object:
-        used.append(1)
-        return real(*a)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ndjson, "_pipelined", spy)
+    used = spy_pipelined(monkeypatch)
     text = _batch(bulk.PIPELINE_FROM + 10)
     switch = sys.getswitchinterval()
     ids = ndjson.enqueue(db, text.encode(), LIMIT, T0)
