@@ -457,3 +457,25 @@ def test_a_retry_racing_an_enqueue_of_its_unique_key_reports_the_duplicate(
         producer.close()
         retry.join(30)
         b.close()
+
+
+def test_created_events_come_from_the_trigger_except_in_a_bulk_insert(pg_location: str) -> None:
+    """Schema 10: a bulk insert writes its own created events and tells the row trigger so for
+    its transaction only; a hand-written insert, and every later transaction of the same
+    connection, still get theirs from the trigger, once each."""
+    b = open_backend(pg_location, Role.PRODUCER)
+    try:
+        bulk = b.enqueue_runs([(new_job("bulk"), '[{"a":1},[2]]', 2)], T0)
+        one = b.enqueue([new_job("one")], T0)  # the same connection, after the bulk insert
+        s = _schema(pg_location)
+        with _raw(pg_location) as c:
+            (hand,) = c.execute(
+                f'INSERT INTO "{s}".jobs (type, payload, run_at, created_at) VALUES'
+                " ('hand', '{}', now(), now()) RETURNING id"
+            ).fetchone()  # type: ignore[misc]
+            setting = c.execute("SELECT current_setting('jobq.bulk_insert', true)").fetchone()
+        created = [e.job_id for e in b.events(kinds=["created"])]
+    finally:
+        b.close()
+    assert created == [*bulk, *one, hand]
+    assert setting in ((None,), ("",))  # never set outside a bulk insert's transaction

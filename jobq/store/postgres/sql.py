@@ -61,34 +61,6 @@ WITH found AS (
 SELECT id, state FROM found UNION ALL SELECT id, NULL FROM ins
 """
 
-# Bulk insert of jobs that share every column but the payload: the payloads travel as one JSON
-# array (a run, see JobWrites.enqueue_runs) that the server unpacks, one statement for the run.
-# json (not jsonb) functions return each element as its exact text. Rows are inserted in array
-# order, so their identity ids increase in array order: the caller sorts the ids it gets back.
-INSERT_JOBS_BULK = f"""
-INSERT INTO jobs (type, queue, payload, priority, state, run_at, max_attempts, timeout,
-                  created_at)
-SELECT %(type)s, %(queue)s,
-       CASE json_typeof(e.v) WHEN 'object' THEN e.v WHEN 'array' THEN e.v -> 0 END,
-       %(priority)s, 'pending', to_timestamp(%(run_at)s::float8), %(max_attempts)s,
-       %(timeout)s::float8, {NOW}
-FROM json_array_elements(%(payloads)s::json) WITH ORDINALITY AS e(v, n)
-ORDER BY e.n
-RETURNING id
-"""
-
-# The same from the payloads as a text array (rows.split_run), for a run whose array holds a
-# \u0000 escape: every json function but the input check refuses to take such text apart.
-INSERT_JOBS_TEXTS = f"""
-INSERT INTO jobs (type, queue, payload, priority, state, run_at, max_attempts, timeout,
-                  created_at)
-SELECT %(type)s, %(queue)s, e.v::json, %(priority)s, 'pending', to_timestamp(%(run_at)s::float8),
-       %(max_attempts)s, %(timeout)s::float8, {NOW}
-FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS e(v, n)
-ORDER BY e.n
-RETURNING id
-"""
-
 # The active job holding a unique key: keys are scoped to the type (index jobs_unique).
 FIND_UNIQUE = """
 SELECT id, state FROM jobs

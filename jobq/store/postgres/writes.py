@@ -24,14 +24,13 @@ from .sql import (
     END_ATTEMPT,
     FIND_UNIQUE,
     INSERT_JOB,
-    INSERT_JOBS_BULK,
-    INSERT_JOBS_TEXTS,
     INSERT_UNIQUE,
     LEASED,
     LOCK_ERRORS,
     RENEW,
     SNOOZES,
 )
+from .sql_bulk import BULK_INSERT, INSERT_JOBS_BULK, INSERT_JOBS_TEXTS
 from .sql_deps import (
     CANCEL_AT_ONCE,
     CANCEL_DEPENDENTS,
@@ -160,6 +159,9 @@ class JobWrites(Reads):
         conn: psycopg.Connection[Any], runs: Iterable[tuple[NewJob, str, int]], now: float
     ) -> list[int]:
         out: list[int] = []
+        # the statements write their jobs' created events themselves (schema migration 10);
+        # until this transaction ends, the row trigger leaves jobs inserted in it alone
+        conn.execute(BULK_INSERT)
         for template, payloads, count in runs:
             if template.unique_key is not None:
                 raise ValueError("a run of jobs cannot carry a unique key")
