@@ -129,3 +129,40 @@ def test_workers_survive_a_full_disk_and_finish_once_space_is_freed(
     finally:
         kill_all([pool])
         store.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_pipelined_ndjson_batch_that_fills_the_disk_writes_none_of_it(
+    tiny_fs: Path, jobq_env: dict[str, str], jobq_cmd: list[str]
+):
+    """A batch large enough to be inserted while it is read (jobq.bulk) runs out of space part
+    way: exit 75 with one line, none of the batch in the file, the file sound, and the same
+    batch goes in whole once there is room."""
+    from jobq import bulk
+
+    db = str(tiny_fs / "q.db")
+    env = {**jobq_env, "JOBQ_DB": db}
+    store = Store(db)
+    first = store.enqueue([new_job("before")], time.time())
+    store.close()
+    n = 30_000  # ~4 MB of WAL: more than the tmpfs holds
+    assert n > bulk.PIPELINE_FROM
+    batch = "".join(json.dumps({"type": "bulk", "payload": {"i": i}}) + "\n" for i in range(n))
+    r = subprocess.run([*jobq_cmd, "enqueue", "--ndjson", "-"], input=batch.encode(), env=env,
+                       capture_output=True, timeout=60)  # fmt: skip
+    err = r.stderr.decode()
+    assert r.returncode == 75, (r.returncode, err[-1500:])
+    assert r.stdout == b"" and len(err.strip().splitlines()) == 1, err[-1500:]
+    assert "Traceback" not in err and ("full" in err or "space" in err), err
+    assert integrity(db) == "ok"
+    store = Store(db)
+    try:
+        assert store.counts()["pending"] == 1  # none of the batch
+        assert [e.job_id for e in store.events(kinds=["created"])] == first
+    finally:
+        store.close()
+    half = "".join(batch.splitlines(keepends=True)[: bulk.PIPELINE_FROM + 100])
+    r = subprocess.run([*jobq_cmd, "enqueue", "--ndjson", "-"], input=half.encode(), env=env,
+                       capture_output=True, timeout=60)  # fmt: skip
+    assert r.returncode == 0, r.stderr.decode()[-1500:]
+    assert len(r.stdout.split()) == bulk.PIPELINE_FROM + 100
