@@ -91,6 +91,29 @@ def test_an_older_file_is_migrated_with_an_empty_event_table(tmp_path: Path) -> 
     conn.close()
 
 
+def test_a_file_of_schema_11_whose_created_trigger_was_dropped_by_hand_still_opens(
+    tmp_path: Path,
+) -> None:
+    """Migration 12 drops `events_created`: one already gone (a benchmark's variant, a user's
+    experiment) must not make the queue refuse to open."""
+    path = str(tmp_path / "older.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    for migration in MIGRATIONS[:11]:
+        for sql in migration:
+            conn.execute(sql)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 11")
+    conn.execute("DROP TRIGGER events_created")
+    conn.close()
+    with closing(Store(path)) as s:
+        job_id = enqueue(s, T0, type="new")
+        assert [(e.kind.value, e.job_id) for e in s.events(kinds=ALL)] == [("created", job_id)]
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
 def test_a_write_that_fails_leaves_no_event(store: Store) -> None:
     """The events are written in the change's transaction: rolled back with it."""
     with pytest.raises(ValueError, match="held 2 payloads"):

@@ -426,7 +426,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # one or COPY included, still fires it (a trigger per statement over the inserted rows cost
     # a single enqueue 10 %: 2,501 against 2,773 a second, 10 alternating rounds).
     (
-        "DROP TRIGGER jobq_event_created ON {s}.jobs",
+        "DROP TRIGGER IF EXISTS jobq_event_created ON {s}.jobs",  # (dropped by hand: still opens)
         """CREATE TRIGGER jobq_event_created AFTER INSERT ON {s}.jobs
            FOR EACH ROW WHEN (current_setting('jobq.bulk_insert', true) IS DISTINCT FROM 'on')
            EXECUTE FUNCTION {s}.jobq_event_created()""",

@@ -336,7 +336,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # (sql.CREATED_EVENTS, for a whole range of ids at once), not by a trigger per row: a bulk
     # enqueue of 200,000 jobs spent 14 % of its insert firing the trigger. Every path of jobq
     # that inserts jobs writes it (tests/test_events.py); a row inserted by hand has none.
-    ("DROP TRIGGER events_created",),
+    ("DROP TRIGGER IF EXISTS events_created",),  # (a file whose trigger was dropped by hand)
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
