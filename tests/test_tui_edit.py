@@ -328,6 +328,13 @@ def tmux(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
 
 
+def _resize_job(tmp_path: Path) -> tuple[str, int]:
+    """A queue file holding one pending resize job of a.jpg: (its path, the job's id)."""
+    db = str(tmp_path / "q.db")
+    with Queue(db) as q:
+        return db, q.enqueue("resize", {"path": "a.jpg"})
+
+
 def _dashboard_in_tmux(
     tm: list[str], db: str, editor_text: str, tmp_path: Path, env: str = "", editor_args: str = ""
 ) -> Callable[[], str]:
@@ -358,9 +365,7 @@ def test_e_suspends_the_real_dashboard_for_the_editor(
     tmp_path: Path, tmux: tuple[str, list[str]]
 ) -> None:
     _socket, tm = tmux
-    db = str(tmp_path / "q.db")
-    with Queue(db) as q:
-        job_id = q.enqueue("resize", {"path": "a.jpg"})
+    db, job_id = _resize_job(tmp_path)
     screen = _dashboard_in_tmux(tm, db, EDITOR, tmp_path)
     subprocess.run([*tm, "send-keys", "enter"], check=True)
     wait_until(lambda: f"Job {job_id}" in screen() and '"a.jpg"' in screen(), timeout=20,
@@ -395,9 +400,7 @@ def test_a_refused_write_from_the_real_editor_keeps_its_file(
     tmp_path: Path, tmux: tuple[str, list[str]]
 ) -> None:
     _socket, tm = tmux
-    db = str(tmp_path / "q.db")
-    with Queue(db) as q:
-        job_id = q.enqueue("resize", {"path": "a.jpg"})
+    db, job_id = _resize_job(tmp_path)
     tmp = tmp_path / "t[x]"  # $TMPDIR, with the brackets of markup
     tmp.mkdir()
     pane = _dashboard_in_tmux(tm, db, CLAIMING_EDITOR, tmp_path,
