@@ -33,6 +33,10 @@ MAX_CHUNK = 16384
 _DONE = object()
 
 
+class _GiveUp(Exception):
+    """`build` could not make runs of a chunk: roll back, and let the caller take the batch."""
+
+
 def chunks(n: int) -> Iterator[tuple[int, int]]:
     """(start, end) of the chunks of n items: a small first one, then a quarter of what is left
     (at most MAX_CHUNK), so that what is inserted after the last chunk is built is small too."""
@@ -92,10 +96,6 @@ def pipelined(
         stop.set()  # an insert that failed: the helper stops after its chunk
         if helper.ident is not None:
             helper.join()
-
-
-class _GiveUp(Exception):
-    """`build` could not make runs of a chunk: roll back, and let the caller take the batch."""
 
 
 def enqueue_many(q: Queue, jobs: Iterable[object], now: float) -> list[int]:

@@ -112,11 +112,14 @@ def _scanner() -> Any:
     ).scan_once  # type: ignore[attr-defined]
 
 
-def fast_parse(text: str, limit: int) -> list[dict[str, Any]] | None:
-    """Every non-blank line as a JSON value, or None: use the strict reader."""
+def fast_parse(
+    text: str, limit: int, lines: list[str] | None = None
+) -> list[dict[str, Any]] | None:
+    """Every non-blank line as a JSON value, or None: use the strict reader. (`lines`: the text
+    split at newlines, where the caller has it already.)"""
     if "unique_key" in text:
         return None  # unique keys look up existing jobs one by one: the strict path's work
-    return fast_parse_lines(text.split("\n"), limit)
+    return fast_parse_lines(text.split("\n") if lines is None else lines, limit)
 
 
 def fast_parse_lines(lines: list[str], limit: int) -> list[dict[str, Any]] | None:
@@ -229,7 +232,7 @@ def enqueue(db: str | None, data: bytes, limit: int, now: float) -> list[int] | 
                     return ids
                 jobs = strict_jobs(q, strict_lines(text), now)
                 return q.insert(jobs, now) if jobs else []
-        parsed = fast_parse(text, limit)
+        parsed = fast_parse(text, limit, lines)
         strict = strict_lines(text) if parsed is None else None
         with Queue(db, payload_limit=limit) as q:
             runs = None if parsed is None else fast_runs(q, parsed, now)

@@ -146,8 +146,8 @@ class JobWrites(Reads):
         payload, an array element holds one payload, e.g. `[{"a":1},[2],[[3]],["s"]]` for
         `{"a":1}`, `2`, `[3]` and `"s"` (`run_array` builds it). Each payload is stored as the
         text it has in the array. Templates must not carry a unique key or dependencies.
-        `runs` may be an iterator whose items are still being made (ndjson's reader thread): it
-        is read inside the transaction, and an exception it raises rolls everything back.
+        `runs` may be an iterator whose items are still being made (jobq.bulk's helper thread):
+        it is read inside the transaction, and an exception it raises rolls everything back.
         """
         if isinstance(runs, (list, tuple)) and not runs:
             return []
