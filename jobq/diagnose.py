@@ -106,15 +106,24 @@ def _glob_tokens(pattern: str) -> tuple[_Token, ...] | None:
             k += 1
         if k >= n:  # SQLite: an unterminated set matches nothing
             return None
+        # As SQLite's patternCompare reads a set: every character is a member as it is read;
+        # "-" and a next character (not the closing "]") then make a range from the character
+        # before, which a reversed range leaves at that one member. A leading "]", a "-" with
+        # no character before it (first, or just after a range) and a "-" last are members.
         body, members, m = pattern[j:k], [], 0
+        prior: str | None = None
+        if k > j and pattern[j] == "]":
+            members.append(("]", "]"))
+            m = 1
         while m < len(body):
-            if m + 2 < len(body) and body[m + 1] == "-":
-                if body[m] <= body[m + 2]:  # SQLite: a reversed range matches nothing
-                    members.append((body[m], body[m + 2]))
-                m += 3
+            ch = body[m]
+            if ch == "-" and prior is not None and m + 1 < len(body):
+                if prior <= body[m + 1]:
+                    members.append((prior, body[m + 1]))
+                prior, m = None, m + 2
             else:
-                members.append((body[m], body[m]))
-                m += 1
+                members.append((ch, ch))
+                prior, m = ch, m + 1
         out.append((tuple(members), negate))
         i = k + 1
     return tuple(out)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from workerapp import Pools
 
@@ -28,7 +28,7 @@ from jobq import (
     format_duration,
     pool_alive,
 )
-from jobq.diagnose import glob_match, pool_takes
+from jobq.diagnose import _glob_regex, glob_match, pool_takes
 from jobq.limits import Limit, LimitStatus
 from jobq.store import Store
 from tests.conftest import wait_until
@@ -380,10 +380,15 @@ _GLOB_CHARS = st.text(alphabet="ab]^-[*?", max_size=7)
 
 @settings(max_examples=400, deadline=None)
 @given(pattern=_GLOB_CHARS, text=st.text(alphabet="ab]^-[*?c", max_size=6))
+# a reversed range keeps its first character; a "-" just after a range is a member
+@example(pattern="[[-?]", text="[")
+@example(pattern="[a-c-e]", text="-")
+@example(pattern="[]-a]", text="-")
 def test_glob_match_is_sqlite_glob(pattern: str, text: str) -> None:
     with sqlite3.connect(":memory:") as conn:
         want = bool(conn.execute("SELECT ? GLOB ?", (text, pattern)).fetchone()[0])
     assert glob_match(pattern, text) is want
+    assert bool(_glob_regex(pattern).fullmatch(text)) is want  # what PostgreSQL's claim uses
 
 
 # ---- failures that look alike -----------------------------------------------------------------
